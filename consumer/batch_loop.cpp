@@ -1,0 +1,228 @@
+#include "consumer/batch_loop.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <thread>
+
+#include "consumer/log.h"
+#include "dedup/database_error.h"
+
+namespace fraud::consumer {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kMaxPoll = 100ms;
+constexpr auto kFirstBackoff = 100ms;
+constexpr auto kMaxBackoff = 30s;
+constexpr auto kProgressEvery = 10s;
+
+std::string where(const TopicPartition& tp) { return tp.topic + "/" + std::to_string(tp.partition); }
+
+void add(LoopCounters& c, const dedup::BatchResult& r) {
+  ++c.batches;
+  c.processed += r.processed, c.duplicates += r.duplicates, c.rejected += r.rejected, c.alerts += r.alerts;
+}
+
+dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& b) {
+  a.fenced = a.fenced || b.fenced;
+  a.processed += b.processed, a.duplicates += b.duplicates, a.rejected += b.rejected, a.alerts += b.alerts;
+  return a;
+}
+
+}  // namespace
+
+BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
+                     const rules::RuleSet& rules)
+    : batch_config_(batch),
+      store_(store),
+      rules_(rules),
+      decoder_({static_cast<std::size_t>(limits.max_record_bytes), static_cast<std::size_t>(limits.max_json_depth)}) {}
+
+void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
+  source_ = &source;
+  stop_ = &stop;
+  auto next_progress = Clock::now() + kProgressEvery;
+  while (!stop.load()) {
+    auto record = source.poll(poll_timeout(Clock::now()));
+    if (fatal_) throw std::runtime_error(*fatal_);
+    if (record) accept(std::move(*record));
+    auto now = Clock::now();
+    flush_due(now);
+    if (now >= next_progress) {
+      next_progress = now + kProgressEvery;
+      log::info("progress", {{"processed", std::to_string(counters_.processed)},
+                             {"duplicates", std::to_string(counters_.duplicates)},
+                             {"rejected", std::to_string(counters_.rejected)},
+                             {"alerts", std::to_string(counters_.alerts)}});
+    }
+  }
+  // Shutting down: apply what is in hand; what cannot be applied now is left to the next owner.
+  for (auto& [tp, p] : partitions_) flush(tp, p, OnTransient::drop);
+}
+
+std::optional<std::int64_t> BatchLoop::on_assigned(const TopicPartition& tp) {
+  // Runs inside librdkafka's callback: nothing may escape it, so a fatal error is parked
+  // in fatal_ and rethrown by run().
+  for (auto backoff = std::chrono::milliseconds(kFirstBackoff);; backoff = std::min(backoff * 2, 5000ms)) {
+    try {
+      auto claim = store_.claim(tp.topic, tp.partition);
+      partitions_[tp] = Partition{};
+      partitions_[tp].epoch = claim.epoch;
+      log::info("partition claimed", {{"partition", where(tp)},
+                                      {"epoch", std::to_string(claim.epoch)},
+                                      {"resume_at", claim.next_offset ? std::to_string(*claim.next_offset) : "start"}});
+      return claim.next_offset;
+    } catch (const dedup::DatabaseError& e) {
+      if (!e.transient) return fatal_ = "claiming " + where(tp) + ": " + e.what(), std::nullopt;
+      if (stop_ && stop_->load()) return std::nullopt;  // leaving anyway; its records are ignored
+      ++counters_.database_retries;
+      log::warn("claim failed; retrying", {{"partition", where(tp)}, {"reason", e.reason}, {"error", e.what()}});
+      std::this_thread::sleep_for(backoff);
+    } catch (const std::exception& e) {
+      return fatal_ = "claiming " + where(tp) + ": " + e.what(), std::nullopt;
+    }
+  }
+}
+
+void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
+  for (const auto& tp : tps) {
+    auto it = partitions_.find(tp);
+    if (it == partitions_.end()) continue;
+    try {
+      flush(tp, it->second, OnTransient::drop);
+    } catch (const std::exception& e) {
+      fatal_ = "applying " + where(tp) + " on revoke: " + e.what();
+    }
+    partitions_.erase(it);
+  }
+}
+
+void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
+  // Another member may own these already; writing would be fenced, so drop without trying.
+  for (const auto& tp : tps) {
+    log::warn("partition lost", {{"partition", where(tp)}});
+    partitions_.erase(tp);
+  }
+}
+
+void BatchLoop::accept(events::Record record) {
+  auto it = partitions_.find({record.topic, record.partition});
+  if (it == partitions_.end() || it->second.fenced) return;  // not ours: never write it
+  auto& p = it->second;
+  if (p.pending.empty()) p.first_pending = Clock::now();
+  p.pending.push_back(std::move(record));
+}
+
+void BatchLoop::flush_due(Clock::time_point now) {
+  auto max_wait = std::chrono::milliseconds(batch_config_.max_wait_ms);
+  for (auto& [tp, p] : partitions_) {
+    if (p.pending.empty() || p.fenced) continue;
+    if (p.backoff.count() > 0 && now < p.retry_at) continue;
+    bool full = p.pending.size() >= static_cast<std::size_t>(batch_config_.max_records);
+    if (full || now - p.first_pending >= max_wait || p.backoff.count() > 0) flush(tp, p, OnTransient::retry_later);
+  }
+}
+
+void BatchLoop::flush(const TopicPartition& tp, Partition& p, OnTransient on_transient) {
+  while (!p.pending.empty() && !p.fenced) {
+    auto count = std::min(p.pending.size(), static_cast<std::size_t>(batch_config_.max_records));
+    try {
+      if (!apply_chunk(tp, p, count)) return;
+    } catch (const dedup::DatabaseError& e) {
+      if (!e.transient) throw std::runtime_error("applying " + where(tp) + ": " + e.what());
+      if (on_transient == OnTransient::drop) {
+        log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", e.what()}});
+        p.pending.clear();
+        return;
+      }
+      schedule_retry(tp, p, e);
+      return;
+    }
+  }
+}
+
+bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count) {
+  auto batch = decode(tp, p, count);
+  auto result = apply_or_split(batch);
+  if (result.fenced) {
+    ++counters_.fenced_batches;
+    p.fenced = true;
+    p.pending.clear();
+    source_->pause(tp);
+    log::warn("batch fenced: another replica owns the partition", {{"partition", where(tp)},
+                                                                     {"epoch", std::to_string(p.epoch)}});
+    return false;
+  }
+  add(counters_, result);
+  p.pending.erase(p.pending.begin(), p.pending.begin() + static_cast<std::ptrdiff_t>(count));
+  p.first_pending = Clock::now();
+  source_->commit(tp, batch.next_offset());  // only now: the database holds the offset first
+  if (p.backoff.count() > 0) {
+    p.backoff = {};
+    source_->resume(tp);
+    log::info("database writes recovered", {{"partition", where(tp)}});
+  }
+  return true;
+}
+
+dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
+  dedup::PartitionBatch batch{tp.topic, tp.partition, p.epoch, {}};
+  batch.records.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& record = p.pending[i];
+    auto decoded = record.decode(decoder_);
+    if (!decoded.event)
+      log::warn("record rejected", {{"partition", where(tp)}, {"offset", std::to_string(record.offset)},
+                                    {"reason", decoded.error}});
+    batch.records.push_back({record, std::move(decoded.event), std::move(decoded.error)});
+  }
+  return batch;
+}
+
+// A permanent error belongs to one record, never to the partition: narrow it down by
+// applying records one at a time, and reject the one the database refuses. Records already
+// committed in a split are replayed as duplicates if a retry follows, which changes nothing.
+dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch) {
+  try {
+    return store_.apply(batch, rules_);
+  } catch (const dedup::DatabaseError& e) {
+    if (e.transient) throw;
+    if (batch.records.size() == 1) {
+      auto refused = batch;
+      refused.records[0].event.reset();
+      refused.records[0].rejection = std::string("the database refused the record: ") + e.what();
+      log::warn("record rejected by the database", {{"offset", std::to_string(batch.records[0].record.offset)},
+                                                    {"error", e.what()}});
+      return store_.apply(refused, rules_);
+    }
+    dedup::BatchResult total;
+    for (const auto& record : batch.records) {
+      total += apply_or_split({batch.topic, batch.partition, batch.epoch, {record}});
+      if (total.fenced) break;
+    }
+    return total;
+  }
+}
+
+void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const std::exception& error) {
+  p.backoff = p.backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
+                                     : std::min<std::chrono::milliseconds>(p.backoff * 2, kMaxBackoff);
+  p.retry_at = Clock::now() + p.backoff;
+  ++counters_.database_retries;
+  source_->pause(tp);
+  log::warn("database error; partition paused, batch will be retried",
+            {{"partition", where(tp)}, {"backoff_ms", std::to_string(p.backoff.count())}, {"error", error.what()}});
+}
+
+std::chrono::milliseconds BatchLoop::poll_timeout(Clock::time_point now) const {
+  auto deadline = now + kMaxPoll;
+  auto max_wait = std::chrono::milliseconds(batch_config_.max_wait_ms);
+  for (const auto& [tp, p] : partitions_) {
+    if (p.pending.empty() || p.fenced) continue;
+    deadline = std::min(deadline, p.backoff.count() > 0 ? p.retry_at : p.first_pending + max_wait);
+  }
+  return std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+}
+
+}  // namespace fraud::consumer

@@ -1,0 +1,78 @@
+#pragma once
+// The service's heart: records from the source gather into per-partition batches; each
+// batch is decoded and applied to the database in one transaction; only then is its offset
+// committed to Kafka. Single-threaded: rebalance callbacks run inside poll(), on this thread.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "consumer/config.h"
+#include "consumer/kafka_source.h"
+#include "dedup/batch_store.h"
+#include "events/decode.h"
+#include "rules/rule_set.h"
+
+namespace fraud::consumer {
+
+/// Totals since start, for logs and the quickstart's summary.
+struct LoopCounters {
+  std::uint64_t batches = 0, processed = 0, duplicates = 0, rejected = 0, alerts = 0;
+  std::uint64_t fenced_batches = 0, database_retries = 0;
+};
+
+class BatchLoop final : public PartitionOwner {
+ public:
+  BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
+            const rules::RuleSet& rules);
+
+  /// Polls and applies until `stop` is set, then applies what is in hand and returns.
+  void run(RecordSource& source, const std::atomic<bool>& stop);
+
+  std::optional<std::int64_t> on_assigned(const TopicPartition& tp) override;
+  void on_revoked(const std::vector<TopicPartition>& tps) override;
+  void on_lost(const std::vector<TopicPartition>& tps) override;
+
+  const LoopCounters& counters() const { return counters_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  struct Partition {
+    std::int64_t epoch = 0;
+    std::vector<events::Record> pending;  ///< in offset order, not yet applied
+    Clock::time_point first_pending;
+    bool fenced = false;                   ///< another replica owns it now: drop its records
+    Clock::time_point retry_at;            ///< after a transient database error
+    std::chrono::milliseconds backoff{0};
+  };
+
+  /// How a flush treats a transient database error: retry later, or give up the batch
+  /// (rolled back; the next owner re-reads it from the database offset).
+  enum class OnTransient { retry_later, drop };
+
+  void accept(events::Record record);
+  void flush_due(Clock::time_point now);
+  void flush(const TopicPartition& tp, Partition& p, OnTransient on_transient);
+  bool apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count);
+  dedup::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
+  dedup::BatchResult apply_or_split(const dedup::PartitionBatch& batch);
+  void schedule_retry(const TopicPartition& tp, Partition& p, const std::exception& error);
+  std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
+
+  BatchConfig batch_config_;
+  dedup::BatchStore& store_;
+  const rules::RuleSet& rules_;
+  events::Decoder decoder_;
+  std::map<TopicPartition, Partition> partitions_;
+  RecordSource* source_ = nullptr;
+  const std::atomic<bool>* stop_ = nullptr;
+  std::optional<std::string> fatal_;  ///< an error raised inside a librdkafka callback
+  LoopCounters counters_;
+};
+
+}  // namespace fraud::consumer

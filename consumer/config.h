@@ -1,0 +1,78 @@
+#pragma once
+// The service's configuration: one typed struct, read from a YAML file, every value
+// overridable by an environment variable FRAUD_<SECTION>_<KEY>, validated before anything
+// starts.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fraud::consumer {
+
+/// A configuration value that is missing or wrong; the message names the key and the
+/// environment variable that sets it.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct KafkaConfig {
+  std::string bootstrap_servers;
+  std::string group_id = "fraud-detection";
+  std::vector<std::string> topics = {"transactions"};
+  /// librdkafka properties passed through as they are, e.g. "session.timeout.ms".
+  std::map<std::string, std::string> properties;
+};
+
+struct PostgresConfig {
+  std::string url;  ///< a libpq URI: postgresql://user@host:port/db?sslmode=…
+};
+
+struct BatchConfig {
+  std::int64_t max_records = 1000;  ///< a batch commits at this many records…
+  std::int64_t max_wait_ms = 50;    ///< …or when its oldest record waited this long
+};
+
+struct LimitsConfig {
+  std::int64_t max_record_bytes = 1 << 20;
+  std::int64_t max_json_depth = 64;
+};
+
+/// The placeholder rule until rule files arrive: an amount above this raises an alert.
+struct RulesConfig {
+  std::string large_amount_threshold = "10000.00";
+  std::string large_amount_currency = "EUR";
+};
+
+struct OutboxConfig {
+  std::string alerts_topic = "fraud-alerts";
+  std::string dead_letter_topic = "transactions.dlq";
+};
+
+struct LogConfig {
+  std::string level = "info";  ///< debug, info, warn or error
+};
+
+struct Config {
+  KafkaConfig kafka;
+  PostgresConfig postgres;
+  BatchConfig batch;
+  LimitsConfig limits;
+  RulesConfig rules;
+  OutboxConfig outbox;
+  LogConfig log;
+};
+
+/// Environment variables by name; a parameter so tests need not touch the process's own.
+using Environment = std::map<std::string, std::string>;
+
+/// A snapshot of the process environment.
+Environment process_environment();
+
+/// Loads `path` (empty: no file, defaults and environment only), applies the environment,
+/// validates. Throws ConfigError with one message a person can act on.
+Config load_config(const std::string& path, const Environment& env);
+
+}  // namespace fraud::consumer

@@ -1,0 +1,82 @@
+#pragma once
+// The PostgreSQL transaction of one partition's batch: fence, deduplicate, apply the rules'
+// writes, advance the offset, commit. Everything a batch changes commits together or not
+// at all, which is what makes a replay after a crash a no-op.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "events/event.h"
+#include "events/record.h"
+#include "rules/rule_set.h"
+
+#include <pqxx/connection>
+
+namespace fraud::dedup {
+
+/// A record and what decoding made of it: an event, or the reason it is rejected.
+struct DecodedRecord {
+  events::Record record;
+  std::optional<events::Event> event;
+  std::string rejection;  ///< set when `event` is empty
+};
+
+/// Consecutive records of one partition, in offset order, read under one assignment epoch.
+struct PartitionBatch {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t epoch = 0;
+  std::vector<DecodedRecord> records;
+
+  std::int64_t next_offset() const { return records.back().record.offset + 1; }
+};
+
+/// What one committed (or fenced) batch did.
+struct BatchResult {
+  bool fenced = false;  ///< another assignment owns the partition: nothing was written
+  std::size_t processed = 0;
+  std::size_t duplicates = 0;
+  std::size_t rejected = 0;
+  std::size_t alerts = 0;
+};
+
+/// A partition's stored position and the epoch this assignment now holds.
+struct Claim {
+  std::int64_t epoch = 0;
+  std::optional<std::int64_t> next_offset;  ///< empty: never consumed by this group
+};
+
+/// Where the service's own outputs go once the outbox relay publishes them.
+struct OutboxTopics {
+  std::string alerts = "fraud-alerts";
+  std::string dead_letters = "transactions.dlq";
+};
+
+/// One connection, one batch at a time. Throws DatabaseError on failure; reconnects on the
+/// next call after the connection broke.
+class BatchStore {
+ public:
+  BatchStore(std::string postgres_url, std::string group_id, std::string owner, OutboxTopics topics);
+  ~BatchStore();
+  BatchStore(const BatchStore&) = delete;
+  BatchStore& operator=(const BatchStore&) = delete;
+
+  /// Takes ownership of a partition for this group: bumps its epoch, which fences every
+  /// earlier owner's open batch, and returns where consumption must resume.
+  Claim claim(const std::string& topic, std::int32_t partition);
+
+  /// Applies `batch` in one transaction, evaluating `rules` on the events that are new.
+  BatchResult apply(const PartitionBatch& batch, const rules::RuleSet& rules);
+
+ private:
+  pqxx::connection& connection();
+
+  std::string url_, group_id_, owner_;
+  OutboxTopics topics_;
+  std::unique_ptr<pqxx::connection> connection_;
+};
+
+}  // namespace fraud::dedup

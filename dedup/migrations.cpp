@@ -1,0 +1,63 @@
+#include "dedup/migrations.h"
+
+#include <pqxx/pqxx>
+
+#include <stdexcept>
+
+namespace fraud::dedup {
+namespace {
+
+// Any fixed number works; it only has to be the same for every replica.
+constexpr long long kMigrationLock = 0x6672617564;  // "fraud"
+
+void ensure_table(pqxx::connection& c) {
+  pqxx::work tx(c);
+  tx.exec0(
+      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+      " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+  tx.commit();
+}
+
+// True when `m` already ran; throws when it ran with other text.
+bool already_applied(pqxx::connection& c, const Migration& m) {
+  pqxx::work tx(c);
+  auto rows = tx.exec_params("SELECT checksum = md5($2) FROM schema_migrations WHERE name = $1",
+                             std::string(m.name), std::string(m.sql));
+  if (rows.empty()) return false;
+  if (!rows[0][0].as<bool>())
+    throw std::runtime_error("migration " + std::string(m.name) +
+                             " changed after it was applied; add a new migration instead of editing it");
+  return true;
+}
+
+void apply(pqxx::connection& c, const Migration& m) {
+  pqxx::work tx(c);
+  try {
+    tx.exec(std::string(m.sql));
+  } catch (const pqxx::sql_error& e) {
+    throw std::runtime_error("migration " + std::string(m.name) + " failed: " + e.what());
+  }
+  tx.exec_params0("INSERT INTO schema_migrations (name, checksum) VALUES ($1, md5($2))", std::string(m.name),
+                  std::string(m.sql));
+  tx.commit();
+}
+
+}  // namespace
+
+int migrate(const std::string& postgres_url, std::span<const Migration> migrations,
+            const std::function<void(std::string_view)>& on_applied) {
+  pqxx::connection c(postgres_url);
+  // Held by this session until the connection closes, on success or on error alike.
+  pqxx::nontransaction(c).exec_params("SELECT pg_advisory_lock($1)", kMigrationLock);
+  ensure_table(c);
+  int applied = 0;
+  for (const auto& m : migrations) {
+    if (already_applied(c, m)) continue;
+    apply(c, m);
+    ++applied;
+    if (on_applied) on_applied(m.name);
+  }
+  return applied;
+}
+
+}  // namespace fraud::dedup

@@ -1,0 +1,25 @@
+#pragma once
+// Numbered SQL migrations, applied in order, each once, under an advisory lock so replicas
+// starting together do not race. schema_migrations records what ran and its checksum.
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace fraud::dedup {
+
+struct Migration {
+  std::string_view name;  ///< file name, e.g. "0001_core_tables.sql"; its number orders it
+  std::string_view sql;
+};
+
+/// The migrations in migrations/, compiled into this binary in file-name order.
+std::span<const Migration> embedded_migrations();
+
+/// Applies every migration not yet recorded, each in its own transaction. Fails, naming the
+/// file, when an applied migration's text has changed since it ran. Returns how many ran.
+int migrate(const std::string& postgres_url, std::span<const Migration> migrations,
+            const std::function<void(std::string_view name)>& on_applied = {});
+
+}  // namespace fraud::dedup

@@ -1,0 +1,61 @@
+#include "dedup/sql_text.h"
+
+#include "events/decode.h"
+#include "events/json_text.h"
+
+namespace fraud::dedup {
+
+void ArrayLiteral::add(std::string_view value) {
+  separate();
+  text_ += '"';
+  for (char c : value) {
+    if (c == '"' || c == '\\') text_ += '\\';
+    text_ += c;
+  }
+  text_ += '"';
+}
+
+void ArrayLiteral::add(std::int64_t value) {
+  separate();
+  text_ += std::to_string(value);
+}
+
+void ArrayLiteral::add_null() {
+  separate();
+  text_ += "NULL";
+}
+
+namespace {
+
+void append_hex_object(std::string& out, std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "{\"hex\":\"";
+  for (unsigned char c : bytes) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  out += "\"}";
+}
+
+void append_header_text(std::string& out, std::string_view bytes) {
+  if (events::is_storable_text(bytes)) events::append_json_string(out, bytes);
+  else append_hex_object(out, bytes);
+}
+
+}  // namespace
+
+std::string headers_json(const std::vector<std::pair<std::string, std::optional<std::string>>>& headers) {
+  std::string out = "[";
+  for (const auto& [name, value] : headers) {
+    if (out.size() > 1) out += ',';
+    out += '[';
+    append_header_text(out, name);
+    out += ',';
+    if (value) append_header_text(out, *value);
+    else out += "null";
+    out += ']';
+  }
+  return out + "]";
+}
+
+}  // namespace fraud::dedup

@@ -1,0 +1,372 @@
+#include "events/decode.h"
+
+#include <simdjson.h>
+
+#include <array>
+#include <stdexcept>
+
+#include "events/money.h"
+#include "events/time.h"
+
+namespace fraud::events {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+using simdjson::dom::object;
+
+/// Thrown inside decoding only; Decoder::decode turns it into Decoded::error.
+struct BadRecord : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void bad(std::string reason) { throw BadRecord(std::move(reason)); }
+
+const char* type_name(element_type type) {
+  switch (type) {
+    case element_type::ARRAY: return "an array";
+    case element_type::OBJECT: return "an object";
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: return "a number";
+    case element_type::STRING: return "a string";
+    case element_type::BOOL: return "a boolean";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "unknown";
+}
+
+std::string excerpt(std::string_view text) {
+  return text.size() <= 40 ? std::string(text) : std::string(text.substr(0, 40)) + "…";
+}
+
+/// Reads typed members of one JSON object, naming each by its path in errors.
+class Fields {
+ public:
+  Fields(object obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
+
+  std::optional<element> find(std::string_view key) const {
+    element value;
+    if (obj_.at_key(key).get(value) != simdjson::SUCCESS || value.is_null()) return std::nullopt;
+    return value;
+  }
+
+  std::string path(std::string_view key) const { return prefix_ + std::string(key); }
+
+  std::optional<std::string_view> text(std::string_view key, std::size_t max_len = 1024) const {
+    auto value = find(key);
+    if (!value) return std::nullopt;
+    std::string_view s;
+    if (value->get(s) != simdjson::SUCCESS) bad(path(key) + ": expected a string, got " + type_name(value->type()));
+    if (s.size() > max_len) bad(path(key) + ": longer than " + std::to_string(max_len) + " characters");
+    if (s.find('\0') != std::string_view::npos) bad(path(key) + ": contains a NUL character");
+    return s;
+  }
+
+  std::string_view required_text(std::string_view key, std::size_t max_len = 128) const {
+    auto s = text(key, max_len);
+    if (!s) bad("missing required field '" + path(key) + "'");
+    if (s->empty()) bad(path(key) + ": must not be empty");
+    return *s;
+  }
+
+  std::optional<Fields> child(std::string_view key) const {
+    auto value = find(key);
+    if (!value) return std::nullopt;
+    object obj;
+    if (value->get(obj) != simdjson::SUCCESS) bad(path(key) + ": expected an object, got " + type_name(value->type()));
+    return Fields(obj, path(key) + ".");
+  }
+
+  std::optional<double> number(std::string_view key) const {
+    auto value = find(key);
+    if (!value) return std::nullopt;
+    double d;
+    if (value->get(d) != simdjson::SUCCESS) bad(path(key) + ": expected a number, got " + type_name(value->type()));
+    return d;
+  }
+
+  object raw() const { return obj_; }
+
+ private:
+  object obj_;
+  std::string prefix_;
+};
+
+template <typename Enum, std::size_t N>
+Enum parse_enum(std::string_view text, const std::array<std::string_view, N>& names, const std::string& path) {
+  for (std::size_t i = 0; i < N; ++i)
+    if (names[i] == text) return static_cast<Enum>(i);
+  std::string allowed;
+  for (auto name : names) allowed += (allowed.empty() ? "" : ", ") + std::string(name);
+  bad(path + ": '" + excerpt(text) + "' is not one of " + allowed);
+}
+
+constexpr std::array<std::string_view, 7> kKinds = {"payment", "deposit",  "withdrawal", "purchase",
+                                                    "transfer", "refund", "fee"};
+constexpr std::array<std::string_view, 2> kDirections = {"debit", "credit"};
+constexpr std::array<std::string_view, 8> kChannels = {"card_present",   "card_not_present", "atm",
+                                                       "branch",         "online_banking",   "mobile_app",
+                                                       "direct_debit",   "wire"};
+
+bool matches(std::string_view s, std::size_t min, std::size_t max, bool (*ok)(char)) {
+  if (s.size() < min || s.size() > max) return false;
+  for (char c : s)
+    if (!ok(c)) return false;
+  return true;
+}
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+
+std::string checked(const Fields& f, std::string_view key, std::size_t min, std::size_t max, bool (*ok)(char),
+                    const char* shape) {
+  auto s = f.text(key);
+  if (!s) return {};
+  if (!matches(*s, min, max, ok)) bad(f.path(key) + ": '" + excerpt(*s) + "' is not " + shape);
+  return std::string(*s);
+}
+
+std::string country(const Fields& f) { return checked(f, "country", 2, 2, is_upper, "an ISO 3166 alpha-2 code"); }
+
+Timestamp timestamp(const Fields& f, std::string_view key, std::string_view text) {
+  auto t = parse_rfc3339(text);
+  if (!t) bad(f.path(key) + ": '" + excerpt(text) + "' is not an RFC 3339 date-time");
+  return *t;
+}
+
+void read_amount(const Fields& body, Event& e) {
+  auto amount = body.child("amount");
+  if (!amount) bad("missing required field 'amount'");
+  auto value = amount->required_text("value", 64);
+  auto currency = amount->required_text("currency", 16);
+  std::string error;
+  auto money = parse_money(value, currency, error);
+  if (!money) bad(error);
+  e.amount = std::move(*money);
+}
+
+void read_optional_objects(const Fields& body, Event& e) {
+  if (auto m = body.child("merchant")) {
+    e.merchant = {std::string(m->text("id").value_or("")), std::string(m->text("name").value_or("")),
+                  checked(*m, "mcc", 4, 4, is_digit, "a four-digit MCC"), country(*m)};
+  }
+  if (auto c = body.child("counterparty")) {
+    e.counterparty = {std::string(c->text("account").value_or("")), std::string(c->text("name").value_or("")),
+                      country(*c)};
+  }
+  if (auto c = body.child("card")) {
+    e.card = {std::string(c->text("fingerprint").value_or("")), checked(*c, "bin", 6, 8, is_digit, "a 6-8 digit BIN")};
+  }
+  if (auto d = body.child("device")) {
+    e.device = {std::string(d->text("id").value_or("")), std::string(d->text("ip").value_or(""))};
+  }
+  if (auto l = body.child("location")) {
+    e.location = {country(*l), std::string(l->text("city").value_or("")), l->number("lat"), l->number("lon")};
+    if (e.location.lat && (*e.location.lat < -90 || *e.location.lat > 90)) bad("location.lat: outside -90..90");
+    if (e.location.lon && (*e.location.lon < -180 || *e.location.lon > 180)) bad("location.lon: outside -180..180");
+  }
+}
+
+void read_attributes(const Fields& body, Event& e) {
+  auto attributes = body.child("attributes");
+  if (!attributes) return;
+  for (auto [key, value] : attributes->raw()) {
+    std::string name(key);
+    if (!is_storable_text(name)) bad("attributes: a name is not valid text");
+    std::string_view s;
+    double d;
+    bool b;
+    if (value.get(s) == simdjson::SUCCESS && is_storable_text(s)) e.attributes.emplace_back(name, std::string(s));
+    else if (value.get(d) == simdjson::SUCCESS) e.attributes.emplace_back(name, d);
+    else if (value.get(b) == simdjson::SUCCESS) e.attributes.emplace_back(name, b);
+    else bad("attributes." + excerpt(name) + ": expected a string, number or boolean, got " + type_name(value.type()));
+  }
+}
+
+void check_event_type(std::optional<std::string_view> type, const std::string& where) {
+  if (type && *type != "TransactionRecorded") bad(where + ": '" + excerpt(*type) + "' is not TransactionRecorded");
+}
+
+void read_body(const Fields& body, Event& e) {
+  check_event_type(body.text("event_type"), "event_type");
+  if (auto v = body.find("schema_version")) {
+    std::int64_t version;
+    if (v->get(version) != simdjson::SUCCESS || version < 1 || version > 1)
+      bad("schema_version: this consumer reads version 1");
+  }
+  e.occurred_at = timestamp(body, "occurred_at", body.required_text("occurred_at", 64));
+  if (auto recorded = body.text("recorded_at", 64)) e.recorded_at = timestamp(body, "recorded_at", *recorded);
+  e.transaction_id = body.required_text("transaction_id");
+  e.account_id = body.required_text("account_id");
+  e.customer_id = body.text("customer_id", 128).value_or("");
+  e.kind = parse_enum<Kind>(body.required_text("kind", 64), kKinds, "kind");
+  e.direction = parse_enum<Direction>(body.required_text("direction", 64), kDirections, "direction");
+  read_amount(body, e);
+  if (auto channel = body.text("channel", 64)) e.channel = kChannels[static_cast<std::size_t>(
+      parse_enum<std::size_t>(*channel, kChannels, "channel"))];
+  read_optional_objects(body, e);
+  read_attributes(body, e);
+}
+
+std::optional<std::string_view> header(const RecordView& r, std::string_view name) {
+  for (const auto& h : r.headers)
+    if (h.name == name) return h.value.value_or(std::string_view{});
+  return std::nullopt;
+}
+
+Envelope detect(const RecordView& r) {
+  if (header(r, "id")) return Envelope::debezium_outbox;
+  if (header(r, "ce_id")) return Envelope::cloudevents_binary;
+  auto content_type = header(r, "content-type");
+  if (content_type && content_type->starts_with("application/cloudevents+json")) return Envelope::cloudevents_structured;
+  return Envelope::plain;
+}
+
+std::string header_text(std::string_view value, const char* name) {
+  if (!is_storable_text(value)) bad(std::string("header '") + name + "': not valid UTF-8 text");
+  return std::string(value);
+}
+
+}  // namespace
+
+struct Decoder::Parser {
+  explicit Parser(DecodeLimits l) : limits(l) {
+    if (json.allocate(simdjson::SIMDJSON_PADDING, limits.max_json_depth) != simdjson::SUCCESS)
+      throw std::runtime_error("cannot allocate the JSON parser");
+  }
+
+  /// Parses `text` as the record's document; a previous document's elements become invalid.
+  element parse(std::string_view text, const char* what) {
+    element doc;
+    auto error = json.parse(text.data(), text.size()).get(doc);
+    if (error == simdjson::DEPTH_ERROR)
+      bad(std::string(what) + ": JSON nested deeper than " + std::to_string(limits.max_json_depth) + " levels");
+    if (error == simdjson::UTF8_ERROR) bad(std::string(what) + ": not valid UTF-8");
+    if (error) bad(std::string(what) + ": not valid JSON (" + simdjson::error_message(error) + ")");
+    return doc;
+  }
+
+  object parse_object(std::string_view text, const char* what) {
+    element doc = parse(text, what);
+    object obj;
+    if (doc.get(obj) != simdjson::SUCCESS) bad(std::string(what) + ": expected a JSON object, got " + type_name(doc.type()));
+    return obj;
+  }
+
+  /// Debezium's value: an object, a JSON string holding one, or Kafka Connect's
+  /// {"schema":…,"payload":…} wrapper around either.
+  object debezium_body(std::string_view value) {
+    element doc = parse(value, "value");
+    object obj;
+    if (doc.get(obj) == simdjson::SUCCESS && obj.size() == 2) {
+      element payload, schema;
+      if (obj.at_key("payload").get(payload) == simdjson::SUCCESS && obj.at_key("schema").get(schema) == simdjson::SUCCESS)
+        doc = payload;
+    }
+    std::string_view inner;
+    if (doc.get(inner) == simdjson::SUCCESS) {
+      scratch.assign(inner);  // the parser's buffers are reused by the next parse
+      return parse_object(scratch, "value (JSON string payload)");
+    }
+    if (doc.get(obj) != simdjson::SUCCESS) bad(std::string("value: expected a JSON object, got ") + type_name(doc.type()));
+    return obj;
+  }
+
+  Event decode(const RecordView& r, Envelope envelope) {
+    if (r.value.size() > limits.max_record_bytes)
+      bad("value: " + std::to_string(r.value.size()) + " bytes exceeds the limit of " +
+          std::to_string(limits.max_record_bytes));
+    Event e;
+    std::optional<Fields> body;
+    switch (envelope) {
+      case Envelope::plain: {
+        body.emplace(parse_object(r.value, "value"), "");
+        if (auto id = body->text("event_id", 128)) e.event_id = *id;
+        else if (auto h = header(r, "event_id")) e.event_id = header_text(*h, "event_id");
+        check_event_type(header(r, "event_type"), "header 'event_type'");
+        break;
+      }
+      case Envelope::debezium_outbox: {
+        e.event_id = debezium_id(*header(r, "id"));
+        check_event_type(header(r, "type"), "header 'type'");
+        body.emplace(debezium_body(r.value), "");
+        break;
+      }
+      case Envelope::cloudevents_binary: {
+        e.event_id = header_text(*header(r, "ce_id"), "ce_id");
+        auto source = header(r, "ce_source");
+        if (!source || source->empty()) bad("header 'ce_source': required by CloudEvents");
+        e.source = header_text(*source, "ce_source");
+        check_cloudevents_type(header(r, "ce_type"), "header 'ce_type'");
+        body.emplace(parse_object(r.value, "value"), "");
+        break;
+      }
+      case Envelope::cloudevents_structured: {
+        Fields ce(parse_object(r.value, "value"), "");
+        e.event_id = ce.required_text("id");
+        e.source = ce.required_text("source", 1024);
+        check_cloudevents_type(ce.text("type"), "type");
+        auto data = ce.child("data");
+        if (!data) bad("missing required field 'data' (data_base64 is not accepted)");
+        body.emplace(*data);
+        break;
+      }
+    }
+    if (e.event_id.empty()) bad("missing required field 'event_id' (body or header)");
+    if (e.event_id.size() > 128) bad("event_id: longer than 128 characters");
+    read_body(*body, e);
+    return e;
+  }
+
+  /// Debezium's id header: raw text, or a JSON-quoted string (JsonConverter).
+  std::string debezium_id(std::string_view raw) {
+    if (raw.size() >= 2 && raw.front() == '"') {
+      std::string_view s;
+      if (parse(raw, "header 'id'").get(s) != simdjson::SUCCESS) bad("header 'id': not a JSON string");
+      return header_text(s, "id");
+    }
+    return header_text(raw, "id");
+  }
+
+  static void check_cloudevents_type(std::optional<std::string_view> type, const std::string& where) {
+    if (type && !type->ends_with("TransactionRecorded"))
+      bad(where + ": '" + excerpt(*type) + "' is not a TransactionRecorded type");
+  }
+
+  DecodeLimits limits;
+  simdjson::dom::parser json;
+  std::string scratch;
+};
+
+Decoder::Decoder(DecodeLimits limits) : parser_(std::make_unique<Parser>(limits)) {}
+Decoder::~Decoder() = default;
+
+Decoded Decoder::decode(const RecordView& record) {
+  Decoded out;
+  out.envelope = detect(record);
+  try {
+    out.event = parser_->decode(record, out.envelope);
+  } catch (const BadRecord& e) {
+    out.error = std::string(to_string(out.envelope)) + ": " + e.what();
+  }
+  return out;
+}
+
+bool is_storable_text(std::string_view text) {
+  return text.find('\0') == std::string_view::npos && simdjson::validate_utf8(text.data(), text.size());
+}
+
+const char* to_string(Envelope envelope) {
+  switch (envelope) {
+    case Envelope::plain: return "plain";
+    case Envelope::debezium_outbox: return "debezium-outbox";
+    case Envelope::cloudevents_binary: return "cloudevents-binary";
+    case Envelope::cloudevents_structured: return "cloudevents-structured";
+  }
+  return "unknown";
+}
+
+const char* to_string(Kind kind) { return kKinds[static_cast<std::size_t>(kind)].data(); }
+const char* to_string(Direction direction) { return kDirections[static_cast<std::size_t>(direction)].data(); }
+
+}  // namespace fraud::events

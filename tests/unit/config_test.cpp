@@ -1,0 +1,97 @@
+// Configuration: the file, the environment over it, and one clear message per mistake.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "consumer/config.h"
+
+using namespace fraud::consumer;
+
+namespace {
+
+const Environment kRequired = {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"},
+                               {"FRAUD_POSTGRES_URL", "postgresql://u@127.0.0.1:5432/db"}};
+
+/// A config file that lives as long as the test case.
+struct TempFile {
+  explicit TempFile(const std::string& text) : path("/tmp/fraud-config-test-" + std::to_string(++counter) + ".yaml") {
+    std::ofstream(path) << text;
+  }
+  ~TempFile() { std::remove(path.c_str()); }
+  std::string path;
+  static inline int counter = 0;
+};
+
+std::string error_of(const std::string& path, const Environment& env) {
+  try {
+    load_config(path, env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+Environment with(Environment env, const std::string& name, const std::string& value) {
+  env[name] = value;
+  return env;
+}
+
+}  // namespace
+
+TEST_CASE("the example config file loads") {
+  auto config = load_config(std::string(FRAUD_SOURCE_DIR) + "/config/consumer.yaml", kRequired);
+  CHECK(config.kafka.group_id == "fraud-detection");
+  CHECK(config.kafka.topics == std::vector<std::string>{"transactions"});
+  CHECK(config.batch.max_records > 0);
+}
+
+TEST_CASE("environment variables override the file") {
+  TempFile file("kafka:\n  group_id: from-file\n  topics: [a, b]\nbatch:\n  max_records: 10\n");
+  auto env = with(with(kRequired, "FRAUD_KAFKA_GROUP_ID", "from-env"), "FRAUD_KAFKA_TOPICS", "x, y,z");
+  auto config = load_config(file.path, env);
+  CHECK(config.kafka.group_id == "from-env");
+  CHECK(config.kafka.topics == std::vector<std::string>{"x", "y", "z"});
+  CHECK(config.batch.max_records == 10);
+}
+
+TEST_CASE("kafka properties pass through from the file and the environment") {
+  TempFile file("kafka:\n  properties:\n    session.timeout.ms: 6000\n");
+  auto config = load_config(file.path, with(kRequired, "FRAUD_KAFKA_PROPERTIES_GROUP_INSTANCE_ID", "replica-1"));
+  CHECK(config.kafka.properties.at("session.timeout.ms") == "6000");
+  CHECK(config.kafka.properties.at("group.instance.id") == "replica-1");
+}
+
+TEST_CASE("a missing required value names its key and variable") {
+  auto error = error_of("", {{"FRAUD_POSTGRES_URL", "postgresql://u@h/db"}});
+  CHECK(error.find("kafka.bootstrap_servers (FRAUD_KAFKA_BOOTSTRAP_SERVERS): required") != std::string::npos);
+  error = error_of("", {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", "h:1"}});
+  CHECK(error.find("postgres.url (FRAUD_POSTGRES_URL)") != std::string::npos);
+}
+
+TEST_CASE("a wrong value says what is wrong") {
+  CHECK(error_of("", with(kRequired, "FRAUD_BATCH_MAX_RECORDS", "lots")).find("'lots' is not an integer") !=
+        std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_BATCH_MAX_RECORDS", "0")).find("batch.max_records") != std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_POSTGRES_URL", "host=x")).find("postgresql://") != std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_LOG_LEVEL", "loud")).find("log.level") != std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_RULES_LARGE_AMOUNT_THRESHOLD", "10.001")).find("EUR allows 2") !=
+        std::string::npos);
+}
+
+TEST_CASE("an unknown key in the file is an error with its line and column") {
+  TempFile file("kafka:\n  grup_id: oops\n");
+  auto error = error_of(file.path, kRequired);
+  CHECK(error.find(file.path + ":2:3: kafka.grup_id: unknown setting") != std::string::npos);
+}
+
+TEST_CASE("a file that is not YAML or not there is an error naming it") {
+  TempFile file("kafka: [unclosed\n");
+  CHECK(error_of(file.path, kRequired).find(file.path + ":") != std::string::npos);
+  CHECK(error_of("/nonexistent/fraud.yaml", kRequired).find("cannot be read") != std::string::npos);
+}
+
+TEST_CASE("properties that would undo the offset guarantees are refused") {
+  auto error = error_of("", with(kRequired, "FRAUD_KAFKA_PROPERTIES_ENABLE_AUTO_COMMIT", "true"));
+  CHECK(error.find("enable.auto.commit") != std::string::npos);
+}
