@@ -1,0 +1,118 @@
+// The first slice's promise, on the real broker and database: duplicates delivered by an
+// at-least-once relay are applied once, by a group of replicas sharing the partitions.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <memory>
+
+#include "tests/integration/support.h"
+
+using namespace fraud::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kPartitions = 4;
+
+std::map<std::string, std::string> replica_env(const Services& s, const TestDatabase& db, const std::string& topic,
+                                               const std::string& group) {
+  return {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", s.bootstrap_servers},
+          {"FRAUD_POSTGRES_URL", db.url()},
+          {"FRAUD_KAFKA_TOPICS", topic},
+          {"FRAUD_KAFKA_GROUP_ID", group},
+          {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
+          {"FRAUD_BATCH_MAX_RECORDS", "100"},
+          {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
+          {"FRAUD_LOG_LEVEL", "warn"}};
+}
+
+bool offsets_at_end(TestDatabase& db, const Services& s, const std::string& topic) {
+  for (auto [partition, high] : high_watermarks(s.bootstrap_servers, topic, kPartitions)) {
+    auto stored = db.count("SELECT coalesce(max(next_offset), 0) FROM consumer_offsets WHERE topic = '" + topic +
+                           "' AND partition = " + std::to_string(partition));
+    if (stored != high) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate deliveries") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("transactions"), group = unique_name("fraud");
+  create_topic(services.bootstrap_servers, topic, kPartitions);
+
+  // Both replicas join and hold partitions before anything is produced, so both do work.
+  auto env = replica_env(services, db, topic, group);
+  std::vector<std::unique_ptr<Replica>> replicas;
+  for (int i = 0; i < 2; ++i) replicas.push_back(std::make_unique<Replica>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env));
+  REQUIRE(wait_until(60s, [&] {
+    return db.count("SELECT count(DISTINCT owner) FROM consumer_offsets WHERE topic = '" + topic + "'") == 2 &&
+           db.count("SELECT count(*) FROM consumer_offsets WHERE topic = '" + topic + "'") == kPartitions;
+  }));
+
+  // 1,000 distinct events, every 20th above the 10,000.00 EUR threshold; ids 0-199 are
+  // delivered twice and ids 200-249 three times, as a relay that crashed would.
+  std::vector<OutgoingRecord> records;
+  for (int i = 0; i < 1000; ++i) records.push_back(transaction_event(i, i % 20 == 0 ? "12500.00" : "42.10"));
+  for (int i = 0; i < 250; ++i) records.push_back(records[static_cast<size_t>(i)]);
+  for (int i = 200; i < 250; ++i) records.push_back(records[static_cast<size_t>(i)]);
+  REQUIRE(records.size() == 1300);
+  produce(services.bootstrap_servers, topic, records);
+
+  CHECK(wait_until(90s, [&] { return offsets_at_end(db, services, topic); }));
+  for (auto& r : replicas) CHECK(r->stop(SIGTERM, 30s) == 0);
+
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 1000);
+  CHECK(db.count("SELECT count(DISTINCT event_id) FROM processed_events") == 1000);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'large_amount'") == 50);
+  CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") == 50);
+  CHECK(db.count("SELECT count(*) FROM rejected_events") == 0);
+  CHECK(offsets_at_end(db, services, topic));
+}
+
+TEST_CASE("a poison record is rejected with its reason and its partition moves on") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("transactions"), group = unique_name("fraud");
+  create_topic(services.bootstrap_servers, topic, kPartitions);
+
+  std::vector<OutgoingRecord> records;
+  for (int i = 0; i < 10; ++i) {
+    records.push_back(transaction_event(i, "10.00"));
+    records.push_back({records.back().key, "{\"event_id\":\"broken-" + std::to_string(i) + "\"", {}});
+  }
+  produce(services.bootstrap_servers, topic, records);
+  Replica replica({FRAUD_CONSUMER_BINARY, "run"}, replica_env(services, db, topic, group));
+
+  CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic); }));
+  CHECK(replica.stop(SIGTERM, 30s) == 0);
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 10);
+  CHECK(db.count("SELECT count(*) FROM rejected_events WHERE reason LIKE '%not valid JSON%'") == 10);
+  CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'DeadLetter'") == 10);
+}
+
+TEST_CASE("a replica that restarts resumes from the database offset and applies nothing twice") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("transactions"), group = unique_name("fraud");
+  create_topic(services.bootstrap_servers, topic, kPartitions);
+  auto env = replica_env(services, db, topic, group);
+
+  std::vector<OutgoingRecord> first, second;
+  for (int i = 0; i < 200; ++i) first.push_back(transaction_event(i, "12500.00"));
+  for (int i = 150; i < 400; ++i) second.push_back(transaction_event(i, "12500.00"));  // 50 repeats
+  produce(services.bootstrap_servers, topic, first);
+  {
+    Replica replica({FRAUD_CONSUMER_BINARY, "run"}, env);
+    REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic); }));
+    CHECK(replica.stop(SIGKILL, 30s).has_value());  // no goodbye: Kafka may not have the commit
+  }
+  produce(services.bootstrap_servers, topic, second);
+  Replica replica({FRAUD_CONSUMER_BINARY, "run"}, env);
+  CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic); }));
+  CHECK(replica.stop(SIGTERM, 30s) == 0);
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 400);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 400);
+}

@@ -1,0 +1,195 @@
+#include "tests/integration/support.h"
+
+#include <doctest/doctest.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include "dedup/migrations.h"
+
+namespace fraud::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct KafkaDeleter {
+  void operator()(rd_kafka_t* k) const { rd_kafka_destroy(k); }
+  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+  void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
+  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
+};
+template <typename T>
+using KafkaPtr = std::unique_ptr<T, KafkaDeleter>;
+
+KafkaPtr<rd_kafka_t> client(rd_kafka_type_t type, const std::string& bootstrap) {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  auto set = [&](const char* name, const char* value) {
+    if (rd_kafka_conf_set(conf, name, value, error, sizeof error) != RD_KAFKA_CONF_OK) throw std::runtime_error(error);
+  };
+  set("bootstrap.servers", bootstrap.c_str());
+  if (type == RD_KAFKA_PRODUCER) set("enable.idempotence", "true");
+  rd_kafka_t* k = rd_kafka_new(type, conf, error, sizeof error);
+  if (!k) throw std::runtime_error(std::string("kafka client: ") + error);
+  return KafkaPtr<rd_kafka_t>(k);
+}
+
+std::string env_or_empty(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+// Replaces the database name of a libpq URI: postgresql://u@h:p/db?x -> …/other?x.
+std::string with_database(const std::string& url, const std::string& database) {
+  auto query = url.find('?');
+  auto slash = url.rfind('/', query);
+  return url.substr(0, slash + 1) + database + (query == std::string::npos ? "" : url.substr(query));
+}
+
+}  // namespace
+
+Services Services::from_environment() {
+  Services s{env_or_empty("FRAUD_POSTGRES_URL"), env_or_empty("FRAUD_KAFKA_BOOTSTRAP_SERVERS")};
+  if (s.postgres_url.empty() || s.bootstrap_servers.empty())
+    FAIL("integration tests need the local services: eval \"$(scripts/services up)\"");
+  return s;
+}
+
+std::string unique_name(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  auto now = std::chrono::system_clock::now().time_since_epoch() / 1ms;
+  return prefix + "_" + std::to_string(getpid()) + "_" + std::to_string(now) + "_" + std::to_string(++counter);
+}
+
+TestDatabase::TestDatabase(const Services& services)
+    : admin_url_(services.postgres_url), name_(unique_name("fraud_it")), url_(with_database(admin_url_, name_)) {
+  pqxx::connection admin(admin_url_);
+  pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
+  dedup::migrate(url_, dedup::embedded_migrations());
+}
+
+TestDatabase::~TestDatabase() {
+  try {
+    pqxx::connection admin(admin_url_);
+    pqxx::nontransaction(admin).exec0("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  } catch (const std::exception& e) {
+    MESSAGE("could not drop test database " << name_ << ": " << e.what());
+  }
+}
+
+std::int64_t TestDatabase::count(const std::string& sql) {
+  pqxx::connection c(url_);
+  return pqxx::nontransaction(c).exec1(sql)[0].as<std::int64_t>();
+}
+
+void create_topic(const std::string& bootstrap, const std::string& topic, int partitions) {
+  auto admin = client(RD_KAFKA_PRODUCER, bootstrap);
+  char error[512];
+  KafkaPtr<rd_kafka_NewTopic_t> new_topic(rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, error, sizeof error));
+  REQUIRE_MESSAGE(new_topic, error);
+  KafkaPtr<rd_kafka_queue_t> queue(rd_kafka_queue_new(admin.get()));
+  rd_kafka_NewTopic_t* topics[] = {new_topic.get()};
+  rd_kafka_CreateTopics(admin.get(), topics, 1, nullptr, queue.get());
+  KafkaPtr<rd_kafka_event_t> event(rd_kafka_queue_poll(queue.get(), 30000));
+  REQUIRE_MESSAGE(event, "no answer to CreateTopics within 30 s");
+  const auto* result = rd_kafka_event_CreateTopics_result(event.get());
+  size_t count = 0;
+  const auto** results = rd_kafka_CreateTopics_result_topics(result, &count);
+  REQUIRE(count == 1);
+  auto err = rd_kafka_topic_result_error(results[0]);
+  REQUIRE_MESSAGE((err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS),
+                  rd_kafka_err2str(err));
+  // Metadata reaches every client a little later; wait until this one sees all partitions.
+  REQUIRE(wait_until(30s, [&] { return high_watermarks(bootstrap, topic, partitions).size() == size_t(partitions); }));
+}
+
+std::map<std::int32_t, std::int64_t> high_watermarks(const std::string& bootstrap, const std::string& topic,
+                                                     int partitions) {
+  auto consumer = client(RD_KAFKA_CONSUMER, bootstrap);
+  std::map<std::int32_t, std::int64_t> out;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      out[p] = high;
+  }
+  return out;
+}
+
+void produce(const std::string& bootstrap, const std::string& topic, const std::vector<OutgoingRecord>& records) {
+  auto producer = client(RD_KAFKA_PRODUCER, bootstrap);
+  for (const auto& r : records) {
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(r.headers.size());
+    for (const auto& [name, value] : r.headers)
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                                    RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
+                                    RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+                                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      rd_kafka_poll(producer.get(), 100);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(headers);  // owned by the message on success
+    REQUIRE_MESSAGE(err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(err));
+  }
+  REQUIRE(rd_kafka_flush(producer.get(), 60000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+Replica::Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+  pid_ = fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+}
+
+Replica::~Replica() {
+  if (pid_ > 0) stop(SIGKILL, 10s);
+}
+
+std::optional<int> Replica::stop(int signal, std::chrono::seconds timeout) {
+  if (pid_ <= 0) return std::nullopt;
+  kill(pid_, signal);
+  int status = 0;
+  bool exited = wait_until(timeout, [&] { return waitpid(pid_, &status, WNOHANG) == pid_; });
+  if (!exited) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+  }
+  pid_ = -1;
+  if (!exited) return std::nullopt;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(100ms);
+  }
+  return true;
+}
+
+OutgoingRecord transaction_event(int i, const std::string& amount) {
+  std::string n = std::to_string(i), account = "acc-" + std::to_string(i % 37);
+  std::string value = R"({"event_id":"evt-)" + n + R"(","event_type":"TransactionRecorded","schema_version":1,)" +
+                      R"("occurred_at":"2026-11-27T09:15:02.123Z","recorded_at":"2026-11-27T09:15:02.140Z",)" +
+                      R"("transaction_id":"txn-)" + n + R"(","account_id":")" + account + R"(",)" +
+                      R"("kind":"purchase","direction":"debit","amount":{"value":")" + amount +
+                      R"(","currency":"EUR"},"channel":"card_not_present"})";
+  return {account, value, {}};
+}
+
+}  // namespace fraud::testing

@@ -1,0 +1,86 @@
+#pragma once
+// What integration tests need around the real broker and database that scripts/services
+// starts: a fresh database per test, topics, a producer, replicas as child processes, and
+// bounded waits.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+namespace fraud::testing {
+
+/// FRAUD_POSTGRES_URL and FRAUD_KAFKA_BOOTSTRAP_SERVERS, or a failed test saying how to start them.
+struct Services {
+  std::string postgres_url;
+  std::string bootstrap_servers;
+  static Services from_environment();
+};
+
+/// A name no earlier run used, for topics, groups and databases.
+std::string unique_name(const std::string& prefix);
+
+/// A database of its own, migrated, dropped when the test ends.
+class TestDatabase {
+ public:
+  explicit TestDatabase(const Services& services);
+  ~TestDatabase();
+  TestDatabase(const TestDatabase&) = delete;
+  TestDatabase& operator=(const TestDatabase&) = delete;
+
+  const std::string& url() const { return url_; }
+  /// The first column of the first row of `sql`, as an integer.
+  std::int64_t count(const std::string& sql);
+
+ private:
+  std::string admin_url_, name_, url_;
+};
+
+/// Creates `topic` with `partitions` partitions and waits until the broker confirms it.
+void create_topic(const std::string& bootstrap, const std::string& topic, int partitions);
+
+/// The high watermark (next offset to be written) of each partition of `topic`.
+std::map<std::int32_t, std::int64_t> high_watermarks(const std::string& bootstrap, const std::string& topic,
+                                                     int partitions);
+
+/// One record to produce.
+struct OutgoingRecord {
+  std::string key;
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Produces every record (keyed, so one key stays in one partition, in order) and waits until
+/// the broker acknowledged them all.
+void produce(const std::string& bootstrap, const std::string& topic, const std::vector<OutgoingRecord>& records);
+
+/// A fraud-consumer child process with its own environment on top of this one.
+class Replica {
+ public:
+  Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
+  ~Replica();
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  int pid() const { return pid_; }
+  /// Sends `signal` and waits up to `timeout` for the exit; returns the exit status, or
+  /// nothing if it did not exit (it is then killed).
+  std::optional<int> stop(int signal, std::chrono::seconds timeout);
+
+ private:
+  int pid_ = -1;
+};
+
+/// Polls `condition` every 100 ms until it holds or `timeout` passes; returns whether it held.
+bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition);
+
+/// The TransactionRecorded event number `i`, with `amount` in EUR, keyed by its account.
+OutgoingRecord transaction_event(int i, const std::string& amount);
+
+}  // namespace fraud::testing
