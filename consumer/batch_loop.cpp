@@ -33,11 +33,12 @@ dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& 
 }  // namespace
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
-                     const rules::RuleSet& rules)
+                     const rules::RuleSet& rules, LoopHooks hooks)
     : batch_config_(batch),
       store_(store),
       rules_(rules),
-      decoder_({static_cast<std::size_t>(limits.max_record_bytes), static_cast<std::size_t>(limits.max_json_depth)}) {}
+      decoder_({static_cast<std::size_t>(limits.max_record_bytes), static_cast<std::size_t>(limits.max_json_depth)}),
+      hooks_(std::move(hooks)) {}
 
 void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
   source_ = &source;
@@ -157,6 +158,7 @@ bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t 
   add(counters_, result);
   p.pending.erase(p.pending.begin(), p.pending.begin() + static_cast<std::ptrdiff_t>(count));
   p.first_pending = Clock::now();
+  if (hooks_.after_database_commit) hooks_.after_database_commit();
   source_->commit(tp, batch.next_offset());  // only now: the database holds the offset first
   if (p.backoff.count() > 0) {
     p.backoff = {};

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,10 +26,16 @@ struct LoopCounters {
   std::uint64_t fenced_batches = 0, database_retries = 0;
 };
 
+/// Points where a chaos test can stop the process at the worst moment. Empty in production.
+struct LoopHooks {
+  /// Runs after a batch's database commit and before its Kafka commit.
+  std::function<void()> after_database_commit;
+};
+
 class BatchLoop final : public PartitionOwner {
  public:
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
-            const rules::RuleSet& rules);
+            const rules::RuleSet& rules, LoopHooks hooks = {});
 
   /// Polls and applies until `stop` is set, then applies what is in hand and returns.
   void run(RecordSource& source, const std::atomic<bool>& stop);
@@ -73,6 +80,7 @@ class BatchLoop final : public PartitionOwner {
   const std::atomic<bool>* stop_ = nullptr;
   std::optional<std::string> fatal_;  ///< an error raised inside a librdkafka callback
   LoopCounters counters_;
+  LoopHooks hooks_;
 };
 
 }  // namespace fraud::consumer

@@ -71,6 +71,8 @@ const std::vector<Field>& fields() {
       {"rules", "large_amount_currency", [](Config& c, const std::string& v, auto&) { c.rules.large_amount_currency = v; }},
       {"outbox", "alerts_topic", [](Config& c, const std::string& v, auto&) { c.outbox.alerts_topic = v; }},
       {"outbox", "dead_letter_topic", [](Config& c, const std::string& v, auto&) { c.outbox.dead_letter_topic = v; }},
+      {"shutdown", "timeout_seconds",
+       [](Config& c, const std::string& v, auto& w) { c.shutdown.timeout_seconds = to_int(v, w); }},
       {"log", "level", [](Config& c, const std::string& v, auto&) { c.log.level = v; }},
   };
   return table;
@@ -180,6 +182,8 @@ void validate(const Config& c) {
           "large_amount_threshold", error);
   require(std::set<std::string>{"debug", "info", "warn", "error"}.count(c.log.level) == 1, "log", "level",
           "must be debug, info, warn or error");
+  require(c.shutdown.timeout_seconds >= 1 && c.shutdown.timeout_seconds <= 600, "shutdown", "timeout_seconds",
+          "must be 1..600");
   require(!c.outbox.alerts_topic.empty(), "outbox", "alerts_topic", "must not be empty");
   require(!c.outbox.dead_letter_topic.empty(), "outbox", "dead_letter_topic", "must not be empty");
   // The guarantees rest on these; a pass-through property must not quietly undo them.

@@ -51,6 +51,11 @@ struct OutboxConfig {
   std::string dead_letter_topic = "transactions.dlq";
 };
 
+struct ShutdownConfig {
+  /// SIGTERM to exit: applying the batch in hand and leaving the group must fit in this.
+  std::int64_t timeout_seconds = 30;
+};
+
 struct LogConfig {
   std::string level = "info";  ///< debug, info, warn or error
 };
@@ -62,6 +67,7 @@ struct Config {
   LimitsConfig limits;
   RulesConfig rules;
   OutboxConfig outbox;
+  ShutdownConfig shutdown;
   LogConfig log;
 };
 

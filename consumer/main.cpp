@@ -9,7 +9,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <iostream>
 
 #include "consumer/batch_loop.h"
@@ -25,8 +27,31 @@ namespace {
 using namespace fraud;
 
 std::atomic<bool> stop_requested{false};
+unsigned shutdown_timeout_seconds = 30;
 
-extern "C" void request_stop(int) { stop_requested.store(true); }
+// Async-signal-safe only: set the flag and arm the alarm that bounds the shutdown.
+extern "C" void request_stop(int) {
+  if (!stop_requested.exchange(true)) alarm(shutdown_timeout_seconds);
+}
+
+extern "C" void shutdown_overran(int) {
+  static const char message[] =
+      "{\"level\":\"error\",\"msg\":\"shutdown took longer than shutdown.timeout_seconds; exiting\"}\n";
+  (void)!write(2, message, sizeof message - 1);
+  _exit(1);  // safe: whatever was not committed is read again by the next owner
+}
+
+// Chaos-test hook: FRAUD_FAILPOINT_KILL_AFTER_COMMITS=N kills the process with SIGKILL right
+// after its Nth batch commit to the database, before that batch's Kafka commit, the window
+// that exactly-once must survive. Never set it in production.
+consumer::LoopHooks failpoints() {
+  const char* n = std::getenv("FRAUD_FAILPOINT_KILL_AFTER_COMMITS");
+  if (!n) return {};
+  auto remaining = std::make_shared<long>(std::atol(n));
+  return {[remaining] {
+    if (--*remaining <= 0) raise(SIGKILL);
+  }};
+}
 
 constexpr const char* kUsage =
     "usage: fraud-consumer run [--config FILE]\n"
@@ -54,13 +79,15 @@ int migrate(const consumer::Config& config) {
 }
 
 int run(const consumer::Config& config) {
+  shutdown_timeout_seconds = static_cast<unsigned>(config.shutdown.timeout_seconds);
+  std::signal(SIGALRM, shutdown_overran);
   std::signal(SIGTERM, request_stop);
   std::signal(SIGINT, request_stop);
   auto name = replica_name();
   auto rules = placeholder_rules(config.rules);
   dedup::BatchStore store(config.postgres.url, config.kafka.group_id, name,
                           {config.outbox.alerts_topic, config.outbox.dead_letter_topic});
-  consumer::BatchLoop loop(config.batch, config.limits, store, rules);
+  consumer::BatchLoop loop(config.batch, config.limits, store, rules, failpoints());
   consumer::KafkaSource source(config.kafka, name, loop);
   consumer::log::info("consumer started", {{"replica", name}, {"group", config.kafka.group_id}});
   loop.run(source, stop_requested);

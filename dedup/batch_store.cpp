@@ -138,6 +138,11 @@ pqxx::connection& BatchStore::connection() {
   connection_.reset();
   try {
     auto c = std::make_unique<pqxx::connection>(url_);
+    // A batch never idles inside its transaction; one that does belongs to a frozen
+    // (SIGSTOPped, swapped-out) replica whose row lock would block the partition's new owner.
+    // lock_timeout turns a wait for such a lock into a transient, retried error.
+    pqxx::nontransaction(*c).exec0(
+        "SET idle_in_transaction_session_timeout = '10s'; SET lock_timeout = '5s'");
     c->prepare("claim", kClaim);
     c->prepare("advance", kAdvance);
     c->prepare("dedup", kDedup);
@@ -159,8 +164,9 @@ Claim BatchStore::claim(const std::string& topic, std::int32_t partition) {
     if (!row[1].is_null()) claim.next_offset = row[1].as<std::int64_t>();
     return claim;
   } catch (...) {
-    if (connection_ && !connection_->is_open()) connection_.reset();
-    rethrow_as_database_error();
+    bool lost = connection_ && !connection_->is_open();
+    if (lost) connection_.reset();
+    rethrow_as_database_error(lost);
   }
 }
 
@@ -199,8 +205,9 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, const rules::RuleSet&
     tx.commit();
     return result;
   } catch (...) {
-    if (connection_ && !connection_->is_open()) connection_.reset();
-    rethrow_as_database_error();
+    bool lost = connection_ && !connection_->is_open();
+    if (lost) connection_.reset();
+    rethrow_as_database_error(lost);
   }
 }
 

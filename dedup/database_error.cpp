@@ -16,12 +16,9 @@ DatabaseError from_sqlstate(const std::string& message, const std::string& state
   return {message, false, "sqlstate_" + state};
 }
 
-}  // namespace
-
-void rethrow_as_database_error() {
+// Rethrows the pqxx error being handled as a DatabaseError, by type and SQLSTATE.
+[[noreturn]] void classify() {
   try {
-    throw;
-  } catch (const DatabaseError&) {
     throw;
   } catch (const pqxx::in_doubt_error& e) {
     throw DatabaseError(e.what(), true, "in_doubt");
@@ -33,6 +30,19 @@ void rethrow_as_database_error() {
     throw DatabaseError(e.what(), true, "serialization");
   } catch (const pqxx::failure& e) {
     throw DatabaseError(e.what(), false, "other");
+  }
+}
+
+}  // namespace
+
+void rethrow_as_database_error(bool connection_lost) {
+  try {
+    throw;
+  } catch (const DatabaseError&) {
+    throw;
+  } catch (const pqxx::failure& e) {
+    if (connection_lost) throw DatabaseError(e.what(), true, "connection");
+    classify();
   }
 }
 

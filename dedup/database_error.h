@@ -18,7 +18,9 @@ struct DatabaseError : std::runtime_error {
   std::string reason;  ///< bounded label for metrics: connection, shutdown, serialization, …
 };
 
-/// Classifies the exception being handled; call only inside a catch block.
-[[noreturn]] void rethrow_as_database_error();
+/// Classifies the exception being handled; call only inside a catch block. Whatever
+/// happened, `connection_lost` makes it transient: an error on a dead connection says
+/// nothing about the batch.
+[[noreturn]] void rethrow_as_database_error(bool connection_lost = false);
 
 }  // namespace fraud::dedup

@@ -26,15 +26,6 @@ std::map<std::string, std::string> replica_env(const Services& s, const TestData
           {"FRAUD_LOG_LEVEL", "warn"}};
 }
 
-bool offsets_at_end(TestDatabase& db, const Services& s, const std::string& topic) {
-  for (auto [partition, high] : high_watermarks(s.bootstrap_servers, topic, kPartitions)) {
-    auto stored = db.count("SELECT coalesce(max(next_offset), 0) FROM consumer_offsets WHERE topic = '" + topic +
-                           "' AND partition = " + std::to_string(partition));
-    if (stored != high) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate deliveries") {
@@ -61,7 +52,7 @@ TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate de
   REQUIRE(records.size() == 1300);
   produce(services.bootstrap_servers, topic, records);
 
-  CHECK(wait_until(90s, [&] { return offsets_at_end(db, services, topic); }));
+  CHECK(wait_until(90s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
   for (auto& r : replicas) CHECK(r->stop(SIGTERM, 30s) == 0);
 
   CHECK(db.count("SELECT count(*) FROM processed_events") == 1000);
@@ -69,7 +60,7 @@ TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate de
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'large_amount'") == 50);
   CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") == 50);
   CHECK(db.count("SELECT count(*) FROM rejected_events") == 0);
-  CHECK(offsets_at_end(db, services, topic));
+  CHECK(offsets_at_end(db, services, topic, kPartitions));
 }
 
 TEST_CASE("a poison record is rejected with its reason and its partition moves on") {
@@ -86,7 +77,7 @@ TEST_CASE("a poison record is rejected with its reason and its partition moves o
   produce(services.bootstrap_servers, topic, records);
   Replica replica({FRAUD_CONSUMER_BINARY, "run"}, replica_env(services, db, topic, group));
 
-  CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic); }));
+  CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
   CHECK(replica.stop(SIGTERM, 30s) == 0);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 10);
   CHECK(db.count("SELECT count(*) FROM rejected_events WHERE reason LIKE '%not valid JSON%'") == 10);
@@ -106,12 +97,12 @@ TEST_CASE("a replica that restarts resumes from the database offset and applies 
   produce(services.bootstrap_servers, topic, first);
   {
     Replica replica({FRAUD_CONSUMER_BINARY, "run"}, env);
-    REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic); }));
+    REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
     CHECK(replica.stop(SIGKILL, 30s).has_value());  // no goodbye: Kafka may not have the commit
   }
   produce(services.bootstrap_servers, topic, second);
   Replica replica({FRAUD_CONSUMER_BINARY, "run"}, env);
-  CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic); }));
+  CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
   CHECK(replica.stop(SIGTERM, 30s) == 0);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 400);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 400);

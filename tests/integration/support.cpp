@@ -4,11 +4,15 @@
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -36,6 +40,10 @@ KafkaPtr<rd_kafka_t> client(rd_kafka_type_t type, const std::string& bootstrap) 
   };
   set("bootstrap.servers", bootstrap.c_str());
   if (type == RD_KAFKA_PRODUCER) set("enable.idempotence", "true");
+  if (type == RD_KAFKA_CONSUMER) {  // librdkafka's assign() needs a group, though none is joined
+    set("group.id", unique_name("reader").c_str());
+    set("enable.auto.commit", "false");
+  }
   rd_kafka_t* k = rd_kafka_new(type, conf, error, sizeof error);
   if (!k) throw std::runtime_error(std::string("kafka client: ") + error);
   return KafkaPtr<rd_kafka_t>(k);
@@ -89,6 +97,11 @@ std::int64_t TestDatabase::count(const std::string& sql) {
   return pqxx::nontransaction(c).exec1(sql)[0].as<std::int64_t>();
 }
 
+pqxx::result TestDatabase::query(const std::string& sql) {
+  pqxx::connection c(url_);
+  return pqxx::nontransaction(c).exec(sql);
+}
+
 void create_topic(const std::string& bootstrap, const std::string& topic, int partitions) {
   auto admin = client(RD_KAFKA_PRODUCER, bootstrap);
   char error[512];
@@ -124,6 +137,7 @@ std::map<std::int32_t, std::int64_t> high_watermarks(const std::string& bootstra
 
 void produce(const std::string& bootstrap, const std::string& topic, const std::vector<OutgoingRecord>& records) {
   auto producer = client(RD_KAFKA_PRODUCER, bootstrap);
+  std::string first_error;
   for (const auto& r : records) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(r.headers.size());
     for (const auto& [name, value] : r.headers)
@@ -136,16 +150,23 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
                                     RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
       rd_kafka_poll(producer.get(), 100);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(headers);  // owned by the message on success
-    REQUIRE_MESSAGE(err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(err));
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;  // the message owns the headers now
+    rd_kafka_headers_destroy(headers);
+    if (first_error.empty()) first_error = rd_kafka_err2str(err);
   }
+  REQUIRE_MESSAGE(first_error.empty(), "produce failed: " << first_error);
   REQUIRE(rd_kafka_flush(producer.get(), 60000) == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-Replica::Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+Replica::Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+                 const std::string& log_path) {
   pid_ = fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
+    if (!log_path.empty()) {
+      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) dup2(fd, 2);
+    }
     for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -157,6 +178,14 @@ Replica::Replica(const std::vector<std::string>& args, const std::map<std::strin
 
 Replica::~Replica() {
   if (pid_ > 0) stop(SIGKILL, 10s);
+}
+
+bool Replica::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
+  pid_ = -1;
+  return false;
 }
 
 std::optional<int> Replica::stop(int signal, std::chrono::seconds timeout) {
@@ -171,6 +200,83 @@ std::optional<int> Replica::stop(int signal, std::chrono::seconds timeout) {
   pid_ = -1;
   if (!exited) return std::nullopt;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::vector<StoredRecord> read_topic(const std::string& bootstrap, const std::string& topic, int partitions) {
+  auto highs = high_watermarks(bootstrap, topic, partitions);
+  auto consumer = client(RD_KAFKA_CONSUMER, bootstrap);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  auto err = rd_kafka_assign(consumer.get(), list);
+  rd_kafka_topic_partition_list_destroy(list);
+  REQUIRE(err == RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::int64_t expected = 0;
+  for (auto [p, high] : highs) expected += high;
+  std::vector<StoredRecord> out;
+  auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (static_cast<std::int64_t>(out.size()) < expected && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 500);
+    if (!m) continue;
+    if (!m->err) out.push_back({m->partition, m->offset, std::string(static_cast<const char*>(m->payload), m->len)});
+    rd_kafka_message_destroy(m);
+  }
+  REQUIRE(static_cast<std::int64_t>(out.size()) == expected);
+  rd_kafka_consumer_close(consumer.get());
+  return out;
+}
+
+std::string json_field(const std::string& json, const std::string& field) {
+  auto key = "\"" + field + "\":\"";
+  auto at = json.find(key);
+  if (at == std::string::npos) return "";
+  at += key.size();
+  return json.substr(at, json.find('"', at) - at);
+}
+
+bool offsets_at_end(TestDatabase& db, const Services& s, const std::string& topic, int partitions) {
+  auto highs = high_watermarks(s.bootstrap_servers, topic, partitions);
+  if (highs.size() != static_cast<size_t>(partitions)) return false;
+  for (auto [partition, high] : highs) {
+    auto stored = db.count("SELECT coalesce(max(next_offset), 0) FROM consumer_offsets WHERE topic = '" + topic +
+                           "' AND partition = " + std::to_string(partition));
+    if (stored != high) return false;
+  }
+  return true;
+}
+
+void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::string& topic, int partitions) {
+  std::map<std::string, std::pair<std::int32_t, std::int64_t>> first_delivery;
+  std::set<std::pair<std::int32_t, std::int64_t>> poison;
+  for (const auto& r : read_topic(s.bootstrap_servers, topic, partitions)) {
+    auto id = json_field(r.value, "event_id");
+    if (r.value.empty() || r.value.back() != '}') poison.insert({r.partition, r.offset});
+    else first_delivery.try_emplace(id, r.partition, r.offset);
+  }
+  auto rows = db.query("SELECT event_id, partition, \"offset\" FROM processed_events WHERE topic = '" + topic + "'");
+  CHECK(rows.size() == first_delivery.size());
+  std::size_t misplaced = 0;
+  for (const auto& row : rows) {
+    auto it = first_delivery.find(row[0].as<std::string>());
+    if (it == first_delivery.end() || it->second != std::make_pair(row[1].as<std::int32_t>(), row[2].as<std::int64_t>()))
+      ++misplaced;
+  }
+  CHECK_MESSAGE(misplaced == 0, misplaced << " events applied at other than their first delivery");
+  CHECK(static_cast<std::size_t>(db.count("SELECT count(*) FROM rejected_events WHERE topic = '" + topic + "'")) ==
+        poison.size());
+  CHECK(offsets_at_end(db, s, topic, partitions));
+}
+
+void restart_service(const std::string& name) {
+  std::string command = std::string(FRAUD_SOURCE_DIR) + "/scripts/services restart " + name + " >&2";
+  REQUIRE_MESSAGE(std::system(command.c_str()) == 0, command);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition) {

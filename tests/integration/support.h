@@ -37,6 +37,8 @@ class TestDatabase {
   const std::string& url() const { return url_; }
   /// The first column of the first row of `sql`, as an integer.
   std::int64_t count(const std::string& sql);
+  /// All rows of `sql`.
+  pqxx::result query(const std::string& sql);
 
  private:
   std::string admin_url_, name_, url_;
@@ -60,15 +62,19 @@ struct OutgoingRecord {
 /// the broker acknowledged them all.
 void produce(const std::string& bootstrap, const std::string& topic, const std::vector<OutgoingRecord>& records);
 
-/// A fraud-consumer child process with its own environment on top of this one.
+/// A fraud-consumer child process with its own environment on top of this one; its log
+/// (stderr) goes to `log_path` when one is given.
 class Replica {
  public:
-  Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
+  Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+          const std::string& log_path = "");
   ~Replica();
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
   int pid() const { return pid_; }
+  /// False once the process has exited (it is then reaped).
+  bool running();
   /// Sends `signal` and waits up to `timeout` for the exit; returns the exit status, or
   /// nothing if it did not exit (it is then killed).
   std::optional<int> stop(int signal, std::chrono::seconds timeout);
@@ -76,6 +82,33 @@ class Replica {
  private:
   int pid_ = -1;
 };
+
+/// One record as read back from a topic.
+struct StoredRecord {
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string value;
+};
+
+/// Every record of `topic`, read from the beginning to the high watermarks.
+std::vector<StoredRecord> read_topic(const std::string& bootstrap, const std::string& topic, int partitions);
+
+/// The value of `"field":"…"` in a flat JSON text, or empty.
+std::string json_field(const std::string& json, const std::string& field);
+
+/// True when every partition's offset in consumer_offsets is at the topic's end.
+bool offsets_at_end(TestDatabase& db, const Services& s, const std::string& topic, int partitions);
+
+/// Invariants 1 and 2 against what the topic really holds: every event id has exactly one
+/// processed_events row, at its first delivery; every record that is not JSON is in
+/// rejected_events; every partition's stored offset is at its end (no range skipped).
+void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::string& topic, int partitions);
+
+/// Restarts the local PostgreSQL or Kafka in place through scripts/services.
+void restart_service(const std::string& name);
+
+/// The text of a file, or empty.
+std::string read_file(const std::string& path);
 
 /// Polls `condition` every 100 ms until it holds or `timeout` passes; returns whether it held.
 bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition);

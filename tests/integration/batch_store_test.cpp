@@ -1,0 +1,81 @@
+// The batch transaction on the real database: fencing, replay, and where consumption resumes.
+#include <doctest/doctest.h>
+
+#include "dedup/batch_store.h"
+#include "events/decode.h"
+#include "tests/integration/support.h"
+
+using namespace fraud;
+using namespace fraud::testing;
+
+namespace {
+
+dedup::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
+  dedup::PartitionBatch batch{"t", 0, epoch, {}};
+  events::Decoder decoder;
+  for (int i = from; i < to; ++i) {
+    auto out = transaction_event(i, "12500.00");
+    events::Record record{"t", 0, i, 0, out.key, {}, out.value};
+    auto decoded = record.decode(decoder);
+    batch.records.push_back({record, decoded.event, decoded.error});
+  }
+  return batch;
+}
+
+rules::RuleSet rules_of() { return {"test-1", {rules::LargeAmountRule{"large_amount", {1000000, "EUR", 2}}}}; }
+
+}  // namespace
+
+TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore old_owner(db.url(), "g", "old", {}), new_owner(db.url(), "g", "new", {});
+  auto old_claim = old_owner.claim("t", 0);
+  auto new_claim = new_owner.claim("t", 0);
+  CHECK(new_claim.epoch == old_claim.epoch + 1);
+
+  auto result = old_owner.apply(batch_of(old_claim.epoch, 0, 10), rules_of());
+  CHECK(result.fenced);
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 0);
+  CHECK(db.count("SELECT count(*) FROM consumer_offsets WHERE next_offset IS NOT NULL") == 0);
+
+  CHECK_FALSE(new_owner.apply(batch_of(new_claim.epoch, 0, 10), rules_of()).fenced);
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 10);
+}
+
+TEST_CASE("replaying a committed batch changes nothing but the duplicate count") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.url(), "g", "me", {});
+  auto claim = store.claim("t", 0);
+  auto first = store.apply(batch_of(claim.epoch, 0, 10), rules_of());
+  auto replay = store.apply(batch_of(claim.epoch, 0, 10), rules_of());
+  CHECK(first.processed == 10);
+  CHECK(first.alerts == 10);
+  CHECK(replay.processed == 0);
+  CHECK(replay.duplicates == 10);
+  CHECK(replay.alerts == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 10);
+  CHECK(db.count("SELECT count(*) FROM outbox") == 10);
+}
+
+TEST_CASE("a claim returns the offset the last committed batch stored") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.url(), "g", "me", {});
+  CHECK_FALSE(store.claim("t", 0).next_offset.has_value());
+  auto claim = store.claim("t", 0);
+  store.apply(batch_of(claim.epoch, 0, 7), rules_of());
+  CHECK(store.claim("t", 0).next_offset == 7);
+}
+
+TEST_CASE("the same id twice in one batch is applied once") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.url(), "g", "me", {});
+  auto batch = batch_of(store.claim("t", 0).epoch, 0, 3);
+  auto again = batch.records[1];
+  again.record.offset = 3;
+  batch.records.push_back(again);
+  auto result = store.apply(batch, rules_of());
+  CHECK(result.processed == 3);
+  CHECK(result.duplicates == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);
+}

@@ -1,0 +1,221 @@
+// Exactly-once effects while the cluster misbehaves: replicas killed at any moment (and
+// deliberately between the database commit and the Kafka commit), a frozen zombie replica,
+// PostgreSQL and Kafka restarted under load. Each test checks against what the topic really
+// holds: every event applied once at its first delivery, every poison record rejected, every
+// partition's offset at its end.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <thread>
+#include <random>
+#include <regex>
+
+#include "tests/integration/support.h"
+
+using namespace fraud::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A topic, a database, and a group of replicas consuming the one into the other.
+class Cluster {
+ public:
+  Cluster(int partitions, const std::string& name)
+      : services_(Services::from_environment()), db_(services_), partitions_(partitions),
+        topic_(unique_name("transactions")), group_(unique_name("fraud")), log_dir_("/tmp/" + unique_name(name)) {
+    create_topic(services_.bootstrap_servers, topic_, partitions_);
+    std::filesystem::create_directories(log_dir_);
+  }
+
+  std::map<std::string, std::string> env(std::map<std::string, std::string> extra = {}) const {
+    std::map<std::string, std::string> e = {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services_.bootstrap_servers},
+                                            {"FRAUD_POSTGRES_URL", db_.url()},
+                                            {"FRAUD_KAFKA_TOPICS", topic_},
+                                            {"FRAUD_KAFKA_GROUP_ID", group_},
+                                            {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
+                                            {"FRAUD_KAFKA_PROPERTIES_HEARTBEAT_INTERVAL_MS", "500"},
+                                            {"FRAUD_BATCH_MAX_RECORDS", "500"},
+                                            {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
+                                            {"FRAUD_LOG_LEVEL", "info"}};
+    extra.merge(e);  // `extra` wins
+    return extra;
+  }
+
+  /// Starts replica `slot` (replacing one stopped there before), logging to its own file.
+  Replica& start(std::size_t slot, std::map<std::string, std::string> extra = {}) {
+    if (replicas_.size() <= slot) replicas_.resize(slot + 1);
+    replicas_[slot] = std::make_unique<Replica>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env(extra),
+                                                log_path(slot));
+    return *replicas_[slot];
+  }
+
+  Replica& replica(std::size_t slot) { return *replicas_.at(slot); }
+  std::size_t size() const { return replicas_.size(); }
+  std::string log_path(std::size_t slot) const { return log_dir_ + "/replica-" + std::to_string(slot) + ".log"; }
+
+  void produce(const std::vector<OutgoingRecord>& records) { fraud::testing::produce(services_.bootstrap_servers, topic_, records); }
+  bool caught_up() { return offsets_at_end(db_, services_, topic_, partitions_); }
+  void check_exactly_once() { check_applied_exactly_once(db_, services_, topic_, partitions_); }
+  TestDatabase& db() { return db_; }
+  const std::string& topic() const { return topic_; }
+
+  /// True once replica `slot` holds at least one partition.
+  bool holds_partitions(std::size_t slot) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    auto owner = std::string(host) + "-" + std::to_string(replica(slot).pid());
+    return db_.count("SELECT count(*) FROM consumer_offsets WHERE topic = '" + topic_ + "' AND owner = '" + owner + "'") > 0;
+  }
+
+  /// True once `n` distinct replicas hold partitions of the topic.
+  bool owners_are(int n) {
+    return db_.count("SELECT count(DISTINCT owner) FROM consumer_offsets WHERE topic = '" + topic_ + "'") == n;
+  }
+
+  /// Stops every replica with SIGTERM; each must leave cleanly.
+  void stop_all() {
+    for (auto& r : replicas_)
+      if (r) CHECK(r->stop(SIGTERM, 40s) == 0);
+  }
+
+ private:
+  Services services_;
+  TestDatabase db_;
+  int partitions_;
+  std::string topic_, group_, log_dir_;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+};
+
+/// Events `from`..`to`-1 (every 50th one large) with `duplicate_every`-th ones delivered
+/// again right after the wave, and a poison record every `poison_every`.
+std::vector<OutgoingRecord> wave(int from, int to, int duplicate_every, int poison_every = 0) {
+  std::vector<OutgoingRecord> out, again;
+  for (int i = from; i < to; ++i) {
+    out.push_back(transaction_event(i, i % 50 == 0 ? "12500.00" : "42.10"));
+    if (duplicate_every && i % duplicate_every == 0) again.push_back(out.back());
+    if (poison_every && i % poison_every == 0) out.push_back({out.back().key, "{\"event_id\":\"poison", {}});
+  }
+  out.insert(out.end(), again.begin(), again.end());
+  return out;
+}
+
+std::int64_t large_events_below(int n) { return (n + 49) / 50; }
+
+/// The value of `key` in the last "consumer stopped" log line, or -1.
+long stopped_counter(const std::string& log, const std::string& key) {
+  std::smatch m;
+  std::regex pattern("\"msg\":\"consumer stopped\".*\"" + key + "\":\"([0-9]+)\"");
+  std::string last;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), pattern); it != std::sregex_iterator(); ++it)
+    last = (*it)[1];
+  return last.empty() ? -1 : std::stol(last);
+}
+
+}  // namespace
+
+TEST_CASE("replicas killed with SIGKILL at any moment lose nothing and apply nothing twice") {
+  constexpr int kEvents = 200000, kWaves = 10;
+  Cluster cluster(6, "kill");
+  std::mt19937 random(20261127);
+  for (std::size_t slot = 0; slot < 3; ++slot) cluster.start(slot);
+
+  int failpoint_deaths = 0;
+  for (int w = 0; w < kWaves; ++w) {
+    cluster.produce(wave(w * kEvents / kWaves, (w + 1) * kEvents / kWaves, 10, 997));
+    std::this_thread::sleep_for(std::chrono::milliseconds(random() % 1500));  // a random moment in the wave
+    auto slot = random() % cluster.size();
+    if (!cluster.replica(slot).running()) ++failpoint_deaths;
+    cluster.replica(slot).stop(SIGKILL, 10s);
+    // Every other restart arms the failpoint: that process kills itself right after one of
+    // its first database commits and before the Kafka commit, the window most at risk.
+    std::map<std::string, std::string> extra;
+    if (w % 2 == 0) extra["FRAUD_FAILPOINT_KILL_AFTER_COMMITS"] = std::to_string(1 + random() % 5);
+    cluster.start(slot, extra);
+    // The next wave reaches the new replica only once it holds partitions.
+    CHECK(wait_until(30s, [&] { return cluster.holds_partitions(slot); }));
+  }
+  // Replace every replica by one without a failpoint, then let the group drain the topic.
+  for (std::size_t slot = 0; slot < cluster.size(); ++slot) {
+    if (!cluster.replica(slot).running()) ++failpoint_deaths;
+    cluster.replica(slot).stop(SIGKILL, 10s);
+    cluster.start(slot);
+  }
+  MESSAGE(failpoint_deaths << " replicas killed themselves between a database and a Kafka commit");
+  CHECK(failpoint_deaths >= 1);  // the commit-to-commit window was really exercised
+  CHECK(wait_until(240s, [&] { return cluster.caught_up(); }));
+  cluster.stop_all();
+
+  cluster.check_exactly_once();
+  CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == kEvents);
+  CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == large_events_below(kEvents));
+  CHECK(cluster.db().count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") ==
+        large_events_below(kEvents));
+}
+
+TEST_CASE("a frozen zombie replica writes nothing for the partitions it lost") {
+  Cluster cluster(4, "zombie");
+  // The zombie holds records for 3 s before applying them, so it is frozen with a batch in hand.
+  auto& zombie = cluster.start(0, {{"FRAUD_BATCH_MAX_WAIT_MS", "3000"}, {"FRAUD_BATCH_MAX_RECORDS", "100000"}});
+  cluster.start(1);
+  REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
+  cluster.produce(wave(0, 20000, 10));
+  REQUIRE(wait_until(60s, [&] { return cluster.caught_up(); }));
+
+  cluster.produce(wave(20000, 40000, 10));
+  kill(zombie.pid(), SIGSTOP);
+  // Past its session timeout the other replica takes the zombie's partitions and applies
+  // everything from the offsets in the database, including what the zombie holds.
+  CHECK(wait_until(90s, [&] { return cluster.caught_up(); }));
+  kill(zombie.pid(), SIGCONT);
+  // Awake, the zombie either tries its batch and is fenced, or hears first that it lost the
+  // partitions; either way it must write nothing, which check_exactly_once verifies.
+  CHECK(wait_until(60s, [&] {
+    auto log = read_file(cluster.log_path(0));
+    return log.find("batch fenced") != std::string::npos || log.find("partition lost") != std::string::npos;
+  }));
+  cluster.produce(wave(40000, 50000, 10));
+  CHECK(wait_until(90s, [&] { return cluster.caught_up(); }));
+  cluster.stop_all();
+  MESSAGE("zombie fenced batches: " << stopped_counter(read_file(cluster.log_path(0)), "fenced_batches"));
+
+  cluster.check_exactly_once();
+  CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == 50000);
+  CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == large_events_below(50000));
+}
+
+TEST_CASE("PostgreSQL restarted under load: the replicas recover by themselves") {
+  Cluster cluster(4, "pg-restart");
+  cluster.start(0);
+  cluster.start(1);
+  REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
+  for (int w = 0; w < 4; ++w) {
+    cluster.produce(wave(w * 25000, (w + 1) * 25000, 10, 1009));
+    restart_service("postgres");
+  }
+  CHECK(wait_until(120s, [&] { return cluster.caught_up(); }));
+  cluster.stop_all();
+
+  cluster.check_exactly_once();
+  CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == 100000);
+  CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == large_events_below(100000));
+}
+
+TEST_CASE("the Kafka broker restarted under load: the replicas recover by themselves") {
+  Cluster cluster(4, "kafka-restart");
+  cluster.start(0);
+  cluster.start(1);
+  REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
+  for (int w = 0; w < 3; ++w) {
+    cluster.produce(wave(w * 25000, (w + 1) * 25000, 10, 1009));
+    restart_service("kafka");
+  }
+  CHECK(wait_until(120s, [&] { return cluster.caught_up(); }));
+  cluster.stop_all();
+
+  cluster.check_exactly_once();
+  CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == 75000);
+  CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == large_events_below(75000));
+}
