@@ -5,7 +5,6 @@
 #include <thread>
 
 #include "consumer/log.h"
-#include "dedup/database_error.h"
 
 namespace fraud::consumer {
 namespace {
@@ -27,17 +26,22 @@ void add(LoopCounters& c, const dedup::BatchResult& r) {
 dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& b) {
   a.fenced = a.fenced || b.fenced;
   a.processed += b.processed, a.duplicates += b.duplicates, a.rejected += b.rejected, a.alerts += b.alerts;
+  a.alert_labels.insert(a.alert_labels.end(), b.alert_labels.begin(), b.alert_labels.end());
+  a.applied_origins.insert(a.applied_origins.end(), b.applied_origins.begin(), b.applied_origins.end());
+  a.rule_seconds += b.rule_seconds;
   return a;
 }
 
 }  // namespace
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
-                     const rules::RuleSet& rules, LoopHooks hooks)
+                     const rules::RuleSet& rules, ServiceMetrics& metrics, HealthState& health, LoopHooks hooks)
     : batch_config_(batch),
       store_(store),
       rules_(rules),
       decoder_({static_cast<std::size_t>(limits.max_record_bytes), static_cast<std::size_t>(limits.max_json_depth)}),
+      metrics_(metrics),
+      health_(health),
       hooks_(std::move(hooks)) {}
 
 void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
@@ -45,6 +49,7 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
   stop_ = &stop;
   auto next_progress = Clock::now() + kProgressEvery;
   while (!stop.load()) {
+    health_.loop_heartbeat_ms = steady_ms();
     auto record = source.poll(poll_timeout(Clock::now()));
     if (fatal_) throw std::runtime_error(*fatal_);
     if (record) accept(std::move(*record));
@@ -70,6 +75,7 @@ std::optional<std::int64_t> BatchLoop::on_assigned(const TopicPartition& tp) {
       auto claim = store_.claim(tp.topic, tp.partition);
       partitions_[tp] = Partition{};
       partitions_[tp].epoch = claim.epoch;
+      metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
       log::info("partition claimed", {{"partition", where(tp)},
                                       {"epoch", std::to_string(claim.epoch)},
                                       {"resume_at", claim.next_offset ? std::to_string(*claim.next_offset) : "start"}});
@@ -78,6 +84,7 @@ std::optional<std::int64_t> BatchLoop::on_assigned(const TopicPartition& tp) {
       if (!e.transient) return fatal_ = "claiming " + where(tp) + ": " + e.what(), std::nullopt;
       if (stop_ && stop_->load()) return std::nullopt;  // leaving anyway; its records are ignored
       ++counters_.database_retries;
+      metrics_.database_retries(e.reason).Increment();
       log::warn("claim failed; retrying", {{"partition", where(tp)}, {"reason", e.reason}, {"error", e.what()}});
       std::this_thread::sleep_for(backoff);
     } catch (const std::exception& e) {
@@ -97,6 +104,7 @@ void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
     }
     partitions_.erase(it);
   }
+  metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
 }
 
 void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
@@ -105,6 +113,7 @@ void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
     log::warn("partition lost", {{"partition", where(tp)}});
     partitions_.erase(tp);
   }
+  metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
 }
 
 void BatchLoop::accept(events::Record record) {
@@ -144,10 +153,12 @@ void BatchLoop::flush(const TopicPartition& tp, Partition& p, OnTransient on_tra
 }
 
 bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count) {
+  auto started = Clock::now();
   auto batch = decode(tp, p, count);
   auto result = apply_or_split(batch);
   if (result.fenced) {
     ++counters_.fenced_batches;
+    metrics_.fenced_batches.Increment();
     p.fenced = true;
     p.pending.clear();
     source_->pause(tp);
@@ -156,6 +167,7 @@ bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t 
     return false;
   }
   add(counters_, result);
+  observe(tp, result, count, std::chrono::duration<double>(Clock::now() - started).count());
   p.pending.erase(p.pending.begin(), p.pending.begin() + static_cast<std::ptrdiff_t>(count));
   p.first_pending = Clock::now();
   if (hooks_.after_database_commit) hooks_.after_database_commit();
@@ -174,9 +186,14 @@ dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
   for (std::size_t i = 0; i < count; ++i) {
     const auto& record = p.pending[i];
     auto decoded = record.decode(decoder_);
-    if (!decoded.event)
+    // The reason can quote field values (personal data): it goes to rejected_events, and to
+    // the log only at debug level.
+    if (!decoded.event) {
       log::warn("record rejected", {{"partition", where(tp)}, {"offset", std::to_string(record.offset)},
-                                    {"reason", decoded.error}});
+                                    {"envelope", events::to_string(decoded.envelope)}});
+      log::debug("record rejected", {{"partition", where(tp)}, {"offset", std::to_string(record.offset)},
+                                     {"reason", decoded.error}});
+    }
     batch.records.push_back({record, std::move(decoded.event), std::move(decoded.error)});
   }
   return batch;
@@ -207,11 +224,27 @@ dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch)
   }
 }
 
-void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const std::exception& error) {
+void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& result, std::size_t records,
+                        double seconds) {
+  metrics_.records(tp.topic, "processed").Increment(static_cast<double>(result.processed));
+  metrics_.records(tp.topic, "duplicate").Increment(static_cast<double>(result.duplicates));
+  metrics_.records(tp.topic, "rejected").Increment(static_cast<double>(result.rejected));
+  metrics_.batch_records.Observe(static_cast<double>(records));
+  metrics_.batch_seconds.Observe(seconds);
+  metrics_.rule_evaluation_seconds.Observe(result.rule_seconds);
+  for (const auto& [rule, decision] : result.alert_labels) metrics_.alerts(rule, decision).Increment();
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  for (auto origin : result.applied_origins)
+    metrics_.end_to_end_seconds.Observe(static_cast<double>(std::max<std::int64_t>(0, now_us - origin)) / 1e6);
+}
+
+void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error) {
   p.backoff = p.backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
                                      : std::min<std::chrono::milliseconds>(p.backoff * 2, kMaxBackoff);
   p.retry_at = Clock::now() + p.backoff;
   ++counters_.database_retries;
+  metrics_.database_retries(error.reason).Increment();
   source_->pause(tp);
   log::warn("database error; partition paused, batch will be retried",
             {{"partition", where(tp)}, {"backoff_ms", std::to_string(p.backoff.count())}, {"error", error.what()}});

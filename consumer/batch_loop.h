@@ -14,6 +14,8 @@
 
 #include "consumer/config.h"
 #include "consumer/kafka_source.h"
+#include "consumer/metrics.h"
+#include "dedup/database_error.h"
 #include "dedup/batch_store.h"
 #include "events/decode.h"
 #include "rules/rule_set.h"
@@ -35,7 +37,7 @@ struct LoopHooks {
 class BatchLoop final : public PartitionOwner {
  public:
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
-            const rules::RuleSet& rules, LoopHooks hooks = {});
+            const rules::RuleSet& rules, ServiceMetrics& metrics, HealthState& health, LoopHooks hooks = {});
 
   /// Polls and applies until `stop` is set, then applies what is in hand and returns.
   void run(RecordSource& source, const std::atomic<bool>& stop);
@@ -68,7 +70,8 @@ class BatchLoop final : public PartitionOwner {
   bool apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count);
   dedup::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
   dedup::BatchResult apply_or_split(const dedup::PartitionBatch& batch);
-  void schedule_retry(const TopicPartition& tp, Partition& p, const std::exception& error);
+  void schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error);
+  void observe(const TopicPartition& tp, const dedup::BatchResult& result, std::size_t records, double seconds);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
   BatchConfig batch_config_;
@@ -80,6 +83,8 @@ class BatchLoop final : public PartitionOwner {
   const std::atomic<bool>* stop_ = nullptr;
   std::optional<std::string> fatal_;  ///< an error raised inside a librdkafka callback
   LoopCounters counters_;
+  ServiceMetrics& metrics_;
+  HealthState& health_;
   LoopHooks hooks_;
 };
 

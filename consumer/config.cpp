@@ -73,6 +73,9 @@ const std::vector<Field>& fields() {
       {"outbox", "dead_letter_topic", [](Config& c, const std::string& v, auto&) { c.outbox.dead_letter_topic = v; }},
       {"shutdown", "timeout_seconds",
        [](Config& c, const std::string& v, auto& w) { c.shutdown.timeout_seconds = to_int(v, w); }},
+      {"metrics", "listen", [](Config& c, const std::string& v, auto&) { c.metrics.listen = v; }},
+      {"health", "max_rebalance_seconds",
+       [](Config& c, const std::string& v, auto& w) { c.health.max_rebalance_seconds = to_int(v, w); }},
       {"log", "level", [](Config& c, const std::string& v, auto&) { c.log.level = v; }},
   };
   return table;
@@ -184,6 +187,9 @@ void validate(const Config& c) {
           "must be debug, info, warn or error");
   require(c.shutdown.timeout_seconds >= 1 && c.shutdown.timeout_seconds <= 600, "shutdown", "timeout_seconds",
           "must be 1..600");
+  require(c.metrics.listen.rfind(':') != std::string::npos && c.metrics.listen.rfind(':') + 1 < c.metrics.listen.size(),
+          "metrics", "listen", "must be host:port, e.g. 0.0.0.0:9464");
+  require(c.health.max_rebalance_seconds >= 1, "health", "max_rebalance_seconds", "must be at least 1");
   require(!c.outbox.alerts_topic.empty(), "outbox", "alerts_topic", "must not be empty");
   require(!c.outbox.dead_letter_topic.empty(), "outbox", "dead_letter_topic", "must not be empty");
   // The guarantees rest on these; a pass-through property must not quietly undo them.

@@ -51,6 +51,17 @@ struct OutboxConfig {
   std::string dead_letter_topic = "transactions.dlq";
 };
 
+struct MetricsConfig {
+  /// host:port of /metrics, /healthz and /readyz; port 0 picks a free port (it is logged).
+  std::string listen = "127.0.0.1:9464";
+};
+
+struct HealthConfig {
+  /// /readyz fails once the consumer has been out of the group (in a rebalance, or unable
+  /// to reach the coordinator) longer than this.
+  std::int64_t max_rebalance_seconds = 60;
+};
+
 struct ShutdownConfig {
   /// SIGTERM to exit: applying the batch in hand and leaving the group must fit in this.
   std::int64_t timeout_seconds = 30;
@@ -68,6 +79,8 @@ struct Config {
   RulesConfig rules;
   OutboxConfig outbox;
   ShutdownConfig shutdown;
+  MetricsConfig metrics;
+  HealthConfig health;
   LogConfig log;
 };
 

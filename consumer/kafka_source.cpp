@@ -1,7 +1,9 @@
 #include "consumer/kafka_source.h"
 
 #include <librdkafka/rdkafkacpp.h>
+#include <simdjson.h>
 
+#include <set>
 #include <stdexcept>
 
 #include "consumer/log.h"
@@ -52,7 +54,7 @@ events::Record to_record(RdKafka::Message& m) {
 
 /// librdkafka calls these on the polling thread; they forward to the PartitionOwner.
 struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
-  explicit Callbacks(PartitionOwner& o) : owner(o) {}
+  Callbacks(PartitionOwner& o, ServiceMetrics& m, HealthState& h) : owner(o), metrics(m), health(h) {}
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
@@ -64,12 +66,15 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
       }
       auto* error = cooperative ? consumer->incremental_assign(partitions) : (consumer->assign(partitions), nullptr);
       report("assign", error);
+      metrics.rebalances("assign").Increment();
       log::info("partitions assigned", {{"count", std::to_string(partitions.size())}});
       return;
     }
-    auto lost = to_partitions(partitions);
-    if (consumer->assignment_lost()) owner.on_lost(lost);
-    else owner.on_revoked(lost);
+    auto taken = to_partitions(partitions);
+    bool lost = consumer->assignment_lost();
+    metrics.rebalances(lost ? "lost" : "revoke").Increment();
+    if (lost) owner.on_lost(taken);
+    else owner.on_revoked(taken);
     auto* error = cooperative ? consumer->incremental_unassign(partitions) : (consumer->unassign(), nullptr);
     report("unassign", error);
     log::info("partitions revoked", {{"count", std::to_string(partitions.size())}});
@@ -78,7 +83,11 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
   void event_cb(RdKafka::Event& event) override {
     switch (event.type()) {
       case RdKafka::Event::EVENT_ERROR:
+        if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN) set_brokers_up(0);
         log::warn("kafka error", {{"error", RdKafka::err2str(event.err())}, {"detail", event.str()}});
+        break;
+      case RdKafka::Event::EVENT_STATS:
+        read_statistics(event.str());
         break;
       case RdKafka::Event::EVENT_LOG:
         if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING)
@@ -94,13 +103,56 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
     delete error;
   }
 
+  void set_brokers_up(int count) {
+    metrics.brokers_up.Set(count);
+    health.brokers_up = count > 0;
+  }
+
+  // librdkafka's statistics JSON: brokers' states, and per partition the group's lag and
+  // committed offset (-1 where unknown, and partition -1 is internal).
+  void read_statistics(const std::string& json) {
+    simdjson::dom::element doc;
+    if (stats_parser.parse(json).get(doc) != simdjson::SUCCESS) return;
+    std::set<std::int64_t> up;  // a broker can appear twice: as itself and as the group coordinator
+    simdjson::dom::object brokers;
+    if (doc["brokers"].get(brokers) == simdjson::SUCCESS)
+      for (auto [name, broker] : brokers) {
+        std::int64_t node = -1;
+        std::string_view state;
+        if (broker["nodeid"].get(node) == simdjson::SUCCESS && node >= 0 &&
+            broker["state"].get(state) == simdjson::SUCCESS && state == "UP")
+          up.insert(node);
+      }
+    set_brokers_up(static_cast<int>(up.size()));
+    simdjson::dom::object topics;
+    if (doc["topics"].get(topics) != simdjson::SUCCESS) return;
+    for (auto [topic, t] : topics) {
+      simdjson::dom::object partitions;
+      if (t["partitions"].get(partitions) != simdjson::SUCCESS) continue;
+      for (auto [key, p] : partitions) {
+        std::int64_t partition = -1, lag = -1, committed = -1;
+        if (p["partition"].get(partition) || partition < 0) continue;
+        if (!p["consumer_lag"].get(lag) && lag >= 0)
+          metrics.consumer_lag(std::string(topic), static_cast<std::int32_t>(partition)).Set(static_cast<double>(lag));
+        if (!p["committed_offset"].get(committed) && committed >= 0)
+          metrics.committed_offset(std::string(topic), static_cast<std::int32_t>(partition))
+              .Set(static_cast<double>(committed));
+      }
+    }
+  }
+
   PartitionOwner& owner;
+  ServiceMetrics& metrics;
+  HealthState& health;
+  simdjson::dom::parser stats_parser;
 };
 
-KafkaSource::KafkaSource(const KafkaConfig& config, const std::string& client_id, PartitionOwner& owner)
-    : callbacks_(std::make_unique<Callbacks>(owner)) {
+KafkaSource::KafkaSource(const KafkaConfig& config, const std::string& client_id, PartitionOwner& owner,
+                         ServiceMetrics& metrics, HealthState& health)
+    : callbacks_(std::make_unique<Callbacks>(owner, metrics, health)), health_(health) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   set(*conf, "client.id", client_id);
+  set(*conf, "statistics.interval.ms", "5000");  // lag, committed offsets, brokers for metrics
   set(*conf, "auto.offset.reset", "earliest");
   set(*conf, "partition.assignment.strategy", "cooperative-sticky");
   for (const auto& [name, value] : config.properties) set(*conf, name, value);
@@ -129,6 +181,7 @@ KafkaSource::~KafkaSource() {
 }
 
 std::optional<events::Record> KafkaSource::poll(std::chrono::milliseconds timeout) {
+  check_membership();
   std::unique_ptr<RdKafka::Message> m(consumer_->consume(static_cast<int>(timeout.count())));
   switch (m->err()) {
     case RdKafka::ERR_NO_ERROR: return to_record(*m);
@@ -138,6 +191,16 @@ std::optional<events::Record> KafkaSource::poll(std::chrono::milliseconds timeou
       log::warn("kafka consume error", {{"error", m->errstr()}});
       return std::nullopt;
   }
+}
+
+// Readiness wants to know whether this replica is in the group, and since when it is not.
+void KafkaSource::check_membership() {
+  auto now = steady_ms();
+  if (now < next_membership_check_ms_) return;
+  next_membership_check_ms_ = now + 1000;
+  bool in_group = !consumer_->memberid().empty();
+  if (!in_group && health_.in_group.load()) health_.out_of_group_since_ms = now;
+  health_.in_group = in_group;
 }
 
 void KafkaSource::commit(const TopicPartition& tp, std::int64_t next_offset) {

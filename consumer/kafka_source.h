@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "consumer/config.h"
+#include "consumer/metrics.h"
 #include "events/record.h"
 
 namespace RdKafka {
@@ -54,8 +55,10 @@ class RecordSource {
 class KafkaSource final : public RecordSource {
  public:
   /// Joins `config.group_id` and subscribes to `config.topics`. Throws std::runtime_error
-  /// when librdkafka rejects a property, naming it.
-  KafkaSource(const KafkaConfig& config, const std::string& client_id, PartitionOwner& owner);
+  /// when librdkafka rejects a property, naming it. Reports rebalances, lag and broker
+  /// connectivity (from librdkafka's statistics) into `metrics` and `health`.
+  KafkaSource(const KafkaConfig& config, const std::string& client_id, PartitionOwner& owner,
+              ServiceMetrics& metrics, HealthState& health);
   ~KafkaSource() override;
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -70,8 +73,11 @@ class KafkaSource final : public RecordSource {
 
  private:
   struct Callbacks;
+  void check_membership();
   std::unique_ptr<Callbacks> callbacks_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  HealthState& health_;
+  std::int64_t next_membership_check_ms_ = 0;
   bool closed_ = false;
 };
 

@@ -5,7 +5,11 @@
 //
 // Exit status: 0 done, 1 failed while running, 2 bad command line or configuration.
 
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 #include <unistd.h>
+
+#include <pqxx/pqxx>
 
 #include <atomic>
 #include <csignal>
@@ -16,6 +20,8 @@
 
 #include "consumer/batch_loop.h"
 #include "consumer/config.h"
+#include "consumer/http_server.h"
+#include "consumer/metrics.h"
 #include "consumer/kafka_source.h"
 #include "consumer/log.h"
 #include "dedup/batch_store.h"
@@ -67,7 +73,7 @@ std::string replica_name() {
 rules::RuleSet placeholder_rules(const consumer::RulesConfig& config) {
   std::string error;
   auto threshold = events::parse_money(config.large_amount_threshold, config.large_amount_currency, error);
-  return rules::RuleSet("placeholder-1", {rules::LargeAmountRule{"large_amount", *threshold}});
+  return rules::RuleSet("placeholder-1", {rules::LargeAmountRule{"large_amount", *threshold, "review"}});
 }
 
 int migrate(const consumer::Config& config) {
@@ -78,18 +84,89 @@ int migrate(const consumer::Config& config) {
   return 0;
 }
 
+/// Answers "does the database answer?" for /readyz, at most every two seconds, on a
+/// connection of its own (the batch loop's may be busy).
+class DatabaseProbe {
+ public:
+  explicit DatabaseProbe(std::string url) : url_(std::move(url)) {}
+
+  bool answers() {
+    auto now = consumer::steady_ms();
+    if (now < next_check_ms_) return last_;
+    next_check_ms_ = now + 2000;
+    try {
+      if (!connection_ || !connection_->is_open()) connection_ = std::make_unique<pqxx::connection>(url_);
+      pqxx::nontransaction(*connection_).exec("SELECT 1");
+      last_ = true;
+    } catch (const std::exception&) {
+      connection_.reset();
+      last_ = false;
+    }
+    return last_;
+  }
+
+ private:
+  std::string url_;
+  std::unique_ptr<pqxx::connection> connection_;
+  std::int64_t next_check_ms_ = 0;
+  bool last_ = false;
+};
+
+consumer::HttpResponse readiness(DatabaseProbe& database, const consumer::HealthState& health,
+                                 const consumer::HealthConfig& config) {
+  auto now = consumer::steady_ms();
+  bool db = database.answers();
+  bool brokers = health.brokers_up.load();
+  bool group = health.in_group.load() || now - health.out_of_group_since_ms.load() < config.max_rebalance_seconds * 1000;
+  bool loop = now - health.loop_heartbeat_ms.load() < 60'000;
+  auto line = [](const char* what, bool ok) { return std::string(what) + (ok ? " ok\n" : " FAILING\n"); };
+  std::string body = line("database", db) + line("kafka brokers", brokers) + line("consumer group", group) +
+                     line("batch loop", loop);
+  return {db && brokers && group && loop ? 200 : 503, body};
+}
+
+consumer::HttpResponse liveness(const consumer::HealthState& health) {
+  bool alive = consumer::steady_ms() - health.loop_heartbeat_ms.load() < 120'000;
+  return {alive ? 200 : 503, alive ? "ok\n" : "the batch loop has not turned for 120 s\n"};
+}
+
+consumer::HttpResponse scrape(prometheus::Registry& registry, consumer::ServiceMetrics& metrics,
+                              DatabaseProbe& database, const consumer::HealthState& health,
+                              const consumer::HealthConfig& config) {
+  metrics.ready.Set(readiness(database, health, config).status == 200 ? 1 : 0);
+  return {200, prometheus::TextSerializer().Serialize(registry.Collect()), "text/plain; version=0.0.4; charset=utf-8"};
+}
+
 int run(const consumer::Config& config) {
   shutdown_timeout_seconds = static_cast<unsigned>(config.shutdown.timeout_seconds);
   std::signal(SIGALRM, shutdown_overran);
   std::signal(SIGTERM, request_stop);
   std::signal(SIGINT, request_stop);
+  setenv("PGCONNECT_TIMEOUT", "5", 0);  // a dead database must not hang a connection attempt
   auto name = replica_name();
   auto rules = placeholder_rules(config.rules);
+
+  prometheus::Registry registry;
+  consumer::ServiceMetrics metrics(registry);
+  metrics.set_rule_set(rules.version());
+  metrics.initialise(config.kafka.topics, rules.alert_kinds());
+  consumer::HealthState health;
+  health.out_of_group_since_ms = consumer::steady_ms();
+  health.loop_heartbeat_ms = consumer::steady_ms();
+  DatabaseProbe probe(config.postgres.url);
+  consumer::HttpServer server(config.metrics.listen,
+                              {{"/metrics", [&] { return scrape(registry, metrics, probe, health, config.health); }},
+                               {"/healthz", [&] { return liveness(health); }},
+                               {"/readyz", [&] { return readiness(probe, health, config.health); }}});
+
   dedup::BatchStore store(config.postgres.url, config.kafka.group_id, name,
                           {config.outbox.alerts_topic, config.outbox.dead_letter_topic});
-  consumer::BatchLoop loop(config.batch, config.limits, store, rules, failpoints());
-  consumer::KafkaSource source(config.kafka, name, loop);
-  consumer::log::info("consumer started", {{"replica", name}, {"group", config.kafka.group_id}});
+  store.on_reconnect([&] { metrics.reconnects.Increment(); });
+  consumer::BatchLoop loop(config.batch, config.limits, store, rules, metrics, health, failpoints());
+  consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
+  consumer::log::info("consumer started", {{"replica", name},
+                                           {"group", config.kafka.group_id},
+                                           {"metrics_port", std::to_string(server.port())}});
   loop.run(source, stop_requested);
   source.close();  // leave the group now, so its partitions move to the others at once
   const auto& c = loop.counters();

@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include <chrono>
 #include <unordered_set>
 
 #include "dedup/database_error.h"
@@ -149,6 +150,8 @@ pqxx::connection& BatchStore::connection() {
     c->prepare("alerts", kAlerts);
     c->prepare("reject", kReject);
     connection_ = std::move(c);
+    if (connected_before_ && on_reconnect_) on_reconnect_();
+    connected_before_ = true;
   } catch (...) {
     rethrow_as_database_error();
   }
@@ -177,7 +180,10 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, const rules::RuleSet&
     pqxx::work tx(connection());
     auto advanced = tx.exec_prepared("advance", group_id_, batch.topic, batch.partition, batch.epoch,
                                      batch.next_offset());
-    if (advanced.affected_rows() == 0) return BatchResult{.fenced = true};  // tx rolls back
+    if (advanced.affected_rows() == 0) {  // another assignment owns it; the transaction rolls back
+      result.fenced = true;
+      return result;
+    }
 
     auto fresh = insert_new(tx, batch);
     AlertColumns alerts;
@@ -193,7 +199,14 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, const rules::RuleSet&
         continue;
       }
       ++result.processed;
-      for (const auto& hit : rules.evaluate(*r.event)) alerts.add(*r.event, hit);
+      result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
+      auto started = std::chrono::steady_clock::now();
+      auto hits = rules.evaluate(*r.event);
+      result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      for (const auto& hit : hits) {
+        alerts.add(*r.event, hit);
+        result.alert_labels.emplace_back(hit.rule_id, hit.decision);
+      }
     }
     if (alerts.count > 0) {
       tx.exec_prepared("alerts", alerts.source.str(), alerts.id.str(), alerts.transaction.str(), alerts.account.str(),

@@ -4,6 +4,7 @@
 // at all, which is what makes a replay after a crash a no-op.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,9 @@ struct BatchResult {
   std::size_t duplicates = 0;
   std::size_t rejected = 0;
   std::size_t alerts = 0;
+  std::vector<std::pair<std::string, std::string>> alert_labels;  ///< (rule, decision) of each alert
+  std::vector<events::Timestamp> applied_origins;  ///< per new event: recorded_at, else the Kafka timestamp
+  double rule_seconds = 0;                          ///< time spent in rule evaluation
 };
 
 /// A partition's stored position and the epoch this assignment now holds.
@@ -71,12 +75,17 @@ class BatchStore {
   /// Applies `batch` in one transaction, evaluating `rules` on the events that are new.
   BatchResult apply(const PartitionBatch& batch, const rules::RuleSet& rules);
 
+  /// Called each time a lost connection is replaced by a new one.
+  void on_reconnect(std::function<void()> callback) { on_reconnect_ = std::move(callback); }
+
  private:
   pqxx::connection& connection();
 
   std::string url_, group_id_, owner_;
   OutboxTopics topics_;
   std::unique_ptr<pqxx::connection> connection_;
+  bool connected_before_ = false;
+  std::function<void()> on_reconnect_;
 };
 
 }  // namespace fraud::dedup

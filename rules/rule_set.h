@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "events/event.h"
@@ -24,6 +25,7 @@ struct RuleHit {
 struct LargeAmountRule {
   std::string id = "large_amount";
   events::Money threshold;
+  std::string decision = "review";
 
   std::optional<RuleHit> evaluate(const events::Event& event) const;
 };
@@ -37,6 +39,9 @@ class RuleSet {
   std::vector<RuleHit> evaluate(const events::Event& event) const;
 
   const std::string& version() const { return version_; }
+
+  /// Every (rule id, decision) an alert of this set can carry: a bounded label set.
+  std::vector<std::pair<std::string, std::string>> alert_kinds() const;
 
  private:
   std::string version_;

@@ -39,20 +39,21 @@ class Cluster {
                                             {"FRAUD_KAFKA_PROPERTIES_HEARTBEAT_INTERVAL_MS", "500"},
                                             {"FRAUD_BATCH_MAX_RECORDS", "500"},
                                             {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
+                                            {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
                                             {"FRAUD_LOG_LEVEL", "info"}};
     extra.merge(e);  // `extra` wins
     return extra;
   }
 
   /// Starts replica `slot` (replacing one stopped there before), logging to its own file.
-  Replica& start(std::size_t slot, std::map<std::string, std::string> extra = {}) {
+  ChildProcess& start(std::size_t slot, std::map<std::string, std::string> extra = {}) {
     if (replicas_.size() <= slot) replicas_.resize(slot + 1);
-    replicas_[slot] = std::make_unique<Replica>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env(extra),
+    replicas_[slot] = std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env(extra),
                                                 log_path(slot));
     return *replicas_[slot];
   }
 
-  Replica& replica(std::size_t slot) { return *replicas_.at(slot); }
+  ChildProcess& replica(std::size_t slot) { return *replicas_.at(slot); }
   std::size_t size() const { return replicas_.size(); }
   std::string log_path(std::size_t slot) const { return log_dir_ + "/replica-" + std::to_string(slot) + ".log"; }
 
@@ -86,7 +87,7 @@ class Cluster {
   TestDatabase db_;
   int partitions_;
   std::string topic_, group_, log_dir_;
-  std::vector<std::unique_ptr<Replica>> replicas_;
+  std::vector<std::unique_ptr<ChildProcess>> replicas_;
 };
 
 /// Events `from`..`to`-1 (every 50th one large) with `duplicate_every`-th ones delivered

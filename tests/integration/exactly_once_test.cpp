@@ -23,6 +23,7 @@ std::map<std::string, std::string> replica_env(const Services& s, const TestData
           {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
           {"FRAUD_BATCH_MAX_RECORDS", "100"},
           {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
+          {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
           {"FRAUD_LOG_LEVEL", "warn"}};
 }
 
@@ -36,8 +37,8 @@ TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate de
 
   // Both replicas join and hold partitions before anything is produced, so both do work.
   auto env = replica_env(services, db, topic, group);
-  std::vector<std::unique_ptr<Replica>> replicas;
-  for (int i = 0; i < 2; ++i) replicas.push_back(std::make_unique<Replica>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env));
+  std::vector<std::unique_ptr<ChildProcess>> replicas;
+  for (int i = 0; i < 2; ++i) replicas.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env));
   REQUIRE(wait_until(60s, [&] {
     return db.count("SELECT count(DISTINCT owner) FROM consumer_offsets WHERE topic = '" + topic + "'") == 2 &&
            db.count("SELECT count(*) FROM consumer_offsets WHERE topic = '" + topic + "'") == kPartitions;
@@ -75,7 +76,7 @@ TEST_CASE("a poison record is rejected with its reason and its partition moves o
     records.push_back({records.back().key, "{\"event_id\":\"broken-" + std::to_string(i) + "\"", {}});
   }
   produce(services.bootstrap_servers, topic, records);
-  Replica replica({FRAUD_CONSUMER_BINARY, "run"}, replica_env(services, db, topic, group));
+  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"}, replica_env(services, db, topic, group));
 
   CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
   CHECK(replica.stop(SIGTERM, 30s) == 0);
@@ -96,12 +97,12 @@ TEST_CASE("a replica that restarts resumes from the database offset and applies 
   for (int i = 150; i < 400; ++i) second.push_back(transaction_event(i, "12500.00"));  // 50 repeats
   produce(services.bootstrap_servers, topic, first);
   {
-    Replica replica({FRAUD_CONSUMER_BINARY, "run"}, env);
+    ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"}, env);
     REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
     CHECK(replica.stop(SIGKILL, 30s).has_value());  // no goodbye: Kafka may not have the commit
   }
   produce(services.bootstrap_servers, topic, second);
-  Replica replica({FRAUD_CONSUMER_BINARY, "run"}, env);
+  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"}, env);
   CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
   CHECK(replica.stop(SIGTERM, 30s) == 0);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 400);

@@ -83,9 +83,12 @@ TEST_CASE("failing offset commits and a moving coordinator neither lose nor repe
 
   auto rules = rules::RuleSet("test-1", {rules::LargeAmountRule{"large_amount", {1000000, "EUR", 2}}});
   dedup::BatchStore store(db.url(), group, "mock-replica", {});
-  consumer::BatchLoop loop({.max_records = 100, .max_wait_ms = 20}, {}, store, rules);
+  prometheus::Registry registry;
+  consumer::ServiceMetrics metrics(registry);
+  consumer::HealthState health;
+  consumer::BatchLoop loop({.max_records = 100, .max_wait_ms = 20}, {}, store, rules, metrics, health);
   consumer::KafkaSource source({mock.bootstrap(), group, {topic}, {{"session.timeout.ms", "6000"}}}, "mock-replica",
-                               loop);
+                               loop, metrics, health);
   std::atomic<bool> stop{false};
   std::string loop_error;
   std::thread polling([&] {
@@ -114,4 +117,5 @@ TEST_CASE("failing offset commits and a moving coordinator neither lose nor repe
   CHECK(db.count("SELECT count(DISTINCT event_id) FROM processed_events") == 3000);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 300);
   CHECK(loop.counters().duplicates == 600);
+  CHECK(metrics.records(topic, "processed").Value() == 3000);
 }

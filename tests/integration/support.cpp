@@ -1,5 +1,10 @@
 #include "tests/integration/support.h"
 
+#include <utility>  // before Boost 1.74's asio, which needs std::exchange
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <doctest/doctest.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -8,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -158,7 +164,7 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
   REQUIRE(rd_kafka_flush(producer.get(), 60000) == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-Replica::Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+ChildProcess::ChildProcess(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
                  const std::string& log_path) {
   pid_ = fork();
   REQUIRE(pid_ >= 0);
@@ -176,11 +182,11 @@ Replica::Replica(const std::vector<std::string>& args, const std::map<std::strin
   }
 }
 
-Replica::~Replica() {
+ChildProcess::~ChildProcess() {
   if (pid_ > 0) stop(SIGKILL, 10s);
 }
 
-bool Replica::running() {
+bool ChildProcess::running() {
   if (pid_ <= 0) return false;
   int status = 0;
   if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
@@ -188,7 +194,7 @@ bool Replica::running() {
   return false;
 }
 
-std::optional<int> Replica::stop(int signal, std::chrono::seconds timeout) {
+std::optional<int> ChildProcess::stop(int signal, std::chrono::seconds timeout) {
   if (pid_ <= 0) return std::nullopt;
   kill(pid_, signal);
   int status = 0;
@@ -265,6 +271,42 @@ void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::
   CHECK(static_cast<std::size_t>(db.count("SELECT count(*) FROM rejected_events WHERE topic = '" + topic + "'")) ==
         poison.size());
   CHECK(offsets_at_end(db, s, topic, partitions));
+}
+
+std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  try {
+    boost::asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    http::request<http::empty_body> request{http::verb::get, target, 11};
+    request.set(http::field::host, "127.0.0.1");
+    http::write(stream, request);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(stream, buffer, response);
+    if (status) *status = static_cast<int>(response.result_int());
+    return response.body();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+unsigned short free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return acceptor.local_endpoint().port();
+}
+
+std::string url_encode(const std::string& text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+    else out += '%', out += kHex[c >> 4], out += kHex[c & 15];
+  }
+  return out;
 }
 
 void restart_service(const std::string& name) {

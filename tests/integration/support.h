@@ -62,15 +62,15 @@ struct OutgoingRecord {
 /// the broker acknowledged them all.
 void produce(const std::string& bootstrap, const std::string& topic, const std::vector<OutgoingRecord>& records);
 
-/// A fraud-consumer child process with its own environment on top of this one; its log
-/// (stderr) goes to `log_path` when one is given.
-class Replica {
+/// A child process (a fraud-consumer replica, Prometheus) with its own environment on top
+/// of this one; its stderr goes to `log_path` when one is given. Killed when destroyed.
+class ChildProcess {
  public:
-  Replica(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+  ChildProcess(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
           const std::string& log_path = "");
-  ~Replica();
-  Replica(const Replica&) = delete;
-  Replica& operator=(const Replica&) = delete;
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
 
   int pid() const { return pid_; }
   /// False once the process has exited (it is then reaped).
@@ -103,6 +103,16 @@ bool offsets_at_end(TestDatabase& db, const Services& s, const std::string& topi
 /// processed_events row, at its first delivery; every record that is not JSON is in
 /// rejected_events; every partition's stored offset is at its end (no range skipped).
 void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::string& topic, int partitions);
+
+/// The body of GET http://127.0.0.1:`port``target`, or nothing when it cannot be fetched;
+/// `status` receives the HTTP status.
+std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status = nullptr);
+
+/// A port on 127.0.0.1 that was free a moment ago.
+unsigned short free_port();
+
+/// Percent-encodes `text` for a URL query.
+std::string url_encode(const std::string& text);
 
 /// Restarts the local PostgreSQL or Kafka in place through scripts/services.
 void restart_service(const std::string& name);

@@ -1,0 +1,122 @@
+#include "consumer/http_server.h"
+
+#include <utility>  // Boost 1.74's asio uses std::exchange without including it
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <stdexcept>
+#include <thread>
+
+#include "consumer/log.h"
+
+namespace fraud::consumer {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+tcp::endpoint parse_endpoint(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("metrics.listen: '" + address + "' is not host:port");
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(address.substr(0, colon), ec);
+  if (ec) throw std::runtime_error("metrics.listen: '" + address + "' has no IP address: " + ec.message());
+  return {ip, static_cast<unsigned short>(std::stoi(address.substr(colon + 1)))};
+}
+
+
+using Routes = std::vector<std::pair<std::string, HttpHandler>>;
+
+HttpResponse respond(const Routes& routes, const http::request<http::string_body>& request) {
+  if (request.method() != http::verb::get) return {405, "method not allowed\n"};
+  std::string target(request.target());
+  target = target.substr(0, target.find('?'));
+  for (const auto& [path, handler] : routes) {
+    if (path != target) continue;
+    try {
+      return handler();
+    } catch (const std::exception& e) {
+      return {500, std::string(e.what()) + "\n"};
+    }
+  }
+  return {404, "not found\n"};
+}
+
+/// One request on one connection. Scrapes and probes are small: one request per connection
+/// keeps this simple, and a client that stalls is cut off after five seconds.
+struct Session : std::enable_shared_from_this<Session> {
+  Session(tcp::socket socket, const Routes& r) : stream(std::move(socket)), routes(r) {}
+
+  void start() {
+    stream.expires_after(std::chrono::seconds(5));
+    http::async_read(stream, buffer, request, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (!ec) self->reply();
+    });
+  }
+
+  void reply();
+
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  http::request<http::string_body> request;
+  http::response<http::string_body> response;
+  const Routes& routes;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> r)
+      : routes(std::move(r)), acceptor(io, parse_endpoint(address)) {
+    accept();
+    thread = std::thread([this] { io.run(); });
+  }
+
+  ~Impl() {
+    asio::post(io, [this] { acceptor.close(); });
+    io.stop();
+    if (thread.joinable()) thread.join();
+  }
+
+  void accept() {
+    acceptor.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+      if (ec) return;  // closed: shutting down
+      serve(std::move(socket));
+      accept();
+    });
+  }
+
+  void serve(tcp::socket socket) { std::make_shared<Session>(std::move(socket), routes)->start(); }
+
+  std::vector<std::pair<std::string, HttpHandler>> routes;
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  std::thread thread;
+};
+
+void Session::reply() {
+  auto answer = respond(routes, request);
+  response.result(static_cast<http::status>(answer.status));
+  response.version(request.version());
+  response.set(http::field::content_type, answer.content_type);
+  response.keep_alive(false);
+  response.body() = std::move(answer.body);
+  response.prepare_payload();
+  http::async_write(stream, response, [self = shared_from_this()](boost::system::error_code, std::size_t) {
+    boost::system::error_code ignored;
+    self->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  });
+}
+
+HttpServer::HttpServer(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> routes)
+    : impl_(std::make_unique<Impl>(address, std::move(routes))) {}
+
+HttpServer::~HttpServer() = default;
+
+unsigned short HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+}  // namespace fraud::consumer
