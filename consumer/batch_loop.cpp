@@ -35,10 +35,11 @@ dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& 
 }  // namespace
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
-                     const rules::RuleSet& rules, ServiceMetrics& metrics, HealthState& health, LoopHooks hooks)
+                     std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
+                     LoopHooks hooks)
     : batch_config_(batch),
       store_(store),
-      rules_(rules),
+      rules_(std::move(rules)),
       decoder_({static_cast<std::size_t>(limits.max_record_bytes), static_cast<std::size_t>(limits.max_json_depth)}),
       metrics_(metrics),
       health_(health),
@@ -50,6 +51,7 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
   auto next_progress = Clock::now() + kProgressEvery;
   while (!stop.load()) {
     health_.loop_heartbeat_ms = steady_ms();
+    if (hooks_.each_turn) hooks_.each_turn();
     auto record = source.poll(poll_timeout(Clock::now()));
     if (fatal_) throw std::runtime_error(*fatal_);
     if (record) accept(std::move(*record));
@@ -204,7 +206,7 @@ dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
 // committed in a split are replayed as duplicates if a retry follows, which changes nothing.
 dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch) {
   try {
-    return store_.apply(batch, rules_);
+    return store_.apply(batch, *rules_);
   } catch (const dedup::DatabaseError& e) {
     if (e.transient) throw;
     if (batch.records.size() == 1) {
@@ -213,7 +215,7 @@ dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch)
       refused.records[0].rejection = std::string("the database refused the record: ") + e.what();
       log::warn("record rejected by the database", {{"offset", std::to_string(batch.records[0].record.offset)},
                                                     {"error", e.what()}});
-      return store_.apply(refused, rules_);
+      return store_.apply(refused, *rules_);
     }
     dedup::BatchResult total;
     for (const auto& record : batch.records) {
@@ -232,7 +234,10 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
   metrics_.batch_records.Observe(static_cast<double>(records));
   metrics_.batch_seconds.Observe(seconds);
   metrics_.rule_evaluation_seconds.Observe(result.rule_seconds);
-  for (const auto& [rule, decision] : result.alert_labels) metrics_.alerts(rule, decision).Increment();
+  for (const auto& alert : result.alert_labels) {
+    if (alert.shadow) metrics_.shadow_hits(alert.rule).Increment();
+    else metrics_.alerts(alert.rule, alert.decision).Increment();
+  }
   auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::system_clock::now().time_since_epoch()).count();
   for (auto origin : result.applied_origins)

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,12 +33,18 @@ struct LoopCounters {
 struct LoopHooks {
   /// Runs after a batch's database commit and before its Kafka commit.
   std::function<void()> after_database_commit;
+  /// Runs on every turn of the loop, between batches (rule reloads use it).
+  std::function<void()> each_turn;
 };
 
 class BatchLoop final : public PartitionOwner {
  public:
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
-            const rules::RuleSet& rules, ServiceMetrics& metrics, HealthState& health, LoopHooks hooks = {});
+            std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
+            LoopHooks hooks = {});
+
+  /// Replaces the rules for every batch from now on. Call on the polling thread (each_turn).
+  void set_rules(std::shared_ptr<const rules::RuleSet> rules) { rules_ = std::move(rules); }
 
   /// Polls and applies until `stop` is set, then applies what is in hand and returns.
   void run(RecordSource& source, const std::atomic<bool>& stop);
@@ -76,7 +83,7 @@ class BatchLoop final : public PartitionOwner {
 
   BatchConfig batch_config_;
   dedup::BatchStore& store_;
-  const rules::RuleSet& rules_;
+  std::shared_ptr<const rules::RuleSet> rules_;
   events::Decoder decoder_;
   std::map<TopicPartition, Partition> partitions_;
   RecordSource* source_ = nullptr;

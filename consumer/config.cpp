@@ -10,7 +10,6 @@
 
 #include <unistd.h>
 
-#include "events/money.h"
 
 namespace fraud::consumer {
 namespace {
@@ -67,8 +66,9 @@ const std::vector<Field>& fields() {
       {"limits", "max_record_bytes",
        [](Config& c, const std::string& v, auto& w) { c.limits.max_record_bytes = to_int(v, w); }},
       {"limits", "max_json_depth", [](Config& c, const std::string& v, auto& w) { c.limits.max_json_depth = to_int(v, w); }},
-      {"rules", "large_amount_threshold", [](Config& c, const std::string& v, auto&) { c.rules.large_amount_threshold = v; }},
-      {"rules", "large_amount_currency", [](Config& c, const std::string& v, auto&) { c.rules.large_amount_currency = v; }},
+      {"rules", "file", [](Config& c, const std::string& v, auto&) { c.rules.file = v; }},
+      {"rules", "watch_interval_ms",
+       [](Config& c, const std::string& v, auto& w) { c.rules.watch_interval_ms = to_int(v, w); }},
       {"outbox", "alerts_topic", [](Config& c, const std::string& v, auto&) { c.outbox.alerts_topic = v; }},
       {"outbox", "dead_letter_topic", [](Config& c, const std::string& v, auto&) { c.outbox.dead_letter_topic = v; }},
       {"shutdown", "timeout_seconds",
@@ -180,9 +180,8 @@ void validate(const Config& c) {
   require(c.limits.max_record_bytes >= 256 && c.limits.max_record_bytes <= (64 << 20), "limits", "max_record_bytes",
           "must be 256..67108864");
   require(c.limits.max_json_depth >= 4 && c.limits.max_json_depth <= 1024, "limits", "max_json_depth", "must be 4..1024");
-  std::string error;
-  require(events::parse_money(c.rules.large_amount_threshold, c.rules.large_amount_currency, error).has_value(), "rules",
-          "large_amount_threshold", error);
+  require(!c.rules.file.empty(), "rules", "file", "required: the path of the rule file");
+  require(c.rules.watch_interval_ms >= 0, "rules", "watch_interval_ms", "must be 0 (off) or more");
   require(std::set<std::string>{"debug", "info", "warn", "error"}.count(c.log.level) == 1, "log", "level",
           "must be debug, info, warn or error");
   require(c.shutdown.timeout_seconds >= 1 && c.shutdown.timeout_seconds <= 600, "shutdown", "timeout_seconds",

@@ -40,10 +40,11 @@ struct LimitsConfig {
   std::int64_t max_json_depth = 64;
 };
 
-/// The placeholder rule until rule files arrive: an amount above this raises an alert.
 struct RulesConfig {
-  std::string large_amount_threshold = "10000.00";
-  std::string large_amount_currency = "EUR";
+  /// The rule file (see the README's "Writing rules"). Reloaded on SIGHUP and when it changes.
+  std::string file = "config/rules.yaml";
+  /// How often the file's modification time is checked, in milliseconds; 0 turns it off.
+  std::int64_t watch_interval_ms = 2000;
 };
 
 struct OutboxConfig {

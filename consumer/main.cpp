@@ -14,6 +14,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <iostream>
@@ -26,13 +27,17 @@
 #include "consumer/log.h"
 #include "dedup/batch_store.h"
 #include "dedup/migrations.h"
-#include "events/money.h"
+#include "consumer/rule_reload.h"
+#include "rules/rule_set.h"
 
 namespace {
 
 using namespace fraud;
 
 std::atomic<bool> stop_requested{false};
+std::atomic<unsigned> reload_requests{0};
+
+extern "C" void request_reload(int) { reload_requests.fetch_add(1); }
 unsigned shutdown_timeout_seconds = 30;
 
 // Async-signal-safe only: set the flag and arm the alarm that bounds the shutdown.
@@ -54,14 +59,17 @@ consumer::LoopHooks failpoints() {
   const char* n = std::getenv("FRAUD_FAILPOINT_KILL_AFTER_COMMITS");
   if (!n) return {};
   auto remaining = std::make_shared<long>(std::atol(n));
-  return {[remaining] {
+  consumer::LoopHooks hooks;
+  hooks.after_database_commit = [remaining] {
     if (--*remaining <= 0) raise(SIGKILL);
-  }};
+  };
+  return hooks;
 }
 
 constexpr const char* kUsage =
     "usage: fraud-consumer run [--config FILE]\n"
     "       fraud-consumer migrate [--config FILE]\n"
+    "       fraud-consumer rules check FILE...\n"
     "Every setting can be given as FRAUD_<SECTION>_<KEY>; see config/consumer.yaml.\n";
 
 std::string replica_name() {
@@ -70,10 +78,25 @@ std::string replica_name() {
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
-rules::RuleSet placeholder_rules(const consumer::RulesConfig& config) {
-  std::string error;
-  auto threshold = events::parse_money(config.large_amount_threshold, config.large_amount_currency, error);
-  return rules::RuleSet("placeholder-1", {rules::LargeAmountRule{"large_amount", *threshold, "review"}});
+void print_rule_errors(const rules::RuleFileError& e) {
+  for (const auto& error : e.errors) std::cerr << error << "\n";
+}
+
+// `rules check FILE...`: every error of every file, for the CI of whoever writes rules.
+int check_rules(const std::vector<std::string>& files) {
+  if (files.empty()) return std::cerr << kUsage, 2;
+  int status = 0;
+  for (const auto& file : files) {
+    try {
+      auto rules = rules::RuleSet::load(file);
+      std::cout << file << ": ok, version " << rules.version() << ", " << rules.rules().size() << " rules, "
+                << rules.features().size() << " features\n";
+    } catch (const rules::RuleFileError& e) {
+      print_rule_errors(e);
+      status = 1;
+    }
+  }
+  return status;
 }
 
 int migrate(const consumer::Config& config) {
@@ -140,16 +163,17 @@ consumer::HttpResponse scrape(prometheus::Registry& registry, consumer::ServiceM
 int run(const consumer::Config& config) {
   shutdown_timeout_seconds = static_cast<unsigned>(config.shutdown.timeout_seconds);
   std::signal(SIGALRM, shutdown_overran);
+  std::signal(SIGHUP, request_reload);
   std::signal(SIGTERM, request_stop);
   std::signal(SIGINT, request_stop);
   setenv("PGCONNECT_TIMEOUT", "5", 0);  // a dead database must not hang a connection attempt
   auto name = replica_name();
-  auto rules = placeholder_rules(config.rules);
-
   prometheus::Registry registry;
   consumer::ServiceMetrics metrics(registry);
-  metrics.set_rule_set(rules.version());
-  metrics.initialise(config.kafka.topics, rules.alert_kinds());
+  metrics.initialise(config.kafka.topics);
+  consumer::RuleReloader reloader(config.rules.file, std::chrono::milliseconds(config.rules.watch_interval_ms),
+                                  reload_requests, metrics);
+  auto rules = reloader.load_initial();
   consumer::HealthState health;
   health.out_of_group_since_ms = consumer::steady_ms();
   health.loop_heartbeat_ms = consumer::steady_ms();
@@ -162,9 +186,14 @@ int run(const consumer::Config& config) {
   dedup::BatchStore store(config.postgres.url, config.kafka.group_id, name,
                           {config.outbox.alerts_topic, config.outbox.dead_letter_topic});
   store.on_reconnect([&] { metrics.reconnects.Increment(); });
-  consumer::BatchLoop loop(config.batch, config.limits, store, rules, metrics, health, failpoints());
+  auto hooks = failpoints();
+  consumer::BatchLoop* loop_ptr = nullptr;
+  hooks.each_turn = [&] { reloader.check(*loop_ptr); };
+  consumer::BatchLoop loop(config.batch, config.limits, store, rules, metrics, health, hooks);
+  loop_ptr = &loop;
   consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
   consumer::log::info("consumer started", {{"replica", name},
+                                           {"rules", rules->version()},
                                            {"group", config.kafka.group_id},
                                            {"metrics_port", std::to_string(server.port())}});
   loop.run(source, stop_requested);
@@ -186,6 +215,11 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1], config_path;
+  if (command == "rules") {
+    std::vector<std::string> files(argv + std::min(argc, 3), argv + argc);
+    if (argc >= 3 && std::string(argv[2]) == "check") return check_rules(files);
+    return std::cerr << kUsage, 2;
+  }
   for (int i = 2; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
     else return std::cerr << "fraud-consumer: unknown argument '" << argv[i] << "'\n" << kUsage, 2;
@@ -202,6 +236,10 @@ int main(int argc, char** argv) {
   consumer::log::set_level(config.log.level);
   try {
     return command == "migrate" ? migrate(config) : run(config);
+  } catch (const rules::RuleFileError& e) {
+    std::cerr << "fraud-consumer: the rule file " << config.rules.file << " does not load:\n";
+    print_rule_errors(e);
+    return 2;
   } catch (const std::exception& e) {
     consumer::log::error("fatal", {{"command", command}, {"error", e.what()}});
     return 1;

@@ -21,7 +21,14 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
                          .Name("fraud_records_total")
                          .Help("Kafka records consumed and committed, by topic and outcome (processed, duplicate, rejected)")
                          .Register(r)),
-      alerts_family(BuildCounter().Name("fraud_alerts_total").Help("Fraud alerts raised, by rule and decision").Register(r)),
+      alerts_family(BuildCounter()
+                        .Name("fraud_alerts_total")
+                        .Help("Alerts raised by live rules, by rule and the event's decision")
+                        .Register(r)),
+      shadow_family(BuildCounter()
+                        .Name("fraud_shadow_rule_hits_total")
+                        .Help("Shadow rules that fired: recorded, kept out of decisions")
+                        .Register(r)),
       retries_family(BuildCounter()
                          .Name("fraud_database_retries_total")
                          .Help("Batches retried after a transient database error, by reason")
@@ -90,11 +97,17 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
       .Set(1);
 }
 
-void ServiceMetrics::initialise(const std::vector<std::string>& topics,
-                                const std::vector<std::pair<std::string, std::string>>& rules) {
+void ServiceMetrics::initialise_rules(const std::vector<std::pair<std::string, bool>>& rules) {
+  for (const auto& [rule, shadow] : rules) {
+    if (shadow) shadow_hits(rule);
+    else
+      for (const char* decision : {"allow", "review", "block"}) alerts(rule, decision);
+  }
+}
+
+void ServiceMetrics::initialise(const std::vector<std::string>& topics) {
   for (const auto& topic : topics)
     for (const char* outcome : {"processed", "duplicate", "rejected"}) records(topic, outcome);
-  for (const auto& [rule, decision] : rules) alerts(rule, decision);
   // The labels DatabaseError gives transient failures (dedup/database_error.cpp).
   for (const char* reason : {"connection", "shutdown", "serialization", "deadlock", "resources", "lock_timeout", "in_doubt"})
     database_retries(reason);
@@ -109,6 +122,8 @@ prometheus::Counter& ServiceMetrics::records(const std::string& topic, const cha
 prometheus::Counter& ServiceMetrics::alerts(const std::string& rule, const std::string& decision) {
   return alerts_family.Add({{"rule", rule}, {"decision", decision}});
 }
+
+prometheus::Counter& ServiceMetrics::shadow_hits(const std::string& rule) { return shadow_family.Add({{"rule", rule}}); }
 
 prometheus::Counter& ServiceMetrics::database_retries(const std::string& reason) {
   return retries_family.Add({{"reason", reason}});

@@ -23,8 +23,10 @@ struct ServiceMetrics {
 
   /// Records consumed, by topic and outcome: processed, duplicate or rejected.
   prometheus::Counter& records(const std::string& topic, const char* outcome);
-  /// Alerts raised, by rule and decision.
+  /// Alerts raised by live rules, by rule and the event's decision.
   prometheus::Counter& alerts(const std::string& rule, const std::string& decision);
+  /// Shadow rules that fired (recorded, kept out of decisions), by rule.
+  prometheus::Counter& shadow_hits(const std::string& rule);
   prometheus::Counter& database_retries(const std::string& reason);
   prometheus::Counter& rebalances(const char* kind);
   /// Rule file reloads, by result: ok or failed.
@@ -33,13 +35,16 @@ struct ServiceMetrics {
   prometheus::Gauge& committed_offset(const std::string& topic, std::int32_t partition);
   /// Creates every series of the bounded label sets at zero, so dashboards and alerts see
   /// "none yet" as 0 rather than as no data.
-  void initialise(const std::vector<std::string>& topics, const std::vector<std::pair<std::string, std::string>>& rules);
+  void initialise(const std::vector<std::string>& topics);
+  /// Creates the alert series of a rule set's rules at zero: (rule id, shadow) pairs.
+  void initialise_rules(const std::vector<std::pair<std::string, bool>>& rules);
 
   /// Sets the one active rule set version in fraud_rule_set_info.
   void set_rule_set(const std::string& version);
 
   prometheus::Family<prometheus::Counter>& records_family;
   prometheus::Family<prometheus::Counter>& alerts_family;
+  prometheus::Family<prometheus::Counter>& shadow_family;
   prometheus::Family<prometheus::Counter>& retries_family;
   prometheus::Family<prometheus::Counter>& rebalances_family;
   prometheus::Family<prometheus::Gauge>& lag_family;

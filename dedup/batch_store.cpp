@@ -41,13 +41,15 @@ WITH hit AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
                        $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[])
     AS h(event_source, event_id, transaction_id, account_id, rule_id, score, decision, reason,
-         amount_minor, currency, occurred_us)
+         amount_minor, currency, occurred_us),
+       unnest($14::boolean[], $15::int[]) AS v(shadow, event_score)
 ), alert AS (
   INSERT INTO fraud_alerts (event_source, event_id, transaction_id, account_id, rule_id,
                             rule_set_version, score, decision, reason, amount_minor, currency,
-                            occurred_at)
+                            occurred_at, shadow, event_score)
   SELECT event_source, event_id, transaction_id, account_id, rule_id, $12, score, decision,
-         reason, amount_minor, currency, timestamptz 'epoch' + occurred_us * interval '1 microsecond'
+         reason, amount_minor, currency, timestamptz 'epoch' + occurred_us * interval '1 microsecond',
+         shadow, event_score
   FROM hit
   ON CONFLICT DO NOTHING
   RETURNING *
@@ -64,7 +66,8 @@ SELECT $13, convert_to(account_id, 'UTF8'),
          'reason', reason, 'amount_minor', amount_minor, 'currency', currency,
          'occurred_at', occurred_at, 'created_at', created_at)::text, 'UTF8'),
        'FraudAlertRaised'
-FROM alert)sql";
+FROM alert
+WHERE NOT shadow)sql";
 
 // A rejected record and its dead letter, kept whole for repair.
 constexpr const char* kReject = R"sql(
@@ -92,13 +95,15 @@ std::string dedup_key(std::string_view source, std::string_view id) {
 
 /// The alerts of one batch, one array per column.
 struct AlertColumns {
-  ArrayLiteral source, id, transaction, account, rule, score, decision, reason, amount, currency, occurred;
+  ArrayLiteral source, id, transaction, account, rule, score, decision, reason, amount, currency, occurred, shadow,
+      event_score;
   std::size_t count = 0;
 
-  void add(const events::Event& e, const rules::RuleHit& hit) {
+  void add(const events::Event& e, const rules::RuleHit& hit, const rules::Verdict& verdict) {
     source.add(e.source), id.add(e.event_id), transaction.add(e.transaction_id), account.add(e.account_id);
-    rule.add(hit.rule_id), score.add(std::int64_t{hit.score}), decision.add(hit.decision), reason.add(hit.reason);
-    amount.add(e.amount.minor_units), currency.add(e.amount.currency), occurred.add(e.occurred_at);
+    rule.add(hit.rule_id), score.add(std::int64_t{hit.score}), decision.add(rules::to_string(verdict.decision));
+    reason.add(hit.explanation), amount.add(e.amount.minor_units), currency.add(e.amount.currency);
+    occurred.add(e.occurred_at), shadow.add(hit.shadow ? "true" : "false"), event_score.add(std::int64_t{verdict.score});
     ++count;
   }
 };
@@ -201,18 +206,18 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, const rules::RuleSet&
       ++result.processed;
       result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
       auto started = std::chrono::steady_clock::now();
-      auto hits = rules.evaluate(*r.event);
+      auto verdict = rules.evaluate(*r.event, {});
       result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      for (const auto& hit : hits) {
-        alerts.add(*r.event, hit);
-        result.alert_labels.emplace_back(hit.rule_id, hit.decision);
+      for (const auto& hit : verdict.hits) {
+        alerts.add(*r.event, hit, verdict);
+        result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
       }
     }
     if (alerts.count > 0) {
       tx.exec_prepared("alerts", alerts.source.str(), alerts.id.str(), alerts.transaction.str(), alerts.account.str(),
                        alerts.rule.str(), alerts.score.str(), alerts.decision.str(), alerts.reason.str(),
                        alerts.amount.str(), alerts.currency.str(), alerts.occurred.str(), rules.version(),
-                       topics_.alerts);
+                       topics_.alerts, alerts.shadow.str(), alerts.event_score.str());
     }
     result.alerts = alerts.count;
     tx.commit();

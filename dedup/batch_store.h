@@ -35,6 +35,13 @@ struct PartitionBatch {
   std::int64_t next_offset() const { return records.back().record.offset + 1; }
 };
 
+/// The labels of one alert, for metrics.
+struct AlertLabel {
+  std::string rule;
+  std::string decision;
+  bool shadow = false;
+};
+
 /// What one committed (or fenced) batch did.
 struct BatchResult {
   bool fenced = false;  ///< another assignment owns the partition: nothing was written
@@ -42,7 +49,7 @@ struct BatchResult {
   std::size_t duplicates = 0;
   std::size_t rejected = 0;
   std::size_t alerts = 0;
-  std::vector<std::pair<std::string, std::string>> alert_labels;  ///< (rule, decision) of each alert
+  std::vector<AlertLabel> alert_labels;            ///< one per rule hit, live or shadow
   std::vector<events::Timestamp> applied_origins;  ///< per new event: recorded_at, else the Kafka timestamp
   double rule_seconds = 0;                          ///< time spent in rule evaluation
 };

@@ -1,31 +1,380 @@
 #include "rules/rule_set.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
 #include "events/money.h"
 
 namespace fraud::rules {
 
-std::optional<RuleHit> LargeAmountRule::evaluate(const events::Event& event) const {
-  const auto& amount = event.amount;
-  if (amount.currency != threshold.currency || amount.minor_units <= threshold.minor_units) return std::nullopt;
-  return RuleHit{id, 100, decision,
-                 "amount " + events::format_money(amount) + " " + amount.currency + " > " +
-                     events::format_money(threshold) + " " + threshold.currency};
+const char* to_string(Decision decision) {
+  switch (decision) {
+    case Decision::allow: return "allow";
+    case Decision::review: return "review";
+    case Decision::block: return "block";
+  }
+  return "allow";
 }
 
-RuleSet::RuleSet(std::string version, std::vector<LargeAmountRule> rules)
-    : version_(std::move(version)), rules_(std::move(rules)) {}
+namespace {
 
-std::vector<std::pair<std::string, std::string>> RuleSet::alert_kinds() const {
-  std::vector<std::pair<std::string, std::string>> kinds;
-  for (const auto& rule : rules_) kinds.emplace_back(rule.id, rule.decision);
-  return kinds;
+constexpr std::pair<const char*, KeyField> kKeys[] = {
+    {"account_id", KeyField::account_id},       {"customer_id", KeyField::customer_id},
+    {"card.fingerprint", KeyField::card_fingerprint}, {"device.id", KeyField::device_id},
+    {"device.ip", KeyField::device_ip},         {"merchant.id", KeyField::merchant_id},
+    {"counterparty.account", KeyField::counterparty_account}};
+
+constexpr std::pair<const char*, Aggregate> kAggregates[] = {
+    {"count", Aggregate::count},       {"sum", Aggregate::sum},
+    {"min", Aggregate::min},           {"max", Aggregate::max},
+    {"average", Aggregate::average},   {"distinct_count", Aggregate::distinct_count},
+    {"time_since_last", Aggregate::time_since_last}, {"first_seen", Aggregate::first_seen},
+    {"speed_kmh", Aggregate::speed_kmh}};
+
+bool windowed(Aggregate a) { return a != Aggregate::time_since_last && a != Aggregate::first_seen && a != Aggregate::speed_kmh; }
+
+std::string hex_hash(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a, 64 bits: stable across builds and hosts
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
 }
 
-std::vector<RuleHit> RuleSet::evaluate(const events::Event& event) const {
-  std::vector<RuleHit> hits;
-  for (const auto& rule : rules_)
-    if (auto hit = rule.evaluate(event)) hits.push_back(std::move(*hit));
-  return hits;
+}  // namespace
+
+std::string_view key_of(const events::Event& e, KeyField field) {
+  switch (field) {
+    case KeyField::account_id: return e.account_id;
+    case KeyField::customer_id: return e.customer_id;
+    case KeyField::card_fingerprint: return e.card.fingerprint;
+    case KeyField::device_id: return e.device.id;
+    case KeyField::device_ip: return e.device.ip;
+    case KeyField::merchant_id: return e.merchant.id;
+    case KeyField::counterparty_account: return e.counterparty.account;
+  }
+  return {};
+}
+
+const char* to_string(KeyField field) {
+  for (const auto& [name, key] : kKeys)
+    if (key == field) return name;
+  return "?";
+}
+
+Type FeatureSpec::type() const { return aggregate == Aggregate::first_seen ? Type::boolean : Type::number; }
+
+RuleFileError::RuleFileError(std::vector<std::string> all)
+    : std::runtime_error(all.empty() ? "invalid rule file" : all.front()), errors(std::move(all)) {}
+
+/// Reads one rule file, collecting every error rather than stopping at the first.
+class RuleFileReader {
+ public:
+  RuleFileReader(std::string name, const RuleLimits& limits) : name_(std::move(name)), limits_(limits) {}
+
+  RuleSet read(const std::string& text) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::ParserException& e) {
+      throw RuleFileError({name_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                           ": " + e.msg});
+    }
+    if (!root.IsMap()) throw RuleFileError({name_ + ":1:1: a rule file is a mapping (version, rules, …)"});
+    set_.schema_.max_length = limits_.max_expression_length;
+    set_.schema_.max_depth = limits_.max_expression_depth;
+    check_keys(root, {"version", "base_currency", "currency_rates", "lists", "features", "rules", "decision"});
+    read_header(root);
+    read_lists(root["lists"]);
+    read_features(root["features"]);
+    read_rules(root["rules"]);
+    read_thresholds(root["decision"]);
+    if (!errors_.empty()) throw RuleFileError(errors_);
+    set_.version_ += "+" + hex_hash(text).substr(0, 12);
+    return std::move(set_);
+  }
+
+ private:
+  std::string at(const YAML::Node& node) const {
+    auto mark = node.Mark();
+    return name_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+  void error(const YAML::Node& node, const std::string& message) { errors_.push_back(at(node) + ": " + message); }
+
+  void check_keys(const YAML::Node& map, std::set<std::string> known) {
+    for (const auto& entry : map) {
+      auto key = entry.first.as<std::string>();
+      if (!known.count(key)) error(entry.first, "unknown key '" + key + "'");
+    }
+  }
+
+  std::optional<std::string> scalar(const YAML::Node& node, const std::string& what) {
+    if (!node || node.IsNull()) return std::nullopt;
+    if (!node.IsScalar()) {
+      error(node, what + " must be a single value");
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  void read_header(const YAML::Node& root) {
+    auto version = scalar(root["version"], "version");
+    if (!version || version->empty()) errors_.push_back(name_ + ":1:1: 'version' is required");
+    set_.version_ = version.value_or("");
+    set_.base_currency_ = scalar(root["base_currency"], "base_currency").value_or("EUR");
+    if (!events::currency_exponent(set_.base_currency_))
+      error(root["base_currency"], "'" + set_.base_currency_ + "' is not an ISO 4217 currency");
+    set_.rates_[set_.base_currency_] = Decimal::from_int(1);
+    auto rates = root["currency_rates"];
+    if (!rates) return;
+    if (!rates.IsMap()) return error(rates, "currency_rates maps a currency to its value in the base currency");
+    for (const auto& entry : rates) {
+      auto code = entry.first.as<std::string>();
+      auto rate = Decimal::parse(entry.second.IsScalar() ? entry.second.Scalar() : "");
+      if (!events::currency_exponent(code)) error(entry.first, "'" + code + "' is not an ISO 4217 currency");
+      else if (!rate || !(Decimal() < *rate)) error(entry.second, "the rate of " + code + " must be a positive decimal");
+      else set_.rates_[code] = *rate;
+    }
+  }
+
+  void read_lists(const YAML::Node& lists) {
+    if (!lists) return;
+    if (!lists.IsMap()) return error(lists, "lists maps a name to a list of values");
+    for (const auto& entry : lists) {
+      auto name = entry.first.as<std::string>();
+      if (!entry.second.IsSequence()) {
+        error(entry.second, "list '" + name + "' must be a sequence, e.g. [KP, IR]");
+        continue;
+      }
+      auto& values = set_.schema_.lists[name];
+      for (const auto& item : entry.second) values.push_back(item.as<std::string>());
+    }
+  }
+
+  /// "10m", "1h", "24h", "30d", "90s" in microseconds; nothing for anything else.
+  static std::optional<events::Timestamp> duration(const std::string& text) {
+    if (text.size() < 2) return std::nullopt;
+    auto n = Decimal::parse(text.substr(0, text.size() - 1));
+    if (!n || !(Decimal() < *n)) return std::nullopt;
+    std::int64_t unit = 0;
+    switch (text.back()) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      default: return std::nullopt;
+    }
+    return static_cast<events::Timestamp>(n->micros() * unit);
+  }
+
+  template <typename T, std::size_t N>
+  std::optional<T> lookup(const std::pair<const char*, T> (&table)[N], const YAML::Node& node, const std::string& what) {
+    auto text = scalar(node, what);
+    if (!text) return std::nullopt;
+    for (const auto& [name, value] : table)
+      if (*text == name) return value;
+    std::string known;
+    for (const auto& [name, value] : table) known += (known.empty() ? "" : ", ") + std::string(name);
+    error(node, what + " '" + *text + "' is not one of " + known);
+    return std::nullopt;
+  }
+
+  std::optional<Expression> expression(const YAML::Node& node, const Schema& schema, const std::string& owner) {
+    auto text = scalar(node, owner);
+    if (!text) return std::nullopt;
+    try {
+      return Expression::compile(*text, schema);
+    } catch (const ExpressionError& e) {
+      // Quoted scalars start one column before their text.
+      auto mark = node.Mark();
+      auto column = mark.column + 1 + (node.Tag() == "!" ? 1 : 0) + static_cast<int>(std::min(e.offset, text->size()));
+      std::string caret(std::min(e.offset, text->size()), ' ');
+      errors_.push_back(name_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(column) + ": " + owner +
+                        ": " + e.what() + "\n    " + text->substr(0, 200) + "\n    " + caret + "^");
+      return std::nullopt;
+    }
+  }
+
+  void read_features(const YAML::Node& features) {
+    if (!features) return;
+    if (!features.IsMap()) return error(features, "features maps a name to its declaration");
+    if (features.size() > limits_.max_features)
+      error(features, "more than " + std::to_string(limits_.max_features) + " features");
+    Schema where_schema{{}, set_.schema_.lists, limits_.max_expression_length, limits_.max_expression_depth};
+    for (const auto& entry : features) {
+      auto name = entry.first.as<std::string>();
+      const auto& spec = entry.second;
+      if (!spec.IsMap()) {
+        error(spec, "feature '" + name + "' must be a mapping {aggregate: …, key: …}");
+        continue;
+      }
+      check_keys(spec, {"aggregate", "key", "field", "window", "where", "description"});
+      FeatureSpec f;
+      f.name = name;
+      auto aggregate = lookup(kAggregates, spec["aggregate"], "feature '" + name + "': aggregate");
+      auto key_node = spec["key"];
+      std::optional<KeyField> key;
+      if (key_node && key_node.IsSequence() && key_node.size() == 2) {
+        key = lookup(kKeys, key_node[0], "feature '" + name + "': key");
+        f.paired_with = lookup(kKeys, key_node[1], "feature '" + name + "': key");
+      } else {
+        key = lookup(kKeys, key_node, "feature '" + name + "': key");
+      }
+      if (!aggregate || !key) {
+        if (!spec["aggregate"] || !spec["key"]) error(spec, "feature '" + name + "' needs an aggregate and a key");
+        continue;
+      }
+      f.aggregate = *aggregate;
+      f.key = *key;
+      check_feature(f, spec, name, where_schema);
+      if (find_field_name(name)) error(entry.first, "feature '" + name + "' has the name of an event field");
+      set_.schema_.features.emplace_back(name, f.type());
+      set_.features_.push_back(std::move(f));
+    }
+  }
+
+  static bool find_field_name(const std::string& name) {
+    for (const auto& [field, type] : event_fields())
+      if (field == name) return true;
+    return false;
+  }
+
+  void check_feature(FeatureSpec& f, const YAML::Node& spec, const std::string& name, const Schema& where_schema) {
+    if (f.aggregate == Aggregate::first_seen && !f.paired_with)
+      error(spec, "feature '" + name + "': first_seen needs a pair key, e.g. [account_id, counterparty.account]");
+    if (f.aggregate != Aggregate::first_seen && f.paired_with)
+      error(spec, "feature '" + name + "': only first_seen takes a pair key");
+    if (windowed(f.aggregate)) {
+      auto window = duration(scalar(spec["window"], "window").value_or(""));
+      if (!window) error(spec, "feature '" + name + "': window must be a duration such as 10m, 1h, 24h, 30d");
+      else f.window_us = *window;
+    }
+    bool numeric = f.aggregate == Aggregate::sum || f.aggregate == Aggregate::min || f.aggregate == Aggregate::max ||
+                   f.aggregate == Aggregate::average;
+    f.field = scalar(spec["field"], "field").value_or("");
+    if (numeric && f.field != "amount" && f.field != "amount_base")
+      error(spec, "feature '" + name + "': field must be amount or amount_base");
+    if (f.aggregate == Aggregate::distinct_count && !is_string_field(f.field))
+      error(spec, "feature '" + name + "': distinct_count needs a string field, e.g. card.fingerprint");
+    if (spec["where"]) {
+      // Features cannot read features: that is what rules out cycles between them.
+      f.where = expression(spec["where"], where_schema, "feature '" + name + "': where");
+      if (f.where && f.where->type() != Type::boolean) error(spec["where"], "feature '" + name + "': where must be a condition");
+    }
+  }
+
+  static bool is_string_field(const std::string& name) {
+    for (const auto& [field, type] : event_fields())
+      if (field == name) return type == Type::string;
+    return false;
+  }
+
+  void read_rules(const YAML::Node& rules) {
+    if (!rules || !rules.IsSequence()) return errors_.push_back(name_ + ":1:1: 'rules' must be a list of rules");
+    if (rules.size() > limits_.max_rules) error(rules, "more than " + std::to_string(limits_.max_rules) + " rules");
+    std::set<std::string> ids;
+    for (const auto& spec : rules) {
+      if (!spec.IsMap()) {
+        error(spec, "a rule is a mapping {id, when, score}");
+        continue;
+      }
+      check_keys(spec, {"id", "description", "when", "score", "action", "mode"});
+      auto id = scalar(spec["id"], "id").value_or("");
+      if (id.empty()) error(spec, "a rule needs an id");
+      else if (!ids.insert(id).second) error(spec["id"], "duplicate rule id '" + id + "'");
+      auto when = expression(spec["when"], set_.schema_, "rule '" + id + "'");
+      if (!spec["when"]) error(spec, "rule '" + id + "' needs a 'when' condition");
+      if (when && when->type() != Type::boolean && when->type() != Type::any)
+        error(spec["when"], "rule '" + id + "': 'when' must be a condition, not " + std::string(to_string(when->type())));
+      auto rule = read_rule_fields(spec, id);
+      if (!when || !rule) continue;
+      rule->when = std::move(*when);
+      set_.rules_.push_back(std::move(*rule));
+    }
+  }
+
+  std::optional<Rule> read_rule_fields(const YAML::Node& spec, const std::string& id) {
+    Rule rule{id, scalar(spec["description"], "description").value_or(""), Expression::compile("true", {}), 0, {}, false};
+    if (auto score = scalar(spec["score"], "score")) {
+      try {
+        rule.score = std::stoi(*score);
+      } catch (const std::exception&) {
+        error(spec["score"], "rule '" + id + "': score must be an integer");
+        return std::nullopt;
+      }
+    }
+    if (auto action = scalar(spec["action"], "action")) {
+      if (*action == "review") rule.action = Decision::review;
+      else if (*action == "block") rule.action = Decision::block;
+      else return error(spec["action"], "rule '" + id + "': action must be review or block"), std::nullopt;
+    }
+    auto mode = scalar(spec["mode"], "mode").value_or("live");
+    if (mode != "live" && mode != "shadow") return error(spec["mode"], "rule '" + id + "': mode must be live or shadow"), std::nullopt;
+    rule.shadow = mode == "shadow";
+    return rule;
+  }
+
+  void read_thresholds(const YAML::Node& decision) {
+    if (!decision || !decision.IsMap()) return errors_.push_back(name_ + ":1:1: 'decision' needs review_at and block_at scores");
+    check_keys(decision, {"review_at", "block_at"});
+    try {
+      set_.review_at_ = decision["review_at"].as<int>();
+      set_.block_at_ = decision["block_at"].as<int>();
+    } catch (const YAML::Exception&) {
+      return error(decision, "review_at and block_at must be integers");
+    }
+    if (set_.block_at_ < set_.review_at_) error(decision, "block_at must not be below review_at");
+  }
+
+  std::string name_;
+  RuleLimits limits_;
+  RuleSet set_;
+  std::vector<std::string> errors_;
+};
+
+RuleSet RuleSet::parse(const std::string& text, const std::string& name, const RuleLimits& limits) {
+  return RuleFileReader(name, limits).read(text);
+}
+
+RuleSet RuleSet::load(const std::string& path, const RuleLimits& limits) {
+  std::ifstream in(path);
+  if (!in) throw RuleFileError({path + ": cannot be read"});
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), path, limits);
+}
+
+Value RuleSet::amount_base(const events::Event& event) const {
+  auto rate = rates_.find(event.amount.currency);
+  if (rate == rates_.end()) return {};
+  return Value::of(Decimal::from_money(event.amount) * rate->second);
+}
+
+Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> features) const {
+  EvalContext context{event, amount_base(event), features};
+  Verdict verdict;
+  Decision forced = Decision::allow;
+  for (const auto& rule : rules_) {
+    if (!rule.when.holds(context)) continue;
+    verdict.hits.push_back({rule.id, rule.score, rule.shadow, rule.when.explain(context)});
+    if (rule.shadow) continue;
+    verdict.score += rule.score;
+    if (rule.action) forced = std::max(forced, *rule.action);
+  }
+  auto scored = verdict.score >= block_at_ ? Decision::block : verdict.score >= review_at_ ? Decision::review : Decision::allow;
+  verdict.decision = std::max(scored, forced);
+  return verdict;
+}
+
+std::vector<std::pair<std::string, bool>> RuleSet::rule_ids() const {
+  std::vector<std::pair<std::string, bool>> ids;
+  for (const auto& rule : rules_) ids.emplace_back(rule.id, rule.shadow);
+  return ids;
 }
 
 }  // namespace fraud::rules

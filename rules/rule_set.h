@@ -1,51 +1,125 @@
 #pragma once
-// The rules an event is checked against. For now one placeholder rule, `large_amount`: an
-// amount above a configured threshold in the same currency raises an alert. The rule file
-// language, features and decisions replace it (see the README's roadmap).
+// A rule file, loaded: its version and content hash, named lists, currency rates to one
+// base currency, declared features, scored rules and decision thresholds. Evaluating an
+// event gives a verdict (score, decision) and, for each rule that fired, an explanation
+// with the values it saw. Pure: no Kafka, no SQL, no clock, no file reads past load.
 
+#include <cstdint>
+#include <map>
 #include <optional>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "events/event.h"
+#include "rules/decimal.h"
+#include "rules/expression.h"
 
 namespace fraud::rules {
 
-/// One rule that fired for one event: what it was and the values that made it fire.
+enum class Decision { allow, review, block };
+
+/// "allow", "review" or "block".
+const char* to_string(Decision decision);
+
+/// How a feature aggregates an account's (or card's, device's, …) history.
+enum class Aggregate { count, sum, min, max, average, distinct_count, time_since_last, first_seen, speed_kmh };
+
+/// The event field a feature groups history by (and, for first_seen, the pair it tracks).
+enum class KeyField { account_id, customer_id, card_fingerprint, device_id, device_ip, merchant_id, counterparty_account };
+
+/// The event's value of a key field; empty when the event has none.
+std::string_view key_of(const events::Event& event, KeyField field);
+const char* to_string(KeyField field);
+
+/// A declared feature, e.g. `tx_count_10m: {aggregate: count, key: account_id, window: 10m}`.
+struct FeatureSpec {
+  std::string name;
+  Aggregate aggregate = Aggregate::count;
+  KeyField key = KeyField::account_id;
+  std::optional<KeyField> paired_with;      ///< first_seen: the second member of the pair
+  std::string field;                         ///< sum/min/max/average: a number field; distinct_count: a string field
+  events::Timestamp window_us = 0;           ///< windowed aggregates; 0 for the others
+  std::optional<Expression> where;           ///< only history events that satisfy it count
+  Type type() const;
+};
+
+/// One rule: a condition, a score (may be negative), an optional forced decision, and a
+/// mode: live rules decide, shadow rules are only recorded.
+struct Rule {
+  std::string id;
+  std::string description;
+  Expression when;
+  int score = 0;
+  std::optional<Decision> action;
+  bool shadow = false;
+};
+
+/// A rule that fired for one event.
 struct RuleHit {
   std::string rule_id;
   int score = 0;
-  std::string decision;  ///< allow, review or block
-  std::string reason;    ///< human-readable, e.g. "amount 12500.00 EUR > 10000.00 EUR"
+  bool shadow = false;
+  std::string explanation;  ///< the condition with the values it saw
 };
 
-/// An amount strictly above `threshold` in the threshold's currency. Amounts in other
-/// currencies do not fire: converting needs rates, which arrive with rule files.
-struct LargeAmountRule {
-  std::string id = "large_amount";
-  events::Money threshold;
-  std::string decision = "review";
-
-  std::optional<RuleHit> evaluate(const events::Event& event) const;
+/// What the rules say about one event.
+struct Verdict {
+  int score = 0;                      ///< sum of the live rules that fired
+  Decision decision = Decision::allow;
+  std::vector<RuleHit> hits;          ///< live and shadow, in file order
 };
 
-/// A versioned set of rules, evaluated in declaration order.
+/// Limits on what a rule file may hold; a file beyond them does not load.
+struct RuleLimits {
+  std::size_t max_rules = 500;
+  std::size_t max_features = 64;
+  std::size_t max_expression_length = 4096;
+  std::size_t max_expression_depth = 64;
+};
+
+/// Everything wrong with a rule file, one "file:line:column: message" per entry.
+struct RuleFileError : std::runtime_error {
+  explicit RuleFileError(std::vector<std::string> all);
+  std::vector<std::string> errors;
+};
+
 class RuleSet {
  public:
-  RuleSet(std::string version, std::vector<LargeAmountRule> rules);
+  /// Loads rule-file text. `name` is used in error locations. Throws RuleFileError with
+  /// every error found.
+  static RuleSet parse(const std::string& text, const std::string& name, const RuleLimits& limits = {});
+  /// Reads and loads a file (the only I/O here, at load time).
+  static RuleSet load(const std::string& path, const RuleLimits& limits = {});
 
-  /// Every rule that fires for `event`; pure, so replaying an event gives the same hits.
-  std::vector<RuleHit> evaluate(const events::Event& event) const;
-
+  /// "<version>+<first 12 hex digits of the content hash>": what alerts record.
   const std::string& version() const { return version_; }
+  const std::string& base_currency() const { return base_currency_; }
+  const std::vector<FeatureSpec>& features() const { return features_; }
+  const std::vector<Rule>& rules() const { return rules_; }
+  const Schema& schema() const { return schema_; }
 
-  /// Every (rule id, decision) an alert of this set can carry: a bounded label set.
-  std::vector<std::pair<std::string, std::string>> alert_kinds() const;
+  /// The amount in the base currency, or missing when no rate is declared for its currency.
+  Value amount_base(const events::Event& event) const;
+
+  /// Evaluates every rule; `features` holds the declared features' values for this event,
+  /// in declaration order (missing where unknown).
+  Verdict evaluate(const events::Event& event, std::span<const Value> features) const;
+
+  /// Every (rule id, shadow) pair an alert can carry: a bounded label set for metrics.
+  std::vector<std::pair<std::string, bool>> rule_ids() const;
 
  private:
   std::string version_;
-  std::vector<LargeAmountRule> rules_;
+  std::string base_currency_;
+  std::map<std::string, Decimal> rates_;  ///< one unit of the currency in base units
+  Schema schema_;
+  std::vector<FeatureSpec> features_;
+  std::vector<Rule> rules_;
+  int review_at_ = 0, block_at_ = 0;
+  friend class RuleFileReader;
 };
 
 }  // namespace fraud::rules

@@ -22,7 +22,7 @@ dedup::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
   return batch;
 }
 
-rules::RuleSet rules_of() { return {"test-1", {rules::LargeAmountRule{"large_amount", {1000000, "EUR", 2}}}}; }
+rules::RuleSet rules_of() { return rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"); }
 
 }  // namespace
 

@@ -40,6 +40,7 @@ class Cluster {
                                             {"FRAUD_BATCH_MAX_RECORDS", "500"},
                                             {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
                                             {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
+          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
                                             {"FRAUD_LOG_LEVEL", "info"}};
     extra.merge(e);  // `extra` wins
     return extra;

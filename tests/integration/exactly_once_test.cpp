@@ -24,6 +24,7 @@ std::map<std::string, std::string> replica_env(const Services& s, const TestData
           {"FRAUD_BATCH_MAX_RECORDS", "100"},
           {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
           {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
+          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
           {"FRAUD_LOG_LEVEL", "warn"}};
 }
 

@@ -81,7 +81,8 @@ TEST_CASE("failing offset commits and a moving coordinator neither lose nor repe
   auto topic = unique_name("transactions"), group = unique_name("fraud");
   REQUIRE(rd_kafka_mock_topic_create(mock.get(), topic.c_str(), kPartitions, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
 
-  auto rules = rules::RuleSet("test-1", {rules::LargeAmountRule{"large_amount", {1000000, "EUR", 2}}});
+  auto rules = std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"));
   dedup::BatchStore store(db.url(), group, "mock-replica", {});
   prometheus::Registry registry;
   consumer::ServiceMetrics metrics(registry);

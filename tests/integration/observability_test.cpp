@@ -120,6 +120,7 @@ TEST_CASE("Prometheus scrapes two replicas and every dashboard and alert express
                                             {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
                                             {"FRAUD_KAFKA_PROPERTIES_STATISTICS_INTERVAL_MS", "1000"},
                                             {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
+          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
                                             {"FRAUD_LOG_LEVEL", "info"}};
   std::vector<std::unique_ptr<ChildProcess>> replicas;
   std::vector<unsigned short> ports;

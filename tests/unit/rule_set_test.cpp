@@ -1,31 +1,141 @@
+// Rule files: loading, decisions, shadow rules, and load errors that say where.
 #include <doctest/doctest.h>
 
 #include "rules/rule_set.h"
 
 using namespace fraud;
+using rules::Decision;
+using rules::RuleSet;
 
 namespace {
-events::Event event_of(std::int64_t minor, std::string currency) {
+
+events::Event event_of(std::int64_t minor, std::string currency = "EUR") {
   events::Event e;
   e.event_id = "e1";
+  e.account_id = "acc-1";
+  e.kind = events::Kind::purchase;
   e.amount = {minor, std::move(currency), 2};
   return e;
 }
-rules::RuleSet rule_set() { return {"test-1", {rules::LargeAmountRule{"large_amount", {1000000, "EUR", 2}}}}; }
+
+const char* kFile = R"(
+version: "t1"
+base_currency: EUR
+currency_rates: {USD: "0.5"}
+rules:
+  - id: big
+    when: amount_base > 100
+    score: 30
+  - id: bigger
+    when: amount_base > 1000
+    score: 40
+  - id: forced
+    when: amount_base > 5000
+    score: 0
+    action: block
+  - id: candidate
+    when: amount_base > 10
+    score: 1000
+    mode: shadow
+decision: {review_at: 50, block_at: 100}
+)";
+
+std::string load_error(const std::string& text) {
+  try {
+    RuleSet::parse(text, "r.yaml");
+  } catch (const rules::RuleFileError& e) {
+    std::string all;
+    for (const auto& error : e.errors) all += error + "\n";
+    return all;
+  }
+  return "";
+}
+
 }  // namespace
 
-TEST_CASE("large_amount fires above the threshold and says why") {
-  auto hits = rule_set().evaluate(event_of(1250000, "EUR"));
-  REQUIRE(hits.size() == 1);
-  CHECK(hits[0].rule_id == "large_amount");
-  CHECK(hits[0].reason == "amount 12500.00 EUR > 10000.00 EUR");
+TEST_CASE("scores add up and thresholds turn them into a decision") {
+  auto rules = RuleSet::parse(kFile, "r.yaml");
+  CHECK(rules.evaluate(event_of(500), {}).decision == Decision::allow);    // big: 30
+  CHECK(rules.evaluate(event_of(200000), {}).decision == Decision::review);  // big + bigger: 70
+  auto verdict = rules.evaluate(event_of(200000), {});
+  CHECK(verdict.score == 70);
 }
 
-TEST_CASE("large_amount does not fire at or below the threshold") {
-  CHECK(rule_set().evaluate(event_of(1000000, "EUR")).empty());
-  CHECK(rule_set().evaluate(event_of(5, "EUR")).empty());
+TEST_CASE("a forced action overrides a lower score") {
+  auto verdict = RuleSet::parse(kFile, "r.yaml").evaluate(event_of(600000), {});
+  CHECK(verdict.score == 70);
+  CHECK(verdict.decision == Decision::block);
 }
 
-TEST_CASE("large_amount ignores other currencies until rates exist") {
-  CHECK(rule_set().evaluate(event_of(99999999, "USD")).empty());
+TEST_CASE("shadow rules are recorded but kept out of the decision") {
+  auto verdict = RuleSet::parse(kFile, "r.yaml").evaluate(event_of(2000), {});  // 20 EUR: only the shadow rule
+  REQUIRE(verdict.hits.size() == 1);
+  CHECK(verdict.hits[0].rule_id == "candidate");
+  CHECK(verdict.hits[0].shadow);
+  CHECK(verdict.score == 0);
+  CHECK(verdict.decision == Decision::allow);
+}
+
+TEST_CASE("amounts convert exactly to the base currency; without a rate they are missing") {
+  auto rules = RuleSet::parse(kFile, "r.yaml");
+  CHECK(rules.amount_base(event_of(30000, "USD")).number == rules::Decimal::from_int(150));
+  CHECK(rules.amount_base(event_of(30000, "GBP")).is_missing());
+  CHECK(rules.evaluate(event_of(99999999, "GBP"), {}).hits.empty());
+}
+
+TEST_CASE("each hit explains itself with the values it saw") {
+  auto verdict = RuleSet::parse(kFile, "r.yaml").evaluate(event_of(1250000), {});
+  REQUIRE(verdict.hits.size() >= 2);
+  CHECK(verdict.hits[0].explanation == "amount_base (12500) > 100");
+}
+
+TEST_CASE("the version records the file's version and a hash of its content") {
+  auto a = RuleSet::parse(kFile, "r.yaml").version();
+  auto b = RuleSet::parse(std::string(kFile) + "\n# a comment\n", "r.yaml").version();
+  CHECK(a.starts_with("t1+"));
+  CHECK(a != b);
+}
+
+TEST_CASE("load errors name file, line and column") {
+  CHECK(load_error("version: x\nrules:\n  - id: a\n    when: amout > 1\n    score: 1\ndecision: {review_at: 1, block_at: 2}\n")
+            .find("r.yaml:4:11: rule 'a': unknown field or feature 'amout'") != std::string::npos);
+  CHECK(load_error("version: x\nrules:\n  - id: a\n    when: kind > 1\ndecision: {review_at: 1, block_at: 2}\n")
+            .find("type mismatch") != std::string::npos);
+  CHECK(load_error("version: x\nrules:\n  - id: a\n    when: amount / 0 > 1\ndecision: {review_at: 1, block_at: 2}\n")
+            .find("division by zero") != std::string::npos);
+  CHECK(load_error("version: x\nrules:\n  - id: a\n    when: velocity > 1\ndecision: {review_at: 1, block_at: 2}\n")
+            .find("unknown field or feature 'velocity'") != std::string::npos);
+}
+
+TEST_CASE("a duplicate rule id, an unknown key and a bad threshold are all reported at once") {
+  auto errors = load_error(
+      "version: x\nrules:\n  - {id: a, when: amount > 1}\n  - {id: a, when: amount > 2, colour: red}\n"
+      "decision: {review_at: 5, block_at: 2}\n");
+  CHECK(errors.find("duplicate rule id 'a'") != std::string::npos);
+  CHECK(errors.find("unknown key 'colour'") != std::string::npos);
+  CHECK(errors.find("block_at must not be below review_at") != std::string::npos);
+}
+
+TEST_CASE("features cannot read features, so they cannot form a cycle") {
+  auto errors = load_error(
+      "version: x\nfeatures:\n  a: {aggregate: count, key: account_id, window: 1h}\n"
+      "  b: {aggregate: count, key: account_id, window: 1h, where: 'a > 1'}\n"
+      "rules: [{id: r, when: b > 1}]\ndecision: {review_at: 1, block_at: 2}\n");
+  CHECK(errors.find("unknown field or feature 'a'") != std::string::npos);
+}
+
+TEST_CASE("absurdly long or deep expressions are load errors, not crashes") {
+  std::string deep = "amount > " + std::string(500, '(') + "1" + std::string(500, ')');
+  CHECK(load_error("version: x\nrules: [{id: r, when: '" + deep + "'}]\ndecision: {review_at: 1, block_at: 2}\n")
+            .find("nested deeper than 64") != std::string::npos);
+  std::string many = "amount > 1";
+  for (int i = 0; i < 600; ++i) many += " or amount > 1";
+  CHECK(load_error("version: x\nrules: [{id: r, when: '" + many + "'}]\ndecision: {review_at: 1, block_at: 2}\n")
+            .find("longer than 4096") != std::string::npos);
+}
+
+TEST_CASE("the starter pack loads") {
+  auto rules = RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml");
+  CHECK(rules.rules().size() == 11);
+  CHECK(rules.features().size() == 8);
 }
