@@ -39,11 +39,15 @@ BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup
                      LoopHooks hooks)
     : batch_config_(batch),
       store_(store),
-      rules_(std::move(rules)),
+      features_(std::make_unique<rules::FeatureEngine>(std::move(rules))),
       decoder_({static_cast<std::size_t>(limits.max_record_bytes), static_cast<std::size_t>(limits.max_json_depth)}),
       metrics_(metrics),
       health_(health),
       hooks_(std::move(hooks)) {}
+
+void BatchLoop::set_rules(std::shared_ptr<const rules::RuleSet> rules) {
+  features_ = std::make_unique<rules::FeatureEngine>(std::move(rules));
+}
 
 void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
   source_ = &source;
@@ -96,6 +100,8 @@ std::optional<std::int64_t> BatchLoop::on_assigned(const TopicPartition& tp) {
 }
 
 void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
+  // Another replica may extend these partitions' keys now: cached history would go stale.
+  features_->forget();
   for (const auto& tp : tps) {
     auto it = partitions_.find(tp);
     if (it == partitions_.end()) continue;
@@ -111,6 +117,7 @@ void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
 
 void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
   // Another member may own these already; writing would be fenced, so drop without trying.
+  features_->forget();
   for (const auto& tp : tps) {
     log::warn("partition lost", {{"partition", where(tp)}});
     partitions_.erase(tp);
@@ -206,7 +213,7 @@ dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
 // committed in a split are replayed as duplicates if a retry follows, which changes nothing.
 dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch) {
   try {
-    return store_.apply(batch, *rules_);
+    return apply(batch);
   } catch (const dedup::DatabaseError& e) {
     if (e.transient) throw;
     if (batch.records.size() == 1) {
@@ -215,7 +222,7 @@ dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch)
       refused.records[0].rejection = std::string("the database refused the record: ") + e.what();
       log::warn("record rejected by the database", {{"offset", std::to_string(batch.records[0].record.offset)},
                                                     {"error", e.what()}});
-      return store_.apply(refused, *rules_);
+      return apply(refused);
     }
     dedup::BatchResult total;
     for (const auto& record : batch.records) {
@@ -242,6 +249,20 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
                     std::chrono::system_clock::now().time_since_epoch()).count();
   for (auto origin : result.applied_origins)
     metrics_.end_to_end_seconds.Observe(static_cast<double>(std::max<std::int64_t>(0, now_us - origin)) / 1e6);
+}
+
+// One attempt. Feature state the attempt built without committing it is forgotten, so the
+// engine reloads it from the history that did commit.
+dedup::BatchResult BatchLoop::apply(const dedup::PartitionBatch& batch) {
+  constexpr std::size_t kMaxKeysHeld = 1'000'000;  // bounds memory: past it, start from the database again
+  try {
+    auto result = store_.apply(batch, *features_);
+    if (result.fenced || features_->keys_held() > kMaxKeysHeld) features_->forget();
+    return result;
+  } catch (...) {
+    features_->forget();
+    throw;
+  }
 }
 
 void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error) {

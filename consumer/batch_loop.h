@@ -19,6 +19,7 @@
 #include "dedup/database_error.h"
 #include "dedup/batch_store.h"
 #include "events/decode.h"
+#include "rules/features.h"
 #include "rules/rule_set.h"
 
 namespace fraud::consumer {
@@ -43,8 +44,9 @@ class BatchLoop final : public PartitionOwner {
             std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
             LoopHooks hooks = {});
 
-  /// Replaces the rules for every batch from now on. Call on the polling thread (each_turn).
-  void set_rules(std::shared_ptr<const rules::RuleSet> rules) { rules_ = std::move(rules); }
+  /// Replaces the rules for every batch from now on; feature state starts again from the
+  /// stored history. Call on the polling thread (each_turn).
+  void set_rules(std::shared_ptr<const rules::RuleSet> rules);
 
   /// Polls and applies until `stop` is set, then applies what is in hand and returns.
   void run(RecordSource& source, const std::atomic<bool>& stop);
@@ -77,13 +79,14 @@ class BatchLoop final : public PartitionOwner {
   bool apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count);
   dedup::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
   dedup::BatchResult apply_or_split(const dedup::PartitionBatch& batch);
+  dedup::BatchResult apply(const dedup::PartitionBatch& batch);
   void schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error);
   void observe(const TopicPartition& tp, const dedup::BatchResult& result, std::size_t records, double seconds);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
   BatchConfig batch_config_;
   dedup::BatchStore& store_;
-  std::shared_ptr<const rules::RuleSet> rules_;
+  std::unique_ptr<rules::FeatureEngine> features_;  ///< the active rules and their feature state
   events::Decoder decoder_;
   std::map<TopicPartition, Partition> partitions_;
   RecordSource* source_ = nullptr;

@@ -66,6 +66,9 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
       }
       auto* error = cooperative ? consumer->incremental_assign(partitions) : (consumer->assign(partitions), nullptr);
       report("assign", error);
+      // A partition paused under an earlier assignment (fenced, or waiting out a database
+      // retry) keeps librdkafka's pause across a revoke: a fresh assignment starts unpaused.
+      consumer->resume(partitions);
       metrics.rebalances("assign").Increment();
       log::info("partitions assigned", {{"count", std::to_string(partitions.size())}});
       return;

@@ -28,6 +28,9 @@
 #include "dedup/batch_store.h"
 #include "dedup/migrations.h"
 #include "consumer/rule_reload.h"
+#include "dedup/history.h"
+#include "events/time.h"
+#include "rules/backtest.h"
 #include "rules/rule_set.h"
 
 namespace {
@@ -70,6 +73,7 @@ constexpr const char* kUsage =
     "usage: fraud-consumer run [--config FILE]\n"
     "       fraud-consumer migrate [--config FILE]\n"
     "       fraud-consumer rules check FILE...\n"
+    "       fraud-consumer rules backtest --rules FILE [--since T] [--until T] [--warmup 30d] [--config FILE]\n"
     "Every setting can be given as FRAUD_<SECTION>_<KEY>; see config/consumer.yaml.\n";
 
 std::string replica_name() {
@@ -97,6 +101,43 @@ int check_rules(const std::vector<std::string>& files) {
     }
   }
   return status;
+}
+
+/// `rules backtest`: replays the stored history through a candidate rule file beside the
+/// active one (rules.file of the configuration) and prints what would change. Writes nothing.
+int backtest(const std::vector<std::string>& args) {
+  std::string candidate, config_path, since = "1970-01-01T00:00:00Z", until = "9999-12-31T00:00:00Z", warmup;
+  for (std::size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--rules") candidate = args[i + 1];
+    else if (args[i] == "--since") since = args[i + 1];
+    else if (args[i] == "--until") until = args[i + 1];
+    else if (args[i] == "--warmup") warmup = args[i + 1];
+    else if (args[i] == "--config") config_path = args[i + 1];
+    else return std::cerr << "fraud-consumer: unknown argument '" << args[i] << "'\n" << kUsage, 2;
+  }
+  auto time = [](std::string t) { return events::parse_rfc3339(t.size() == 10 ? t + "T00:00:00Z" : t); };
+  auto from = time(since), to = time(until);
+  if (candidate.empty() || args.size() % 2 || !from || !to)
+    return std::cerr << "fraud-consumer: backtest needs --rules FILE; times are RFC 3339 or YYYY-MM-DD\n" << kUsage, 2;
+  auto config = consumer::load_config(config_path, consumer::process_environment());
+  auto candidate_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(candidate));
+  auto active_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file));
+  // Feature state needs the history before the period: by default the longest window.
+  events::Timestamp lead = 86'400'000'000LL;
+  for (const auto* set : {candidate_rules.get(), active_rules.get()})
+    for (const auto& f : set->features()) lead = std::max(lead, f.window_us);
+  if (!warmup.empty()) {
+    auto w = rules::Decimal::parse(warmup.substr(0, warmup.size() - 1));
+    std::int64_t unit = warmup.back() == 'd' ? 86400 : warmup.back() == 'h' ? 3600 : 0;
+    if (!w || unit == 0) return std::cerr << "fraud-consumer: --warmup takes hours or days, e.g. 200d\n", 2;
+    lead = static_cast<events::Timestamp>(w->micros() * unit);
+  }
+  rules::Backtest replay(candidate_rules, active_rules);
+  dedup::for_each_stored_event(config.postgres.url, *from - lead, *to, [&](const dedup::LabelledEvent& e) {
+    replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from);
+  });
+  replay.report(std::cout);
+  return 0;
 }
 
 int migrate(const consumer::Config& config) {
@@ -217,7 +258,16 @@ int main(int argc, char** argv) {
   std::string command = argv[1], config_path;
   if (command == "rules") {
     std::vector<std::string> files(argv + std::min(argc, 3), argv + argc);
-    if (argc >= 3 && std::string(argv[2]) == "check") return check_rules(files);
+    try {
+      if (argc >= 3 && std::string(argv[2]) == "check") return check_rules(files);
+      if (argc >= 3 && std::string(argv[2]) == "backtest") return backtest(files);
+    } catch (const consumer::ConfigError& e) {
+      return std::cerr << "fraud-consumer: configuration error: " << e.what() << "\n", 2;
+    } catch (const rules::RuleFileError& e) {
+      return print_rule_errors(e), 2;
+    } catch (const std::exception& e) {
+      return std::cerr << "fraud-consumer: " << e.what() << "\n", 1;
+    }
     return std::cerr << kUsage, 2;
   }
   for (int i = 2; i < argc; ++i) {

@@ -2,11 +2,14 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <unordered_set>
 
 #include "dedup/database_error.h"
 #include "dedup/sql_text.h"
+#include "events/encode.h"
 
 namespace fraud::dedup {
 namespace {
@@ -86,6 +89,65 @@ SELECT $8, record_key,
        coalesce(value, ''::bytea), 'DeadLetter'
 FROM rejected)sql";
 
+// The batch's new events into the history that features and backtests read.
+constexpr const char* kHistory = R"sql(
+INSERT INTO transactions (event_source, event_id, occurred_at, account_id, customer_id,
+                          card_fingerprint, device_id, device_ip, merchant_id,
+                          counterparty_account, amount_minor, currency, transaction_id, body)
+SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[])
+  AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b)
+ON CONFLICT DO NOTHING)sql";
+
+// Pairs seen together; only the ones that come back were never seen before.
+constexpr const char* kPairs = R"sql(
+INSERT INTO first_seen_pairs (pair_kind, first_key, second_key, first_at)
+SELECT k, a, b, timestamptz 'epoch' + t * interval '1 microsecond'
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(k, a, b, t)
+ON CONFLICT DO NOTHING
+RETURNING pair_kind, first_key, second_key)sql";
+
+const char* column_of(rules::KeyField field) {
+  switch (field) {
+    case rules::KeyField::account_id: return "account_id";
+    case rules::KeyField::customer_id: return "customer_id";
+    case rules::KeyField::card_fingerprint: return "card_fingerprint";
+    case rules::KeyField::device_id: return "device_id";
+    case rules::KeyField::device_ip: return "device_ip";
+    case rules::KeyField::merchant_id: return "merchant_id";
+    case rules::KeyField::counterparty_account: return "counterparty_account";
+  }
+  return "account_id";
+}
+
+// A key's events since a time, and its latest one before (time since last, speed). The
+// column comes from the fixed list above, never from input.
+std::string history_query(rules::KeyField field) {
+  std::string c = column_of(field);
+  return "SELECT event_source, body FROM transactions WHERE " + c + " = ANY($1::text[]) AND occurred_at > "
+         "timestamptz 'epoch' + $2 * interval '1 microsecond' UNION ALL SELECT event_source, body FROM ("
+         "SELECT DISTINCT ON (" + c + ") event_source, body FROM transactions WHERE " + c +
+         " = ANY($1::text[]) AND occurred_at <= timestamptz 'epoch' + $2 * interval '1 microsecond' ORDER BY " + c +
+         ", occurred_at DESC) latest";
+}
+
+/// The pairs recorded for every event, whatever the rules, so that a first_seen feature
+/// added later starts from everything already seen; plus any a rule file declares.
+std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds(const rules::RuleSet& rules) {
+  using K = rules::KeyField;
+  std::vector<std::pair<K, K>> kinds = {{K::account_id, K::counterparty_account}, {K::account_id, K::device_id},
+                                        {K::account_id, K::merchant_id}};
+  for (const auto& f : rules.features())
+    if (f.paired_with && std::find(kinds.begin(), kinds.end(), std::make_pair(f.key, *f.paired_with)) == kinds.end())
+      kinds.emplace_back(f.key, *f.paired_with);
+  return kinds;
+}
+
+std::string pair_name(rules::KeyField a, rules::KeyField b) {
+  return std::string(rules::to_string(a)) + "|" + rules::to_string(b);
+}
+
 std::string dedup_key(std::string_view source, std::string_view id) {
   std::string key(source);
   key += '\x1f';
@@ -131,6 +193,50 @@ void insert_rejected(pqxx::work& tx, const PartitionBatch& batch, const DecodedR
                    pqxx::binarystring(rec.value), r.rejection, topics.dead_letters);
 }
 
+void add_optional(ArrayLiteral& column, std::string_view value) {
+  if (value.empty()) column.add_null();
+  else column.add(value);
+}
+
+void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied) {
+  ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body;
+  for (const auto* e : applied) {
+    s.add(e->source), i.add(e->event_id), t.add(e->occurred_at), a.add(e->account_id);
+    add_optional(c, e->customer_id), add_optional(cf, e->card.fingerprint), add_optional(d, e->device.id);
+    add_optional(ip, e->device.ip), add_optional(m, e->merchant.id), add_optional(cp, e->counterparty.account);
+    am.add(e->amount.minor_units), cur.add(e->amount.currency), txn.add(e->transaction_id), body.add(events::to_json(*e));
+  }
+  tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
+                   cp.str(), am.str(), cur.str(), txn.str(), body.str());
+}
+
+/// Records the pairs of the batch's new events; returns, per event, which of its first_seen
+/// features' pairs are new (the first claim in the batch wins).
+std::vector<std::vector<bool>> claim_pairs(pqxx::work& tx, const rules::FeatureEngine& engine,
+                                           const std::vector<const events::Event*>& applied) {
+  auto kinds = pair_kinds(engine.rules());
+  ArrayLiteral kind, first, second, at;
+  for (const auto* e : applied)
+    for (const auto& [ka, kb] : kinds) {
+      auto a = rules::key_of(*e, ka), b = rules::key_of(*e, kb);
+      if (a.empty() || b.empty()) continue;
+      kind.add(pair_name(ka, kb)), first.add(a), second.add(b), at.add(e->occurred_at);
+    }
+  std::unordered_set<std::string> fresh;
+  for (const auto& row : tx.exec_prepared("pairs", kind.str(), first.str(), second.str(), at.str()))
+    fresh.insert(dedup_key(row[0].c_str(), dedup_key(row[1].c_str(), row[2].c_str())));
+  std::vector<std::vector<bool>> flags;
+  const auto& specs = engine.rules().features();
+  for (const auto* e : applied) {
+    auto& event_flags = flags.emplace_back();
+    for (const auto& [index, a, b] : engine.pairs_of(*e)) {
+      auto name = pair_name(specs[index].key, *specs[index].paired_with);
+      event_flags.push_back(fresh.erase(dedup_key(name, dedup_key(a, b))) > 0);
+    }
+  }
+  return flags;
+}
+
 }  // namespace
 
 BatchStore::BatchStore(std::string postgres_url, std::string group_id, std::string owner, OutboxTopics topics)
@@ -154,6 +260,8 @@ pqxx::connection& BatchStore::connection() {
     c->prepare("dedup", kDedup);
     c->prepare("alerts", kAlerts);
     c->prepare("reject", kReject);
+    c->prepare("history", kHistory);
+    c->prepare("pairs", kPairs);
     connection_ = std::move(c);
     if (connected_before_ && on_reconnect_) on_reconnect_();
     connected_before_ = true;
@@ -178,7 +286,7 @@ Claim BatchStore::claim(const std::string& topic, std::int32_t partition) {
   }
 }
 
-BatchResult BatchStore::apply(const PartitionBatch& batch, const rules::RuleSet& rules) {
+BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine& features) {
   BatchResult result;
   if (batch.records.empty()) return result;
   try {
@@ -189,30 +297,23 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, const rules::RuleSet&
       result.fenced = true;
       return result;
     }
-
-    auto fresh = insert_new(tx, batch);
+    auto applied = sort_out(tx, batch, result);
+    load_history(tx, features, applied);
+    auto pair_flags = claim_pairs(tx, features, applied);
     AlertColumns alerts;
-    for (const auto& r : batch.records) {
-      if (!r.event) {
-        insert_rejected(tx, batch, r, topics_);
-        ++result.rejected;
-        continue;
-      }
-      // The first occurrence of a new id is processed; any later one in this batch is a duplicate.
-      if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0) {
-        ++result.duplicates;
-        continue;
-      }
-      ++result.processed;
-      result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
+    const auto& rules = features.rules();
+    for (std::size_t i = 0; i < applied.size(); ++i) {
+      const auto& event = *applied[i];
       auto started = std::chrono::steady_clock::now();
-      auto verdict = rules.evaluate(*r.event, {});
+      auto values = features.observe(event, &pair_flags[i]);
+      auto verdict = rules.evaluate(event, values);
       result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& hit : verdict.hits) {
-        alerts.add(*r.event, hit, verdict);
+        alerts.add(event, hit, verdict);
         result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
       }
     }
+    if (!applied.empty()) insert_history(tx, applied);
     if (alerts.count > 0) {
       tx.exec_prepared("alerts", alerts.source.str(), alerts.id.str(), alerts.transaction.str(), alerts.account.str(),
                        alerts.rule.str(), alerts.score.str(), alerts.decision.str(), alerts.reason.str(),
@@ -226,6 +327,50 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, const rules::RuleSet&
     bool lost = connection_ && !connection_->is_open();
     if (lost) connection_.reset();
     rethrow_as_database_error(lost);
+  }
+}
+
+// Dedups the batch and records its rejected records; returns its new events in offset
+// order. The first occurrence of a new id is applied; any later one in the batch is a duplicate.
+std::vector<const events::Event*> BatchStore::sort_out(pqxx::work& tx, const PartitionBatch& batch,
+                                                       BatchResult& result) {
+  auto fresh = insert_new(tx, batch);
+  std::vector<const events::Event*> applied;
+  for (const auto& r : batch.records) {
+    if (!r.event) {
+      insert_rejected(tx, batch, r, topics_);
+      ++result.rejected;
+    } else if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0) {
+      ++result.duplicates;
+    } else {
+      ++result.processed;
+      result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
+      applied.push_back(&*r.event);
+    }
+  }
+  return applied;
+}
+
+// Gives the engine the history of every key it meets for the first time: one query per key
+// field for the whole batch.
+void BatchStore::load_history(pqxx::work& tx, rules::FeatureEngine& features,
+                              const std::vector<const events::Event*>& applied) {
+  std::map<rules::KeyField, std::pair<ArrayLiteral, events::Timestamp>> wanted;
+  for (const auto* e : applied)
+    for (const auto& request : features.requests_for(*e)) {
+      auto [it, inserted] = wanted.try_emplace(request.field, ArrayLiteral{}, request.since);
+      it->second.first.add(request.key);
+      it->second.second = std::min(it->second.second, request.since);
+    }
+  for (const auto& [field, keys] : wanted) {
+    for (const auto& row : tx.exec_params(history_query(field), keys.first.str(), keys.second)) {
+      events::Record stored;
+      stored.value = row[1].c_str();
+      auto decoded = stored.decode(history_decoder_);
+      if (!decoded.event) continue;  // written by this service; cannot happen short of tampering
+      decoded.event->source = row[0].c_str();
+      features.remember(*decoded.event, field);
+    }
   }
 }
 

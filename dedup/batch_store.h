@@ -12,9 +12,12 @@
 
 #include "events/event.h"
 #include "events/record.h"
+#include "events/decode.h"
+#include "rules/features.h"
 #include "rules/rule_set.h"
 
 #include <pqxx/connection>
+#include <pqxx/transaction>
 
 namespace fraud::dedup {
 
@@ -79,18 +82,23 @@ class BatchStore {
   /// earlier owner's open batch, and returns where consumption must resume.
   Claim claim(const std::string& topic, std::int32_t partition);
 
-  /// Applies `batch` in one transaction, evaluating `rules` on the events that are new.
-  BatchResult apply(const PartitionBatch& batch, const rules::RuleSet& rules);
+  /// Applies `batch` in one transaction: the new events go through `features` (which loads
+  /// the history it lacks from this database) and its rules. After a throw or a fenced
+  /// result, `features` holds state that was never committed: the caller must forget it.
+  BatchResult apply(const PartitionBatch& batch, rules::FeatureEngine& features);
 
   /// Called each time a lost connection is replaced by a new one.
   void on_reconnect(std::function<void()> callback) { on_reconnect_ = std::move(callback); }
 
  private:
   pqxx::connection& connection();
+  std::vector<const events::Event*> sort_out(pqxx::work& tx, const PartitionBatch& batch, BatchResult& result);
+  void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
 
   std::string url_, group_id_, owner_;
   OutboxTopics topics_;
   std::unique_ptr<pqxx::connection> connection_;
+  events::Decoder history_decoder_;  ///< reads back the history's stored event bodies
   bool connected_before_ = false;
   std::function<void()> on_reconnect_;
 };

@@ -22,7 +22,11 @@ dedup::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
   return batch;
 }
 
-rules::RuleSet rules_of() { return rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"); }
+/// Fresh feature state over the tests' rule file, as a replica starts with.
+rules::FeatureEngine rules_of() {
+  return rules::FeatureEngine(
+      std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml")));
+}
 
 }  // namespace
 
@@ -33,13 +37,15 @@ TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing
   auto new_claim = new_owner.claim("t", 0);
   CHECK(new_claim.epoch == old_claim.epoch + 1);
 
-  auto result = old_owner.apply(batch_of(old_claim.epoch, 0, 10), rules_of());
+  auto engine = rules_of();
+  auto result = old_owner.apply(batch_of(old_claim.epoch, 0, 10), engine);
   CHECK(result.fenced);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 0);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 0);
   CHECK(db.count("SELECT count(*) FROM consumer_offsets WHERE next_offset IS NOT NULL") == 0);
 
-  CHECK_FALSE(new_owner.apply(batch_of(new_claim.epoch, 0, 10), rules_of()).fenced);
+  auto fresh = rules_of();
+  CHECK_FALSE(new_owner.apply(batch_of(new_claim.epoch, 0, 10), fresh).fenced);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 10);
 }
 
@@ -47,8 +53,9 @@ TEST_CASE("replaying a committed batch changes nothing but the duplicate count")
   TestDatabase db(Services::from_environment());
   dedup::BatchStore store(db.url(), "g", "me", {});
   auto claim = store.claim("t", 0);
-  auto first = store.apply(batch_of(claim.epoch, 0, 10), rules_of());
-  auto replay = store.apply(batch_of(claim.epoch, 0, 10), rules_of());
+  auto engine = rules_of();
+  auto first = store.apply(batch_of(claim.epoch, 0, 10), engine);
+  auto replay = store.apply(batch_of(claim.epoch, 0, 10), engine);
   CHECK(first.processed == 10);
   CHECK(first.alerts == 10);
   CHECK(replay.processed == 0);
@@ -63,7 +70,8 @@ TEST_CASE("a claim returns the offset the last committed batch stored") {
   dedup::BatchStore store(db.url(), "g", "me", {});
   CHECK_FALSE(store.claim("t", 0).next_offset.has_value());
   auto claim = store.claim("t", 0);
-  store.apply(batch_of(claim.epoch, 0, 7), rules_of());
+  auto engine = rules_of();
+  store.apply(batch_of(claim.epoch, 0, 7), engine);
   CHECK(store.claim("t", 0).next_offset == 7);
 }
 
@@ -74,7 +82,8 @@ TEST_CASE("the same id twice in one batch is applied once") {
   auto again = batch.records[1];
   again.record.offset = 3;
   batch.records.push_back(again);
-  auto result = store.apply(batch, rules_of());
+  auto engine = rules_of();
+  auto result = store.apply(batch, engine);
   CHECK(result.processed == 3);
   CHECK(result.duplicates == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);

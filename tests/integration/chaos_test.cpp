@@ -221,3 +221,43 @@ TEST_CASE("the Kafka broker restarted under load: the replicas recover by themse
   CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == 75000);
   CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == large_events_below(75000));
 }
+
+TEST_CASE("feature values stay exact across SIGKILL and rebalances") {
+  constexpr int kAccounts = 20, kPerAccount = 150;
+  Cluster cluster(4, "features");
+  auto rules = std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
+  cluster.start(0, rules);
+  cluster.start(1, rules);
+  REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
+  // Each account's n-th event (by event time, all within one hour) must see tx_count_1h = n.
+  std::vector<OutgoingRecord> wave_of[3];
+  for (int n = 0; n < kPerAccount; ++n)
+    for (int a = 0; a < kAccounts; ++a) {
+      char when[32];
+      std::snprintf(when, sizeof when, "2026-11-27T09:%02d:%02dZ", n / 60, n % 60);
+      auto record = transaction_event(n * kAccounts + a, "10.00", when, "acc-" + std::to_string(a));
+      wave_of[n * 3 / kPerAccount].push_back(record);
+      if (n % 10 == 0) wave_of[n * 3 / kPerAccount].push_back(record);  // a redelivery
+    }
+  cluster.produce(wave_of[0]);
+  cluster.replica(0).stop(SIGKILL, 10s);  // mid-stream, state in memory lost
+  cluster.start(0, rules);
+  cluster.produce(wave_of[1]);
+  auto with_failpoint = rules;
+  with_failpoint["FRAUD_FAILPOINT_KILL_AFTER_COMMITS"] = "2";
+  cluster.replica(1).stop(SIGKILL, 10s);
+  cluster.start(1, with_failpoint);  // dies between a database commit and a Kafka commit
+  cluster.produce(wave_of[2]);
+  REQUIRE(wait_until(60s, [&] { return !cluster.replica(1).running(); }));
+  cluster.start(1, rules);
+  CHECK(wait_until(120s, [&] { return cluster.caught_up(); }));
+  cluster.stop_all();
+
+  cluster.check_exactly_once();
+  CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == kAccounts * kPerAccount);
+  CHECK(cluster.db().count(R"sql(
+    SELECT count(*) FROM (
+      SELECT a.reason, rank() OVER (PARTITION BY t.account_id ORDER BY t.occurred_at) AS n
+      FROM fraud_alerts a JOIN transactions t USING (event_source, event_id)) x
+    WHERE x.reason <> 'tx_count_1h (' || x.n || ') >= 1')sql") == 0);
+}

@@ -330,10 +330,11 @@ bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condi
   return true;
 }
 
-OutgoingRecord transaction_event(int i, const std::string& amount) {
-  std::string n = std::to_string(i), account = "acc-" + std::to_string(i % 37);
+OutgoingRecord transaction_event(int i, const std::string& amount, const std::string& occurred_at,
+                                 const std::string& account_id) {
+  std::string n = std::to_string(i), account = account_id.empty() ? "acc-" + std::to_string(i % 37) : account_id;
   std::string value = R"({"event_id":"evt-)" + n + R"(","event_type":"TransactionRecorded","schema_version":1,)" +
-                      R"("occurred_at":"2026-11-27T09:15:02.123Z","recorded_at":"2026-11-27T09:15:02.140Z",)" +
+                      R"("occurred_at":")" + occurred_at + R"(","recorded_at":"2026-11-27T09:15:02.140Z",)" +
                       R"("transaction_id":"txn-)" + n + R"(","account_id":")" + account + R"(",)" +
                       R"("kind":"purchase","direction":"debit","amount":{"value":")" + amount +
                       R"(","currency":"EUR"},"channel":"card_not_present"})";

@@ -123,7 +123,10 @@ std::string read_file(const std::string& path);
 /// Polls `condition` every 100 ms until it holds or `timeout` passes; returns whether it held.
 bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition);
 
-/// The TransactionRecorded event number `i`, with `amount` in EUR, keyed by its account.
-OutgoingRecord transaction_event(int i, const std::string& amount);
+/// The TransactionRecorded event number `i`, with `amount` in EUR, on account acc-(i % 37)
+/// unless `account` is given, keyed by its account.
+OutgoingRecord transaction_event(int i, const std::string& amount,
+                                 const std::string& occurred_at = "2026-11-27T09:15:02.123Z",
+                                 const std::string& account = "");
 
 }  // namespace fraud::testing

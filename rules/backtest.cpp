@@ -1,0 +1,98 @@
+#include "rules/backtest.h"
+
+#include <cstdio>
+#include <set>
+
+namespace fraud::rules {
+namespace {
+
+std::string ratio(const std::optional<double>& value) {
+  if (!value) return "-";
+  char out[16];
+  std::snprintf(out, sizeof out, "%.3f", *value);
+  return out;
+}
+
+std::string row(const std::string& name, const std::string& a, const std::string& b, const std::string& c,
+                const std::string& d, const std::string& e) {
+  char out[256];
+  std::snprintf(out, sizeof out, "%-28s %10s %10s %10s %10s %10s\n", name.c_str(), a.c_str(), b.c_str(), c.c_str(),
+                d.c_str(), e.c_str());
+  return out;
+}
+
+}  // namespace
+
+std::optional<double> RuleScore::precision() const {
+  auto labelled = fraud_hits + legitimate_hits;
+  if (labelled == 0) return std::nullopt;
+  return static_cast<double>(fraud_hits) / static_cast<double>(labelled);
+}
+
+std::optional<double> RuleScore::recall(std::uint64_t fraud_total) const {
+  if (fraud_total == 0) return std::nullopt;
+  return static_cast<double>(fraud_hits) / static_cast<double>(fraud_total);
+}
+
+Backtest::Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<const RuleSet> active)
+    : candidate_(std::move(candidate)), active_(std::move(active)) {
+  for (const auto& rule : candidate_.rules().rules()) candidate_rules_[rule.id];
+  for (const auto& rule : active_.rules().rules()) active_rules_[rule.id];
+}
+
+Decision Backtest::score(FeatureEngine& engine, const events::Event& event, std::optional<bool> is_fraud, bool counted,
+                         std::map<std::string, RuleScore>& rules, RuleScore& flagged) {
+  auto verdict = engine.rules().evaluate(event, engine.observe(event));
+  if (!counted) return verdict.decision;
+  auto tally = [&](RuleScore& s) {
+    ++s.hits;
+    if (is_fraud) ++(*is_fraud ? s.fraud_hits : s.legitimate_hits);
+  };
+  for (const auto& hit : verdict.hits) tally(rules[hit.rule_id]);
+  if (verdict.decision != Decision::allow) tally(flagged);
+  return verdict.decision;
+}
+
+void Backtest::feed(const events::Event& event, std::optional<bool> is_fraud, bool counted) {
+  auto candidate = score(candidate_, event, is_fraud, counted, candidate_rules_, candidate_flagged_);
+  auto active = score(active_, event, is_fraud, counted, active_rules_, active_flagged_);
+  if (!counted) return void(++warmup_events_);
+  ++events_;
+  if (is_fraud) ++(*is_fraud ? fraud_total_ : legitimate_total_);
+  if (candidate != active) ++changes_[{active, candidate}];
+}
+
+std::uint64_t Backtest::decisions_changed() const {
+  std::uint64_t n = 0;
+  for (const auto& [change, count] : changes_) n += count;
+  return n;
+}
+
+void Backtest::report(std::ostream& out) const {
+  out << "candidate rules  " << candidate_.rules().version() << "\n"
+      << "active rules     " << active_.rules().version() << "\n"
+      << "events replayed  " << events_ << " (and " << warmup_events_ << " before the period, to warm features up)\n"
+      << "labels           " << fraud_total_ << " fraud, " << legitimate_total_ << " legitimate, "
+      << events_ - fraud_total_ - legitimate_total_ << " unlabelled\n\n"
+      << row("rule", "hits", "active", "change", "precision", "recall");
+  std::set<std::string> ids;
+  for (const auto& [id, s] : candidate_rules_) ids.insert(id);
+  for (const auto& [id, s] : active_rules_) ids.insert(id);
+  for (const auto& id : ids) {
+    auto c = candidate_rules_.count(id) ? candidate_rules_.at(id) : RuleScore{};
+    auto a = active_rules_.count(id) ? active_rules_.at(id) : RuleScore{};
+    auto change = static_cast<long long>(c.hits) - static_cast<long long>(a.hits);
+    out << row(id + (candidate_rules_.count(id) ? "" : " (removed)") + (active_rules_.count(id) ? "" : " (new)"),
+               std::to_string(c.hits), std::to_string(a.hits), (change > 0 ? "+" : "") + std::to_string(change),
+               ratio(c.precision()), ratio(c.recall(fraud_total_)));
+  }
+  auto change = static_cast<long long>(candidate_flagged_.hits) - static_cast<long long>(active_flagged_.hits);
+  out << row("decision review or block", std::to_string(candidate_flagged_.hits), std::to_string(active_flagged_.hits),
+             (change > 0 ? "+" : "") + std::to_string(change), ratio(candidate_flagged_.precision()),
+             ratio(candidate_flagged_.recall(fraud_total_)))
+      << "\ndecisions that would change: " << decisions_changed() << "\n";
+  for (const auto& [pair, count] : changes_)
+    out << "  " << to_string(pair.first) << " -> " << to_string(pair.second) << ": " << count << "\n";
+}
+
+}  // namespace fraud::rules

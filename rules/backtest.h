@@ -1,0 +1,54 @@
+#pragma once
+// Backtesting: replay stored history through a candidate rule file beside the active one,
+// and say per rule what would fire, how precisely against known labels, and which
+// decisions would change. Pure: the caller feeds events in event-time order.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "rules/features.h"
+#include "rules/rule_set.h"
+
+namespace fraud::rules {
+
+/// Hits of one rule, and how many of them were labelled fraud or legitimate.
+struct RuleScore {
+  std::uint64_t hits = 0, fraud_hits = 0, legitimate_hits = 0;
+  /// Of the labelled hits, the share that was fraud; nothing without labelled hits.
+  std::optional<double> precision() const;
+  /// Of all labelled fraud, the share this rule caught; nothing without labelled fraud.
+  std::optional<double> recall(std::uint64_t fraud_total) const;
+};
+
+class Backtest {
+ public:
+  Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<const RuleSet> active);
+
+  /// Replays one event. Events before the period only warm feature state up: `counted` false.
+  void feed(const events::Event& event, std::optional<bool> is_fraud, bool counted);
+
+  /// The report: per rule, candidate against active, then the decisions that change.
+  void report(std::ostream& out) const;
+
+  std::uint64_t events() const { return events_; }
+  const std::map<std::string, RuleScore>& candidate_rules() const { return candidate_rules_; }
+  const std::map<std::string, RuleScore>& active_rules() const { return active_rules_; }
+  std::uint64_t decisions_changed() const;
+
+ private:
+  /// Replays `event` through `engine` and scores its hits into `rules` and `flagged`.
+  static Decision score(FeatureEngine& engine, const events::Event& event, std::optional<bool> is_fraud, bool counted,
+                        std::map<std::string, RuleScore>& rules, RuleScore& flagged);
+
+  FeatureEngine candidate_, active_;
+  std::map<std::string, RuleScore> candidate_rules_, active_rules_;
+  RuleScore candidate_flagged_, active_flagged_;  ///< decisions other than allow
+  std::map<std::pair<Decision, Decision>, std::uint64_t> changes_;  ///< (active, candidate) where they differ
+  std::uint64_t events_ = 0, warmup_events_ = 0, fraud_total_ = 0, legitimate_total_ = 0;
+};
+
+}  // namespace fraud::rules

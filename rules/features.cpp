@@ -1,0 +1,203 @@
+#include "rules/features.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+namespace fraud::rules {
+namespace {
+
+constexpr events::Timestamp kLateness = 3'600'000'000LL;  // an hour of out-of-order arrival kept in memory
+
+bool windowed(Aggregate a) {
+  return a != Aggregate::time_since_last && a != Aggregate::first_seen && a != Aggregate::speed_kmh;
+}
+
+double haversine_km(double lat1, double lon1, double lat2, double lon2) {
+  constexpr double kEarthKm = 6371.0088, kRad = 3.14159265358979323846 / 180;
+  double dlat = (lat2 - lat1) * kRad, dlon = (lon2 - lon1) * kRad;
+  double a = std::sin(dlat / 2) * std::sin(dlat / 2) +
+             std::cos(lat1 * kRad) * std::cos(lat2 * kRad) * std::sin(dlon / 2) * std::sin(dlon / 2);
+  return 2 * kEarthKm * std::asin(std::min(1.0, std::sqrt(a)));
+}
+
+}  // namespace
+
+void FeatureEngine::History::add(Entry entry, events::Timestamp keep) {
+  auto at = std::upper_bound(entries.begin(), entries.end(), entry.at,
+                             [](events::Timestamp t, const Entry& e) { return t < e.at; });
+  entries.insert(at, std::move(entry));
+  // Keep what the longest window needs, and one older event for time_since_last and speed.
+  auto cut = entries.back().at - keep;
+  std::size_t drop = 0;
+  while (drop + 1 < entries.size() && entries[drop + 1].at < cut) ++drop;
+  if (drop > 0) entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(drop));
+}
+
+FeatureEngine::FeatureEngine(std::shared_ptr<const RuleSet> rules) : rules_(std::move(rules)) {
+  const auto& specs = rules_->features();
+  for (const auto& spec : specs) {
+    if (spec.aggregate == Aggregate::first_seen) continue;
+    auto it = std::find(fields_.begin(), fields_.end(), spec.key);
+    if (it == fields_.end()) {
+      fields_.push_back(spec.key);
+      longest_window_.push_back(0);
+      needs_latest_.push_back(false);
+      it = fields_.end() - 1;
+    }
+    auto i = static_cast<std::size_t>(it - fields_.begin());
+    longest_window_[i] = std::max(longest_window_[i], spec.window_us);
+    needs_latest_[i] = needs_latest_[i] || !windowed(spec.aggregate);
+  }
+  histories_.resize(fields_.size());
+  for (const auto& spec : specs) {
+    if (spec.aggregate == Aggregate::distinct_count) distinct_fields_.push_back(Expression::compile(spec.field, {}));
+    else distinct_fields_.emplace_back();
+  }
+}
+
+std::vector<HistoryRequest> FeatureEngine::requests_for(const events::Event& event) {
+  std::vector<HistoryRequest> requests;
+  for (std::size_t i = 0; i < fields_.size(); ++i) {
+    auto key = key_of(event, fields_[i]);
+    if (key.empty()) continue;
+    auto [it, inserted] = histories_[i].try_emplace(std::string(key));
+    if (!inserted) continue;
+    requests.push_back({fields_[i], std::string(key), event.occurred_at - longest_window_[i] - kLateness, needs_latest_[i]});
+  }
+  return requests;
+}
+
+FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {
+  Entry entry;
+  entry.at = event.occurred_at;
+  entry.amount = Value::of(Decimal::from_money(event.amount));
+  entry.amount_base = rules_->amount_base(event);
+  entry.lat = event.location.lat, entry.lon = event.location.lon;
+  EvalContext context{event, entry.amount_base, {}};
+  const auto& specs = rules_->features();
+  entry.distinct.resize(specs.size());
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (!specs[i].where || specs[i].where->holds(context)) entry.where_mask |= std::uint64_t{1} << i;
+    if (distinct_fields_[i]) {
+      auto v = distinct_fields_[i]->evaluate(context);
+      if (v.kind == Value::Kind::string) entry.distinct[i] = std::hash<std::string_view>{}(v.string) | 1;
+    }
+  }
+  return entry;
+}
+
+void FeatureEngine::remember(const events::Event& event, std::optional<KeyField> field) {
+  auto entry = entry_of(event);
+  for (std::size_t i = 0; i < fields_.size(); ++i) {
+    if (field && fields_[i] != *field) continue;
+    auto key = key_of(event, fields_[i]);
+    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness);
+  }
+}
+
+std::vector<std::tuple<std::size_t, std::string, std::string>> FeatureEngine::pairs_of(const events::Event& event) const {
+  std::vector<std::tuple<std::size_t, std::string, std::string>> pairs;
+  const auto& specs = rules_->features();
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (specs[i].aggregate != Aggregate::first_seen) continue;
+    auto a = key_of(event, specs[i].key), b = key_of(event, *specs[i].paired_with);
+    if (!a.empty() && !b.empty()) pairs.emplace_back(i, std::string(a), std::string(b));
+  }
+  return pairs;
+}
+
+std::vector<Value> FeatureEngine::observe(const events::Event& event, const std::vector<bool>* new_pairs) {
+  const auto& specs = rules_->features();
+  auto entry = entry_of(event);
+  std::vector<Value> values(specs.size());
+  auto pairs = pairs_of(event);
+  for (std::size_t p = 0; p < pairs.size(); ++p) {
+    bool fresh = new_pairs ? (p < new_pairs->size() && (*new_pairs)[p]) : !seen_pairs_.count(pairs[p]);
+    values[std::get<0>(pairs[p])] = Value::of(fresh);
+  }
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (specs[i].aggregate == Aggregate::first_seen) continue;
+    auto key = key_of(event, specs[i].key);
+    if (key.empty()) continue;
+    auto field = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), specs[i].key) - fields_.begin());
+    values[i] = compute(specs[i], i, histories_[field][std::string(key)], entry);
+  }
+  for (std::size_t i = 0; i < fields_.size(); ++i) {
+    auto key = key_of(event, fields_[i]);
+    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness);
+  }
+  if (!new_pairs)  // a replay keeps its own record of pairs; the service asks the database
+    for (auto& pair : pairs) seen_pairs_.insert(std::move(pair));
+  return values;
+}
+
+Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const History& history,
+                             const Entry& current) const {
+  auto bit = std::uint64_t{1} << index;
+  // History at or before the current event, newest first.
+  auto end = std::upper_bound(history.entries.begin(), history.entries.end(), current.at,
+                              [](events::Timestamp t, const Entry& e) { return t < e.at; });
+  auto earlier = std::make_reverse_iterator(end);
+  auto oldest = history.entries.rend();
+
+  if (spec.aggregate == Aggregate::time_since_last || spec.aggregate == Aggregate::speed_kmh) {
+    for (auto it = earlier; it != oldest; ++it) {
+      if (!(it->where_mask & bit)) continue;
+      auto dt = current.at - it->at;
+      if (spec.aggregate == Aggregate::time_since_last) return Value::of(Decimal::from_micros(dt));  // seconds
+      if (!it->lat || !it->lon) continue;
+      if (!current.lat || !current.lon) return {};
+      double km = haversine_km(*it->lat, *it->lon, *current.lat, *current.lon);
+      double hours = static_cast<double>(std::max<events::Timestamp>(dt, 1'000'000)) / 3.6e9;
+      return Value::of(Decimal::from_double(km / hours));
+    }
+    return {};
+  }
+
+  // Windowed: (t - W, t], the current event included.
+  std::int64_t count = 0;
+  Decimal sum, low, high;
+  std::vector<std::uint64_t> seen;
+  auto take = [&](const Entry& e) {
+    if (!(e.where_mask & bit)) return;
+    if (spec.aggregate == Aggregate::distinct_count) {
+      if (e.distinct[index] != 0) seen.push_back(e.distinct[index]);
+      return;
+    }
+    if (spec.aggregate == Aggregate::count) return void(++count);
+    const Value& v = spec.field == "amount" ? e.amount : e.amount_base;
+    if (v.is_missing()) return;
+    low = count == 0 ? v.number : std::min(low, v.number);
+    high = count == 0 ? v.number : std::max(high, v.number);
+    sum = sum + v.number;
+    ++count;
+  };
+  take(current);
+  for (auto it = earlier; it != oldest && it->at > current.at - spec.window_us; ++it) take(*it);
+
+  switch (spec.aggregate) {
+    case Aggregate::count: return Value::of(Decimal::from_int(count));
+    case Aggregate::sum: return Value::of(sum);
+    case Aggregate::min: return count ? Value::of(low) : Value{};
+    case Aggregate::max: return count ? Value::of(high) : Value{};
+    case Aggregate::average: return count ? Value::of(sum / Decimal::from_int(count)) : Value{};
+    case Aggregate::distinct_count:
+      std::sort(seen.begin(), seen.end());
+      return Value::of(Decimal::from_int(std::unique(seen.begin(), seen.end()) - seen.begin()));
+    default: return {};
+  }
+}
+
+void FeatureEngine::forget() {
+  for (auto& h : histories_) h.clear();
+  seen_pairs_.clear();
+}
+
+std::size_t FeatureEngine::keys_held() const {
+  std::size_t n = 0;
+  for (const auto& h : histories_) n += h.size();
+  return n;
+}
+
+}  // namespace fraud::rules

@@ -1,0 +1,100 @@
+#pragma once
+// Feature values from history: windowed aggregates, time since the last event, speed from
+// the previous location, first-seen pairs. Pure: the caller feeds it history (from the
+// database in the service, from a replay in a backtest) and asks for the values of each new
+// event, in event-time order per key.
+//
+// Semantics (event time throughout):
+// - A windowed aggregate over W for an event at time t covers the key's events with
+//   occurred_at in (t - W, t], the current event included, each filtered by the feature's
+//   `where`. An event that arrives late is placed at its own time: it sees the history
+//   before it, and it counts in the windows of events processed after it.
+// - time_since_last and speed_kmh look at the latest earlier event of the key (occurred_at
+//   <= t, the current event excluded) that satisfies `where`; missing when there is none.
+//   speed_kmh also needs a location on both; a zero time difference counts as one second.
+// - first_seen is true when the pair was never seen before this event.
+// - distinct_count counts distinct values of a string field (compared by 64-bit hash);
+//   events without the field are not counted.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "events/event.h"
+#include "rules/rule_set.h"
+
+namespace fraud::rules {
+
+/// A key whose history the engine lacks: load its events with occurred_at > `since`, and the
+/// latest one at or before `since` when `latest_before` is set.
+struct HistoryRequest {
+  KeyField field;
+  std::string key;
+  events::Timestamp since = 0;
+  bool latest_before = false;
+};
+
+class FeatureEngine {
+ public:
+  explicit FeatureEngine(std::shared_ptr<const RuleSet> rules);
+
+  const RuleSet& rules() const { return *rules_; }
+
+  /// What must be loaded before `event` can be computed: keys not yet known to the engine.
+  /// Marks them known, so the same key is asked for once.
+  std::vector<HistoryRequest> requests_for(const events::Event& event);
+
+  /// Adds a stored event to the history of `field`'s key (or of every key field when none is
+  /// given), as loaded from the database or replayed.
+  void remember(const events::Event& event, std::optional<KeyField> field = std::nullopt);
+
+  /// The pairs (feature index, first member, second member) that `event` touches for its
+  /// first_seen features, for the caller to check against everything seen before.
+  std::vector<std::tuple<std::size_t, std::string, std::string>> pairs_of(const events::Event& event) const;
+
+  /// The values of every declared feature for `event`, then adds it to the history.
+  /// `new_pairs` tells, per entry of pairs_of(event), whether that pair is new; without it
+  /// the engine decides from the pairs it has seen itself (a replay from the beginning).
+  std::vector<Value> observe(const events::Event& event, const std::vector<bool>* new_pairs = nullptr);
+
+  /// Forgets all history (after a rolled-back batch, a revoked partition or a reload).
+  void forget();
+
+  /// Keys currently held, for bounding memory.
+  std::size_t keys_held() const;
+
+ private:
+  /// What features need of one event.
+  struct Entry {
+    events::Timestamp at = 0;
+    Value amount, amount_base;
+    std::optional<double> lat, lon;
+    std::uint64_t where_mask = 0;         ///< bit i: feature i's `where` holds
+    std::vector<std::uint64_t> distinct;  ///< per feature: hash of its distinct_count field, 0 when missing
+  };
+
+  /// One key's events, oldest first.
+  struct History {
+    std::vector<Entry> entries;
+    /// Inserts in event-time order, then drops what no window of `keep` can reach.
+    void add(Entry entry, events::Timestamp keep);
+  };
+
+  Entry entry_of(const events::Event& event) const;
+  Value compute(const FeatureSpec& spec, std::size_t index, const History& history, const Entry& current) const;
+
+  std::shared_ptr<const RuleSet> rules_;
+  std::vector<KeyField> fields_;  ///< key fields any feature groups by
+  std::vector<events::Timestamp> longest_window_;  ///< per entry of fields_
+  std::vector<bool> needs_latest_;                 ///< per entry of fields_: time_since_last or speed
+  std::vector<std::unordered_map<std::string, History>> histories_;  ///< per entry of fields_
+  std::vector<std::optional<Expression>> distinct_fields_;            ///< per feature: the field read
+  std::set<std::tuple<std::size_t, std::string, std::string>> seen_pairs_;
+};
+
+}  // namespace fraud::rules
