@@ -4,9 +4,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include "consumer/log.h"
+#include "ops/log.h"
 
 namespace fraud::consumer {
+
+namespace log = ops::log;
 namespace {
 
 using namespace std::chrono_literals;

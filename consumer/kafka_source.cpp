@@ -6,9 +6,11 @@
 #include <set>
 #include <stdexcept>
 
-#include "consumer/log.h"
+#include "ops/log.h"
 
 namespace fraud::consumer {
+
+namespace log = ops::log;
 namespace {
 
 /// Owns the TopicPartition objects librdkafka's C++ API hands out as raw pointers.

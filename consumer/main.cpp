@@ -21,10 +21,10 @@
 
 #include "consumer/batch_loop.h"
 #include "consumer/config.h"
-#include "consumer/http_server.h"
+#include "ops/http_server.h"
 #include "consumer/metrics.h"
 #include "consumer/kafka_source.h"
-#include "consumer/log.h"
+#include "ops/log.h"
 #include "dedup/batch_store.h"
 #include "dedup/migrations.h"
 #include "consumer/rule_reload.h"
@@ -142,9 +142,9 @@ int backtest(const std::vector<std::string>& args) {
 
 int migrate(const consumer::Config& config) {
   int applied = dedup::migrate(config.postgres.url, dedup::embedded_migrations(), [](std::string_view name) {
-    consumer::log::info("migration applied", {{"migration", std::string(name)}});
+    ops::log::info("migration applied", {{"migration", std::string(name)}});
   });
-  consumer::log::info("database is up to date", {{"applied", std::to_string(applied)}});
+  ops::log::info("database is up to date", {{"applied", std::to_string(applied)}});
   return 0;
 }
 
@@ -176,7 +176,7 @@ class DatabaseProbe {
   bool last_ = false;
 };
 
-consumer::HttpResponse readiness(DatabaseProbe& database, const consumer::HealthState& health,
+ops::HttpResponse readiness(DatabaseProbe& database, const consumer::HealthState& health,
                                  const consumer::HealthConfig& config) {
   auto now = consumer::steady_ms();
   bool db = database.answers();
@@ -189,12 +189,12 @@ consumer::HttpResponse readiness(DatabaseProbe& database, const consumer::Health
   return {db && brokers && group && loop ? 200 : 503, body};
 }
 
-consumer::HttpResponse liveness(const consumer::HealthState& health) {
+ops::HttpResponse liveness(const consumer::HealthState& health) {
   bool alive = consumer::steady_ms() - health.loop_heartbeat_ms.load() < 120'000;
   return {alive ? 200 : 503, alive ? "ok\n" : "the batch loop has not turned for 120 s\n"};
 }
 
-consumer::HttpResponse scrape(prometheus::Registry& registry, consumer::ServiceMetrics& metrics,
+ops::HttpResponse scrape(prometheus::Registry& registry, consumer::ServiceMetrics& metrics,
                               DatabaseProbe& database, const consumer::HealthState& health,
                               const consumer::HealthConfig& config) {
   metrics.ready.Set(readiness(database, health, config).status == 200 ? 1 : 0);
@@ -219,7 +219,7 @@ int run(const consumer::Config& config) {
   health.out_of_group_since_ms = consumer::steady_ms();
   health.loop_heartbeat_ms = consumer::steady_ms();
   DatabaseProbe probe(config.postgres.url);
-  consumer::HttpServer server(config.metrics.listen,
+  ops::HttpServer server(config.metrics.listen,
                               {{"/metrics", [&] { return scrape(registry, metrics, probe, health, config.health); }},
                                {"/healthz", [&] { return liveness(health); }},
                                {"/readyz", [&] { return readiness(probe, health, config.health); }}});
@@ -233,14 +233,14 @@ int run(const consumer::Config& config) {
   consumer::BatchLoop loop(config.batch, config.limits, store, rules, metrics, health, hooks);
   loop_ptr = &loop;
   consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
-  consumer::log::info("consumer started", {{"replica", name},
+  ops::log::info("consumer started", {{"replica", name},
                                            {"rules", rules->version()},
                                            {"group", config.kafka.group_id},
                                            {"metrics_port", std::to_string(server.port())}});
   loop.run(source, stop_requested);
   source.close();  // leave the group now, so its partitions move to the others at once
   const auto& c = loop.counters();
-  consumer::log::info("consumer stopped", {{"processed", std::to_string(c.processed)},
+  ops::log::info("consumer stopped", {{"processed", std::to_string(c.processed)},
                                            {"duplicates", std::to_string(c.duplicates)},
                                            {"rejected", std::to_string(c.rejected)},
                                            {"alerts", std::to_string(c.alerts)},
@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
     std::cerr << "fraud-consumer: configuration error: " << e.what() << "\n";
     return 2;
   }
-  consumer::log::set_level(config.log.level);
+  ops::log::set_level(config.log.level);
   try {
     return command == "migrate" ? migrate(config) : run(config);
   } catch (const rules::RuleFileError& e) {
@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
     print_rule_errors(e);
     return 2;
   } catch (const std::exception& e) {
-    consumer::log::error("fatal", {{"command", command}, {"error", e.what()}});
+    ops::log::error("fatal", {{"command", command}, {"error", e.what()}});
     return 1;
   }
 }

@@ -1,8 +1,10 @@
 #include "consumer/rule_reload.h"
 
-#include "consumer/log.h"
+#include "ops/log.h"
 
 namespace fraud::consumer {
+
+namespace log = ops::log;
 
 RuleReloader::RuleReloader(std::string path, std::chrono::milliseconds watch, const std::atomic<unsigned>& requests,
                            ServiceMetrics& metrics)

@@ -1,4 +1,4 @@
-#include "consumer/http_server.h"
+#include "ops/http_server.h"
 
 #include <utility>  // Boost 1.74's asio uses std::exchange without including it
 
@@ -9,9 +9,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "consumer/log.h"
+#include "ops/log.h"
 
-namespace fraud::consumer {
+namespace fraud::ops {
 namespace {
 
 namespace asio = boost::asio;
@@ -119,4 +119,4 @@ HttpServer::~HttpServer() = default;
 
 unsigned short HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
-}  // namespace fraud::consumer
+}  // namespace fraud::ops

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-namespace fraud::consumer {
+namespace fraud::ops {
 
 /// What each endpoint answers: a status code and a body.
 struct HttpResponse {
@@ -34,4 +34,4 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace fraud::consumer
+}  // namespace fraud::ops

@@ -1,4 +1,4 @@
-#include "consumer/log.h"
+#include "ops/log.h"
 
 #include <atomic>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include "events/json_text.h"
 #include "events/time.h"
 
-namespace fraud::consumer::log {
+namespace fraud::ops::log {
 namespace {
 
 std::atomic<Level> threshold{Level::info};
@@ -45,4 +45,4 @@ void write(Level level, std::string_view message, Fields fields) {
   std::fwrite(line.data(), 1, line.size(), stderr);  // one call: lines from threads never interleave
 }
 
-}  // namespace fraud::consumer::log
+}  // namespace fraud::ops::log

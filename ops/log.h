@@ -7,7 +7,7 @@
 #include <string_view>
 #include <utility>
 
-namespace fraud::consumer::log {
+namespace fraud::ops::log {
 
 enum class Level { debug, info, warn, error };
 
@@ -24,4 +24,4 @@ inline void info(std::string_view m, Fields f = {}) { write(Level::info, m, f); 
 inline void warn(std::string_view m, Fields f = {}) { write(Level::warn, m, f); }
 inline void error(std::string_view m, Fields f = {}) { write(Level::error, m, f); }
 
-}  // namespace fraud::consumer::log
+}  // namespace fraud::ops::log
