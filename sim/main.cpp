@@ -2,7 +2,7 @@
 // at a target rate, with labelled fraud scenarios.
 //
 //   bank-sim [--rate N/s] [--seconds S | --events N] [--customers N] [--fraud-per-1000 F]
-//            [--poison-per-1000 P] [--topic transactions] [--seed N]
+//            [--poison-per-1000 P] [--topic transactions] [--seed N] [--run-id ID]
 //
 // FRAUD_POSTGRES_URL says where the bank's database is (here the same PostgreSQL as the
 // service's, in tables of the bank's own: core_transactions, bank_outbox). Labels go to
@@ -70,6 +70,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (flag == "--poison-per-1000") o.poison_per_1000 = std::stod(v);
     else if (flag == "--topic") o.topic = v;
     else if (flag == "--seed") o.population.seed = static_cast<std::uint32_t>(std::stoul(v));
+    else if (flag == "--run-id") o.population.run_id = v;
     else return false;
   }
   return argc % 2 == 1 && o.rate > 0 && o.population.customers > 0;
@@ -109,9 +110,11 @@ int run(const Options& o) {
   if (!url) return std::cerr << "bank-sim: set FRAUD_POSTGRES_URL\n", 2;
   pqxx::connection c(url);
   pqxx::nontransaction(c).exec(kSchema);
-  auto stamp = std::chrono::system_clock::now().time_since_epoch() / std::chrono::seconds(1);
   auto population = o.population;
-  population.run_id = "sim" + std::to_string(stamp);
+  if (population.run_id == "sim") {
+    auto stamp = std::chrono::system_clock::now().time_since_epoch() / std::chrono::seconds(1);
+    population.run_id = "sim" + std::to_string(stamp);
+  }
   sim::Bank bank(population);
   std::mt19937 random(population.seed);
   std::uniform_real_distribution<double> poison(0, 1000);

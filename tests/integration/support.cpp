@@ -233,11 +233,11 @@ std::vector<StoredRecord> read_topic(const std::string& bootstrap, const std::st
 }
 
 std::string json_field(const std::string& json, const std::string& field) {
-  auto key = "\"" + field + "\":\"";
-  auto at = json.find(key);
+  auto at = json.find("\"" + field + "\"");
   if (at == std::string::npos) return "";
-  at += key.size();
-  return json.substr(at, json.find('"', at) - at);
+  at = json.find_first_not_of(" :", at + field.size() + 2);  // `"f":"v"` and `"f" : "v"` alike
+  if (at == std::string::npos || json[at] != '"') return "";
+  return json.substr(at + 1, json.find('"', at + 1) - at - 1);
 }
 
 bool offsets_at_end(TestDatabase& db, const Services& s, const std::string& topic, int partitions) {

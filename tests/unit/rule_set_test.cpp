@@ -137,5 +137,5 @@ TEST_CASE("absurdly long or deep expressions are load errors, not crashes") {
 TEST_CASE("the starter pack loads") {
   auto rules = RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml");
   CHECK(rules.rules().size() == 11);
-  CHECK(rules.features().size() == 8);
+  CHECK(rules.features().size() == 9);
 }

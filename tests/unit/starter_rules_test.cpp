@@ -74,6 +74,9 @@ TEST_CASE("spend_spike_24h compares the day's spend with the 30-day daily averag
   }
   CHECK(fires("spend_spike_24h", month, tx("2026-10-30T12:00:00Z", "1500.00")));
   CHECK_FALSE(fires("spend_spike_24h", month, tx("2026-10-30T12:00:00Z", "400.00")));
+  // A young account (fewer than 30 transactions) has no pattern to spike from.
+  std::vector<events::Event> fortnight(month.begin() + 15, month.end());
+  CHECK_FALSE(fires("spend_spike_24h", fortnight, tx("2026-10-30T12:00:00Z", "1500.00")));
 }
 
 TEST_CASE("impossible_travel between card-present transactions") {
