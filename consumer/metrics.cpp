@@ -11,7 +11,7 @@ using prometheus::BuildHistogram;
 using prometheus::Histogram;
 
 Histogram::BucketBoundaries seconds_buckets() {
-  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return {0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 }
 
 }  // namespace

@@ -70,7 +70,7 @@ struct ReloadingReplica {
   std::unique_ptr<ChildProcess> process;
 };
 
-TEST_CASE("a changed rule file takes effect; an invalid one changes nothing and says why") {
+TEST_CASE("a changed rule file takes effect, and an invalid one changes nothing and says why") {
   ReloadingReplica r("100");
   r.apply_one(1);
   CHECK(r.db.count("SELECT count(*) FROM fraud_alerts") == 0);

@@ -95,7 +95,7 @@ TEST_CASE("each envelope is recognised by its marks") {
   }
 }
 
-TEST_CASE("CloudEvents scope the event id by source; other envelopes have none") {
+TEST_CASE("CloudEvents scope the event id by source, and other envelopes have none") {
   Decoder decoder;
   for (const auto& ex : load_examples()) {
     CAPTURE(ex.name);

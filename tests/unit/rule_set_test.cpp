@@ -76,7 +76,7 @@ TEST_CASE("shadow rules are recorded but kept out of the decision") {
   CHECK(verdict.decision == Decision::allow);
 }
 
-TEST_CASE("amounts convert exactly to the base currency; without a rate they are missing") {
+TEST_CASE("amounts convert exactly to the base currency, and without a rate they are missing") {
   auto rules = RuleSet::parse(kFile, "r.yaml");
   CHECK(rules.amount_base(event_of(30000, "USD")).number == rules::Decimal::from_int(150));
   CHECK(rules.amount_base(event_of(30000, "GBP")).is_missing());
