@@ -297,7 +297,7 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
       result.fenced = true;
       return result;
     }
-    auto applied = sort_out(tx, batch, result);
+    auto applied = separate_new_events(tx, batch, result);
     load_history(tx, features, applied);
     auto pair_flags = claim_pairs(tx, features, applied);
     AlertColumns alerts;
@@ -332,7 +332,7 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
 
 // Dedups the batch and records its rejected records; returns its new events in offset
 // order. The first occurrence of a new id is applied; any later one in the batch is a duplicate.
-std::vector<const events::Event*> BatchStore::sort_out(pqxx::work& tx, const PartitionBatch& batch,
+std::vector<const events::Event*> BatchStore::separate_new_events(pqxx::work& tx, const PartitionBatch& batch,
                                                        BatchResult& result) {
   auto fresh = insert_new(tx, batch);
   std::vector<const events::Event*> applied;

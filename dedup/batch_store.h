@@ -92,7 +92,7 @@ class BatchStore {
 
  private:
   pqxx::connection& connection();
-  std::vector<const events::Event*> sort_out(pqxx::work& tx, const PartitionBatch& batch, BatchResult& result);
+  std::vector<const events::Event*> separate_new_events(pqxx::work& tx, const PartitionBatch& batch, BatchResult& result);
   void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
 
   std::string url_, group_id_, owner_;
