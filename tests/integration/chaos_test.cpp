@@ -31,19 +31,11 @@ class Cluster {
   }
 
   std::map<std::string, std::string> env(std::map<std::string, std::string> extra = {}) const {
-    std::map<std::string, std::string> e = {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services_.bootstrap_servers},
-                                            {"FRAUD_POSTGRES_URL", db_.url()},
-                                            {"FRAUD_KAFKA_TOPICS", topic_},
-                                            {"FRAUD_KAFKA_GROUP_ID", group_},
-                                            {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
-                                            {"FRAUD_KAFKA_PROPERTIES_HEARTBEAT_INTERVAL_MS", "500"},
-                                            {"FRAUD_BATCH_MAX_RECORDS", "500"},
-                                            {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
-                                            {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
-          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
-                                            {"FRAUD_LOG_LEVEL", "info"}};
-    extra.merge(e);  // `extra` wins
-    return extra;
+    std::map<std::string, std::string> chaos = {{"FRAUD_KAFKA_PROPERTIES_HEARTBEAT_INTERVAL_MS", "500"},
+                                                {"FRAUD_BATCH_MAX_RECORDS", "500"},
+                                                {"FRAUD_BATCH_MAX_WAIT_MS", "20"}};
+    for (const auto& [name, value] : extra) chaos[name] = value;  // `extra` wins
+    return replica_environment(services_, db_.url(), topic_, group_, chaos);
   }
 
   /// Starts replica `slot` (replacing one stopped there before), logging to its own file.

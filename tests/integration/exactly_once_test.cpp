@@ -16,16 +16,9 @@ constexpr int kPartitions = 4;
 
 std::map<std::string, std::string> replica_env(const Services& s, const TestDatabase& db, const std::string& topic,
                                                const std::string& group) {
-  return {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", s.bootstrap_servers},
-          {"FRAUD_POSTGRES_URL", db.url()},
-          {"FRAUD_KAFKA_TOPICS", topic},
-          {"FRAUD_KAFKA_GROUP_ID", group},
-          {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
-          {"FRAUD_BATCH_MAX_RECORDS", "100"},
-          {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
-          {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
-          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
-          {"FRAUD_LOG_LEVEL", "warn"}};
+  return replica_environment(s, db.url(), topic, group,
+                             {{"FRAUD_BATCH_MAX_RECORDS", "100"}, {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
+                              {"FRAUD_LOG_LEVEL", "warn"}});
 }
 
 }  // namespace

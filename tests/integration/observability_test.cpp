@@ -113,15 +113,8 @@ TEST_CASE("Prometheus scrapes two replicas and every dashboard and alert express
   std::filesystem::create_directories(dir);
   create_topic(services.bootstrap_servers, topic, kPartitions);
 
-  std::map<std::string, std::string> env = {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services.bootstrap_servers},
-                                            {"FRAUD_POSTGRES_URL", db.url()},
-                                            {"FRAUD_KAFKA_TOPICS", topic},
-                                            {"FRAUD_KAFKA_GROUP_ID", group},
-                                            {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
-                                            {"FRAUD_KAFKA_PROPERTIES_STATISTICS_INTERVAL_MS", "1000"},
-                                            {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
-          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
-                                            {"FRAUD_LOG_LEVEL", "info"}};
+  auto env = replica_environment(services, db.url(), topic, group,
+                                 {{"FRAUD_KAFKA_PROPERTIES_STATISTICS_INTERVAL_MS", "1000"}});
   std::vector<std::unique_ptr<ChildProcess>> replicas;
   std::vector<unsigned short> ports;
   for (int i = 0; i < 2; ++i) {

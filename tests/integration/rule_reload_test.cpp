@@ -42,14 +42,9 @@ struct ReloadingReplica {
     write_rules(rules, "v1", "10000");
     create_topic(services.bootstrap_servers, topic, 1);
     process = std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"},
-                                             std::map<std::string, std::string>{
-                                                 {"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services.bootstrap_servers},
-                                                 {"FRAUD_POSTGRES_URL", db.url()},
-                                                 {"FRAUD_KAFKA_TOPICS", topic},
-                                                 {"FRAUD_KAFKA_GROUP_ID", unique_name("fraud")},
-                                                 {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
-                                                 {"FRAUD_RULES_FILE", rules},
-                                                 {"FRAUD_RULES_WATCH_INTERVAL_MS", watch_ms}},
+                                             replica_environment(services, db.url(), topic, unique_name("fraud"),
+                                                                 {{"FRAUD_RULES_FILE", rules},
+                                                                  {"FRAUD_RULES_WATCH_INTERVAL_MS", watch_ms}}),
                                              log);
     REQUIRE(wait_until(30s, [&] { return active("v1"); }));
   }

@@ -108,6 +108,21 @@ pqxx::result TestDatabase::query(const std::string& sql) {
   return pqxx::nontransaction(c).exec(sql);
 }
 
+std::map<std::string, std::string> replica_environment(const Services& services, const std::string& database_url,
+                                                       const std::string& topic, const std::string& group,
+                                                       const std::map<std::string, std::string>& overrides) {
+  std::map<std::string, std::string> env = {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services.bootstrap_servers},
+                                            {"FRAUD_POSTGRES_URL", database_url},
+                                            {"FRAUD_KAFKA_TOPICS", topic},
+                                            {"FRAUD_KAFKA_GROUP_ID", group},
+                                            {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
+                                            {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
+                                            {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
+                                            {"FRAUD_LOG_LEVEL", "info"}};
+  for (const auto& [name, value] : overrides) env[name] = value;
+  return env;
+}
+
 void create_topic(const std::string& bootstrap, const std::string& topic, int partitions) {
   auto admin = client(RD_KAFKA_PRODUCER, bootstrap);
   char error[512];

@@ -44,6 +44,13 @@ class TestDatabase {
   std::string admin_url_, name_, url_;
 };
 
+/// The environment of a fraud-consumer replica of `group` on `topic`, writing to `database_url`:
+/// a 6 s session timeout, a metrics port of its own, the tests' large-amount rule file.
+/// Entries in `overrides` replace or add to these.
+std::map<std::string, std::string> replica_environment(const Services& services, const std::string& database_url,
+                                                       const std::string& topic, const std::string& group,
+                                                       const std::map<std::string, std::string>& overrides = {});
+
 /// Creates `topic` with `partitions` partitions and waits until the broker confirms it.
 void create_topic(const std::string& bootstrap, const std::string& topic, int partitions);
 
