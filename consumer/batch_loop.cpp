@@ -42,7 +42,7 @@ BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup
     : batch_config_(batch),
       store_(store),
       features_(std::make_unique<rules::FeatureEngine>(std::move(rules))),
-      decoder_({static_cast<std::size_t>(limits.max_record_bytes), static_cast<std::size_t>(limits.max_json_depth)}),
+      decoder_(limits.decode()),
       metrics_(metrics),
       health_(health),
       hooks_(std::move(hooks)) {}

@@ -66,6 +66,14 @@ const std::vector<Field>& fields() {
       {"limits", "max_record_bytes",
        [](Config& c, const std::string& v, auto& w) { c.limits.max_record_bytes = to_int(v, w); }},
       {"limits", "max_json_depth", [](Config& c, const std::string& v, auto& w) { c.limits.max_json_depth = to_int(v, w); }},
+      {"limits", "max_string_bytes",
+       [](Config& c, const std::string& v, auto& w) { c.limits.max_string_bytes = to_int(v, w); }},
+      {"limits", "max_rules", [](Config& c, const std::string& v, auto& w) { c.limits.max_rules = to_int(v, w); }},
+      {"limits", "max_features", [](Config& c, const std::string& v, auto& w) { c.limits.max_features = to_int(v, w); }},
+      {"limits", "max_expression_length",
+       [](Config& c, const std::string& v, auto& w) { c.limits.max_expression_length = to_int(v, w); }},
+      {"limits", "max_expression_depth",
+       [](Config& c, const std::string& v, auto& w) { c.limits.max_expression_depth = to_int(v, w); }},
       {"rules", "file", [](Config& c, const std::string& v, auto&) { c.rules.file = v; }},
       {"rules", "watch_interval_ms",
        [](Config& c, const std::string& v, auto& w) { c.rules.watch_interval_ms = to_int(v, w); }},
@@ -180,6 +188,15 @@ void validate(const Config& c) {
   require(c.limits.max_record_bytes >= 256 && c.limits.max_record_bytes <= (64 << 20), "limits", "max_record_bytes",
           "must be 256..67108864");
   require(c.limits.max_json_depth >= 4 && c.limits.max_json_depth <= 1024, "limits", "max_json_depth", "must be 4..1024");
+  require(c.limits.max_string_bytes >= 64 && c.limits.max_string_bytes <= (1 << 20), "limits", "max_string_bytes",
+          "must be 64..1048576");
+  require(c.limits.max_rules >= 1 && c.limits.max_rules <= 100000, "limits", "max_rules", "must be 1..100000");
+  require(c.limits.max_features >= 0 && c.limits.max_features <= 10000, "limits", "max_features", "must be 0..10000");
+  require(c.limits.max_expression_length >= 16 && c.limits.max_expression_length <= (1 << 20), "limits",
+          "max_expression_length", "must be 16..1048576");
+  // The parser recurses once per level: the upper bound keeps a hostile file off the stack's end.
+  require(c.limits.max_expression_depth >= 4 && c.limits.max_expression_depth <= 256, "limits",
+          "max_expression_depth", "must be 4..256");
   require(!c.rules.file.empty(), "rules", "file", "required: the path of the rule file");
   require(c.rules.watch_interval_ms >= 0, "rules", "watch_interval_ms", "must be 0 (off) or more");
   require(std::set<std::string>{"debug", "info", "warn", "error"}.count(c.log.level) == 1, "log", "level",
@@ -216,6 +233,16 @@ Config load_config(const std::string& path, const Environment& env) {
   read_environment(config, env);
   validate(config);
   return config;
+}
+
+events::DecodeLimits LimitsConfig::decode() const {
+  return {static_cast<std::size_t>(max_record_bytes), static_cast<std::size_t>(max_json_depth),
+          static_cast<std::size_t>(max_string_bytes)};
+}
+
+rules::RuleLimits LimitsConfig::rules() const {
+  return {static_cast<std::size_t>(max_rules), static_cast<std::size_t>(max_features),
+          static_cast<std::size_t>(max_expression_length), static_cast<std::size_t>(max_expression_depth)};
 }
 
 }  // namespace fraud::consumer

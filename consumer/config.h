@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "events/decode.h"
+#include "rules/rule_set.h"
+
 namespace fraud::consumer {
 
 /// A configuration value that is missing or wrong; the message names the key and the
@@ -35,9 +38,21 @@ struct BatchConfig {
   std::int64_t max_wait_ms = 50;    ///< …or when its oldest record waited this long
 };
 
+/// Bounds on untrusted input. Records come from anyone who can write to the topic; rule
+/// files are written by people and reloaded at run time. Anything beyond a bound is refused
+/// with a message naming it: a record is rejected (and kept in rejected_events), a rule file
+/// does not load.
 struct LimitsConfig {
-  std::int64_t max_record_bytes = 1 << 20;
-  std::int64_t max_json_depth = 64;
+  std::int64_t max_record_bytes = 1 << 20;     ///< a record's value
+  std::int64_t max_json_depth = 64;            ///< nesting of a record's JSON
+  std::int64_t max_string_bytes = 1024;        ///< a free-text field of a record
+  std::int64_t max_rules = 500;                ///< rules in a rule file
+  std::int64_t max_features = 64;             ///< features in a rule file
+  std::int64_t max_expression_length = 4096;  ///< characters of one `when` or `where`
+  std::int64_t max_expression_depth = 64;     ///< nesting of one expression
+
+  events::DecodeLimits decode() const;
+  rules::RuleLimits rules() const;
 };
 
 struct RulesConfig {

@@ -87,6 +87,8 @@ void print_rule_errors(const rules::RuleFileError& e) {
 }
 
 // `rules check FILE...`: every error of every file, for the CI of whoever writes rules.
+// It checks against the default limits; a service configured with smaller ones (limits.*)
+// refuses such a file at start-up or reload, with the same message.
 int check_rules(const std::vector<std::string>& files) {
   if (files.empty()) return std::cerr << kUsage, 2;
   int status = 0;
@@ -120,8 +122,8 @@ int backtest(const std::vector<std::string>& args) {
   if (candidate.empty() || args.size() % 2 || !from || !to)
     return std::cerr << "fraud-consumer: backtest needs --rules FILE; times are RFC 3339 or YYYY-MM-DD\n" << kUsage, 2;
   auto config = consumer::load_config(config_path, consumer::process_environment());
-  auto candidate_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(candidate));
-  auto active_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file));
+  auto candidate_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(candidate, config.limits.rules()));
+  auto active_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules()));
   // Feature state needs the history before the period: by default the longest window.
   events::Timestamp lead = 86'400'000'000LL;
   for (const auto* set : {candidate_rules.get(), active_rules.get()})
@@ -212,8 +214,8 @@ int run(const consumer::Config& config) {
   prometheus::Registry registry;
   consumer::ServiceMetrics metrics(registry);
   metrics.initialise(config.kafka.topics);
-  consumer::RuleReloader reloader(config.rules.file, std::chrono::milliseconds(config.rules.watch_interval_ms),
-                                  reload_requests, metrics);
+  consumer::RuleReloader reloader(config.rules.file, config.limits.rules(),
+                                  std::chrono::milliseconds(config.rules.watch_interval_ms), reload_requests, metrics);
   auto rules = reloader.load_initial();
   consumer::HealthState health;
   health.out_of_group_since_ms = consumer::steady_ms();

@@ -6,14 +6,14 @@ namespace fraud::consumer {
 
 namespace log = ops::log;
 
-RuleReloader::RuleReloader(std::string path, std::chrono::milliseconds watch, const std::atomic<unsigned>& requests,
-                           ServiceMetrics& metrics)
-    : path_(std::move(path)), watch_(watch), requests_(requests), seen_requests_(requests.load()), metrics_(metrics) {}
+RuleReloader::RuleReloader(std::string path, rules::RuleLimits limits, std::chrono::milliseconds watch,
+                           const std::atomic<unsigned>& requests, ServiceMetrics& metrics)
+    : path_(std::move(path)), limits_(limits), watch_(watch), requests_(requests), seen_requests_(requests.load()), metrics_(metrics) {}
 
 std::shared_ptr<const rules::RuleSet> RuleReloader::load_initial() {
   std::error_code ec;
   last_write_ = std::filesystem::last_write_time(path_, ec);
-  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(path_));
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(path_, limits_));
   metrics_.set_rule_set(rules->version());
   metrics_.initialise_rules(rules->rule_ids());
   return rules;
@@ -41,7 +41,7 @@ bool RuleReloader::file_changed() {
 
 void RuleReloader::reload(BatchLoop& loop, const char* why) {
   try {
-    auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(path_));
+    auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(path_, limits_));
     metrics_.set_rule_set(rules->version());
     metrics_.initialise_rules(rules->rule_ids());
     metrics_.rule_reloads("ok").Increment();

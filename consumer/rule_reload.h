@@ -19,8 +19,8 @@ class RuleReloader {
  public:
   /// `requests` counts SIGHUPs (the handler increments it); `watch` is how often to look at
   /// the file (zero: only on SIGHUP).
-  RuleReloader(std::string path, std::chrono::milliseconds watch, const std::atomic<unsigned>& requests,
-               ServiceMetrics& metrics);
+  RuleReloader(std::string path, rules::RuleLimits limits, std::chrono::milliseconds watch,
+               const std::atomic<unsigned>& requests, ServiceMetrics& metrics);
 
   /// Loads the file as start-up does; throws rules::RuleFileError.
   std::shared_ptr<const rules::RuleSet> load_initial();
@@ -33,6 +33,7 @@ class RuleReloader {
   void reload(BatchLoop& loop, const char* why);
 
   std::string path_;
+  rules::RuleLimits limits_;
   std::chrono::milliseconds watch_;
   const std::atomic<unsigned>& requests_;
   unsigned seen_requests_ = 0;

@@ -43,7 +43,10 @@ std::string excerpt(std::string_view text) {
 /// Reads typed members of one JSON object, naming each by its path in errors.
 class Fields {
  public:
-  Fields(object obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
+  /// `max_text` bounds every free-text member (names, cities, attribute values); identifiers
+  /// and codes have tighter bounds of their own from the schema.
+  Fields(object obj, std::string prefix, std::size_t max_text)
+      : obj_(obj), prefix_(std::move(prefix)), max_text_(max_text) {}
 
   std::optional<element> find(std::string_view key) const {
     element value;
@@ -53,12 +56,14 @@ class Fields {
 
   std::string path(std::string_view key) const { return prefix_ + std::string(key); }
 
-  std::optional<std::string_view> text(std::string_view key, std::size_t max_len = 1024) const {
+  std::optional<std::string_view> text(std::string_view key) const { return text(key, max_text_); }
+
+  std::optional<std::string_view> text(std::string_view key, std::size_t max_len) const {
     auto value = find(key);
     if (!value) return std::nullopt;
     std::string_view s;
     if (value->get(s) != simdjson::SUCCESS) bad(path(key) + ": expected a string, got " + type_name(value->type()));
-    if (s.size() > max_len) bad(path(key) + ": longer than " + std::to_string(max_len) + " characters");
+    if (s.size() > max_len) bad(path(key) + ": longer than " + std::to_string(max_len) + " bytes");
     if (s.find('\0') != std::string_view::npos) bad(path(key) + ": contains a NUL character");
     return s;
   }
@@ -75,7 +80,7 @@ class Fields {
     if (!value) return std::nullopt;
     object obj;
     if (value->get(obj) != simdjson::SUCCESS) bad(path(key) + ": expected an object, got " + type_name(value->type()));
-    return Fields(obj, path(key) + ".");
+    return Fields(obj, path(key) + ".", max_text_);
   }
 
   std::optional<double> number(std::string_view key) const {
@@ -87,10 +92,12 @@ class Fields {
   }
 
   object raw() const { return obj_; }
+  std::size_t max_text() const { return max_text_; }
 
  private:
   object obj_;
   std::string prefix_;
+  std::size_t max_text_;
 };
 
 template <typename Enum, std::size_t N>
@@ -173,9 +180,12 @@ void read_attributes(const Fields& body, Event& e) {
   for (auto [key, value] : attributes->raw()) {
     std::string name(key);
     if (!is_storable_text(name)) bad("attributes: a name is not valid text");
+    if (name.size() > body.max_text()) bad("attributes: a name is longer than " + std::to_string(body.max_text()) + " bytes");
     std::string_view s;
     double d;
     bool b;
+    if (value.get(s) == simdjson::SUCCESS && s.size() > body.max_text())
+      bad("attributes." + excerpt(name) + ": longer than " + std::to_string(body.max_text()) + " bytes");
     if (value.get(s) == simdjson::SUCCESS && is_storable_text(s)) e.attributes.emplace_back(name, std::string(s));
     else if (value.get(d) == simdjson::SUCCESS) e.attributes.emplace_back(name, d);
     else if (value.get(b) == simdjson::SUCCESS) e.attributes.emplace_back(name, b);
@@ -280,7 +290,7 @@ struct Decoder::Parser {
     std::optional<Fields> body;
     switch (envelope) {
       case Envelope::plain: {
-        body.emplace(parse_object(r.value, "value"), "");
+        body.emplace(parse_object(r.value, "value"), "", limits.max_string_bytes);
         if (auto id = body->text("event_id", 128)) e.event_id = *id;
         else if (auto h = header(r, "event_id")) e.event_id = header_text(*h, "event_id");
         check_event_type(header(r, "event_type"), "header 'event_type'");
@@ -289,7 +299,7 @@ struct Decoder::Parser {
       case Envelope::debezium_outbox: {
         e.event_id = debezium_id(*header(r, "id"));
         check_event_type(header(r, "type"), "header 'type'");
-        body.emplace(debezium_body(r.value), "");
+        body.emplace(debezium_body(r.value), "", limits.max_string_bytes);
         break;
       }
       case Envelope::cloudevents_binary: {
@@ -298,11 +308,11 @@ struct Decoder::Parser {
         if (!source || source->empty()) bad("header 'ce_source': required by CloudEvents");
         e.source = header_text(*source, "ce_source");
         check_cloudevents_type(header(r, "ce_type"), "header 'ce_type'");
-        body.emplace(parse_object(r.value, "value"), "");
+        body.emplace(parse_object(r.value, "value"), "", limits.max_string_bytes);
         break;
       }
       case Envelope::cloudevents_structured: {
-        Fields ce(parse_object(r.value, "value"), "");
+        Fields ce(parse_object(r.value, "value"), "", limits.max_string_bytes);
         e.event_id = ce.required_text("id");
         e.source = ce.required_text("source", 1024);
         check_cloudevents_type(ce.text("type"), "type");

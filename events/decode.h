@@ -34,8 +34,9 @@ const char* to_string(Envelope envelope);
 
 /// Bounds on untrusted input, enforced before and while parsing.
 struct DecodeLimits {
-  std::size_t max_record_bytes = 1 << 20;
-  std::size_t max_json_depth = 64;
+  std::size_t max_record_bytes = 1 << 20;  ///< a record's value, before parsing
+  std::size_t max_json_depth = 64;         ///< nesting of objects and arrays
+  std::size_t max_string_bytes = 1024;     ///< a free-text field: names, cities, attribute values
 };
 
 /// An event, or the reason the record is not one (it names the field at fault).

@@ -94,3 +94,19 @@ TEST_CASE("properties that would undo the offset guarantees are refused") {
   auto error = error_of("", with(kRequired, "FRAUD_KAFKA_PROPERTIES_ENABLE_AUTO_COMMIT", "true"));
   CHECK(error.find("enable.auto.commit") != std::string::npos);
 }
+
+TEST_CASE("input limits are settings, and each is bounded") {
+  auto env = with(with(kRequired, "FRAUD_LIMITS_MAX_STRING_BYTES", "100"), "FRAUD_LIMITS_MAX_RULES", "3");
+  env = with(with(env, "FRAUD_LIMITS_MAX_EXPRESSION_DEPTH", "8"), "FRAUD_LIMITS_MAX_FEATURES", "2");
+  auto config = load_config("", with(env, "FRAUD_LIMITS_MAX_EXPRESSION_LENGTH", "200"));
+  CHECK(config.limits.decode().max_string_bytes == 100);
+  CHECK(config.limits.rules().max_rules == 3);
+  CHECK(config.limits.rules().max_features == 2);
+  CHECK(config.limits.rules().max_expression_length == 200);
+  CHECK(config.limits.rules().max_expression_depth == 8);
+  CHECK(error_of("", with(kRequired, "FRAUD_LIMITS_MAX_EXPRESSION_DEPTH", "100000"))
+            .find("limits.max_expression_depth (FRAUD_LIMITS_MAX_EXPRESSION_DEPTH): must be 4..256") !=
+        std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_LIMITS_MAX_STRING_BYTES", "1")).find("limits.max_string_bytes") !=
+        std::string::npos);
+}

@@ -158,10 +158,25 @@ TEST_CASE("bad records are rejected with a reason that names the field") {
 TEST_CASE("a record larger than the limit is rejected before parsing") {
   Record r;
   r.value = plain_json();
-  Decoder decoder({.max_record_bytes = 100, .max_json_depth = 64});
+  Decoder decoder({.max_record_bytes = 100, .max_json_depth = 64, .max_string_bytes = 1024});
   auto d = r.decode(decoder);
   CHECK_FALSE(d.event);
   CHECK(d.error.find("exceeds the limit of 100") != std::string::npos);
+}
+
+TEST_CASE("a free-text field or attribute longer than the limit is rejected, naming it") {
+  Decoder decoder({.max_record_bytes = 1 << 20, .max_json_depth = 64, .max_string_bytes = 64});
+  Record r;
+  r.value = replace(plain_json(), "\"name\":\"Elektro Markt\"", "\"name\":\"" + std::string(65, 'x') + "\"");
+  auto d = r.decode(decoder);
+  CHECK_FALSE(d.event);
+  CHECK(d.error.find("merchant.name: longer than 64 bytes") != std::string::npos);
+  r.value = replace(plain_json(), "\"location\"", "\"attributes\":{\"note\":\"" + std::string(65, 'y') + "\"},\"location\"");
+  d = r.decode(decoder);
+  CHECK_FALSE(d.event);
+  CHECK(d.error.find("attributes.note: longer than 64 bytes") != std::string::npos);
+  r.value = replace(plain_json(), "\"name\":\"Elektro Markt\"", "\"name\":\"" + std::string(64, 'x') + "\"");
+  CHECK(r.decode(decoder).event);
 }
 
 TEST_CASE("a Debezium id header that is not text is rejected") {
