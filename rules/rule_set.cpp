@@ -88,12 +88,19 @@ class RuleFileReader {
     if (!root.IsMap()) throw RuleFileError({name_ + ":1:1: a rule file is a mapping (version, rules, …)"});
     set_.schema_.max_length = limits_.max_expression_length;
     set_.schema_.max_depth = limits_.max_expression_depth;
-    check_keys(root, {"version", "base_currency", "currency_rates", "lists", "features", "rules", "decision"});
-    read_header(root);
-    read_lists(root["lists"]);
-    read_features(root["features"]);
-    read_rules(root["rules"]);
-    read_thresholds(root["decision"]);
+    try {
+      check_keys(root, {"version", "base_currency", "currency_rates", "lists", "features", "rules", "decision"});
+      read_header(root);
+      read_lists(root["lists"]);
+      read_features(root["features"]);
+      read_rules(root["rules"]);
+      read_thresholds(root["decision"]);
+    } catch (const YAML::Exception& e) {
+      // A shape the readers did not foresee (found by fuzz/rule_file_fuzz.cpp): still a located
+      // load error, never an exception that would end the service during a reload.
+      errors_.push_back(name_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                        ": unexpected structure here (" + e.msg + ")");
+    }
     if (!errors_.empty()) throw RuleFileError(errors_);
     set_.version_ += "+" + hex_hash(text).substr(0, 12);
     return std::move(set_);
@@ -108,9 +115,16 @@ class RuleFileReader {
 
   void check_keys(const YAML::Node& map, std::set<std::string> known) {
     for (const auto& entry : map) {
-      auto key = entry.first.as<std::string>();
+      auto key = key_of(entry.first);
       if (!known.count(key)) error(entry.first, "unknown key '" + key + "'");
     }
+  }
+
+  /// A mapping key as text; a key that is itself a list or mapping is an error.
+  std::string key_of(const YAML::Node& key) {
+    if (key.IsScalar()) return key.Scalar();
+    error(key, "a key must be a plain name");
+    return {};
   }
 
   std::optional<std::string> scalar(const YAML::Node& node, const std::string& what) {
@@ -134,7 +148,7 @@ class RuleFileReader {
     if (!rates) return;
     if (!rates.IsMap()) return error(rates, "currency_rates maps a currency to its value in the base currency");
     for (const auto& entry : rates) {
-      auto code = entry.first.as<std::string>();
+      auto code = key_of(entry.first);
       auto rate = Decimal::parse(entry.second.IsScalar() ? entry.second.Scalar() : "");
       if (!events::currency_exponent(code)) error(entry.first, "'" + code + "' is not an ISO 4217 currency");
       else if (!rate || !(Decimal() < *rate)) error(entry.second, "the rate of " + code + " must be a positive decimal");
@@ -146,13 +160,14 @@ class RuleFileReader {
     if (!lists) return;
     if (!lists.IsMap()) return error(lists, "lists maps a name to a list of values");
     for (const auto& entry : lists) {
-      auto name = entry.first.as<std::string>();
+      auto name = key_of(entry.first);
       if (!entry.second.IsSequence()) {
         error(entry.second, "list '" + name + "' must be a sequence, e.g. [KP, IR]");
         continue;
       }
       auto& values = set_.schema_.lists[name];
-      for (const auto& item : entry.second) values.push_back(item.as<std::string>());
+      for (const auto& item : entry.second)
+        if (auto value = scalar(item, "an item of list '" + name + "'")) values.push_back(*value);
     }
   }
 
@@ -207,7 +222,7 @@ class RuleFileReader {
       error(features, "more than " + std::to_string(limits_.max_features) + " features");
     Schema where_schema{{}, set_.schema_.lists, limits_.max_expression_length, limits_.max_expression_depth};
     for (const auto& entry : features) {
-      auto name = entry.first.as<std::string>();
+      auto name = key_of(entry.first);
       const auto& spec = entry.second;
       if (!spec.IsMap()) {
         error(spec, "feature '" + name + "' must be a mapping {aggregate: …, key: …}");

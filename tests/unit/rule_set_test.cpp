@@ -40,9 +40,9 @@ rules:
 decision: {review_at: 50, block_at: 100}
 )";
 
-std::string load_error(const std::string& text) {
+std::string load_error(const std::string& text, const rules::RuleLimits& limits = {}) {
   try {
-    RuleSet::parse(text, "r.yaml");
+    RuleSet::parse(text, "r.yaml", limits);
   } catch (const rules::RuleFileError& e) {
     std::string all;
     for (const auto& error : e.errors) all += error + "\n";
@@ -132,6 +132,31 @@ TEST_CASE("absurdly long or deep expressions are load errors, not crashes") {
   for (int i = 0; i < 600; ++i) many += " or amount > 1";
   CHECK(load_error("version: x\nrules: [{id: r, when: '" + many + "'}]\ndecision: {review_at: 1, block_at: 2}\n")
             .find("longer than 4096") != std::string::npos);
+}
+
+TEST_CASE("a rule file with more rules or features than the limits allow does not load") {
+  rules::RuleLimits limits;
+  limits.max_rules = 2;
+  limits.max_features = 1;
+  std::string text = "version: x\nfeatures:\n";
+  for (int i = 0; i < 2; ++i) text += "  f" + std::to_string(i) + ": {aggregate: count, key: account_id, window: 1h}\n";
+  text += "rules:\n";
+  for (int i = 0; i < 3; ++i) text += "  - {id: r" + std::to_string(i) + ", when: 'amount > 1'}\n";
+  text += "decision: {review_at: 1, block_at: 2}\n";
+  auto error = load_error(text, limits);
+  CHECK(error.find("r.yaml:") != std::string::npos);
+  CHECK(error.find("more than 2 rules") != std::string::npos);
+  CHECK(error.find("more than 1 features") != std::string::npos);
+}
+
+TEST_CASE("a list item or key that is not a plain value is a located load error, not an exception") {
+  // Found by fuzz/rule_file_fuzz.cpp: yaml-cpp's conversion threw past the reader, which
+  // would have ended the service on a reload.
+  const std::string tail = "rules: [{id: r, when: 'amount > 1'}]\ndecision: {review_at: 1, block_at: 2}\n";
+  CHECK(load_error("version: x\nlists:\n  bad: [KP, {a: b}]\n" + tail).find("r.yaml:3:") != std::string::npos);
+  CHECK(load_error("version: x\nlists:\n  bad: [KP, {a: b}]\n" + tail).find("an item of list 'bad'") !=
+        std::string::npos);
+  CHECK(load_error("version: x\n[a]: 1\n" + tail).find("r.yaml:2:1: a key must be a plain name") != std::string::npos);
 }
 
 TEST_CASE("the starter pack loads") {
