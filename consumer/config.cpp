@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <cctype>
 #include <charconv>
 #include <functional>
@@ -61,6 +63,7 @@ const std::vector<Field>& fields() {
       {"kafka", "group_id", [](Config& c, const std::string& v, auto&) { c.kafka.group_id = v; }},
       {"kafka", "topics", [](Config& c, const std::string& v, auto&) { c.kafka.topics = split_list(v); }},
       {"postgres", "url", [](Config& c, const std::string& v, auto&) { c.postgres.url = v; }},
+      {"postgres", "migration_url", [](Config& c, const std::string& v, auto&) { c.postgres.migration_url = v; }},
       {"batch", "max_records", [](Config& c, const std::string& v, auto& w) { c.batch.max_records = to_int(v, w); }},
       {"batch", "max_wait_ms", [](Config& c, const std::string& v, auto& w) { c.batch.max_wait_ms = to_int(v, w); }},
       {"limits", "max_record_bytes",
@@ -151,12 +154,28 @@ void read_file(Config& config, const std::string& path) {
   }
 }
 
-// FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS sets the librdkafka property session.timeout.ms.
+/// The content of a secret file named by a `…_FILE` variable, without its final newlines:
+/// how container platforms hand out secrets, so a password need not sit in the environment.
+std::string secret_from_file(const std::string& variable, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(variable + ": the file '" + path + "' cannot be read");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS sets the librdkafka property session.timeout.ms;
+// FRAUD_KAFKA_PROPERTIES_SASL_PASSWORD_FILE sets sasl.password from a file.
 void read_property_overrides(Config& config, const Environment& env) {
   static constexpr std::string_view kPrefix = "FRAUD_KAFKA_PROPERTIES_";
-  for (const auto& [variable, value] : env) {
+  for (const auto& [variable, given] : env) {
     if (!variable.starts_with(kPrefix)) continue;
     std::string name = variable.substr(kPrefix.size());
+    std::string value = given;
+    if (name.ends_with("_FILE")) {
+      name.resize(name.size() - 5);
+      value = secret_from_file(variable, given);
+    }
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
       return c == '_' ? '.' : static_cast<char>(std::tolower(c));
     });
@@ -166,8 +185,10 @@ void read_property_overrides(Config& config, const Environment& env) {
 
 void read_environment(Config& config, const Environment& env) {
   for (const auto& f : fields()) {
-    auto value = env.find(env_name(f.section, f.key));
-    if (value != env.end()) f.set(config, value->second, label(f.section, f.key));
+    auto name = env_name(f.section, f.key);
+    if (auto file = env.find(name + "_FILE"); file != env.end())
+      f.set(config, secret_from_file(name + "_FILE", file->second), label(f.section, f.key));
+    if (auto value = env.find(name); value != env.end()) f.set(config, value->second, label(f.section, f.key));
   }
   read_property_overrides(config, env);
 }
@@ -183,6 +204,9 @@ void validate(const Config& c) {
   require(c.postgres.url.starts_with("postgresql://") || c.postgres.url.starts_with("postgres://"), "postgres", "url",
           c.postgres.url.empty() ? "required, a libpq URI such as postgresql://user@host:5432/db"
                                  : "must be a libpq URI starting with postgresql://");
+  require(c.postgres.migration_url.empty() || c.postgres.migration_url.starts_with("postgresql://") ||
+              c.postgres.migration_url.starts_with("postgres://"),
+          "postgres", "migration_url", "must be empty (use url) or a libpq URI starting with postgresql://");
   require(c.batch.max_records >= 1 && c.batch.max_records <= 100000, "batch", "max_records", "must be 1..100000");
   require(c.batch.max_wait_ms >= 0 && c.batch.max_wait_ms <= 60000, "batch", "max_wait_ms", "must be 0..60000");
   require(c.limits.max_record_bytes >= 256 && c.limits.max_record_bytes <= (64 << 20), "limits", "max_record_bytes",

@@ -30,7 +30,14 @@ struct KafkaConfig {
 };
 
 struct PostgresConfig {
-  std::string url;  ///< a libpq URI: postgresql://user@host:port/db?sslmode=…
+  /// The service's connection: a libpq URI, postgresql://user@host:port/db?sslmode=verify-full.
+  /// Its role should be a member of fraud_service and own nothing (README, "Security").
+  /// Give the password in PGPASSWORD or a PGPASSFILE, not here.
+  std::string url;
+  /// `fraud-consumer migrate`'s connection, as the tables' owner; empty: `url`.
+  std::string migration_url;
+
+  const std::string& for_migrations() const { return migration_url.empty() ? url : migration_url; }
 };
 
 struct BatchConfig {

@@ -6,10 +6,7 @@
 // Exit status: 0 done, 1 failed while running, 2 bad command line or configuration.
 
 #include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 #include <unistd.h>
-
-#include <pqxx/pqxx>
 
 #include <atomic>
 #include <csignal>
@@ -21,6 +18,7 @@
 
 #include "consumer/batch_loop.h"
 #include "consumer/config.h"
+#include "consumer/endpoints.h"
 #include "ops/http_server.h"
 #include "consumer/metrics.h"
 #include "consumer/kafka_source.h"
@@ -142,65 +140,13 @@ int backtest(const std::vector<std::string>& args) {
   return 0;
 }
 
+// As the tables' owner (postgres.migration_url); the service itself never runs DDL.
 int migrate(const consumer::Config& config) {
-  int applied = dedup::migrate(config.postgres.url, dedup::embedded_migrations(), [](std::string_view name) {
+  int applied = dedup::migrate(config.postgres.for_migrations(), dedup::embedded_migrations(), [](std::string_view name) {
     ops::log::info("migration applied", {{"migration", std::string(name)}});
   });
   ops::log::info("database is up to date", {{"applied", std::to_string(applied)}});
   return 0;
-}
-
-/// Answers "does the database answer?" for /readyz, at most every two seconds, on a
-/// connection of its own (the batch loop's may be busy).
-class DatabaseProbe {
- public:
-  explicit DatabaseProbe(std::string url) : url_(std::move(url)) {}
-
-  bool answers() {
-    auto now = consumer::steady_ms();
-    if (now < next_check_ms_) return last_;
-    next_check_ms_ = now + 2000;
-    try {
-      if (!connection_ || !connection_->is_open()) connection_ = std::make_unique<pqxx::connection>(url_);
-      pqxx::nontransaction(*connection_).exec("SELECT 1");
-      last_ = true;
-    } catch (const std::exception&) {
-      connection_.reset();
-      last_ = false;
-    }
-    return last_;
-  }
-
- private:
-  std::string url_;
-  std::unique_ptr<pqxx::connection> connection_;
-  std::int64_t next_check_ms_ = 0;
-  bool last_ = false;
-};
-
-ops::HttpResponse readiness(DatabaseProbe& database, const consumer::HealthState& health,
-                                 const consumer::HealthConfig& config) {
-  auto now = consumer::steady_ms();
-  bool db = database.answers();
-  bool brokers = health.brokers_up.load();
-  bool group = health.in_group.load() || now - health.out_of_group_since_ms.load() < config.max_rebalance_seconds * 1000;
-  bool loop = now - health.loop_heartbeat_ms.load() < 60'000;
-  auto line = [](const char* what, bool ok) { return std::string(what) + (ok ? " ok\n" : " FAILING\n"); };
-  std::string body = line("database", db) + line("kafka brokers", brokers) + line("consumer group", group) +
-                     line("batch loop", loop);
-  return {db && brokers && group && loop ? 200 : 503, body};
-}
-
-ops::HttpResponse liveness(const consumer::HealthState& health) {
-  bool alive = consumer::steady_ms() - health.loop_heartbeat_ms.load() < 120'000;
-  return {alive ? 200 : 503, alive ? "ok\n" : "the batch loop has not turned for 120 s\n"};
-}
-
-ops::HttpResponse scrape(prometheus::Registry& registry, consumer::ServiceMetrics& metrics,
-                              DatabaseProbe& database, const consumer::HealthState& health,
-                              const consumer::HealthConfig& config) {
-  metrics.ready.Set(readiness(database, health, config).status == 200 ? 1 : 0);
-  return {200, prometheus::TextSerializer().Serialize(registry.Collect()), "text/plain; version=0.0.4; charset=utf-8"};
 }
 
 int run(const consumer::Config& config) {
@@ -220,11 +166,9 @@ int run(const consumer::Config& config) {
   consumer::HealthState health;
   health.out_of_group_since_ms = consumer::steady_ms();
   health.loop_heartbeat_ms = consumer::steady_ms();
-  DatabaseProbe probe(config.postgres.url);
+  consumer::DatabaseProbe probe(config.postgres.url);
   ops::HttpServer server(config.metrics.listen,
-                              {{"/metrics", [&] { return scrape(registry, metrics, probe, health, config.health); }},
-                               {"/healthz", [&] { return liveness(health); }},
-                               {"/readyz", [&] { return readiness(probe, health, config.health); }}});
+                         consumer::operator_routes(registry, metrics, probe, health, config.health));
 
   dedup::BatchStore store(config.postgres.url, config.kafka.group_id, name,
                           {config.outbox.alerts_topic, config.outbox.dead_letter_topic});

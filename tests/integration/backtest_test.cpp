@@ -33,7 +33,7 @@ TEST_CASE("a backtest compares a candidate rule file with the active one against
   auto active = std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"));
   rules::FeatureEngine engine(active);
-  dedup::BatchStore store(db.url(), "g", "test", {});
+  dedup::BatchStore store(db.service_url(), "g", "test", {});
   dedup::PartitionBatch batch{"t", 0, store.claim("t", 0).epoch, {}};
   events::Decoder decoder;
   const char* amounts[] = {"12500.00", "12500.00", "12500.00", "6000.00", "50.00",
@@ -55,7 +55,7 @@ TEST_CASE("a backtest compares a candidate rule file with the active one against
                            << "decision: {review_at: 50, block_at: 100}\n";
   auto before = db.count("SELECT count(*) FROM fraud_alerts");
 
-  auto report = output_of("FRAUD_POSTGRES_URL='" + db.url() + "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 " +
+  auto report = output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 " +
                           "FRAUD_RULES_FILE=" FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml " +
                           FRAUD_CONSUMER_BINARY " rules backtest --rules " + candidate);
   CAPTURE(report);

@@ -32,7 +32,7 @@ rules::FeatureEngine rules_of() {
 
 TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore old_owner(db.url(), "g", "old", {}), new_owner(db.url(), "g", "new", {});
+  dedup::BatchStore old_owner(db.service_url(), "g", "old", {}), new_owner(db.service_url(), "g", "new", {});
   auto old_claim = old_owner.claim("t", 0);
   auto new_claim = new_owner.claim("t", 0);
   CHECK(new_claim.epoch == old_claim.epoch + 1);
@@ -51,7 +51,7 @@ TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing
 
 TEST_CASE("replaying a committed batch changes nothing but the duplicate count") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.url(), "g", "me", {});
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto engine = rules_of();
   auto first = store.apply(batch_of(claim.epoch, 0, 10), engine);
@@ -67,7 +67,7 @@ TEST_CASE("replaying a committed batch changes nothing but the duplicate count")
 
 TEST_CASE("a claim returns the offset the last committed batch stored") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.url(), "g", "me", {});
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
   CHECK_FALSE(store.claim("t", 0).next_offset.has_value());
   auto claim = store.claim("t", 0);
   auto engine = rules_of();
@@ -77,7 +77,7 @@ TEST_CASE("a claim returns the offset the last committed batch stored") {
 
 TEST_CASE("the same id twice in one batch is applied once") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.url(), "g", "me", {});
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
   auto batch = batch_of(store.claim("t", 0).epoch, 0, 3);
   auto again = batch.records[1];
   again.record.offset = 3;

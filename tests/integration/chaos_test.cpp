@@ -35,7 +35,7 @@ class Cluster {
                                                 {"FRAUD_BATCH_MAX_RECORDS", "500"},
                                                 {"FRAUD_BATCH_MAX_WAIT_MS", "20"}};
     for (const auto& [name, value] : extra) chaos[name] = value;  // `extra` wins
-    return replica_environment(services_, db_.url(), topic_, group_, chaos);
+    return replica_environment(services_, db_.service_url(), topic_, group_, chaos);
   }
 
   /// Starts replica `slot` (replacing one stopped there before), logging to its own file.

@@ -16,7 +16,7 @@ constexpr int kPartitions = 4;
 
 std::map<std::string, std::string> replica_env(const Services& s, const TestDatabase& db, const std::string& topic,
                                                const std::string& group) {
-  return replica_environment(s, db.url(), topic, group,
+  return replica_environment(s, db.service_url(), topic, group,
                              {{"FRAUD_BATCH_MAX_RECORDS", "100"}, {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
                               {"FRAUD_LOG_LEVEL", "warn"}});
 }

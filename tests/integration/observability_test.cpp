@@ -113,7 +113,7 @@ TEST_CASE("Prometheus scrapes two replicas and every dashboard and alert express
   std::filesystem::create_directories(dir);
   create_topic(services.bootstrap_servers, topic, kPartitions);
 
-  auto env = replica_environment(services, db.url(), topic, group,
+  auto env = replica_environment(services, db.service_url(), topic, group,
                                  {{"FRAUD_KAFKA_PROPERTIES_STATISTICS_INTERVAL_MS", "1000"}});
   std::vector<std::unique_ptr<ChildProcess>> replicas;
   std::vector<unsigned short> ports;

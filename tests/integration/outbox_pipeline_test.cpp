@@ -27,11 +27,14 @@ TEST_CASE("every simulated transaction is processed once and every alert recorde
   ChildProcess bank({FRAUD_BANK_SIM_BINARY, "--events", std::to_string(kTransactions), "--rate", "3000", "--topic",
                      topic, "--run-id", run, "--poison-per-1000", "2", "--fraud-per-1000", "20"},
                     env, dir + "/bank-sim.log");
-  auto consumer_env = replica_environment(services, db.url(), topic, unique_name("fraud"),
+  auto consumer_env = replica_environment(services, db.service_url(), topic, unique_name("fraud"),
                                           {{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/config/rules.yaml"},
                                            {"FRAUD_OUTBOX_ALERTS_TOPIC", alerts_topic}});
   ChildProcess consumer({FRAUD_CONSUMER_BINARY, "run"}, consumer_env, dir + "/consumer.log");
-  ChildProcess service_relay({FRAUD_RELAY_BINARY, "run", "--preset", "service"}, env, dir + "/service-relay.log");
+  auto relay_env = env;
+  relay_env["FRAUD_POSTGRES_URL"] = db.relay_url();  // least privilege: the relay's own role
+  ChildProcess service_relay({FRAUD_RELAY_BINARY, "run", "--preset", "service"}, relay_env,
+                             dir + "/service-relay.log");
   REQUIRE(wait_until(60s, [&] { return !bank.running(); }));
 
   // The bank's relay dies twice right after publishing a batch, before marking it sent.

@@ -42,7 +42,7 @@ struct ReloadingReplica {
     write_rules(rules, "v1", "10000");
     create_topic(services.bootstrap_servers, topic, 1);
     process = std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"},
-                                             replica_environment(services, db.url(), topic, unique_name("fraud"),
+                                             replica_environment(services, db.service_url(), topic, unique_name("fraud"),
                                                                  {{"FRAUD_RULES_FILE", rules},
                                                                   {"FRAUD_RULES_WATCH_INTERVAL_MS", watch_ms}}),
                                              log);

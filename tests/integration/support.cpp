@@ -82,12 +82,35 @@ std::string unique_name(const std::string& prefix) {
   return prefix + "_" + std::to_string(getpid()) + "_" + std::to_string(now) + "_" + std::to_string(++counter);
 }
 
+namespace {
+// Login roles for the group roles of migrations/0004_least_privilege.sql.
+constexpr const char* kServiceLogin = "fraud_consumer_test";
+constexpr const char* kRelayLogin = "fraud_relay_test";
+}
+
 TestDatabase::TestDatabase(const Services& services)
     : admin_url_(services.postgres_url), name_(unique_name("fraud_it")), url_(with_database(admin_url_, name_)) {
   pqxx::connection admin(admin_url_);
   pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
   dedup::migrate(url_, dedup::embedded_migrations());
+  // Roles are cluster-wide: each login role is made once and kept.
+  for (auto [login, group] : {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"}}) {
+    try {
+      pqxx::nontransaction(admin).exec0(std::string("CREATE ROLE ") + login + " LOGIN IN ROLE " + group);
+    } catch (const pqxx::sql_error&) {
+      // already there, from an earlier test or run
+    }
+  }
 }
+
+namespace {
+std::string as_login(const std::string& url, const char* login) {
+  return "postgresql://" + std::string(login) + url.substr(url.find('@'));
+}
+}  // namespace
+
+std::string TestDatabase::service_url() const { return as_login(url_, kServiceLogin); }
+std::string TestDatabase::relay_url() const { return as_login(url_, kRelayLogin); }
 
 TestDatabase::~TestDatabase() {
   try {

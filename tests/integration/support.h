@@ -34,7 +34,13 @@ class TestDatabase {
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;
 
+  /// The owner's connection: migrations, and the tests' own reads.
   const std::string& url() const { return url_; }
+  /// The service's connection: a login role that is only a member of fraud_service, as in
+  /// production (migrations/0004_least_privilege.sql). Replicas run with this.
+  std::string service_url() const;
+  /// The service's outbox relay's connection: a member of fraud_outbox_relay only.
+  std::string relay_url() const;
   /// The first column of the first row of `sql`, as an integer.
   std::int64_t count(const std::string& sql);
   /// All rows of `sql`.

@@ -110,3 +110,21 @@ TEST_CASE("input limits are settings, and each is bounded") {
   CHECK(error_of("", with(kRequired, "FRAUD_LIMITS_MAX_STRING_BYTES", "1")).find("limits.max_string_bytes") !=
         std::string::npos);
 }
+
+TEST_CASE("a setting or a Kafka property can come from a secret file, and a missing file is named") {
+  TempFile password("s3cret\n");
+  auto env = with(with(kRequired, "FRAUD_KAFKA_PROPERTIES_SASL_PASSWORD_FILE", password.path),
+                  "FRAUD_POSTGRES_MIGRATION_URL_FILE", password.path);
+  auto config = load_config("", env);
+  CHECK(config.kafka.properties.at("sasl.password") == "s3cret");
+  CHECK(config.postgres.migration_url == "s3cret");
+  auto error = error_of("", with(kRequired, "FRAUD_POSTGRES_URL_FILE", "/nonexistent/secret"));
+  CHECK(error.find("FRAUD_POSTGRES_URL_FILE: the file '/nonexistent/secret' cannot be read") != std::string::npos);
+}
+
+TEST_CASE("migrations use their own connection when one is given") {
+  CHECK(load_config("", kRequired).postgres.for_migrations() == kRequired.at("FRAUD_POSTGRES_URL"));
+  auto config = load_config("", with(kRequired, "FRAUD_POSTGRES_MIGRATION_URL", "postgresql://owner@h/db"));
+  CHECK(config.postgres.for_migrations() == "postgresql://owner@h/db");
+  CHECK(config.postgres.url == kRequired.at("FRAUD_POSTGRES_URL"));
+}

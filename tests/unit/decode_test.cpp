@@ -129,6 +129,7 @@ TEST_CASE("bad records are rejected with a reason that names the field") {
   };
   std::vector<Case> cases = {
       {"not json at all", "not valid JSON"},
+      {"", "value: empty"},
       {"[1,2,3]", "expected a JSON object"},
       {std::string(200, '[') + std::string(200, ']'), "nested deeper than 64"},
       {"{\"a\":\"\xff\xfe\"}", "not valid UTF-8"},
