@@ -247,6 +247,8 @@ struct Decoder::Parser {
 
   /// Parses `text` as the record's document; a previous document's elements become invalid.
   element parse(std::string_view text, const char* what) {
+    // An empty view may carry a null pointer, which simdjson would hand to memcpy (UBSan).
+    if (text.empty()) bad(std::string(what) + ": empty, expected a JSON object");
     element doc;
     auto error = json.parse(text.data(), text.size()).get(doc);
     if (error == simdjson::DEPTH_ERROR)
