@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "dedup/partitions.h"
+#include "events/time.h"
 #include "ops/log.h"
 
 namespace fraud::consumer {
@@ -19,6 +21,12 @@ constexpr auto kMaxBackoff = 30s;
 constexpr auto kProgressEvery = 10s;
 
 std::string where(const TopicPartition& tp) { return tp.topic + "/" + std::to_string(tp.partition); }
+
+/// Wall-clock time in microseconds: for latency and the dedup window, never for ordering.
+std::int64_t now_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 void add(LoopCounters& c, const dedup::BatchResult& r) {
   ++c.batches;
@@ -36,10 +44,11 @@ dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& 
 
 }  // namespace
 
-BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
-                     std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
-                     LoopHooks hooks)
+BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
+                     dedup::BatchStore& store, std::shared_ptr<const rules::RuleSet> rules,
+                     ServiceMetrics& metrics, HealthState& health, LoopHooks hooks)
     : batch_config_(batch),
+      retention_days_(retention.days),
       store_(store),
       features_(std::make_unique<rules::FeatureEngine>(std::move(rules))),
       decoder_(limits.decode()),
@@ -194,9 +203,18 @@ bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t 
 dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
   dedup::PartitionBatch batch{tp.topic, tp.partition, p.epoch, {}};
   batch.records.reserve(count);
+  auto horizon = retention_days_ > 0 ? dedup::retention_horizon(now_micros(), retention_days_) : events::Timestamp{0};
   for (std::size_t i = 0; i < count; ++i) {
     const auto& record = p.pending[i];
     auto decoded = record.decode(decoder_);
+    if (decoded.event && decoded.event->occurred_at < horizon) {
+      // Its day may be pruned already: a duplicate could not be recognised, so it is not
+      // applied. Kept in rejected_events; raising retention.days and replaying repairs it.
+      decoded.error = "occurred_at " + events::format_rfc3339(decoded.event->occurred_at) +
+                      " is before the deduplication window, which starts at " + events::format_rfc3339(horizon) +
+                      " (retention.days = " + std::to_string(retention_days_) + ")";
+      decoded.event.reset();
+    }
     // The reason can quote field values (personal data): it goes to rejected_events, and to
     // the log only at debug level.
     if (!decoded.event) {
@@ -247,8 +265,7 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
     if (alert.shadow) metrics_.shadow_hits(alert.rule).Increment();
     else metrics_.alerts(alert.rule, alert.decision).Increment();
   }
-  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()).count();
+  auto now_us = now_micros();
   for (auto origin : result.applied_origins)
     metrics_.end_to_end_seconds.Observe(static_cast<double>(std::max<std::int64_t>(0, now_us - origin)) / 1e6);
 }

@@ -40,7 +40,8 @@ struct LoopHooks {
 
 class BatchLoop final : public PartitionOwner {
  public:
-  BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, dedup::BatchStore& store,
+  BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
+            dedup::BatchStore& store,
             std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
             LoopHooks hooks = {});
 
@@ -85,6 +86,7 @@ class BatchLoop final : public PartitionOwner {
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
   BatchConfig batch_config_;
+  std::int64_t retention_days_;  ///< events older than this window are refused (0: none are)
   dedup::BatchStore& store_;
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the active rules and their feature state
   events::Decoder decoder_;

@@ -80,6 +80,9 @@ const std::vector<Field>& fields() {
       {"rules", "file", [](Config& c, const std::string& v, auto&) { c.rules.file = v; }},
       {"rules", "watch_interval_ms",
        [](Config& c, const std::string& v, auto& w) { c.rules.watch_interval_ms = to_int(v, w); }},
+      {"retention", "days", [](Config& c, const std::string& v, auto& w) { c.retention.days = to_int(v, w); }},
+      {"retention", "days_ahead",
+       [](Config& c, const std::string& v, auto& w) { c.retention.days_ahead = to_int(v, w); }},
       {"outbox", "alerts_topic", [](Config& c, const std::string& v, auto&) { c.outbox.alerts_topic = v; }},
       {"outbox", "dead_letter_topic", [](Config& c, const std::string& v, auto&) { c.outbox.dead_letter_topic = v; }},
       {"shutdown", "timeout_seconds",
@@ -221,6 +224,10 @@ void validate(const Config& c) {
   // The parser recurses once per level: the upper bound keeps a hostile file off the stack's end.
   require(c.limits.max_expression_depth >= 4 && c.limits.max_expression_depth <= 256, "limits",
           "max_expression_depth", "must be 4..256");
+  // Two days at least: prune keeps one day beyond the window for clock skew.
+  require(c.retention.days == 0 || (c.retention.days >= 2 && c.retention.days <= 36500), "retention", "days",
+          "must be 0 (keep everything) or 2..36500");
+  require(c.retention.days_ahead >= 1 && c.retention.days_ahead <= 366, "retention", "days_ahead", "must be 1..366");
   require(!c.rules.file.empty(), "rules", "file", "required: the path of the rule file");
   require(c.rules.watch_interval_ms >= 0, "rules", "watch_interval_ms", "must be 0 (off) or more");
   require(std::set<std::string>{"debug", "info", "warn", "error"}.count(c.log.level) == 1, "log", "level",

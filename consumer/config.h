@@ -69,6 +69,15 @@ struct RulesConfig {
   std::int64_t watch_interval_ms = 2000;
 };
 
+/// How long processed_events and the transaction history keep a day (`fraud-consumer dedup
+/// prune` drops older days). It is also the dedup window: the service refuses, as rejected
+/// records, events older than this, whose duplicates could no longer be recognised. It bounds
+/// what features can see too: time_since_last looks back at most this far.
+struct RetentionConfig {
+  std::int64_t days = 400;       ///< 0: keep everything, and accept events of any age
+  std::int64_t days_ahead = 7;   ///< partitions prune makes ahead of today
+};
+
 struct OutboxConfig {
   std::string alerts_topic = "fraud-alerts";
   std::string dead_letter_topic = "transactions.dlq";
@@ -100,6 +109,7 @@ struct Config {
   BatchConfig batch;
   LimitsConfig limits;
   RulesConfig rules;
+  RetentionConfig retention;
   OutboxConfig outbox;
   ShutdownConfig shutdown;
   MetricsConfig metrics;

@@ -2,6 +2,7 @@
 //
 //   fraud-consumer run [--config FILE]       consume, deduplicate, apply rules, until SIGTERM
 //   fraud-consumer migrate [--config FILE]   apply the database migrations
+//   fraud-consumer dedup prune [--config FILE]  keep the day partitions to retention.days
 //
 // Exit status: 0 done, 1 failed while running, 2 bad command line or configuration.
 
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include "ops/log.h"
 #include "dedup/batch_store.h"
 #include "dedup/migrations.h"
+#include "dedup/partitions.h"
 #include "consumer/rule_reload.h"
 #include "dedup/history.h"
 #include "events/time.h"
@@ -70,6 +73,7 @@ consumer::LoopHooks failpoints() {
 constexpr const char* kUsage =
     "usage: fraud-consumer run [--config FILE]\n"
     "       fraud-consumer migrate [--config FILE]\n"
+    "       fraud-consumer dedup prune [--config FILE]\n"
     "       fraud-consumer rules check FILE...\n"
     "       fraud-consumer rules backtest --rules FILE [--since T] [--until T] [--warmup 30d] [--config FILE]\n"
     "Every setting can be given as FRAUD_<SECTION>_<KEY>; see config/consumer.yaml.\n";
@@ -140,6 +144,25 @@ int backtest(const std::vector<std::string>& args) {
   return 0;
 }
 
+// `dedup prune`: the day partitions of processed_events and the history, kept to
+// retention.days; as the tables' owner (postgres.migration_url). Run it daily.
+int prune(const consumer::Config& config) {
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
+  auto report = dedup::maintain_partitions(config.postgres.for_migrations(),
+                                           {config.retention.days, config.retention.days_ahead}, now.count());
+  auto list = [](const std::vector<std::string>& names) {
+    std::string all;
+    for (const auto& n : names) all += (all.empty() ? "" : ",") + n;
+    return all;
+  };
+  ops::log::info("partitions maintained", {{"retention_days", std::to_string(config.retention.days)},
+                                            {"created", list(report.created)},
+                                            {"dropped", list(report.dropped)},
+                                            {"rows_moved", std::to_string(report.rows_moved)},
+                                            {"rows_expired", std::to_string(report.rows_expired)}});
+  return 0;
+}
+
 // As the tables' owner (postgres.migration_url); the service itself never runs DDL.
 int migrate(const consumer::Config& config) {
   int applied = dedup::migrate(config.postgres.for_migrations(), dedup::embedded_migrations(), [](std::string_view name) {
@@ -176,7 +199,7 @@ int run(const consumer::Config& config) {
   auto hooks = failpoints();
   consumer::BatchLoop* loop_ptr = nullptr;
   hooks.each_turn = [&] { reloader.check(*loop_ptr); };
-  consumer::BatchLoop loop(config.batch, config.limits, store, rules, metrics, health, hooks);
+  consumer::BatchLoop loop(config.batch, config.limits, config.retention, store, rules, metrics, health, hooks);
   loop_ptr = &loop;
   consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
   ops::log::info("consumer started", {{"replica", name},
@@ -216,11 +239,14 @@ int main(int argc, char** argv) {
     }
     return std::cerr << kUsage, 2;
   }
-  for (int i = 2; i < argc; ++i) {
+  int first_option = 2;
+  if (command == "dedup" && argc >= 3 && std::string(argv[2]) == "prune") command = "dedup prune", first_option = 3;
+  for (int i = first_option; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
     else return std::cerr << "fraud-consumer: unknown argument '" << argv[i] << "'\n" << kUsage, 2;
   }
-  if (command != "run" && command != "migrate") return std::cerr << "fraud-consumer: unknown command '" << command << "'\n" << kUsage, 2;
+  if (command != "run" && command != "migrate" && command != "dedup prune")
+    return std::cerr << "fraud-consumer: unknown command '" << command << "'\n" << kUsage, 2;
 
   consumer::Config config;
   try {
@@ -231,7 +257,9 @@ int main(int argc, char** argv) {
   }
   ops::log::set_level(config.log.level);
   try {
-    return command == "migrate" ? migrate(config) : run(config);
+    if (command == "migrate") return migrate(config);
+    if (command == "dedup prune") return prune(config);
+    return run(config);
   } catch (const rules::RuleFileError& e) {
     std::cerr << "fraud-consumer: the rule file " << config.rules.file << " does not load:\n";
     print_rule_errors(e);

@@ -87,7 +87,8 @@ TEST_CASE("failing offset commits and a moving coordinator neither lose nor repe
   prometheus::Registry registry;
   consumer::ServiceMetrics metrics(registry);
   consumer::HealthState health;
-  consumer::BatchLoop loop({.max_records = 100, .max_wait_ms = 20}, {}, store, rules, metrics, health);
+  consumer::BatchLoop loop({.max_records = 100, .max_wait_ms = 20}, {}, {.days = 0, .days_ahead = 7}, store, rules,
+                           metrics, health);
   consumer::KafkaSource source({mock.bootstrap(), group, {topic}, {{"session.timeout.ms", "6000"}}}, "mock-replica",
                                loop, metrics, health);
   std::atomic<bool> stop{false};

@@ -141,6 +141,9 @@ std::map<std::string, std::string> replica_environment(const Services& services,
                                             {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
                                             {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
                                             {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
+                                            // The tests' events have fixed dates; only the
+                                            // retention test runs with a dedup window.
+                                            {"FRAUD_RETENTION_DAYS", "0"},
                                             {"FRAUD_LOG_LEVEL", "info"}};
   for (const auto& [name, value] : overrides) env[name] = value;
   return env;

@@ -51,7 +51,8 @@ class TestDatabase {
 };
 
 /// The environment of a fraud-consumer replica of `group` on `topic`, writing to `database_url`:
-/// a 6 s session timeout, a metrics port of its own, the tests' large-amount rule file.
+/// a 6 s session timeout, a metrics port of its own, the tests' large-amount rule file, no
+/// retention window (the tests' events have fixed dates).
 /// Entries in `overrides` replace or add to these.
 std::map<std::string, std::string> replica_environment(const Services& services, const std::string& database_url,
                                                        const std::string& topic, const std::string& group,

@@ -90,8 +90,8 @@ TEST_CASE("the batch loop, scrapes and rule reloads run side by side without a d
   consumer::BatchLoop* loop_ptr = nullptr;
   consumer::LoopHooks hooks;
   hooks.each_turn = [&] { reloader.check(*loop_ptr); };
-  consumer::BatchLoop loop({.max_records = 100, .max_wait_ms = 5}, {}, store, reloader.load_initial(), metrics, health,
-                           hooks);
+  consumer::BatchLoop loop({.max_records = 100, .max_wait_ms = 5}, {}, {.days = 0, .days_ahead = 7}, store,
+                           reloader.load_initial(), metrics, health, hooks);
   loop_ptr = &loop;
   InMemorySource source(loop, records(kEvents));
 

@@ -112,12 +112,12 @@ TEST_CASE("input limits are settings, and each is bounded") {
 }
 
 TEST_CASE("a setting or a Kafka property can come from a secret file, and a missing file is named") {
-  TempFile password("s3cret\n");
+  TempFile password("s3cret\n"), url("postgresql://owner:pw@db/fraud\n");
   auto env = with(with(kRequired, "FRAUD_KAFKA_PROPERTIES_SASL_PASSWORD_FILE", password.path),
-                  "FRAUD_POSTGRES_MIGRATION_URL_FILE", password.path);
+                  "FRAUD_POSTGRES_MIGRATION_URL_FILE", url.path);
   auto config = load_config("", env);
   CHECK(config.kafka.properties.at("sasl.password") == "s3cret");
-  CHECK(config.postgres.migration_url == "s3cret");
+  CHECK(config.postgres.migration_url == "postgresql://owner:pw@db/fraud");
   auto error = error_of("", with(kRequired, "FRAUD_POSTGRES_URL_FILE", "/nonexistent/secret"));
   CHECK(error.find("FRAUD_POSTGRES_URL_FILE: the file '/nonexistent/secret' cannot be read") != std::string::npos);
 }

@@ -1,0 +1,110 @@
+#include "dedup/partitions.h"
+
+#include <pqxx/pqxx>
+
+#include <set>
+
+#include "events/time.h"
+
+namespace fraud::dedup {
+
+namespace {
+
+constexpr events::Timestamp kDay = 86'400'000'000LL;
+constexpr const char* kTables[] = {"processed_events", "transactions"};
+
+/// "20261127" for the UTC day starting at `day`.
+std::string day_suffix(events::Timestamp day) {
+  auto text = events::format_rfc3339(day);  // 2026-11-27T00:00:00Z
+  return text.substr(0, 4) + text.substr(5, 2) + text.substr(8, 2);
+}
+
+std::string timestamp_literal(events::Timestamp t) { return "'" + events::format_rfc3339(t) + "'"; }
+
+/// The days (their first instants) that have a partition of `table`, from the names.
+std::set<events::Timestamp> partitioned_days(pqxx::work& tx, const std::string& table) {
+  std::set<events::Timestamp> days;
+  auto rows = tx.exec_params(
+      "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+      "WHERE i.inhparent = $1::regclass AND c.relname ~ '_p[0-9]{8}$'",
+      table);
+  for (const auto& row : rows) {
+    auto name = row[0].as<std::string>();
+    auto digits = name.substr(name.size() - 8);
+    auto day = events::parse_rfc3339(digits.substr(0, 4) + "-" + digits.substr(4, 2) + "-" + digits.substr(6, 2) +
+                                     "T00:00:00Z");
+    if (day) days.insert(*day);
+  }
+  return days;
+}
+
+/// Days in [from, to) with rows in the default partition.
+std::set<events::Timestamp> default_days(pqxx::work& tx, const std::string& table, events::Timestamp from,
+                                         events::Timestamp to) {
+  std::set<events::Timestamp> days;
+  auto rows = tx.exec(
+      "SELECT DISTINCT (extract(epoch FROM date_trunc('day', occurred_at AT TIME ZONE 'UTC'))  * 1000000)::bigint "
+      "FROM " + table + "_default WHERE occurred_at >= " + timestamp_literal(from) + " AND occurred_at < " +
+      timestamp_literal(to));
+  for (const auto& row : rows) days.insert(row[0].as<events::Timestamp>());
+  return days;
+}
+
+/// Creates the day's partition. Rows of that day waiting in the default partition are moved
+/// into it first: PostgreSQL refuses a new partition whose range the default still holds.
+void create_day(pqxx::work& tx, const std::string& table, events::Timestamp day, PartitionReport& report) {
+  auto name = table + "_p" + day_suffix(day);
+  auto range = "occurred_at >= " + timestamp_literal(day) + " AND occurred_at < " + timestamp_literal(day + kDay);
+  tx.exec0("CREATE TABLE " + name + " (LIKE " + table + " INCLUDING DEFAULTS)");
+  report.rows_moved += tx.exec0("WITH moved AS (DELETE FROM " + table + "_default WHERE " + range +
+                                " RETURNING *) INSERT INTO " + name + " SELECT * FROM moved")
+                           .affected_rows();
+  tx.exec0("ALTER TABLE " + table + " ATTACH PARTITION " + name + " FOR VALUES FROM (" + timestamp_literal(day) +
+           ") TO (" + timestamp_literal(day + kDay) + ")");
+  report.created.push_back(name);
+}
+
+void maintain(pqxx::connection& c, const std::string& table, const RetentionPolicy& policy, events::Timestamp now,
+              PartitionReport& report) {
+  pqxx::work tx(c);
+  // Writers wait while the partitions change: a row routed to the default partition just
+  // before its day's partition attaches would otherwise land on the wrong side of it.
+  tx.exec0("LOCK TABLE " + table + " IN EXCLUSIVE MODE");
+  auto today = retention_horizon(now, 0);
+  auto end = today + (policy.days_ahead + 1) * kDay;
+  auto horizon = policy.retention_days > 0 ? retention_horizon(now, policy.retention_days + 1) : events::Timestamp{0};
+  auto existing = partitioned_days(tx, table);
+
+  std::set<events::Timestamp> wanted = default_days(tx, table, horizon, end);
+  for (auto day = today - kDay; day < end; day += kDay) wanted.insert(day);
+  for (auto day : wanted)
+    if (!existing.count(day)) create_day(tx, table, day, report);
+
+  if (policy.retention_days > 0) {
+    for (auto day : existing) {
+      if (day + kDay > horizon) continue;
+      auto name = table + "_p" + day_suffix(day);
+      tx.exec0("DROP TABLE " + name);
+      report.dropped.push_back(name);
+    }
+    report.rows_expired +=
+        tx.exec0("DELETE FROM " + table + "_default WHERE occurred_at < " + timestamp_literal(horizon)).affected_rows();
+  }
+  tx.commit();
+}
+
+}  // namespace
+
+events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days) {
+  auto midnight = now - ((now % kDay) + kDay) % kDay;
+  return midnight - days * kDay;
+}
+
+PartitionReport maintain_partitions(const std::string& owner_url, const RetentionPolicy& policy, events::Timestamp now) {
+  pqxx::connection c(owner_url);
+  PartitionReport report;
+  for (const char* table : kTables) maintain(c, table, policy, now, report);
+  return report;
+}
+
+}  // namespace fraud::dedup

@@ -1,0 +1,41 @@
+#pragma once
+// Retention of the tables that grow with every event: processed_events (the dedup keys) and
+// transactions (the history features and backtests read). Both are partitioned by UTC day of
+// occurred_at (migrations/0005_time_partitions.sql); this keeps their partitions.
+//
+// The window: the service refuses events before retention_horizon(now, retention_days)
+// (consumer/batch_loop.cpp), and prune drops a day only when it ends before
+// retention_horizon(now, retention_days + 1), so a duplicate of any event the service
+// accepts always finds its first delivery. The extra day covers clock skew between the two.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "events/event.h"
+
+namespace fraud::dedup {
+
+struct RetentionPolicy {
+  std::int64_t retention_days = 400;  ///< 0: keep every day
+  std::int64_t days_ahead = 7;        ///< partitions made ahead, so new days never wait on prune
+};
+
+struct PartitionReport {
+  std::vector<std::string> created;  ///< "processed_events_p20261127", …
+  std::vector<std::string> dropped;
+  std::int64_t rows_moved = 0;       ///< from a default partition into its day's partition
+  std::int64_t rows_expired = 0;     ///< deleted from a default partition, beyond the window
+};
+
+/// Makes a partition for today, yesterday, each of the next `days_ahead` days and every
+/// day within the window that has rows in the default partition (moving them), and drops
+/// the days beyond the window. Idempotent; run it daily as the tables' owner. Briefly blocks
+/// the service's writes to each table while it changes that table's partitions.
+PartitionReport maintain_partitions(const std::string& owner_url, const RetentionPolicy& policy, events::Timestamp now);
+
+/// Midnight UTC of `now`'s day, minus `days` days: events before it are outside a retention
+/// window of `days`.
+events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days);
+
+}  // namespace fraud::dedup
