@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <iostream>
 
 #include "consumer/batch_loop.h"
@@ -73,7 +74,7 @@ consumer::LoopHooks failpoints() {
 constexpr const char* kUsage =
     "usage: fraud-consumer run [--config FILE]\n"
     "       fraud-consumer migrate [--config FILE]\n"
-    "       fraud-consumer dedup prune [--config FILE]\n"
+    "       fraud-consumer dedup prune [--from YYYY-MM-DD] [--config FILE]\n"
     "       fraud-consumer rules check FILE...\n"
     "       fraud-consumer rules backtest --rules FILE [--since T] [--until T] [--warmup 30d] [--config FILE]\n"
     "Every setting can be given as FRAUD_<SECTION>_<KEY>; see config/consumer.yaml.\n";
@@ -144,12 +145,13 @@ int backtest(const std::vector<std::string>& args) {
   return 0;
 }
 
-// `dedup prune`: the day partitions of processed_events and the history, kept to
-// retention.days; as the tables' owner (postgres.migration_url). Run it daily.
-int prune(const consumer::Config& config) {
+// `dedup prune [--from YYYY-MM-DD]`: the day partitions of processed_events and the history,
+// kept to retention.days; as the tables' owner (postgres.migration_url). Run it daily.
+// --from also makes the partitions of older days, before a backfill of older events.
+int prune(const consumer::Config& config, events::Timestamp from) {
   auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
   auto report = dedup::maintain_partitions(config.postgres.for_migrations(),
-                                           {config.retention.days, config.retention.days_ahead}, now.count());
+                                           {config.retention.days, config.retention.days_ahead, from}, now.count());
   auto list = [](const std::vector<std::string>& names) {
     std::string all;
     for (const auto& n : names) all += (all.empty() ? "" : ",") + n;
@@ -241,8 +243,12 @@ int main(int argc, char** argv) {
   }
   int first_option = 2;
   if (command == "dedup" && argc >= 3 && std::string(argv[2]) == "prune") command = "dedup prune", first_option = 3;
+  std::optional<events::Timestamp> from;
   for (int i = first_option; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
+    else if (command == "dedup prune" && !std::strcmp(argv[i], "--from") && i + 1 < argc &&
+             (from = events::parse_rfc3339(std::string(argv[i + 1]) + "T00:00:00Z")))
+      ++i;
     else return std::cerr << "fraud-consumer: unknown argument '" << argv[i] << "'\n" << kUsage, 2;
   }
   if (command != "run" && command != "migrate" && command != "dedup prune")
@@ -258,7 +264,7 @@ int main(int argc, char** argv) {
   ops::log::set_level(config.log.level);
   try {
     if (command == "migrate") return migrate(config);
-    if (command == "dedup prune") return prune(config);
+    if (command == "dedup prune") return prune(config, from.value_or(0));
     return run(config);
   } catch (const rules::RuleFileError& e) {
     std::cerr << "fraud-consumer: the rule file " << config.rules.file << " does not load:\n";

@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <set>
 
 #include "events/time.h"
@@ -76,7 +77,8 @@ void maintain(pqxx::connection& c, const std::string& table, const RetentionPoli
   auto existing = partitioned_days(tx, table);
 
   std::set<events::Timestamp> wanted = default_days(tx, table, horizon, end);
-  for (auto day = today - kDay; day < end; day += kDay) wanted.insert(day);
+  auto first = policy.from > 0 ? std::max(retention_horizon(policy.from, 0), horizon) : today - kDay;
+  for (auto day = std::min(first, today - kDay); day < end; day += kDay) wanted.insert(day);
   for (auto day : wanted)
     if (!existing.count(day)) create_day(tx, table, day, report);
 

@@ -19,6 +19,7 @@ namespace fraud::dedup {
 struct RetentionPolicy {
   std::int64_t retention_days = 400;  ///< 0: keep every day
   std::int64_t days_ahead = 7;        ///< partitions made ahead, so new days never wait on prune
+  events::Timestamp from = 0;         ///< also make every day's partition from this day (a backfill); 0: none
 };
 
 struct PartitionReport {
@@ -28,8 +29,9 @@ struct PartitionReport {
   std::int64_t rows_expired = 0;     ///< deleted from a default partition, beyond the window
 };
 
-/// Makes a partition for today, yesterday, each of the next `days_ahead` days and every
-/// day within the window that has rows in the default partition (moving them), and drops
+/// Makes a partition for today, yesterday, each of the next `days_ahead` days, every day
+/// from `from` on, and every day within the window that has rows in the default partition
+/// (moving them), and drops
 /// the days beyond the window. Idempotent; run it daily as the tables' owner. Briefly blocks
 /// the service's writes to each table while it changes that table's partitions.
 PartitionReport maintain_partitions(const std::string& owner_url, const RetentionPolicy& policy, events::Timestamp now);

@@ -78,6 +78,16 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
   CHECK(keep.dropped.empty());
 }
 
+TEST_CASE("prune --from makes every day's partition from a past day, for a backfill, but not past the window") {
+  TestDatabase db(Services::from_environment());
+  dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
+  CHECK(partitions_of(db, "transactions") == 1 + 30 + 8);  // default, 30 days back, today and 7 ahead
+  CHECK(has_partition(db, "transactions_p20261028"));
+  TestDatabase other(Services::from_environment());
+  dedup::maintain_partitions(other.url(), {.retention_days = 10, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
+  CHECK(partitions_of(other, "transactions") == 1 + 11 + 8);  // the window, and its day of margin
+}
+
 TEST_CASE("a duplicate is caught whether its first delivery waits in the default partition or was moved") {
   TestDatabase db(Services::from_environment());
   dedup::BatchStore store(db.service_url(), "g", "me", {});
