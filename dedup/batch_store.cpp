@@ -211,20 +211,30 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
 }
 
 /// Records the pairs of the batch's new events; returns, per event, which of its first_seen
-/// features' pairs are new (the first claim in the batch wins).
+/// features' pairs are new (the first claim in the batch wins). Pairs in `known` exist
+/// already and are not sent; every pair sent is added to `sent`, to be known once the
+/// transaction commits. A hash collision would make one new pair look known: with 64 bits
+/// and at most a million known pairs, about one chance in 10^13 per pair.
 std::vector<std::vector<bool>> claim_pairs(pqxx::work& tx, const rules::FeatureEngine& engine,
-                                           const std::vector<const events::Event*>& applied) {
+                                           const std::vector<const events::Event*>& applied,
+                                           const std::unordered_set<std::uint64_t>& known,
+                                           std::vector<std::uint64_t>& sent) {
   auto kinds = pair_kinds(engine.rules());
   ArrayLiteral kind, first, second, at;
   for (const auto* e : applied)
     for (const auto& [ka, kb] : kinds) {
       auto a = rules::key_of(*e, ka), b = rules::key_of(*e, kb);
       if (a.empty() || b.empty()) continue;
-      kind.add(pair_name(ka, kb)), first.add(a), second.add(b), at.add(e->occurred_at);
+      auto name = pair_name(ka, kb);
+      auto hash = std::hash<std::string>{}(dedup_key(name, dedup_key(a, b)));
+      if (known.count(hash)) continue;
+      sent.push_back(hash);
+      kind.add(name), first.add(a), second.add(b), at.add(e->occurred_at);
     }
   std::unordered_set<std::string> fresh;
-  for (const auto& row : tx.exec_prepared("pairs", kind.str(), first.str(), second.str(), at.str()))
-    fresh.insert(dedup_key(row[0].c_str(), dedup_key(row[1].c_str(), row[2].c_str())));
+  if (!sent.empty())
+    for (const auto& row : tx.exec_prepared("pairs", kind.str(), first.str(), second.str(), at.str()))
+      fresh.insert(dedup_key(row[0].c_str(), dedup_key(row[1].c_str(), row[2].c_str())));
   std::vector<std::vector<bool>> flags;
   const auto& specs = engine.rules().features();
   for (const auto* e : applied) {
@@ -238,6 +248,12 @@ std::vector<std::vector<bool>> claim_pairs(pqxx::work& tx, const rules::FeatureE
 }
 
 }  // namespace
+
+void BatchStore::remember_pairs(const std::vector<std::uint64_t>& committed) {
+  constexpr std::size_t kMaxKnownPairs = 1'000'000;  // about 40 MB; past it, start again
+  if (known_pairs_.size() + committed.size() > kMaxKnownPairs) known_pairs_.clear();
+  known_pairs_.insert(committed.begin(), committed.end());
+}
 
 BatchStore::BatchStore(std::string postgres_url, std::string group_id, std::string owner, OutboxTopics topics)
     : url_(std::move(postgres_url)), group_id_(std::move(group_id)), owner_(std::move(owner)),
@@ -299,7 +315,8 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
     }
     auto applied = separate_new_events(tx, batch, result);
     load_history(tx, features, applied);
-    auto pair_flags = claim_pairs(tx, features, applied);
+    std::vector<std::uint64_t> sent_pairs;
+    auto pair_flags = claim_pairs(tx, features, applied, known_pairs_, sent_pairs);
     AlertColumns alerts;
     const auto& rules = features.rules();
     for (std::size_t i = 0; i < applied.size(); ++i) {
@@ -322,6 +339,7 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
     }
     result.alerts = alerts.count;
     tx.commit();
+    remember_pairs(sent_pairs);
     return result;
   } catch (...) {
     bool lost = connection_ && !connection_->is_open();

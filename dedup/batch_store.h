@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -94,11 +95,16 @@ class BatchStore {
   pqxx::connection& connection();
   std::vector<const events::Event*> separate_new_events(pqxx::work& tx, const PartitionBatch& batch, BatchResult& result);
   void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
+  void remember_pairs(const std::vector<std::uint64_t>& committed);
 
   std::string url_, group_id_, owner_;
   OutboxTopics topics_;
   std::unique_ptr<pqxx::connection> connection_;
   events::Decoder history_decoder_;  ///< reads back the history's stored event bodies
+  /// Hashes of pairs known to be in first_seen_pairs (committed; rows there are never
+  /// removed), so a batch sends only pairs it has not seen: habitual customers repeat their
+  /// devices and merchants, and that insert was a quarter of PostgreSQL's time (bench/run).
+  std::unordered_set<std::uint64_t> known_pairs_;
   bool connected_before_ = false;
   std::function<void()> on_reconnect_;
 };

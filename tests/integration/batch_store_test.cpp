@@ -88,3 +88,42 @@ TEST_CASE("the same id twice in one batch is applied once") {
   CHECK(result.duplicates == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);
 }
+
+TEST_CASE("a pair is new only for its first event, whichever replica and batch sees it again") {
+  TestDatabase db(Services::from_environment());
+  auto rules = std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/first_seen_rules.yaml"));
+  // Event i of account `account` from device `device`, at offset i of partition 0.
+  auto event = [](int i, const std::string& account, const std::string& device) {
+    auto out = transaction_event(i, "10.00", "2026-11-27T09:15:02Z", account);
+    auto at = out.value.rfind('}');
+    out.value.insert(at, ",\"device\":{\"id\":\"" + device + "\"}");
+    return out;
+  };
+  auto batch = [](std::int64_t epoch, const std::vector<std::pair<int, OutgoingRecord>>& events) {
+    dedup::PartitionBatch b{"t", 0, epoch, {}};
+    events::Decoder decoder;
+    for (const auto& [offset, out] : events) {
+      events::Record record{"t", 0, offset, 0, out.key, {}, out.value};
+      auto decoded = record.decode(decoder);
+      b.records.push_back({record, decoded.event, decoded.error});
+    }
+    return b;
+  };
+  dedup::BatchStore first(db.service_url(), "g", "first", {});
+  rules::FeatureEngine first_engine(rules);
+  auto claim = first.claim("t", 0);
+  CHECK(first.apply(batch(claim.epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
+                    first_engine).alerts == 1);  // the first of the two
+  CHECK(first.apply(batch(claim.epoch, {{2, event(2, "acc-1", "dev-1")}, {3, event(3, "acc-1", "dev-2")}}),
+                    first_engine).alerts == 1);  // dev-2 only: dev-1 is known to this replica
+
+  dedup::BatchStore second(db.service_url(), "g", "second", {});  // knows nothing yet
+  rules::FeatureEngine second_engine(rules);
+  auto taken = second.claim("t", 0);
+  CHECK(second.apply(batch(taken.epoch, {{4, event(4, "acc-1", "dev-2")}, {5, event(5, "acc-2", "dev-1")}}),
+                     second_engine).alerts == 1);  // acc-2 with dev-1 only
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);
+  CHECK(db.count("SELECT (string_agg(event_id, ',' ORDER BY event_id) = 'evt-0,evt-3,evt-5')::int FROM fraud_alerts") ==
+        1);
+}
