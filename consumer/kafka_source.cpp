@@ -160,6 +160,9 @@ KafkaSource::KafkaSource(const KafkaConfig& config, const std::string& client_id
   set(*conf, "statistics.interval.ms", "5000");  // lag, committed offsets, brokers for metrics
   set(*conf, "auto.offset.reset", "earliest");
   set(*conf, "partition.assignment.strategy", "cooperative-sticky");
+  // librdkafka prefetches up to 64 MB by default, which is most of a replica's memory on a
+  // backlog; 16 MB is still seconds of records at full speed. A property overrides it.
+  set(*conf, "queued.max.messages.kbytes", "16384");
   for (const auto& [name, value] : config.properties) set(*conf, name, value);
   // Not overridable (config validation refuses them): offsets are committed by hand, and
   // only after the database transaction that wrote them committed.

@@ -10,6 +10,7 @@
 #include "dedup/database_error.h"
 #include "dedup/sql_text.h"
 #include "events/encode.h"
+#include "events/time.h"
 
 namespace fraud::dedup {
 namespace {
@@ -122,14 +123,18 @@ const char* column_of(rules::KeyField field) {
 }
 
 // A key's events since a time, and its latest one before (time since last, speed). The
-// column comes from the fixed list above, never from input.
-std::string history_query(rules::KeyField field) {
+// column comes from the fixed list above, never from input. The time is a timestamptz
+// parameter so that PostgreSQL prunes day partitions while planning (an expression on it
+// would be pruned only after every partition was locked); the latest event before it is one
+// LIMIT 1 per key, which an ordered scan over the newest partitions answers early.
+std::string history_query(rules::KeyField field, bool latest_before) {
   std::string c = column_of(field);
-  return "SELECT event_source, body FROM transactions WHERE " + c + " = ANY($1::text[]) AND occurred_at > "
-         "timestamptz 'epoch' + $2 * interval '1 microsecond' UNION ALL SELECT event_source, body FROM ("
-         "SELECT DISTINCT ON (" + c + ") event_source, body FROM transactions WHERE " + c +
-         " = ANY($1::text[]) AND occurred_at <= timestamptz 'epoch' + $2 * interval '1 microsecond' ORDER BY " + c +
-         ", occurred_at DESC) latest";
+  std::string since = "SELECT event_source, body FROM transactions WHERE " + c + " = ANY($1::text[]) AND occurred_at > "
+                      "$2::timestamptz";
+  if (!latest_before) return since;
+  return since + " UNION ALL SELECT latest.event_source, latest.body FROM unnest($1::text[]) AS k(key) "
+                 "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " + c + " = k.key AND "
+                 "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC LIMIT 1) latest";
 }
 
 /// The pairs recorded for every event, whatever the rules, so that a first_seen feature
@@ -373,15 +378,22 @@ std::vector<const events::Event*> BatchStore::separate_new_events(pqxx::work& tx
 // field for the whole batch.
 void BatchStore::load_history(pqxx::work& tx, rules::FeatureEngine& features,
                               const std::vector<const events::Event*>& applied) {
-  std::map<rules::KeyField, std::pair<ArrayLiteral, events::Timestamp>> wanted;
+  struct Wanted {
+    ArrayLiteral keys;
+    events::Timestamp since;
+    bool latest_before = false;
+  };
+  std::map<rules::KeyField, Wanted> wanted;
   for (const auto* e : applied)
     for (const auto& request : features.requests_for(*e)) {
-      auto [it, inserted] = wanted.try_emplace(request.field, ArrayLiteral{}, request.since);
-      it->second.first.add(request.key);
-      it->second.second = std::min(it->second.second, request.since);
+      auto [it, inserted] = wanted.try_emplace(request.field, Wanted{{}, request.since});
+      it->second.keys.add(request.key);
+      it->second.since = std::min(it->second.since, request.since);
+      it->second.latest_before = it->second.latest_before || request.latest_before;
     }
-  for (const auto& [field, keys] : wanted) {
-    for (const auto& row : tx.exec_params(history_query(field), keys.first.str(), keys.second)) {
+  for (const auto& [field, w] : wanted) {
+    auto query = history_query(field, w.latest_before);
+    for (const auto& row : tx.exec_params(query, w.keys.str(), events::format_rfc3339(w.since))) {
       events::Record stored;
       stored.value = row[1].c_str();
       auto decoded = stored.decode(history_decoder_);

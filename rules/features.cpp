@@ -50,9 +50,15 @@ FeatureEngine::FeatureEngine(std::shared_ptr<const RuleSet> rules) : rules_(std:
     needs_latest_[i] = needs_latest_[i] || !windowed(spec.aggregate);
   }
   histories_.resize(fields_.size());
+  std::size_t distinct_features = 0;
   for (const auto& spec : specs) {
-    if (spec.aggregate == Aggregate::distinct_count) distinct_fields_.push_back(Expression::compile(spec.field, {}));
-    else distinct_fields_.emplace_back();
+    distinct_slot_.push_back(distinct_features);
+    if (spec.aggregate == Aggregate::distinct_count) {
+      distinct_fields_.push_back(Expression::compile(spec.field, {}));
+      ++distinct_features;
+    } else {
+      distinct_fields_.emplace_back();
+    }
   }
 }
 
@@ -71,17 +77,20 @@ std::vector<HistoryRequest> FeatureEngine::requests_for(const events::Event& eve
 FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {
   Entry entry;
   entry.at = event.occurred_at;
-  entry.amount = Value::of(Decimal::from_money(event.amount));
-  entry.amount_base = rules_->amount_base(event);
-  entry.lat = event.location.lat, entry.lon = event.location.lon;
-  EvalContext context{event, entry.amount_base, {}};
+  entry.amount = Decimal::from_money(event.amount);
+  auto base = rules_->amount_base(event);
+  entry.has_amount_base = !base.is_missing();
+  if (entry.has_amount_base) entry.amount_base = base.number;
+  if (event.location.lat && event.location.lon) entry.lat = *event.location.lat, entry.lon = *event.location.lon;
+  EvalContext context{event, base, {}};
   const auto& specs = rules_->features();
-  entry.distinct.resize(specs.size());
   for (std::size_t i = 0; i < specs.size(); ++i) {
     if (!specs[i].where || specs[i].where->holds(context)) entry.where_mask |= std::uint64_t{1} << i;
     if (distinct_fields_[i]) {
       auto v = distinct_fields_[i]->evaluate(context);
-      if (v.kind == Value::Kind::string) entry.distinct[i] = std::hash<std::string_view>{}(v.string) | 1;
+      auto hash = v.kind == Value::Kind::string ? std::hash<std::string_view>{}(v.string) | 1 : 0;
+      if (distinct_slot_[i] == 0) entry.distinct_first = hash;
+      else entry.distinct_rest.push_back(hash);
     }
   }
   return entry;
@@ -146,9 +155,9 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
       if (!(it->where_mask & bit)) continue;
       auto dt = current.at - it->at;
       if (spec.aggregate == Aggregate::time_since_last) return Value::of(Decimal::from_micros(dt));  // seconds
-      if (!it->lat || !it->lon) continue;
-      if (!current.lat || !current.lon) return {};
-      double km = haversine_km(*it->lat, *it->lon, *current.lat, *current.lon);
+      if (std::isnan(it->lat)) continue;
+      if (std::isnan(current.lat)) return {};
+      double km = haversine_km(it->lat, it->lon, current.lat, current.lon);
       double hours = static_cast<double>(std::max<events::Timestamp>(dt, 1'000'000)) / 3.6e9;
       return Value::of(Decimal::from_double(km / hours));
     }
@@ -159,18 +168,20 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
   std::int64_t count = 0;
   Decimal sum, low, high;
   std::vector<std::uint64_t> seen;
+  bool in_base = spec.field != "amount";
+  auto slot = distinct_slot_[index];
   auto take = [&](const Entry& e) {
     if (!(e.where_mask & bit)) return;
     if (spec.aggregate == Aggregate::distinct_count) {
-      if (e.distinct[index] != 0) seen.push_back(e.distinct[index]);
+      if (auto hash = e.distinct(slot); hash != 0) seen.push_back(hash);
       return;
     }
     if (spec.aggregate == Aggregate::count) return void(++count);
-    const Value& v = spec.field == "amount" ? e.amount : e.amount_base;
-    if (v.is_missing()) return;
-    low = count == 0 ? v.number : std::min(low, v.number);
-    high = count == 0 ? v.number : std::max(high, v.number);
-    sum = sum + v.number;
+    if (in_base && !e.has_amount_base) return;
+    const Decimal& v = in_base ? e.amount_base : e.amount;
+    low = count == 0 ? v : std::min(low, v);
+    high = count == 0 ? v : std::max(high, v);
+    sum = sum + v;
     ++count;
   };
   take(current);

@@ -17,6 +17,7 @@
 //   events without the field are not counted.
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <set>
@@ -69,13 +70,20 @@ class FeatureEngine {
   std::size_t keys_held() const;
 
  private:
-  /// What features need of one event.
+  /// What features need of one event. Compact, because one is held per event and key field
+  /// for the longest window (bench/run measures the replica's memory).
   struct Entry {
     events::Timestamp at = 0;
-    Value amount, amount_base;
-    std::optional<double> lat, lon;
+    Decimal amount, amount_base;          ///< amount_base only when has_amount_base
+    double lat = std::numeric_limits<double>::quiet_NaN();  ///< NaN: no location
+    double lon = std::numeric_limits<double>::quiet_NaN();
     std::uint64_t where_mask = 0;         ///< bit i: feature i's `where` holds
-    std::vector<std::uint64_t> distinct;  ///< per feature: hash of its distinct_count field, 0 when missing
+    bool has_amount_base = false;
+    /// Per distinct_count feature, in declaration order: a hash of its field, 0 when missing.
+    /// The first is inline: most rule files have at most one such feature.
+    std::uint64_t distinct_first = 0;
+    std::vector<std::uint64_t> distinct_rest;
+    std::uint64_t distinct(std::size_t slot) const { return slot == 0 ? distinct_first : distinct_rest[slot - 1]; }
   };
 
   /// One key's events, oldest first.
@@ -94,6 +102,7 @@ class FeatureEngine {
   std::vector<bool> needs_latest_;                 ///< per entry of fields_: time_since_last or speed
   std::vector<std::unordered_map<std::string, History>> histories_;  ///< per entry of fields_
   std::vector<std::optional<Expression>> distinct_fields_;            ///< per feature: the field read
+  std::vector<std::size_t> distinct_slot_;  ///< per feature: its place among the distinct_count ones
   std::set<std::tuple<std::size_t, std::string, std::string>> seen_pairs_;
 };
 

@@ -25,7 +25,7 @@ struct Transaction {
 struct Population {
   int customers = 1000;
   double fraud_scenarios_per_1000 = 5;   ///< scenarios started per 1,000 ordinary transactions
-  events::Timestamp start = 1'793'491'200'000'000LL;  ///< 2026-11-01T00:00:00Z: simulated time
+  events::Timestamp start = 1'793'491'200'000'000LL;  ///< simulated time; bank-sim sets 30 days ago
   double transactions_per_customer_day = 4;
   std::uint32_t seed = 20261127;
   std::string run_id = "sim";           ///< makes event and transaction ids unique per run

@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 
 #include "dedup/batch_store.h"
+#include "dedup/partitions.h"
 #include "events/decode.h"
+#include "events/time.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
@@ -126,4 +128,30 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);
   CHECK(db.count("SELECT (string_agg(event_id, ',' ORDER BY event_id) = 'evt-0,evt-3,evt-5')::int FROM fraud_alerts") ==
         1);
+}
+
+TEST_CASE("a replica that never saw an account finds its latest event in the stored history, across day partitions") {
+  TestDatabase db(Services::from_environment());
+  auto from = *events::parse_rfc3339("2026-11-20T00:00:00Z"), now = *events::parse_rfc3339("2026-11-27T12:00:00Z");
+  dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7, .from = from}, now);
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/idle_rules.yaml"));
+  auto one = [](std::int64_t epoch, int offset, const std::string& account, const std::string& when) {
+    events::Decoder decoder;
+    auto out = transaction_event(offset, "10.00", when, account);
+    events::Record record{"t", 0, offset, 0, out.key, {}, out.value};
+    auto decoded = record.decode(decoder);
+    return dedup::PartitionBatch{"t", 0, epoch, {{record, decoded.event, decoded.error}}};
+  };
+  dedup::BatchStore first(db.service_url(), "g", "first", {});
+  rules::FeatureEngine first_engine(rules);
+  auto claim = first.claim("t", 0);
+  first.apply(one(claim.epoch, 0, "acc-idle", "2026-11-21T10:00:00Z"), first_engine);
+  first.apply(one(claim.epoch, 1, "acc-busy", "2026-11-25T10:00:00Z"), first_engine);
+
+  dedup::BatchStore second(db.service_url(), "g", "second", {});
+  rules::FeatureEngine second_engine(rules);
+  auto taken = second.claim("t", 0);
+  CHECK(second.apply(one(taken.epoch, 2, "acc-idle", "2026-11-25T11:00:00Z"), second_engine).alerts == 1);  // 4 days
+  CHECK(second.apply(one(taken.epoch, 3, "acc-busy", "2026-11-25T11:00:00Z"), second_engine).alerts == 0);  // 1 hour
+  CHECK(db.count("SELECT count(*) FROM transactions_p20261121") == 1);  // the history was in a day partition
 }
