@@ -44,7 +44,7 @@ std::set<events::Timestamp> default_days(pqxx::work& tx, const std::string& tabl
                                          events::Timestamp to) {
   std::set<events::Timestamp> days;
   auto rows = tx.exec(
-      "SELECT DISTINCT (extract(epoch FROM date_trunc('day', occurred_at AT TIME ZONE 'UTC'))  * 1000000)::bigint "
+      "SELECT DISTINCT (extract(epoch FROM date_trunc('day', occurred_at AT TIME ZONE 'UTC')) * 1000000)::bigint "
       "FROM " + table + "_default WHERE occurred_at >= " + timestamp_literal(from) + " AND occurred_at < " +
       timestamp_literal(to));
   for (const auto& row : rows) days.insert(row[0].as<events::Timestamp>());
