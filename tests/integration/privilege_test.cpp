@@ -1,11 +1,16 @@
 // Least privilege (migrations/0004_least_privilege.sql): the service's role writes its rows
 // and can do nothing else. Every other integration test runs the service as this role, which
-// shows the grants are enough; this one shows they are no more than that.
+// shows the grants are enough; this one shows they are no more than that, and that secrets
+// handed to the service do not leak into what it shows operators.
 #include <doctest/doctest.h>
+#include <signal.h>
+
+#include <cstdio>
 
 #include "tests/integration/support.h"
 
 using namespace fraud::testing;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -33,7 +38,7 @@ TEST_CASE("the service's role cannot drop, truncate, alter or create tables, nor
                           "DELETE FROM processed_events", "DELETE FROM consumer_offsets",
                           "UPDATE fraud_alerts SET decision = 'allow'", "UPDATE transactions SET amount_minor = 0",
                           "DELETE FROM outbox", "SELECT * FROM outbox", "INSERT INTO fraud_labels VALUES ('t', false)",
-                          "DROP TABLE schema_migrations"}) {
+                          "DROP TABLE schema_migrations", "CREATE TEMPORARY TABLE stash (x int)"}) {
     CAPTURE(std::string(sql));
     CHECK(outcome_as_service(db, sql) == "denied");
   }
@@ -41,4 +46,36 @@ TEST_CASE("the service's role cannot drop, truncate, alter or create tables, nor
   CHECK(outcome_as_service(db, "SELECT count(*) FROM processed_events") == "ok");
   CHECK(db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = 'fraud_consumer_test'") ==
         0);
+}
+
+TEST_CASE("secrets given to a replica appear neither in its logs nor in its metrics") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("transactions");
+  create_topic(services.bootstrap_servers, topic, 1);
+  produce(services.bootstrap_servers, topic, {transaction_event(1, "10.00")});
+  // The local server trusts loopback, so the password is accepted and ignored; the Kafka
+  // secret is a property librdkafka keeps but does not use without SASL.
+  const std::string password = "pg-secret-7f3a", kafka_secret = "kafka-secret-91c2";
+  auto url = db.service_url();
+  url.insert(url.find('@'), ":" + password);
+  auto port = free_port();
+  auto log = "/tmp/" + unique_name("secrets") + ".log";
+  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
+                       replica_environment(services, url, topic, unique_name("fraud"),
+                                           {{"FRAUD_KAFKA_PROPERTIES_SASL_PASSWORD", kafka_secret},
+                                            {"FRAUD_METRICS_LISTEN", "127.0.0.1:" + std::to_string(port)},
+                                            {"FRAUD_LOG_LEVEL", "debug"}}),
+                       log);
+  REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic, 1); }));
+  auto metrics = http_get(port, "/metrics");
+  REQUIRE(metrics);
+  CHECK(replica.stop(SIGTERM, 30s) == 0);
+  auto logged = read_file(log);
+  CHECK(logged.find("consumer started") != std::string::npos);  // the log was written
+  for (const auto& secret : {password, kafka_secret}) {
+    CHECK(logged.find(secret) == std::string::npos);
+    CHECK(metrics->find(secret) == std::string::npos);
+  }
+  std::remove(log.c_str());
 }
