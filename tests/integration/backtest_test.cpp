@@ -34,17 +34,11 @@ TEST_CASE("a backtest compares a candidate rule file with the active one against
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"));
   rules::FeatureEngine engine(active);
   dedup::BatchStore store(db.service_url(), "g", "test", {});
-  dedup::PartitionBatch batch{"t", 0, store.claim("t", 0).epoch, {}};
-  events::Decoder decoder;
   const char* amounts[] = {"12500.00", "12500.00", "12500.00", "6000.00", "50.00",
                            "50.00",    "50.00",    "50.00",    "50.00",   "50.00"};
-  for (int i = 0; i < 10; ++i) {
-    auto out = transaction_event(i, amounts[i]);
-    events::Record record{"t", 0, i, 0, out.key, {}, out.value};
-    auto decoded = record.decode(decoder);
-    batch.records.push_back({record, decoded.event, decoded.error});
-  }
-  REQUIRE(store.apply(batch, engine).processed == 10);
+  std::vector<std::pair<std::int64_t, OutgoingRecord>> records;
+  for (int i = 0; i < 10; ++i) records.emplace_back(i, transaction_event(i, amounts[i]));
+  REQUIRE(store.apply(partition_batch(store.claim("t", 0).epoch, records), engine).processed == 10);
   // Investigations found txn-0, txn-1 and txn-3 fraudulent, txn-2 legitimate.
   db.count(
       "WITH l AS (INSERT INTO fraud_labels (transaction_id, is_fraud) VALUES "

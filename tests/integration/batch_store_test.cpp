@@ -12,16 +12,11 @@ using namespace fraud::testing;
 
 namespace {
 
+/// Events from..to-1 of 12,500 EUR each, at offsets from..to-1.
 dedup::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
-  dedup::PartitionBatch batch{"t", 0, epoch, {}};
-  events::Decoder decoder;
-  for (int i = from; i < to; ++i) {
-    auto out = transaction_event(i, "12500.00");
-    events::Record record{"t", 0, i, 0, out.key, {}, out.value};
-    auto decoded = record.decode(decoder);
-    batch.records.push_back({record, decoded.event, decoded.error});
-  }
-  return batch;
+  std::vector<std::pair<std::int64_t, OutgoingRecord>> records;
+  for (int i = from; i < to; ++i) records.emplace_back(i, transaction_event(i, "12500.00"));
+  return partition_batch(epoch, records);
 }
 
 /// Fresh feature state over the tests' rule file, as a replica starts with.
@@ -102,28 +97,18 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
     out.value.insert(at, ",\"device\":{\"id\":\"" + device + "\"}");
     return out;
   };
-  auto batch = [](std::int64_t epoch, const std::vector<std::pair<int, OutgoingRecord>>& events) {
-    dedup::PartitionBatch b{"t", 0, epoch, {}};
-    events::Decoder decoder;
-    for (const auto& [offset, out] : events) {
-      events::Record record{"t", 0, offset, 0, out.key, {}, out.value};
-      auto decoded = record.decode(decoder);
-      b.records.push_back({record, decoded.event, decoded.error});
-    }
-    return b;
-  };
   dedup::BatchStore first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);
   auto claim = first.claim("t", 0);
-  CHECK(first.apply(batch(claim.epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
+  CHECK(first.apply(partition_batch(claim.epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
                     first_engine).alerts == 1);  // the first of the two
-  CHECK(first.apply(batch(claim.epoch, {{2, event(2, "acc-1", "dev-1")}, {3, event(3, "acc-1", "dev-2")}}),
+  CHECK(first.apply(partition_batch(claim.epoch, {{2, event(2, "acc-1", "dev-1")}, {3, event(3, "acc-1", "dev-2")}}),
                     first_engine).alerts == 1);  // dev-2 only: dev-1 is known to this replica
 
   dedup::BatchStore second(db.service_url(), "g", "second", {});  // knows nothing yet
   rules::FeatureEngine second_engine(rules);
   auto taken = second.claim("t", 0);
-  CHECK(second.apply(batch(taken.epoch, {{4, event(4, "acc-1", "dev-2")}, {5, event(5, "acc-2", "dev-1")}}),
+  CHECK(second.apply(partition_batch(taken.epoch, {{4, event(4, "acc-1", "dev-2")}, {5, event(5, "acc-2", "dev-1")}}),
                      second_engine).alerts == 1);  // acc-2 with dev-1 only
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);
   CHECK(db.count("SELECT (string_agg(event_id, ',' ORDER BY event_id) = 'evt-0,evt-3,evt-5')::int FROM fraud_alerts") ==
@@ -136,11 +121,7 @@ TEST_CASE("a replica that never saw an account finds its latest event in the sto
   dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7, .from = from}, now);
   auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/idle_rules.yaml"));
   auto one = [](std::int64_t epoch, int offset, const std::string& account, const std::string& when) {
-    events::Decoder decoder;
-    auto out = transaction_event(offset, "10.00", when, account);
-    events::Record record{"t", 0, offset, 0, out.key, {}, out.value};
-    auto decoded = record.decode(decoder);
-    return dedup::PartitionBatch{"t", 0, epoch, {{record, decoded.event, decoded.error}}};
+    return partition_batch(epoch, {{offset, transaction_event(offset, "10.00", when, account)}});
   };
   dedup::BatchStore first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);

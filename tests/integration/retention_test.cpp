@@ -35,11 +35,7 @@ void insert_processed(TestDatabase& db, const std::string& id, events::Timestamp
 
 /// A batch of the one event `id`, as the batch loop hands it to the store.
 dedup::PartitionBatch batch_of(std::int64_t epoch, int id, const std::string& occurred_at) {
-  events::Decoder decoder;
-  auto out = transaction_event(id, "12.00", occurred_at);
-  events::Record record{"t", 0, id, 0, out.key, {}, out.value};
-  auto decoded = record.decode(decoder);
-  return {"t", 0, epoch, {{record, decoded.event, decoded.error}}};
+  return partition_batch(epoch, {{id, transaction_event(id, "12.00", occurred_at)}});
 }
 
 }  // namespace

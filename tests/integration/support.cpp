@@ -382,4 +382,16 @@ OutgoingRecord transaction_event(int i, const std::string& amount, const std::st
   return {account, value, {}};
 }
 
+dedup::PartitionBatch partition_batch(std::int64_t epoch,
+                                      const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records) {
+  dedup::PartitionBatch batch{"t", 0, epoch, {}};
+  events::Decoder decoder;
+  for (const auto& [offset, out] : records) {
+    events::Record record{"t", 0, offset, 0, out.key, {}, out.value};
+    auto decoded = record.decode(decoder);
+    batch.records.push_back({record, decoded.event, decoded.error});
+  }
+  return batch;
+}
+
 }  // namespace fraud::testing

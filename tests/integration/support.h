@@ -14,6 +14,8 @@
 
 #include <pqxx/pqxx>
 
+#include "dedup/batch_store.h"
+
 namespace fraud::testing {
 
 /// FRAUD_POSTGRES_URL and FRAUD_KAFKA_BOOTSTRAP_SERVERS, or a failed test saying how to start them.
@@ -142,5 +144,10 @@ bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condi
 OutgoingRecord transaction_event(int i, const std::string& amount,
                                  const std::string& occurred_at = "2026-11-27T09:15:02.123Z",
                                  const std::string& account = "");
+
+/// A batch of partition 0 of topic "t": each record at its offset, decoded as the batch loop
+/// decodes it, for tests that drive dedup::BatchStore directly.
+dedup::PartitionBatch partition_batch(std::int64_t epoch,
+                                      const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records);
 
 }  // namespace fraud::testing
