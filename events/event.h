@@ -1,5 +1,5 @@
 #pragma once
-// A decoded TransactionRecorded event (../shared/events/transaction-recorded.schema.json):
+// A decoded TransactionRecorded event (schemas/transaction-recorded/, the copy of ../shared/events/):
 // the one shape the rules and the store see, whatever envelope carried it.
 
 #include <cstdint>

@@ -9,7 +9,7 @@
 //
 // so that one input can reach every envelope (they are told apart by their headers). Input
 // without a blank line is all value, with no headers. The seed corpus is written in this form
-// from ../shared/events/examples/envelopes.jsonl by fuzz/seeds.py.
+// from schemas/transaction-recorded/examples/envelopes.jsonl by fuzz/seeds.py.
 
 #include <cstddef>
 #include <cstdint>

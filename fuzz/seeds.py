@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed corpora into OUT/<target>/ from the project's real inputs:
-every example record in ../shared/events/examples (in the framing fuzz/fuzz_input.h reads),
+every example record of the event contract (schemas/transaction-recorded/examples, in the
+framing fuzz/fuzz_input.h reads),
 the shipped and test rule files, and every expression in them.
 
-usage: seeds.py OUT SHARED_EVENTS_DIR SOURCE_DIR
+usage: seeds.py OUT CONTRACT_DIR SOURCE_DIR
 """
 import hashlib
 import json
