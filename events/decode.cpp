@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -36,8 +37,13 @@ const char* type_name(element_type type) {
   return "unknown";
 }
 
+/// At most 40 bytes of `text` for a reason, cut on a character boundary. Whatever bytes it
+/// keeps, Decoder::decode makes the whole reason storable text before returning it.
 std::string excerpt(std::string_view text) {
-  return text.size() <= 40 ? std::string(text) : std::string(text.substr(0, 40)) + "…";
+  if (text.size() <= 40) return std::string(text);
+  std::size_t cut = 40;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // a continuation byte
+  return std::string(text.substr(0, cut)) + "…";
 }
 
 /// Reads typed members of one JSON object, naming each by its path in errors.
@@ -232,8 +238,8 @@ Envelope detect(const RecordView& r) {
   return Envelope::plain;
 }
 
-std::string header_text(std::string_view value, const char* name) {
-  if (!is_storable_text(value)) bad(std::string("header '") + name + "': not valid UTF-8 text");
+std::string header_text(std::string_view value, std::string_view name) {
+  if (!is_storable_text(value)) bad("header '" + std::string(name) + "': not valid UTF-8 text");
   return std::string(value);
 }
 
@@ -294,22 +300,22 @@ struct Decoder::Parser {
       case Envelope::plain: {
         body.emplace(parse_object(r.value, "value"), "", limits.max_string_bytes);
         if (auto id = body->text("event_id", 128)) e.event_id = *id;
-        else if (auto h = header(r, "event_id")) e.event_id = header_text(*h, "event_id");
-        check_event_type(header(r, "event_type"), "header 'event_type'");
+        else if (auto h = header_value(r, "event_id")) e.event_id = *h;
+        check_event_type(header_value(r, "event_type"), "header 'event_type'");
         break;
       }
       case Envelope::debezium_outbox: {
-        e.event_id = debezium_id(*header(r, "id"));
-        check_event_type(header(r, "type"), "header 'type'");
+        e.event_id = header_value(r, "id").value_or("");
+        check_event_type(header_value(r, "type"), "header 'type'");
         body.emplace(debezium_body(r.value), "", limits.max_string_bytes);
         break;
       }
       case Envelope::cloudevents_binary: {
-        e.event_id = header_text(*header(r, "ce_id"), "ce_id");
-        auto source = header(r, "ce_source");
+        e.event_id = header_value(r, "ce_id").value_or("");
+        auto source = header_value(r, "ce_source");
         if (!source || source->empty()) bad("header 'ce_source': required by CloudEvents");
-        e.source = header_text(*source, "ce_source");
-        check_cloudevents_type(header(r, "ce_type"), "header 'ce_type'");
+        e.source = *source;
+        check_cloudevents_type(header_value(r, "ce_type"), "header 'ce_type'");
         body.emplace(parse_object(r.value, "value"), "", limits.max_string_bytes);
         break;
       }
@@ -330,14 +336,31 @@ struct Decoder::Parser {
     return e;
   }
 
-  /// Debezium's id header: raw text, or a JSON-quoted string (JsonConverter).
-  std::string debezium_id(std::string_view raw) {
-    if (raw.size() >= 2 && raw.front() == '"') {
-      std::string_view s;
-      if (parse(raw, "header 'id'").get(s) != simdjson::SUCCESS) bad("header 'id': not a JSON string");
-      return header_text(s, "id");
+  /// A header's text, in whichever form Kafka Connect's header.converter wrote it: raw text
+  /// (SimpleHeaderConverter, the default), a JSON-quoted string (JsonConverter, schemas off)
+  /// or a {"schema":…,"payload":…} document (JsonConverter, schemas on). Raw text that merely
+  /// starts with '"' or '{' but is not such JSON is a bad record, not a guess: an id read two
+  /// ways would be two identities. A schema document whose payload is null is an absent header.
+  std::optional<std::string> header_value(const RecordView& r, std::string_view name) {
+    auto raw = header(r, name);
+    if (!raw) return std::nullopt;
+    if (raw->empty() || (raw->front() != '"' && raw->front() != '{')) return header_text(*raw, name);
+    std::string what = "header '" + std::string(name) + "'";
+    element doc;
+    auto error = header_json.parse(raw->data(), raw->size()).get(doc);
+    if (error) bad(what + ": starts like JSON but is not valid JSON (" + simdjson::error_message(error) + ")");
+    object wrapper;
+    if (doc.get(wrapper) == simdjson::SUCCESS) {
+      element payload, schema;
+      if (wrapper.size() != 2 || wrapper.at_key("schema").get(schema) != simdjson::SUCCESS ||
+          wrapper.at_key("payload").get(payload) != simdjson::SUCCESS)
+        bad(what + ": a JSON object that is not Kafka Connect's {\"schema\",\"payload\"} document");
+      if (payload.is_null()) return std::nullopt;
+      doc = payload;
     }
-    return header_text(raw, "id");
+    std::string_view text;
+    if (doc.get(text) != simdjson::SUCCESS) bad(what + ": expected a string, got " + type_name(doc.type()));
+    return header_text(text, name);
   }
 
   static void check_cloudevents_type(std::optional<std::string_view> type, const std::string& where) {
@@ -347,6 +370,7 @@ struct Decoder::Parser {
 
   DecodeLimits limits;
   simdjson::dom::parser json;
+  simdjson::dom::parser header_json;  ///< its own, so reading a header never invalidates the body
   std::string scratch;
 };
 
@@ -359,13 +383,47 @@ Decoded Decoder::decode(const RecordView& record) {
   try {
     out.event = parser_->decode(record, out.envelope);
   } catch (const BadRecord& e) {
-    out.error = std::string(to_string(out.envelope)) + ": " + e.what();
+    // A reason quotes producer bytes; PostgreSQL refuses text that is not UTF-8, and that
+    // refusal must never be what a bad record costs (a split batch, a wrong reason).
+    out.error = storable_text(std::string(to_string(out.envelope)) + ": " + e.what());
   }
   return out;
 }
 
 bool is_storable_text(std::string_view text) {
   return text.find('\0') == std::string_view::npos && simdjson::validate_utf8(text.data(), text.size());
+}
+
+namespace {
+/// The length of the UTF-8 sequence a lead byte announces (1 for anything else).
+std::size_t sequence_length(unsigned char lead) {
+  if (lead >= 0xF0) return 4;
+  if (lead >= 0xE0) return 3;
+  if (lead >= 0xC0) return 2;
+  return 1;
+}
+}  // namespace
+
+std::string storable_text(std::string_view text) {
+  if (is_storable_text(text)) return std::string(text);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size() + 16);
+  for (std::size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    auto length = std::min(sequence_length(c), text.size() - i);
+    auto sequence = text.substr(i, length);
+    if (c != 0 && is_storable_text(sequence)) {
+      out += sequence;
+      i += length;
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+      ++i;
+    }
+  }
+  return out;
 }
 
 const char* to_string(Envelope envelope) {

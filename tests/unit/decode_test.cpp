@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "events/decode.h"
@@ -19,7 +20,7 @@ struct Example {
 };
 
 std::vector<Example> load_examples() {
-  std::ifstream in(std::string(FRAUD_SHARED_EVENTS_DIR) + "/examples/envelopes.jsonl");
+  std::ifstream in(std::string(FRAUD_CONTRACT_DIR) + "/examples/envelopes.jsonl");
   REQUIRE(in.good());
   std::vector<Example> out;
   simdjson::dom::parser parser;
@@ -42,7 +43,7 @@ std::vector<Example> load_examples() {
 }
 
 std::string plain_json() {
-  std::ifstream in(std::string(FRAUD_SHARED_EVENTS_DIR) + "/examples/plain.json");
+  std::ifstream in(std::string(FRAUD_CONTRACT_DIR) + "/examples/plain.json");
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
@@ -186,6 +187,63 @@ TEST_CASE("a Debezium id header that is not text is rejected") {
   CHECK(d.error.find("header 'id'") != std::string::npos);
 }
 
+TEST_CASE("every header the decoder reads is accepted in each encoding Kafka Connect writes") {
+  auto body = replace(plain_json(), "\"event_id\":\"0b9f6a4e-3c1a-4c84-9a53-2f0d5e6b7c11\",", "");
+  auto schema_doc = [](const std::string& payload) {
+    return "{\"schema\":{\"type\":\"string\",\"optional\":false},\"payload\":\"" + payload + "\"}";
+  };
+  // raw text (SimpleHeaderConverter), JSON-quoted (JsonConverter), schema document (schemas on)
+  std::vector<std::function<std::string(const std::string&)>> encodings = {
+      [](const std::string& s) { return s; }, [](const std::string& s) { return "\"" + s + "\""; }, schema_doc};
+  for (std::size_t i = 0; i < encodings.size(); ++i) {
+    CAPTURE(i);
+    const auto& encode = encodings[i];
+    auto d = decode_value(body, {{"id", encode("evt-1")}, {"type", encode("TransactionRecorded")}});
+    REQUIRE_MESSAGE(d.event, d.error);
+    CHECK(d.event->event_id == "evt-1");
+    d = decode_value(body, {{"event_id", encode("evt-2")}, {"event_type", encode("TransactionRecorded")}});
+    REQUIRE_MESSAGE(d.event, d.error);
+    CHECK(d.event->event_id == "evt-2");
+    d = decode_value(body, {{"ce_id", encode("evt-3")}, {"ce_source", encode("/bank")},
+                            {"ce_type", encode("com.bank.TransactionRecorded")}});
+    REQUIRE_MESSAGE(d.event, d.error);
+    CHECK(d.event->event_id == "evt-3");
+    CHECK(d.event->source == "/bank");
+    // An encoded header is checked like a raw one: a wrong type is still refused.
+    d = decode_value(body, {{"id", encode("evt-1")}, {"type", encode("AccountOpened")}});
+    CHECK_FALSE(d.event);
+    CHECK(d.error.find("header 'type': 'AccountOpened'") != std::string::npos);
+  }
+}
+
+TEST_CASE("a header that starts like JSON but is not the JSON Kafka Connect writes is rejected, naming it") {
+  struct Case {
+    std::string value, reason;
+  };
+  std::vector<Case> cases = {
+      {"\"unterminated", "header 'id': starts like JSON but is not valid JSON"},
+      {"{\"payload\":\"x\"}", "header 'id': a JSON object that is not Kafka Connect's"},
+      {"{\"schema\":{},\"payload\":42}", "header 'id': expected a string, got a number"},
+      {"\"\\u0000x\"", "header 'id': not valid UTF-8 text"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.value);
+    auto d = decode_value(plain_json(), {{"id", c.value}});
+    CHECK_FALSE(d.event);
+    CHECK_MESSAGE(d.error.find(c.reason) != std::string::npos, d.error);
+  }
+}
+
+TEST_CASE("a JSON-quoted event_id header does not disturb the body read before it") {
+  // The header is parsed after the body: it must not reuse the body's parser buffers.
+  auto body = replace(plain_json(), "\"event_id\":\"0b9f6a4e-3c1a-4c84-9a53-2f0d5e6b7c11\",", "");
+  auto d = decode_value(body, {{"event_id", std::string("\"evt-9\"")}});
+  REQUIRE_MESSAGE(d.event, d.error);
+  CHECK(d.event->event_id == "evt-9");
+  CHECK(d.event->account_id == "acc-00042");
+  CHECK(d.event->merchant.mcc == "5732");
+}
+
 TEST_CASE("CloudEvents binary mode requires ce_source") {
   auto d = decode_value(plain_json(), {{"ce_id", std::string("abc")}});
   CHECK_FALSE(d.event);
@@ -199,4 +257,24 @@ TEST_CASE("the decoder keeps working after a bad record") {
   good.value = plain_json();
   CHECK_FALSE(bad.decode(decoder).event);
   CHECK(good.decode(decoder).event);
+}
+
+TEST_CASE("a rejection reason is storable text whatever bytes it quotes") {
+  std::string kind = "a" + std::string(15, 'x');
+  for (int i = 0; i < 20; ++i) kind += "\xc3\xa9";  // byte 40 falls inside a character
+  auto d = decode_value(replace(plain_json(), "\"purchase\"", "\"" + kind + "\""));
+  REQUIRE_FALSE(d.event);
+  CHECK(is_storable_text(d.error));
+  CHECK(d.error.find("kind:") != std::string::npos);
+  d = decode_value(plain_json(), {{"id", std::string("evt-1")}, {"type", std::string("\xff\x00\xfe", 3)}});
+  REQUIRE_FALSE(d.event);
+  CHECK(is_storable_text(d.error));
+  CHECK(d.error.find("header 'type': not valid UTF-8 text") != std::string::npos);
+}
+
+TEST_CASE("storable_text keeps valid characters and spells every other byte") {
+  CHECK(storable_text("plain é text") == "plain é text");
+  CHECK(storable_text(std::string("a\xc3") ) == "a\\xc3");
+  CHECK(storable_text(std::string("\xe2\x82\xac\xe2\x82")) == "\xe2\x82\xac\\xe2\\x82");
+  CHECK(storable_text(std::string("x\0y", 3)) == "x\\x00y");
 }
