@@ -136,3 +136,25 @@ TEST_CASE("a replica that never saw an account finds its latest event in the sto
   CHECK(second.apply(one(taken.epoch, 3, "acc-busy", "2026-11-25T11:00:00Z"), second_engine).alerts == 0);  // 1 hour
   CHECK(db.count("SELECT count(*) FROM transactions_p20261121") == 1);  // the history was in a day partition
 }
+
+TEST_CASE("a batch whose rejection reasons quote bytes that are not UTF-8 commits as one transaction") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  auto claim = store.claim("t", 0);
+  auto header_type = transaction_event(1, "10.00");
+  header_type.headers = {{"id", "evt-x"}, {"type", "\xff\xfe not a type"}};
+  auto split_character = transaction_event(2, "10.00");  // byte 40 of the kind falls inside an 'é'
+  auto at = split_character.value.find("\"purchase\"");
+  split_character.value.replace(at, 10, "\"a" + std::string(15, 'x') + [] {
+    std::string s;
+    for (int i = 0; i < 20; ++i) s += "\xc3\xa9";
+    return s;
+  }() + "\"");
+  auto batch = partition_batch(claim.epoch, {{0, transaction_event(0, "10.00")}, {1, header_type}, {2, split_character}});
+  auto engine = rules_of();
+  auto result = store.apply(batch, engine);  // one transaction: a refused reason would throw here
+  CHECK(result.processed == 1);
+  CHECK(result.rejected == 2);
+  CHECK(db.count("SELECT count(*) FROM rejected_events WHERE reason LIKE '%header ''type''%'") == 1);
+  CHECK(db.count("SELECT count(*) FROM rejected_events WHERE reason LIKE '%kind:%'") == 1);
+}

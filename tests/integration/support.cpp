@@ -388,6 +388,7 @@ dedup::PartitionBatch partition_batch(std::int64_t epoch,
   events::Decoder decoder;
   for (const auto& [offset, out] : records) {
     events::Record record{"t", 0, offset, 0, out.key, {}, out.value};
+    for (const auto& [name, value] : out.headers) record.headers.emplace_back(name, value);
     auto decoded = record.decode(decoder);
     batch.records.push_back({record, decoded.event, decoded.error});
   }
