@@ -2,7 +2,7 @@
 //
 //   fraud-consumer run [--config FILE]       consume, deduplicate, apply rules, until SIGTERM
 //   fraud-consumer migrate [--config FILE]   apply the database migrations
-//   fraud-consumer dedup prune [--config FILE]  keep the day partitions to retention.days
+//   fraud-consumer dedup prune [--config FILE]  keep history and dedup ids to retention.days
 //
 // Exit status: 0 done, 1 failed while running, 2 bad command line or configuration.
 
@@ -28,7 +28,7 @@
 #include "ops/log.h"
 #include "dedup/batch_store.h"
 #include "dedup/migrations.h"
-#include "dedup/partitions.h"
+#include "dedup/retention.h"
 #include "consumer/rule_reload.h"
 #include "dedup/history.h"
 #include "events/time.h"
@@ -145,8 +145,9 @@ int backtest(const std::vector<std::string>& args) {
   return 0;
 }
 
-// `dedup prune [--from YYYY-MM-DD]`: the day partitions of processed_events and the history,
-// kept to retention.days; as the tables' owner (postgres.migration_url). Run it daily.
+// `dedup prune [--from YYYY-MM-DD]`: the history's day partitions kept to retention.days, and
+// the dedup ids' generations rotated (dedup/retention.h); as the tables' owner
+// (postgres.migration_url). Run it daily.
 // --from also makes the partitions of older days, before a backfill of older events.
 int prune(const consumer::Config& config, events::Timestamp from) {
   auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
@@ -161,7 +162,8 @@ int prune(const consumer::Config& config, events::Timestamp from) {
                                             {"created", list(report.created)},
                                             {"dropped", list(report.dropped)},
                                             {"rows_moved", std::to_string(report.rows_moved)},
-                                            {"rows_expired", std::to_string(report.rows_expired)}});
+                                            {"rows_expired", std::to_string(report.rows_expired)},
+                                            {"dedup_generation_rotated", report.dedup_rotated ? "true" : "false"}});
   return 0;
 }
 

@@ -31,7 +31,7 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
                         .Register(r)),
       retries_family(BuildCounter()
                          .Name("fraud_database_retries_total")
-                         .Help("Batches retried after a transient database error, by reason")
+                         .Help("Batches retried after a database error that is not one record's fault, by reason")
                          .Register(r)),
       rebalances_family(BuildCounter()
                             .Name("fraud_rebalances_total")
@@ -74,6 +74,12 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
                          .Help("Batches rolled back because another replica owns the partition")
                          .Register(r)
                          .Add({})),
+      duplicate_conflicts(BuildCounter()
+                              .Name("fraud_duplicate_conflicts_total")
+                              .Help("Copies of an applied event id whose content differs from the applied one "
+                                    "(not applied; rows in duplicate_conflicts)")
+                              .Register(r)
+                              .Add({})),
       reconnects(BuildCounter()
                      .Name("fraud_database_reconnects_total")
                      .Help("New database connections after one was lost")
@@ -108,8 +114,9 @@ void ServiceMetrics::initialise_rules(const std::vector<std::pair<std::string, b
 void ServiceMetrics::initialise(const std::vector<std::string>& topics) {
   for (const auto& topic : topics)
     for (const char* outcome : {"processed", "duplicate", "rejected"}) records(topic, outcome);
-  // The labels DatabaseError gives transient failures (dedup/database_error.cpp).
-  for (const char* reason : {"connection", "shutdown", "serialization", "deadlock", "resources", "lock_timeout", "in_doubt"})
+  // The named labels DatabaseError gives retried failures (dedup/database_error.cpp).
+  for (const char* reason : {"connection", "shutdown", "serialization", "deadlock", "resources", "lock_timeout",
+                             "in_doubt", "statement_timeout", "privilege", "system", "record", "other"})
     database_retries(reason);
   for (const char* kind : {"assign", "revoke", "lost"}) rebalances(kind);
   for (const char* result : {"ok", "failed"}) rule_reloads(result);

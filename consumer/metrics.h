@@ -57,6 +57,7 @@ struct ServiceMetrics {
   prometheus::Histogram& rule_evaluation_seconds;
   prometheus::Gauge& assigned_partitions;
   prometheus::Counter& fenced_batches;
+  prometheus::Counter& duplicate_conflicts;
   prometheus::Counter& reconnects;
   prometheus::Gauge& brokers_up;
   prometheus::Gauge& ready;

@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 #include <unordered_set>
 
+#include "dedup/connect.h"
 #include "dedup/database_error.h"
+#include "dedup/dedup_gate.h"
 #include "dedup/sql_text.h"
 #include "events/encode.h"
 #include "events/time.h"
@@ -25,18 +28,45 @@ DO UPDATE SET epoch = consumer_offsets.epoch + 1, owner = EXCLUDED.owner, update
 RETURNING epoch, next_offset)sql";
 
 // Fence and offset in one statement: it matches no row once a newer assignment bumped the
-// epoch, and it locks the row so no claim can slip in before this transaction ends.
-constexpr const char* kAdvance = R"sql(
+// epoch, and it locks the row so no claim can slip in before this transaction ends. It also
+// takes the dedup gate shared (dedup/dedup_gate.h), so the slot the next statement reads
+// stays current until this transaction ends.
+const std::string kAdvance = std::string("WITH gate AS (") + kDedupGateShared + R"sql()
 UPDATE consumer_offsets SET next_offset = $5, updated_at = now()
+FROM gate
 WHERE group_id = $1 AND topic = $2 AND partition = $3 AND epoch = $4)sql";
 
-// The whole batch's dedup in one statement; only ids that come back are new.
+// The whole batch's dedup in one statement, by identity alone (migrations/0007): an id in the
+// other generation is a duplicate; the rest go into the current one, whose unique index
+// makes a second replica with the same id wait for the first and then find it. Rows are
+// inserted in identity order, so two batches that share ids lock them in the same order and
+// never deadlock. Only ids that come back are new.
 constexpr const char* kDedup = R"sql(
-INSERT INTO processed_events (event_source, event_id, topic, partition, "offset", occurred_at)
-SELECT s, i, $3, $4, o, timestamptz 'epoch' + t * interval '1 microsecond'
-FROM unnest($1::text[], $2::text[], $5::bigint[], $6::bigint[]) AS u(s, i, o, t)
+WITH batch AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(s, i, o, t, d)
+), generation AS (
+  SELECT current_slot AS slot FROM dedup_generation
+)
+INSERT INTO processed_events (event_source, event_id, slot, topic, partition, "offset", occurred_at, body_digest)
+SELECT b.s, b.i, g.slot, $3, $4, b.o, timestamptz 'epoch' + b.t * interval '1 microsecond', b.d
+FROM batch b CROSS JOIN generation g
+WHERE NOT EXISTS (SELECT FROM processed_events p
+                  WHERE p.slot = 1 - g.slot AND p.event_source = b.s AND p.event_id = b.i)
+ORDER BY b.s, b.i, b.o
 ON CONFLICT DO NOTHING
 RETURNING event_source, event_id)sql";
+
+// The batch's duplicates whose content differs from the applied copy: kept for an operator
+// (the id decides what is applied; a silent choice would hide a producer's bug).
+constexpr const char* kConflicts = R"sql(
+INSERT INTO duplicate_conflicts (event_source, event_id, topic, partition, "offset", body,
+                                 first_topic, first_partition, first_offset)
+SELECT c.s, c.i, $3, $4, c.o, c.b, p.topic, p.partition, p."offset"
+FROM unnest($1::text[], $2::text[], $5::bigint[], $6::bigint[], $7::text[]) AS c(s, i, o, d, b)
+JOIN processed_events p ON p.event_source = c.s AND p.event_id = c.i
+WHERE p.body_digest <> c.d
+ON CONFLICT DO NOTHING
+RETURNING 1)sql";
 
 // Alerts and their FraudAlertRaised outbox rows together: an alert is never recorded
 // without being queued for publication, nor published without being recorded.
@@ -101,6 +131,15 @@ FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::te
   AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b)
 ON CONFLICT DO NOTHING)sql";
 
+// Bumps the batch's keys' versions in key order (migrations/0009): the row locks order the
+// batches that share a key; the versions tell which cached histories are stale.
+constexpr const char* kKeyVersions = R"sql(
+INSERT INTO feature_key_versions (key_field, key, version)
+SELECT f, k, 1 FROM unnest($1::text[], $2::text[]) AS u(f, k)
+ORDER BY f, k
+ON CONFLICT (key_field, key) DO UPDATE SET version = feature_key_versions.version + 1
+RETURNING key_field, key, version)sql";
+
 // Pairs seen together; only the ones that come back were never seen before.
 constexpr const char* kPairs = R"sql(
 INSERT INTO first_seen_pairs (pair_kind, first_key, second_key, first_at)
@@ -153,9 +192,12 @@ std::string pair_name(rules::KeyField a, rules::KeyField b) {
   return std::string(rules::to_string(a)) + "|" + rules::to_string(b);
 }
 
+/// One string for a pair of strings: the first one's length leads, so no two pairs share a
+/// key whatever bytes they hold (a separator character could be forged inside either).
 std::string dedup_key(std::string_view source, std::string_view id) {
-  std::string key(source);
-  key += '\x1f';
+  std::string key = std::to_string(source.size());
+  key += ':';
+  key += source;
   key += id;
   return key;
 }
@@ -175,16 +217,30 @@ struct AlertColumns {
   }
 };
 
+/// The duplicates of one batch, one array per column, to compare with the applied copies.
+struct DuplicateColumns {
+  ArrayLiteral source, id, offset, digest, body;
+  std::size_t count = 0;
+
+  void add(const DecodedRecord& r, std::int64_t body_digest) {
+    source.add(r.event->source), id.add(r.event->event_id), offset.add(r.record.offset);
+    digest.add(body_digest), body.add(events::to_json(*r.event));
+    ++count;
+  }
+};
+
 /// Inserts the batch's events into processed_events; returns the keys that were new.
-std::unordered_set<std::string> insert_new(pqxx::work& tx, const PartitionBatch& batch) {
-  ArrayLiteral sources, ids, offsets, times;
-  for (const auto& r : batch.records) {
+std::unordered_set<std::string> insert_new(pqxx::work& tx, const PartitionBatch& batch,
+                                           const std::vector<std::int64_t>& digests) {
+  ArrayLiteral sources, ids, offsets, times, digest_column;
+  for (std::size_t k = 0; k < batch.records.size(); ++k) {
+    const auto& r = batch.records[k];
     if (!r.event) continue;
     sources.add(r.event->source), ids.add(r.event->event_id);
-    offsets.add(r.record.offset), times.add(r.event->occurred_at);
+    offsets.add(r.record.offset), times.add(r.event->occurred_at), digest_column.add(digests[k]);
   }
   auto rows = tx.exec_prepared("dedup", sources.str(), ids.str(), batch.topic, batch.partition, offsets.str(),
-                               times.str());
+                               times.str(), digest_column.str());
   std::unordered_set<std::string> fresh;
   fresh.reserve(rows.size());
   for (const auto& row : rows) fresh.insert(dedup_key(row[0].c_str(), row[1].c_str()));
@@ -270,7 +326,7 @@ pqxx::connection& BatchStore::connection() {
   if (connection_ && connection_->is_open()) return *connection_;
   connection_.reset();
   try {
-    auto c = std::make_unique<pqxx::connection>(url_);
+    auto c = std::make_unique<pqxx::connection>(with_connect_timeout(url_));
     // A batch never idles inside its transaction; one that does belongs to a frozen
     // (SIGSTOPped, swapped-out) replica whose row lock would block the partition's new owner.
     // lock_timeout turns a wait for such a lock into a transient, retried error.
@@ -279,10 +335,12 @@ pqxx::connection& BatchStore::connection() {
     c->prepare("claim", kClaim);
     c->prepare("advance", kAdvance);
     c->prepare("dedup", kDedup);
+    c->prepare("conflicts", kConflicts);
     c->prepare("alerts", kAlerts);
     c->prepare("reject", kReject);
     c->prepare("history", kHistory);
     c->prepare("pairs", kPairs);
+    c->prepare("key_versions", kKeyVersions);
     connection_ = std::move(c);
     if (connected_before_ && on_reconnect_) on_reconnect_();
     connected_before_ = true;
@@ -290,6 +348,21 @@ pqxx::connection& BatchStore::connection() {
     rethrow_as_database_error();
   }
   return *connection_;
+}
+
+std::optional<int> BatchStore::release_stalled_owner(const std::string& topic, std::int32_t partition,
+                                                     std::chrono::seconds stalled_for) {
+  try {
+    pqxx::nontransaction tx(connection());
+    auto row = tx.exec_params1("SELECT fraud_release_stalled_owner($1, $2, $3, make_interval(secs => $4))", group_id_,
+                               topic, partition, static_cast<double>(stalled_for.count()));
+    if (row[0].is_null()) return std::nullopt;
+    return row[0].as<int>();
+  } catch (...) {
+    bool lost = connection_ && !connection_->is_open();
+    if (lost) connection_.reset();
+    rethrow_as_database_error(lost);
+  }
 }
 
 Claim BatchStore::claim(const std::string& topic, std::int32_t partition) {
@@ -319,6 +392,7 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
       return result;
     }
     auto applied = separate_new_events(tx, batch, result);
+    synchronise_keys(tx, features, applied);
     load_history(tx, features, applied);
     std::vector<std::uint64_t> sent_pairs;
     auto pair_flags = claim_pairs(tx, features, applied, known_pairs_, sent_pairs);
@@ -357,25 +431,54 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
 // order. The first occurrence of a new id is applied; any later one in the batch is a duplicate.
 std::vector<const events::Event*> BatchStore::separate_new_events(pqxx::work& tx, const PartitionBatch& batch,
                                                        BatchResult& result) {
-  auto fresh = insert_new(tx, batch);
+  std::vector<std::int64_t> digests(batch.records.size());
+  for (std::size_t k = 0; k < batch.records.size(); ++k)
+    if (batch.records[k].event) digests[k] = events::body_digest(events::to_json(*batch.records[k].event));
+  auto fresh = insert_new(tx, batch, digests);
   std::vector<const events::Event*> applied;
-  for (const auto& r : batch.records) {
+  DuplicateColumns duplicates;
+  for (std::size_t k = 0; k < batch.records.size(); ++k) {
+    const auto& r = batch.records[k];
     if (!r.event) {
       insert_rejected(tx, batch, r, topics_);
       ++result.rejected;
     } else if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0) {
       ++result.duplicates;
+      duplicates.add(r, digests[k]);
     } else {
       ++result.processed;
       result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
       applied.push_back(&*r.event);
     }
   }
+  if (duplicates.count > 0)
+    result.duplicate_conflicts = tx.exec_prepared("conflicts", duplicates.source.str(), duplicates.id.str(),
+                                                  batch.topic, batch.partition, duplicates.offset.str(),
+                                                  duplicates.digest.str(), duplicates.body.str())
+                                     .size();
   return applied;
 }
 
-// Gives the engine the history of every key it meets for the first time: one query per key
-// field for the whole batch.
+// Takes the batch's keys in the shared order and drops the cached histories that other
+// replicas extended since this one last did; load_history() then reads those again.
+void BatchStore::synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features,
+                                  const std::vector<const events::Event*>& applied) {
+  std::set<std::pair<rules::KeyField, std::string>> keys;
+  for (const auto* e : applied)
+    for (auto& key : features.keys_of(*e)) keys.insert(std::move(key));
+  if (keys.empty()) return;
+  ArrayLiteral fields, values;
+  std::map<std::string, rules::KeyField, std::less<>> field_named;
+  for (const auto& [field, key] : keys) {
+    fields.add(rules::to_string(field)), values.add(key);
+    field_named.emplace(rules::to_string(field), field);
+  }
+  for (const auto& row : tx.exec_prepared("key_versions", fields.str(), values.str()))
+    features.synchronise(field_named.at(row[0].c_str()), row[1].c_str(), row[2].as<std::int64_t>());
+}
+
+// Gives the engine the history of every key it does not hold: one query per key field for
+// the whole batch.
 void BatchStore::load_history(pqxx::work& tx, rules::FeatureEngine& features,
                               const std::vector<const events::Event*>& applied) {
   struct Wanted {

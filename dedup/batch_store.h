@@ -3,6 +3,7 @@
 // writes, advance the offset, commit. Everything a batch changes commits together or not
 // at all, which is what makes a replay after a crash a no-op.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -53,6 +54,7 @@ struct BatchResult {
   std::size_t duplicates = 0;
   std::size_t rejected = 0;
   std::size_t alerts = 0;
+  std::size_t duplicate_conflicts = 0;  ///< duplicates whose content differs from the applied copy
   std::vector<AlertLabel> alert_labels;            ///< one per rule hit, live or shadow
   std::vector<events::Timestamp> applied_origins;  ///< per new event: recorded_at, else the Kafka timestamp
   double rule_seconds = 0;                          ///< time spent in rule evaluation
@@ -80,8 +82,15 @@ class BatchStore {
   BatchStore& operator=(const BatchStore&) = delete;
 
   /// Takes ownership of a partition for this group: bumps its epoch, which fences every
-  /// earlier owner's open batch, and returns where consumption must resume.
+  /// earlier owner's open batch, and returns where consumption must resume. Waits at most
+  /// lock_timeout (5 s) for a batch still committing under the previous epoch.
   Claim claim(const std::string& topic, std::int32_t partition);
+
+  /// Ends the database session of a stalled earlier owner: one whose transaction has held the
+  /// partition's offset row for longer than `stalled_for` (migrations/0008). Returns its pid,
+  /// or nothing when no such session exists.
+  std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
+                                           std::chrono::seconds stalled_for);
 
   /// Applies `batch` in one transaction: the new events go through `features` (which loads
   /// the history it lacks from this database) and its rules. After a throw or a fenced
@@ -94,6 +103,7 @@ class BatchStore {
  private:
   pqxx::connection& connection();
   std::vector<const events::Event*> separate_new_events(pqxx::work& tx, const PartitionBatch& batch, BatchResult& result);
+  void synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
   void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
   void remember_pairs(const std::vector<std::uint64_t>& committed);
 

@@ -86,4 +86,13 @@ std::string to_json(const Event& e) {
   return out + "}";
 }
 
+std::int64_t body_digest(std::string_view json) {
+  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a, 64 bits
+  for (unsigned char c : json) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  return static_cast<std::int64_t>(hash);
+}
+
 }  // namespace fraud::events

@@ -2,7 +2,9 @@
 // An Event back to plain-envelope JSON: how the transaction history stores each event, so
 // that features and backtests can decode it again exactly as it was.
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "events/event.h"
 
@@ -11,5 +13,10 @@ namespace fraud::events {
 /// The event as a plain TransactionRecorded JSON object (the source, when there is one, as
 /// "event_source"). Decoding the result yields an equal event.
 std::string to_json(const Event& event);
+
+/// A 64-bit digest (FNV-1a) of `json`, an event's to_json(): equal for two copies of one
+/// event whatever envelope carried them, different when any decoded field differs. It tells
+/// an operator that a redelivered id came with other content; it is never an identity.
+std::int64_t body_digest(std::string_view json);
 
 }  // namespace fraud::events

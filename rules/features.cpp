@@ -67,11 +67,27 @@ std::vector<HistoryRequest> FeatureEngine::requests_for(const events::Event& eve
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     auto key = key_of(event, fields_[i]);
     if (key.empty()) continue;
-    auto [it, inserted] = histories_[i].try_emplace(std::string(key));
-    if (!inserted) continue;
+    auto& history = histories_[i][std::string(key)];
+    if (history.loaded) continue;
+    history.loaded = true;
     requests.push_back({fields_[i], std::string(key), event.occurred_at - longest_window_[i] - kLateness, needs_latest_[i]});
   }
   return requests;
+}
+
+std::vector<std::pair<KeyField, std::string>> FeatureEngine::keys_of(const events::Event& event) const {
+  std::vector<std::pair<KeyField, std::string>> keys;
+  for (auto field : fields_)
+    if (auto key = key_of(event, field); !key.empty()) keys.emplace_back(field, std::string(key));
+  return keys;
+}
+
+void FeatureEngine::synchronise(KeyField field, const std::string& key, std::int64_t version) {
+  auto i = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), field) - fields_.begin());
+  if (i == fields_.size()) return;
+  auto& history = histories_[i][key];
+  if (!history.loaded || history.version != version - 1) history = History{};  // stale or new: load it
+  history.version = version;
 }
 
 FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {

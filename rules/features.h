@@ -46,9 +46,19 @@ class FeatureEngine {
 
   const RuleSet& rules() const { return *rules_; }
 
-  /// What must be loaded before `event` can be computed: keys not yet known to the engine.
-  /// Marks them known, so the same key is asked for once.
+  /// What must be loaded before `event` can be computed: keys whose history the engine does
+  /// not hold. Marks them loaded, so the same key is asked for once.
   std::vector<HistoryRequest> requests_for(const events::Event& event);
+
+  /// The keys `event` has for the fields features group by (empty keys left out).
+  std::vector<std::pair<KeyField, std::string>> keys_of(const events::Event& event) const;
+
+  /// Several replicas extend one key's history (a card on many accounts, a copy of an event
+  /// applied on another partition). The database counts each key's committed batches; a batch
+  /// that is about to extend `key` learns the count its own commit will make, `version`. A
+  /// history that reflects exactly the one before it is current; any other is dropped, so
+  /// that requests_for() loads it again with what the other replicas committed.
+  void synchronise(KeyField field, const std::string& key, std::int64_t version);
 
   /// Adds a stored event to the history of `field`'s key (or of every key field when none is
   /// given), as loaded from the database or replayed.
@@ -89,6 +99,8 @@ class FeatureEngine {
   /// One key's events, oldest first.
   struct History {
     std::vector<Entry> entries;
+    std::int64_t version = 0;  ///< the key's committed batch count this history reflects
+    bool loaded = false;       ///< its stored history was requested (requests_for)
     /// Inserts in event-time order, then drops what no window of `keep` can reach.
     void add(Entry entry, events::Timestamp keep);
   };

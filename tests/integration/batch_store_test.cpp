@@ -1,8 +1,11 @@
 // The batch transaction on the real database: fencing, replay, and where consumption resumes.
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <memory>
+
 #include "dedup/batch_store.h"
-#include "dedup/partitions.h"
+#include "dedup/retention.h"
 #include "events/decode.h"
 #include "events/time.h"
 #include "tests/integration/support.h"
@@ -137,6 +140,40 @@ TEST_CASE("a replica that never saw an account finds its latest event in the sto
   CHECK(db.count("SELECT count(*) FROM transactions_p20261121") == 1);  // the history was in a day partition
 }
 
+TEST_CASE("a copy whose occurred_at differs is a duplicate on another replica, recorded as a conflict") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
+  auto engine = rules_of(), other_engine = rules_of();
+  auto original = partition_batch(first.claim("t", 0).epoch,
+                                  {{0, transaction_event(7, "12500.00", "2026-11-27T09:15:02.123456Z")}});
+  CHECK(first.apply(original, engine).processed == 1);
+  // The copy arrives on another partition, re-serialised at millisecond precision.
+  auto copy = partition_batch(second.claim("t", 1).epoch,
+                              {{40, transaction_event(7, "12500.00", "2026-11-27T09:15:02.123Z")},
+                               {41, transaction_event(7, "12500.00", "2026-11-27T09:15:02.123456Z")}});
+  copy.partition = 1;
+  auto result = second.apply(copy, other_engine);
+  CHECK(result.processed == 0);
+  CHECK(result.duplicates == 2);
+  CHECK(result.duplicate_conflicts == 1);  // the identical copy is no conflict
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 1);
+  CHECK(db.count("SELECT count(*) FROM duplicate_conflicts WHERE event_id = 'evt-7' AND partition = 1 AND "
+                 "\"offset\" = 40 AND first_partition = 0 AND first_offset = 0 AND body LIKE '%09:15:02.123000Z%'") == 1);
+  CHECK(second.apply(copy, other_engine).duplicate_conflicts == 0);  // a replay records nothing again
+}
+
+TEST_CASE("an id is its source and id: no crafted pair of the two collides with another") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  auto engine = rules_of();
+  auto batch = partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(1, "10.00")},
+                                                           {1, transaction_event(2, "10.00")}});
+  batch.records[0].event->source = "a\x1f" "b", batch.records[0].event->event_id = "c";
+  batch.records[1].event->source = "a", batch.records[1].event->event_id = "b\x1f" "c";
+  CHECK(store.apply(batch, engine).processed == 2);
+}
+
 TEST_CASE("a batch whose rejection reasons quote bytes that are not UTF-8 commits as one transaction") {
   TestDatabase db(Services::from_environment());
   dedup::BatchStore store(db.service_url(), "g", "me", {});
@@ -157,4 +194,39 @@ TEST_CASE("a batch whose rejection reasons quote bytes that are not UTF-8 commit
   CHECK(result.rejected == 2);
   CHECK(db.count("SELECT count(*) FROM rejected_events WHERE reason LIKE '%header ''type''%'") == 1);
   CHECK(db.count("SELECT count(*) FROM rejected_events WHERE reason LIKE '%kind:%'") == 1);
+}
+
+TEST_CASE("six cards on one device across six accounts and three replicas count as one process counts them") {
+  TestDatabase db(Services::from_environment());
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml"));
+  struct Replica {
+    std::unique_ptr<dedup::BatchStore> store;
+    std::unique_ptr<rules::FeatureEngine> engine;
+    std::int64_t epoch = 0;
+  };
+  std::vector<Replica> replicas;
+  for (int r = 0; r < 3; ++r) {
+    Replica replica{std::make_unique<dedup::BatchStore>(db.service_url(), "g", "replica-" + std::to_string(r),
+                                                        dedup::OutboxTopics{}),
+                    std::make_unique<rules::FeatureEngine>(rules)};
+    replica.epoch = replica.store->claim("t", r).epoch;
+    replicas.push_back(std::move(replica));
+  }
+  // Card i on account i, a minute apart, on partition i % 3, which replica i % 3 owns. Each
+  // replica meets the device early (its first event), so its cached history goes stale.
+  std::vector<std::size_t> alerts;
+  for (int i = 0; i < 6; ++i) {
+    char when[32];
+    std::snprintf(when, sizeof when, "2026-11-27T09:%02d:00Z", i);
+    auto event = transaction_event(i, "10.00", when, "acc-" + std::to_string(i));
+    event.value.insert(event.value.rfind('}'),
+                       ",\"device\":{\"id\":\"dev-1\"},\"card\":{\"fingerprint\":\"card-" + std::to_string(i) + "\"}");
+    auto& replica = replicas[static_cast<std::size_t>(i % 3)];
+    auto batch = partition_batch(replica.epoch, {{i / 3, event}});
+    batch.partition = i % 3;
+    alerts.push_back(replica.store->apply(batch, *replica.engine).alerts);
+  }
+  CHECK(alerts == std::vector<std::size_t>{0, 0, 0, 1, 1, 1});  // the fourth, fifth and sixth card
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (4)%'") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (6)%'") == 1);
 }

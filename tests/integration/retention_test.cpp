@@ -1,12 +1,17 @@
-// Retention (dedup/partitions.h): day partitions made ahead and dropped past the window,
-// rows waiting in the default partition moved, and the dedup exact across all of it.
+// Retention (dedup/retention.h): the history's day partitions made ahead and dropped past the
+// window, rows waiting in the default partition moved; the dedup ids' two generations
+// rotated, and the dedup exact by id across all of it.
 #include <doctest/doctest.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
+#include <pqxx/pqxx>
+#include <thread>
 
 #include "dedup/batch_store.h"
-#include "dedup/partitions.h"
+#include "dedup/dedup_gate.h"
+#include "dedup/retention.h"
 #include "events/decode.h"
 #include "events/time.h"
 #include "tests/integration/support.h"
@@ -28,9 +33,10 @@ bool has_partition(TestDatabase& db, const std::string& name) {
   return db.count("SELECT count(*) FROM pg_class WHERE relname = '" + name + "'") == 1;
 }
 
-void insert_processed(TestDatabase& db, const std::string& id, events::Timestamp occurred_at) {
-  db.query("INSERT INTO processed_events (event_id, topic, partition, \"offset\", occurred_at) VALUES ('" + id +
-           "', 't', 0, 0, '" + events::format_rfc3339(occurred_at) + "')");
+/// A history row of event `id`, as a batch writes it.
+void insert_history(TestDatabase& db, const std::string& id, events::Timestamp occurred_at) {
+  db.query("INSERT INTO transactions (event_id, occurred_at, account_id, amount_minor, currency, transaction_id, body) "
+           "VALUES ('" + id + "', '" + events::format_rfc3339(occurred_at) + "', 'acc-1', 100, 'EUR', 'tx', '{}')");
 }
 
 /// A batch of the one event `id`, as the batch loop hands it to the store.
@@ -42,19 +48,18 @@ dedup::PartitionBatch batch_of(std::int64_t epoch, int id, const std::string& oc
 
 TEST_CASE("prune makes the coming days' partitions, moves waiting rows into theirs, and drops days past the window") {
   TestDatabase db(Services::from_environment());
-  insert_processed(db, "ten-days-old", kNow - 10 * kDay);
-  insert_processed(db, "beyond-the-window", kNow - 500 * kDay);
+  insert_history(db, "ten-days-old", kNow - 10 * kDay);
+  insert_history(db, "beyond-the-window", kNow - 500 * kDay);
 
   auto report = dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
-  // Yesterday, today and seven days ahead, plus the day of the waiting row, for each table.
-  CHECK(partitions_of(db, "processed_events") == 1 + 10);
-  CHECK(partitions_of(db, "transactions") == 1 + 9);
-  CHECK(has_partition(db, "processed_events_p20261117"));
-  CHECK(has_partition(db, "processed_events_p20261204"));
+  // Yesterday, today and seven days ahead, plus the day of the waiting row.
+  CHECK(partitions_of(db, "transactions") == 1 + 10);
+  CHECK(has_partition(db, "transactions_p20261117"));
+  CHECK(has_partition(db, "transactions_p20261204"));
   CHECK(report.rows_moved == 1);
   CHECK(report.rows_expired == 1);
-  CHECK(db.count("SELECT count(*) FROM processed_events_default") == 0);
-  CHECK(db.count("SELECT count(*) FROM processed_events_p20261117 WHERE event_id = 'ten-days-old'") == 1);
+  CHECK(db.count("SELECT count(*) FROM transactions_default") == 0);
+  CHECK(db.count("SELECT count(*) FROM transactions_p20261117 WHERE event_id = 'ten-days-old'") == 1);
 
   auto again = dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   CHECK(again.created.empty());  // idempotent
@@ -63,11 +68,10 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
   // 402 days on (2028-01-03) the service accepts events from 2026-11-29; prune keeps one day
   // more, 2026-11-28, and drops every day before it.
   auto later = dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow + 402 * kDay);
-  CHECK_FALSE(has_partition(db, "processed_events_p20261117"));
+  CHECK_FALSE(has_partition(db, "transactions_p20261117"));
   CHECK_FALSE(has_partition(db, "transactions_p20261127"));
-  CHECK(has_partition(db, "processed_events_p20261128"));
   CHECK(has_partition(db, "transactions_p20261128"));
-  CHECK(std::find(later.dropped.begin(), later.dropped.end(), "processed_events_p20261117") != later.dropped.end());
+  CHECK(std::find(later.dropped.begin(), later.dropped.end(), "transactions_p20261117") != later.dropped.end());
 
   // Keeping everything drops nothing.
   auto keep = dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7}, kNow + 5000 * kDay);
@@ -84,23 +88,53 @@ TEST_CASE("prune --from makes every day's partition from a past day, for a backf
   CHECK(partitions_of(other, "transactions") == 1 + 11 + 8);  // the window, and its day of margin
 }
 
-TEST_CASE("a duplicate is caught whether its first delivery waits in the default partition or was moved") {
+TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of the dedup generations") {
   TestDatabase db(Services::from_environment());
   dedup::BatchStore store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto rules = rules::FeatureEngine(std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml")));
-  const std::string when = "2026-11-20T10:00:00Z";
+  dedup::RetentionPolicy window{.retention_days = 30, .days_ahead = 7};
+  auto now = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }();
 
-  CHECK(store.apply(batch_of(claim.epoch, 1, when), rules).processed == 1);  // into the default partition
-  CHECK(store.apply(batch_of(claim.epoch, 1, when), rules).duplicates == 1);
-  dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);  // moved to its day
-  CHECK(db.count("SELECT count(*) FROM processed_events_p20261120") == 1);
-  CHECK(db.count("SELECT count(*) FROM transactions_p20261120") == 1);
-  auto replay = store.apply(batch_of(claim.epoch, 1, when), rules);
-  CHECK(replay.duplicates == 1);
-  CHECK(replay.processed == 0);
+  CHECK(store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123456Z"), rules).processed == 1);
+  CHECK_FALSE(dedup::maintain_partitions(db.url(), window, now).dedup_rotated);  // the generation is new
+  CHECK(dedup::maintain_partitions(db.url(), window, now + 31 * kDay).dedup_rotated);
+  CHECK(db.count("SELECT current_slot FROM dedup_generation") == 1);
+  auto copy = store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123Z"), rules);  // ms precision
+  CHECK(copy.duplicates == 1);
+  CHECK(copy.processed == 0);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 1);
+
+  // A second rotation empties the generation that held it: the window is retention.days after
+  // the id was applied, and no longer.
+  CHECK(dedup::maintain_partitions(db.url(), window, now + 62 * kDay).dedup_rotated);
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 0);
+}
+
+TEST_CASE("a rotation of the dedup generations waits for the batches in flight") {
+  TestDatabase db(Services::from_environment());
+  pqxx::connection in_flight(db.service_url());
+  pqxx::work batch(in_flight);
+  batch.exec(dedup::kDedupGateShared);  // what every batch's first statement takes
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
+  std::atomic<bool> rotated{false};
+  std::thread prune([&] {
+    rotated = dedup::maintain_partitions(db.url(), {.retention_days = 1, .days_ahead = 1}, now.count() + 2 * kDay)
+                  .dedup_rotated;
+  });
+  // The rotation waits on the gate while the batch is open...
+  CHECK(wait_until(30s, [&] {
+    return db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 1;
+  }));
+  CHECK(db.count("SELECT current_slot FROM dedup_generation") == 0);
+  batch.commit();  // ...and switches once it ends.
+  prune.join();
+  CHECK(rotated);
+  CHECK(db.count("SELECT current_slot FROM dedup_generation") == 1);
 }
 
 TEST_CASE("an event older than the dedup window is rejected with its reason, not applied") {

@@ -1,4 +1,6 @@
-#include "dedup/partitions.h"
+#include "dedup/retention.h"
+
+#include "dedup/dedup_gate.h"
 
 #include <pqxx/pqxx>
 
@@ -12,7 +14,7 @@ namespace fraud::dedup {
 namespace {
 
 constexpr events::Timestamp kDay = 86'400'000'000LL;
-constexpr const char* kTables[] = {"processed_events", "transactions"};
+constexpr const char* kDayPartitioned = "transactions";
 
 /// "20261127" for the UTC day starting at `day`.
 std::string day_suffix(events::Timestamp day) {
@@ -95,6 +97,26 @@ void maintain(pqxx::connection& c, const std::string& table, const RetentionPoli
   tx.commit();
 }
 
+/// Empties the older generation of dedup ids and makes it current, once the current one is
+/// `retention_days` old. The exclusive gate waits for every batch in flight (each holds it
+/// shared) and holds new ones back until the switch commits, so no two batches ever disagree
+/// on which slot is current.
+bool rotate_dedup_generation(pqxx::connection& c, std::int64_t retention_days, events::Timestamp now) {
+  if (retention_days <= 0) return false;
+  pqxx::work tx(c);
+  tx.exec(kDedupGateExclusive);
+  auto row = tx.exec_params1(
+      "SELECT current_slot, started_at <= $1::timestamptz - make_interval(days => $2) FROM dedup_generation",
+      events::format_rfc3339(now), static_cast<int>(retention_days));
+  if (!row[1].as<bool>()) return false;
+  auto next = 1 - row[0].as<int>();
+  tx.exec0("TRUNCATE processed_events_slot" + std::to_string(next));
+  tx.exec_params0("UPDATE dedup_generation SET current_slot = $1, started_at = $2::timestamptz", next,
+                  events::format_rfc3339(now));
+  tx.commit();
+  return true;
+}
+
 }  // namespace
 
 events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days) {
@@ -105,7 +127,8 @@ events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days) {
 PartitionReport maintain_partitions(const std::string& owner_url, const RetentionPolicy& policy, events::Timestamp now) {
   pqxx::connection c(owner_url);
   PartitionReport report;
-  for (const char* table : kTables) maintain(c, table, policy, now, report);
+  maintain(c, kDayPartitioned, policy, now, report);
+  report.dedup_rotated = rotate_dedup_generation(c, policy.retention_days, now);
   return report;
 }
 
