@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "dedup/partitions.h"
+#include "dedup/retention.h"
 #include "events/time.h"
 #include "ops/log.h"
 
@@ -36,6 +36,7 @@ void add(LoopCounters& c, const dedup::BatchResult& r) {
 dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& b) {
   a.fenced = a.fenced || b.fenced;
   a.processed += b.processed, a.duplicates += b.duplicates, a.rejected += b.rejected, a.alerts += b.alerts;
+  a.duplicate_conflicts += b.duplicate_conflicts;
   a.alert_labels.insert(a.alert_labels.end(), b.alert_labels.begin(), b.alert_labels.end());
   a.applied_origins.insert(a.applied_origins.end(), b.applied_origins.begin(), b.applied_origins.end());
   a.rule_seconds += b.rule_seconds;
@@ -71,6 +72,7 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
     if (fatal_) throw std::runtime_error(*fatal_);
     if (record) accept(std::move(*record));
     auto now = Clock::now();
+    claim_waiting(now);
     flush_due(now);
     if (now >= next_progress) {
       next_progress = now + kProgressEvery;
@@ -81,32 +83,71 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
     }
   }
   // Shutting down: apply what is in hand; what cannot be applied now is left to the next owner.
-  for (auto& [tp, p] : partitions_) flush(tp, p, OnTransient::drop);
+  for (auto& [tp, p] : partitions_) flush(tp, p, OnFailure::drop);
 }
 
+// Runs inside librdkafka's rebalance callback: one claim attempt, bounded by lock_timeout,
+// never a retry loop. A partition not claimed now waits paused; the loop claims it later.
 std::optional<std::int64_t> BatchLoop::on_assigned(const TopicPartition& tp) {
-  // Runs inside librdkafka's callback: nothing may escape it, so a fatal error is parked
-  // in fatal_ and rethrown by run().
-  for (auto backoff = std::chrono::milliseconds(kFirstBackoff);; backoff = std::min(backoff * 2, 5000ms)) {
-    try {
-      auto claim = store_.claim(tp.topic, tp.partition);
-      partitions_[tp] = Partition{};
-      partitions_[tp].epoch = claim.epoch;
-      metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
-      log::info("partition claimed", {{"partition", where(tp)},
-                                      {"epoch", std::to_string(claim.epoch)},
-                                      {"resume_at", claim.next_offset ? std::to_string(*claim.next_offset) : "start"}});
-      return claim.next_offset;
-    } catch (const dedup::DatabaseError& e) {
-      if (!e.transient) return fatal_ = "claiming " + where(tp) + ": " + e.what(), std::nullopt;
-      if (stop_ && stop_->load()) return std::nullopt;  // leaving anyway; its records are ignored
-      ++counters_.database_retries;
-      metrics_.database_retries(e.reason).Increment();
-      log::warn("claim failed; retrying", {{"partition", where(tp)}, {"reason", e.reason}, {"error", e.what()}});
-      std::this_thread::sleep_for(backoff);
-    } catch (const std::exception& e) {
-      return fatal_ = "claiming " + where(tp) + ": " + e.what(), std::nullopt;
+  auto& p = partitions_[tp] = Partition{};
+  metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
+  return try_claim(tp, p);
+}
+
+// One claim; on success the partition starts at the database's offset (its first record if
+// this group never consumed it: the database, not Kafka's committed offset, is the truth).
+std::optional<std::int64_t> BatchLoop::try_claim(const TopicPartition& tp, Partition& p) {
+  try {
+    auto claim = store_.claim(tp.topic, tp.partition);
+    p.claimed = true;
+    p.epoch = claim.epoch;
+    p.next_offset = claim.next_offset.value_or(-1);
+    log::info("partition claimed", {{"partition", where(tp)},
+                                    {"epoch", std::to_string(claim.epoch)},
+                                    {"resume_at", claim.next_offset ? std::to_string(*claim.next_offset) : "start"}});
+    return claim.next_offset.value_or(kFromBeginning);
+  } catch (const dedup::DatabaseError& e) {
+    claim_failed(tp, p, e);
+  } catch (const std::exception& e) {
+    fatal_ = "claiming " + where(tp) + ": " + e.what();  // parked: nothing may escape librdkafka's callback
+  }
+  return std::nullopt;
+}
+
+void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error) {
+  auto now = Clock::now();
+  if (p.claim_backoff.count() == 0) p.waiting_since = now;
+  p.claim_backoff = p.claim_backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
+                                                 : std::min<std::chrono::milliseconds>(p.claim_backoff * 2, 5s);
+  p.claim_at = now + p.claim_backoff;
+  ++counters_.database_retries;
+  metrics_.database_retries(error.reason).Increment();
+  log::warn("claim failed; partition paused, claim will be retried",
+            {{"partition", where(tp)}, {"reason", error.reason}, {"error", error.what()}});
+  if (error.reason != "lock_timeout" || now - p.waiting_since < kStalledOwner) return;
+  try {  // the row's holder has outlived any batch: a frozen earlier owner
+    if (auto pid = store_.release_stalled_owner(tp.topic, tp.partition, kStalledOwner))
+      log::warn("ended the database session of a stalled earlier owner",
+                {{"partition", where(tp)}, {"backend_pid", std::to_string(*pid)}});
+  } catch (const dedup::DatabaseError& e) {
+    log::warn("could not end a stalled earlier owner's session", {{"partition", where(tp)}, {"error", e.what()}});
+  }
+}
+
+// Partitions assigned while their claim failed: claimed here, between polls, then moved to
+// the database's offset and resumed.
+void BatchLoop::claim_waiting(Clock::time_point now) {
+  for (auto& [tp, p] : partitions_) {
+    if (p.claimed || now < p.claim_at) continue;
+    auto offset = try_claim(tp, p);
+    if (!offset) continue;
+    if (!source_->seek(tp, *offset)) {  // claimed, but not positioned: claim again later
+      p.claimed = false;
+      p.claim_at = now + kFirstBackoff;
+      continue;
     }
+    p.claim_backoff = {};
+    source_->resume(tp);
   }
 }
 
@@ -117,7 +158,7 @@ void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
     auto it = partitions_.find(tp);
     if (it == partitions_.end()) continue;
     try {
-      flush(tp, it->second, OnTransient::drop);
+      flush(tp, it->second, OnFailure::drop);
     } catch (const std::exception& e) {
       fatal_ = "applying " + where(tp) + " on revoke: " + e.what();
     }
@@ -138,8 +179,11 @@ void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
 
 void BatchLoop::accept(events::Record record) {
   auto it = partitions_.find({record.topic, record.partition});
-  if (it == partitions_.end() || it->second.fenced) return;  // not ours: never write it
+  if (it == partitions_.end() || it->second.fenced || !it->second.claimed) return;  // not ours: never write it
   auto& p = it->second;
+  // Fetched before a seek to the claimed offset took effect: the database has it already.
+  if (record.offset < p.next_offset) return;
+  p.next_offset = record.offset + 1;
   if (p.pending.empty()) p.first_pending = Clock::now();
   p.pending.push_back(std::move(record));
 }
@@ -150,18 +194,18 @@ void BatchLoop::flush_due(Clock::time_point now) {
     if (p.pending.empty() || p.fenced) continue;
     if (p.backoff.count() > 0 && now < p.retry_at) continue;
     bool full = p.pending.size() >= static_cast<std::size_t>(batch_config_.max_records);
-    if (full || now - p.first_pending >= max_wait || p.backoff.count() > 0) flush(tp, p, OnTransient::retry_later);
+    if (full || now - p.first_pending >= max_wait || p.backoff.count() > 0) flush(tp, p, OnFailure::retry_later);
   }
 }
 
-void BatchLoop::flush(const TopicPartition& tp, Partition& p, OnTransient on_transient) {
+void BatchLoop::flush(const TopicPartition& tp, Partition& p, OnFailure on_failure) {
   while (!p.pending.empty() && !p.fenced) {
     auto count = std::min(p.pending.size(), static_cast<std::size_t>(batch_config_.max_records));
     try {
       if (!apply_chunk(tp, p, count)) return;
     } catch (const dedup::DatabaseError& e) {
-      if (!e.transient) throw std::runtime_error("applying " + where(tp) + ": " + e.what());
-      if (on_transient == OnTransient::drop) {
+      // Not one record's fault (those were rejected in apply_or_split): the batch waits.
+      if (on_failure == OnFailure::drop) {
         log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", e.what()}});
         p.pending.clear();
         return;
@@ -235,7 +279,7 @@ dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch)
   try {
     return apply(batch);
   } catch (const dedup::DatabaseError& e) {
-    if (e.transient) throw;
+    if (!e.record_fault) throw;
     if (batch.records.size() == 1) {
       auto refused = batch;
       refused.records[0].event.reset();
@@ -258,6 +302,7 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
   metrics_.records(tp.topic, "processed").Increment(static_cast<double>(result.processed));
   metrics_.records(tp.topic, "duplicate").Increment(static_cast<double>(result.duplicates));
   metrics_.records(tp.topic, "rejected").Increment(static_cast<double>(result.rejected));
+  metrics_.duplicate_conflicts.Increment(static_cast<double>(result.duplicate_conflicts));
   metrics_.batch_records.Observe(static_cast<double>(records));
   metrics_.batch_seconds.Observe(seconds);
   metrics_.rule_evaluation_seconds.Observe(result.rule_seconds);
@@ -292,7 +337,8 @@ void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const ded
   metrics_.database_retries(error.reason).Increment();
   source_->pause(tp);
   log::warn("database error; partition paused, batch will be retried",
-            {{"partition", where(tp)}, {"backoff_ms", std::to_string(p.backoff.count())}, {"error", error.what()}});
+            {{"partition", where(tp)}, {"reason", error.reason}, {"backoff_ms", std::to_string(p.backoff.count())},
+             {"error", error.what()}});
 }
 
 std::chrono::milliseconds BatchLoop::poll_timeout(Clock::time_point now) const {

@@ -40,6 +40,10 @@ struct LoopHooks {
 
 class BatchLoop final : public PartitionOwner {
  public:
+  /// An earlier owner whose transaction has held a partition's offset row this long is
+  /// stalled (frozen mid-batch); a new owner ends its database session (migrations/0008).
+  static constexpr std::chrono::seconds kStalledOwner{30};
+
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
             dedup::BatchStore& store,
             std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
@@ -62,6 +66,11 @@ class BatchLoop final : public PartitionOwner {
   using Clock = std::chrono::steady_clock;
 
   struct Partition {
+    bool claimed = false;                  ///< the database granted this replica an epoch
+    Clock::time_point claim_at;            ///< when to try the claim again
+    Clock::time_point waiting_since;       ///< when the first claim attempt failed
+    std::chrono::milliseconds claim_backoff{0};
+    std::int64_t next_offset = -1;         ///< records before it are stale prefetches (-1: any)
     std::int64_t epoch = 0;
     std::vector<events::Record> pending;  ///< in offset order, not yet applied
     Clock::time_point first_pending;
@@ -70,13 +79,16 @@ class BatchLoop final : public PartitionOwner {
     std::chrono::milliseconds backoff{0};
   };
 
-  /// How a flush treats a transient database error: retry later, or give up the batch
-  /// (rolled back; the next owner re-reads it from the database offset).
-  enum class OnTransient { retry_later, drop };
+  /// How a flush treats a database error that is not a record's fault: retry later, or give
+  /// up the batch (rolled back; the next owner re-reads it from the database offset).
+  enum class OnFailure { retry_later, drop };
 
+  std::optional<std::int64_t> try_claim(const TopicPartition& tp, Partition& p);
+  void claim_waiting(Clock::time_point now);
+  void claim_failed(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error);
   void accept(events::Record record);
   void flush_due(Clock::time_point now);
-  void flush(const TopicPartition& tp, Partition& p, OnTransient on_transient);
+  void flush(const TopicPartition& tp, Partition& p, OnFailure on_failure);
   bool apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count);
   dedup::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
   dedup::BatchResult apply_or_split(const dedup::PartitionBatch& batch);

@@ -2,21 +2,44 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "dedup/connect.h"
+
 namespace fraud::consumer {
 
-bool DatabaseProbe::answers() {
-  auto now = steady_ms();
-  if (now < next_check_ms_) return last_;
-  next_check_ms_ = now + 2000;
+DatabaseProbe::DatabaseProbe(std::string url) : url_(std::move(url)), thread_([this] { run(); }) {}
+
+DatabaseProbe::~DatabaseProbe() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+bool DatabaseProbe::answers() const { return steady_ms() - answered_at_ms_.load() < 6000; }
+
+void DatabaseProbe::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    check();
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::seconds(2), [this] { return stopping_; });
+  }
+}
+
+void DatabaseProbe::check() {
   try {
-    if (!connection_ || !connection_->is_open()) connection_ = std::make_unique<pqxx::connection>(url_);
+    if (!connection_ || !connection_->is_open()) {
+      connection_ = std::make_unique<pqxx::connection>(dedup::with_connect_timeout(url_));
+      pqxx::nontransaction(*connection_).exec("SET statement_timeout = '2s'");
+    }
     pqxx::nontransaction(*connection_).exec("SELECT 1");
-    last_ = true;
+    answered_at_ms_ = steady_ms();
   } catch (const std::exception&) {
     connection_.reset();
-    last_ = false;
   }
-  return last_;
 }
 
 namespace {

@@ -5,7 +5,11 @@
 
 #include <prometheus/registry.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,18 +23,30 @@
 
 namespace fraud::consumer {
 
-/// Answers "does the database answer?" for /readyz, at most every two seconds, on a
-/// connection of its own (the batch loop's may be busy). Used from one thread only.
+/// Answers "does the database answer?" for /readyz. A thread of its own asks every two
+/// seconds on a connection of its own (the batch loop's may be busy), so a probe or a scrape
+/// never waits on the database: during an outage /healthz and /metrics still answer at once.
 class DatabaseProbe {
  public:
-  explicit DatabaseProbe(std::string url) : url_(std::move(url)) {}
-  bool answers();
+  explicit DatabaseProbe(std::string url);
+  ~DatabaseProbe();
+  DatabaseProbe(const DatabaseProbe&) = delete;
+  DatabaseProbe& operator=(const DatabaseProbe&) = delete;
+
+  /// True when the database answered within the last six seconds.
+  bool answers() const;
 
  private:
+  void run();
+  void check();
+
   std::string url_;
-  std::unique_ptr<pqxx::connection> connection_;
-  std::int64_t next_check_ms_ = 0;
-  bool last_ = false;
+  std::unique_ptr<pqxx::connection> connection_;  ///< the probe thread's only
+  std::atomic<std::int64_t> answered_at_ms_{-1'000'000};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 /// The three routes, for ops::HttpServer. Everything passed must outlive the server.

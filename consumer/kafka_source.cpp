@@ -62,15 +62,20 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      assigned_once = true;
+      std::vector<RdKafka::TopicPartition*> claimed, waiting;
       for (auto* tp : partitions) {
         auto offset = owner.on_assigned({tp->topic(), tp->partition()});
         tp->set_offset(offset ? *offset : RdKafka::Topic::OFFSET_INVALID);
+        (offset ? claimed : waiting).push_back(tp);
       }
       auto* error = cooperative ? consumer->incremental_assign(partitions) : (consumer->assign(partitions), nullptr);
       report("assign", error);
       // A partition paused under an earlier assignment (fenced, or waiting out a database
-      // retry) keeps librdkafka's pause across a revoke: a fresh assignment starts unpaused.
-      consumer->resume(partitions);
+      // retry) keeps librdkafka's pause across a revoke: a claimed one starts unpaused. One
+      // not claimed yet waits paused until the owner claims it, seeks and resumes it.
+      consumer->resume(claimed);
+      consumer->pause(waiting);
       metrics.rebalances("assign").Increment();
       log::info("partitions assigned", {{"count", std::to_string(partitions.size())}});
       return;
@@ -150,6 +155,7 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
   ServiceMetrics& metrics;
   HealthState& health;
   simdjson::dom::parser stats_parser;
+  bool assigned_once = false;  ///< a first assignment arrived (see ~KafkaSource)
 };
 
 KafkaSource::KafkaSource(const KafkaConfig& config, const std::string& client_id, PartitionOwner& owner,
@@ -231,9 +237,33 @@ void KafkaSource::resume(const TopicPartition& tp) {
   consumer_->resume(list.items);
 }
 
+bool KafkaSource::seek(const TopicPartition& tp, std::int64_t offset) {
+  std::unique_ptr<RdKafka::TopicPartition> target(RdKafka::TopicPartition::create(
+      tp.topic, tp.partition, offset == kFromBeginning ? RdKafka::Topic::OFFSET_BEGINNING : offset));
+  // Bounded: waits for the consumer to take the new position, so the resume that follows
+  // fetches from it.
+  auto err = consumer_->seek(*target, 5000);
+  if (err != RdKafka::ERR_NO_ERROR)
+    log::warn("kafka seek failed", {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)},
+                                    {"error", RdKafka::err2str(err)}});
+  return err == RdKafka::ERR_NO_ERROR;
+}
+
 void KafkaSource::close() {
   if (closed_ || !consumer_) return;
   closed_ = true;
+  if (!callbacks_->assigned_once) {
+    // librdkafka 2.0.2 aborts when a cooperative-sticky consumer is closed before its first
+    // assignment arrived (its issue #4312, fixed in 2.3.0): its group's teardown destroys
+    // assignor state that does not exist yet. Such a consumer owns nothing, so it is neither
+    // closed nor destroyed; the process is ending, and the group drops the member after
+    // session.timeout.ms. The handle is kept reachable on purpose (not a leak).
+    log::info("leaving without closing the consumer: it never received an assignment");
+    using Kept = std::vector<std::pair<std::unique_ptr<RdKafka::KafkaConsumer>, std::unique_ptr<Callbacks>>>;
+    static auto* kept = new Kept;  // never destroyed, not even by exit()'s static destructors
+    kept->emplace_back(std::move(consumer_), std::move(callbacks_));
+    return;
+  }
   consumer_->close();  // runs the rebalance callback for what is still assigned
 }
 

@@ -26,12 +26,17 @@ struct TopicPartition {
   friend auto operator<=>(const TopicPartition&, const TopicPartition&) = default;
 };
 
-/// Told about assignment changes, inside poll(), on the polling thread.
+/// An offset meaning "the partition's first record", for a partition this group never consumed.
+inline constexpr std::int64_t kFromBeginning = -2;
+
+/// Told about assignment changes, inside poll(), on the polling thread. Nothing here may
+/// block for long: the group's poll interval runs meanwhile.
 class PartitionOwner {
  public:
   virtual ~PartitionOwner() = default;
-  /// A partition is now ours; returns the offset to resume from (empty: the group's
-  /// committed offset, else auto.offset.reset).
+  /// A partition is now ours; returns the offset to start from (kFromBeginning for one never
+  /// consumed), or nothing when the owner could not claim it yet: the source then keeps it
+  /// paused until the owner seeks it and resumes it.
   virtual std::optional<std::int64_t> on_assigned(const TopicPartition& tp) = 0;
   /// Partitions are being taken away in an orderly rebalance: finish or drop their work now.
   virtual void on_revoked(const std::vector<TopicPartition>& tps) = 0;
@@ -49,6 +54,8 @@ class RecordSource {
   virtual void commit(const TopicPartition& tp, std::int64_t next_offset) = 0;
   virtual void pause(const TopicPartition& tp) = 0;
   virtual void resume(const TopicPartition& tp) = 0;
+  /// Moves an assigned (paused) partition to `offset` (or kFromBeginning); false on failure.
+  virtual bool seek(const TopicPartition& tp, std::int64_t offset) = 0;
 };
 
 /// A member of the consumer group, through librdkafka's KafkaConsumer.
@@ -67,6 +74,7 @@ class KafkaSource final : public RecordSource {
   void commit(const TopicPartition& tp, std::int64_t next_offset) override;
   void pause(const TopicPartition& tp) override;
   void resume(const TopicPartition& tp) override;
+  bool seek(const TopicPartition& tp, std::int64_t offset) override;
 
   /// Leaves the group (revoking what is assigned, through the owner) and closes.
   void close();

@@ -6,16 +6,19 @@
 
 namespace fraud::dedup {
 
-/// A failed batch transaction. `transient` failures (connection lost, server shutting down,
-/// serialization failure, deadlock, an in-doubt commit) are retried with the whole batch:
-/// the batch is idempotent, so replaying one that did commit changes nothing. Anything else
-/// is permanent for the statement that failed.
+/// A failed batch transaction. Only a `record_fault` (a data exception, SQLSTATE class 22, or
+/// a value past a limit, 54000) can be caused by one record's bytes: the batch loop narrows it
+/// down to the record and rejects that one. Every other failure (connection lost, shutdown,
+/// serialization, deadlock, an in-doubt commit, a statement timeout, a lost grant, a full
+/// disk, an internal error) says nothing about the records: the whole batch is retried with
+/// backoff while its partition is paused, counted by `reason`, until it commits. The batch is
+/// idempotent, so replaying one that did commit (an in-doubt commit) changes nothing.
 struct DatabaseError : std::runtime_error {
-  DatabaseError(const std::string& message, bool is_transient, std::string reason_label)
-      : std::runtime_error(message), transient(is_transient), reason(std::move(reason_label)) {}
+  DatabaseError(const std::string& message, bool is_record_fault, std::string reason_label)
+      : std::runtime_error(message), record_fault(is_record_fault), reason(std::move(reason_label)) {}
 
-  bool transient;
-  std::string reason;  ///< bounded label for metrics: connection, shutdown, serialization, …
+  bool record_fault;
+  std::string reason;  ///< bounded label for metrics: connection, shutdown, privilege, …, or class_XX
 };
 
 /// Classifies the exception being handled; call only inside a catch block. Whatever

@@ -246,3 +246,47 @@ TEST_CASE("feature values stay exact across SIGKILL and rebalances") {
       FROM fraud_alerts a JOIN transactions t USING (event_source, event_id)) x
     WHERE x.reason <> 'tx_count_1h (' || x.n || ') >= 1')sql") == 0);
 }
+
+TEST_CASE("copies applied first on another partition leave every account's counts exact across SIGKILL") {
+  constexpr int kAccounts = 20, kPerAccount = 60;
+  Cluster cluster(4, "rekeyed");
+  auto rules = std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
+  cluster.start(0, rules);
+  cluster.start(1, rules);
+  REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
+  // Each account's n-th event (by event time, all within one hour) must see tx_count_1h = n,
+  // in commit order, which these phases make event-time order per account.
+  auto event = [](int n, int a) {
+    char when[32];
+    std::snprintf(when, sizeof when, "2026-11-27T09:%02d:%02dZ", n / 60, n % 60);
+    return transaction_event(n * kAccounts + a, "10.00", when, "acc-" + std::to_string(a));
+  };
+  auto phase = [&](int from, int to, bool rekeyed) {
+    std::vector<OutgoingRecord> records;
+    for (int n = from; n < to; ++n)
+      for (int a = 0; a < kAccounts; ++a) {
+        auto record = event(n, a);
+        if (rekeyed) record.key = "relay-rekeyed-" + std::to_string(a);  // another partition, mostly
+        records.push_back(record);
+      }
+    cluster.produce(records);
+    REQUIRE(wait_until(120s, [&] { return cluster.caught_up(); }));
+  };
+  phase(0, 10, false);  // every account's owner caches its history...
+  phase(10, 20, true);  // ...which copies applied first on other partitions extend...
+  cluster.replica(0).stop(SIGKILL, 10s);
+  cluster.start(0, rules);
+  phase(10, 40, false);  // ...and the originals arrive after them: duplicates, then new events
+  cluster.replica(1).stop(SIGKILL, 10s);
+  cluster.start(1, rules);
+  phase(40, kPerAccount, false);
+  cluster.stop_all();
+
+  CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == kAccounts * kPerAccount);
+  CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == kAccounts * kPerAccount);
+  CHECK(cluster.db().count(R"sql(
+    SELECT count(*) FROM (
+      SELECT a.reason, rank() OVER (PARTITION BY t.account_id ORDER BY t.occurred_at) AS n
+      FROM fraud_alerts a JOIN transactions t USING (event_source, event_id)) x
+    WHERE x.reason <> 'tx_count_1h (' || x.n || ') >= 1')sql") == 0);
+}

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
 
 #include <thread>
 
@@ -120,4 +121,35 @@ TEST_CASE("failing offset commits and a moving coordinator neither lose nor repe
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 300);
   CHECK(loop.counters().duplicates == 600);
   CHECK(metrics.records(topic, "processed").Value() == 3000);
+}
+
+TEST_CASE("a replica stopped between joining the group and its first assignment exits 0") {
+  // librdkafka 2.0.2's cooperative-sticky assignor has no state until the first SyncGroup
+  // response, and aborted when the consumer was closed before it (its issue #4312). The mock
+  // coordinator holds that response back, so the stop lands exactly in the window.
+  constexpr int16_t kSyncGroup = 14;
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  MockCluster mock;
+  auto topic = unique_name("transactions"), group = unique_name("fraud");
+  REQUIRE(rd_kafka_mock_topic_create(mock.get(), topic.c_str(), kPartitions, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(rd_kafka_mock_coordinator_set(mock.get(), "group", group.c_str(), 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    REQUIRE(rd_kafka_mock_broker_push_request_error_rtts(mock.get(), 1, kSyncGroup, 1, RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                         10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    auto env = replica_environment(services, db.service_url(), topic, group);
+    env["FRAUD_KAFKA_BOOTSTRAP_SERVERS"] = mock.bootstrap();
+    auto log = "/tmp/" + unique_name("joining") + ".log";
+    ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"}, env, log);
+    // The SyncGroup request has arrived (its delay popped from the stack): the replica has a
+    // member id and waits for its first assignment.
+    REQUIRE(wait_until(30s, [&] {
+      std::size_t pending = 1;
+      rd_kafka_mock_broker_error_stack_cnt(mock.get(), 1, kSyncGroup, &pending);
+      return pending == 0;
+    }));
+    auto status = replica.stop(SIGTERM, 45s);
+    CHECK_MESSAGE(status == 0, "exit status " << status.value_or(-1) << "; its log: " << log);
+  }
 }

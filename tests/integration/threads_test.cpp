@@ -44,6 +44,10 @@ class InMemorySource final : public consumer::RecordSource {
   void commit(const consumer::TopicPartition&, std::int64_t next_offset) override { committed = next_offset; }
   void pause(const consumer::TopicPartition&) override { paused_ = true; }
   void resume(const consumer::TopicPartition&) override { paused_ = false; }
+  bool seek(const consumer::TopicPartition&, std::int64_t offset) override {
+    while (!records_.empty() && records_.front().offset < offset) records_.pop_front();
+    return true;
+  }
 
   static constexpr const char* kTopic = "transactions";
   std::atomic<std::int64_t> committed{0};
