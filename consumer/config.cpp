@@ -218,7 +218,8 @@ void validate(const Config& c) {
   require(c.limits.max_string_bytes >= 64 && c.limits.max_string_bytes <= (1 << 20), "limits", "max_string_bytes",
           "must be 64..1048576");
   require(c.limits.max_rules >= 1 && c.limits.max_rules <= 100000, "limits", "max_rules", "must be 1..100000");
-  require(c.limits.max_features >= 0 && c.limits.max_features <= 10000, "limits", "max_features", "must be 0..10000");
+  // The feature engine keeps one bit per feature for `where` filters (rules/features.h).
+  require(c.limits.max_features >= 0 && c.limits.max_features <= 64, "limits", "max_features", "must be 0..64");
   require(c.limits.max_expression_length >= 16 && c.limits.max_expression_length <= (1 << 20), "limits",
           "max_expression_length", "must be 16..1048576");
   // The parser recurses once per level: the upper bound keeps a hostile file off the stack's end.
@@ -240,10 +241,12 @@ void validate(const Config& c) {
   require(!c.outbox.alerts_topic.empty(), "outbox", "alerts_topic", "must not be empty");
   require(!c.outbox.dead_letter_topic.empty(), "outbox", "dead_letter_topic", "must not be empty");
   // The guarantees rest on these; a pass-through property must not quietly undo them.
-  for (const char* owned : {"enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers"})
+  // Offsets commit only after the database does and start where the database says; the
+  // assignor is the one whose rebalances the batch loop is built and tested for.
+  for (const char* owned : {"enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers",
+                            "auto.offset.reset", "partition.assignment.strategy"})
     if (c.kafka.properties.count(owned))
-      throw ConfigError(std::string("kafka.properties.") + owned +
-                        ": set by the service itself (offsets commit only after the database); remove it");
+      throw ConfigError(std::string("kafka.properties.") + owned + ": set by the service itself; remove it");
 }
 
 }  // namespace

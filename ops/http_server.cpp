@@ -46,10 +46,18 @@ HttpResponse respond(const Routes& routes, const http::request<http::string_body
   return {404, "not found\n"};
 }
 
+/// Connections served at once, at most; more are closed on arrival. Prometheus and the
+/// probes need a handful: the cap keeps a flood from taking the process's file descriptors.
+constexpr int kMaxConnections = 64;
+
 /// One request on one connection. Scrapes and probes are small: one request per connection
 /// keeps this simple, and a client that stalls is cut off after five seconds.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket socket, const Routes& r) : stream(std::move(socket)), routes(r) {}
+  Session(tcp::socket socket, const Routes& r, int& open_count)
+      : stream(std::move(socket)), routes(r), open(open_count) {
+    ++open;
+  }
+  ~Session() { --open; }  // on the server's one thread, like the constructor
 
   void start() {
     stream.expires_after(std::chrono::seconds(5));
@@ -65,36 +73,55 @@ struct Session : std::enable_shared_from_this<Session> {
   http::request<http::string_body> request;
   http::response<http::string_body> response;
   const Routes& routes;
+  int& open;
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
   Impl(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> r)
-      : routes(std::move(r)), acceptor(io, parse_endpoint(address)) {
+      : routes(std::move(r)), acceptor(io, parse_endpoint(address)), retry(io) {
     accept();
     thread = std::thread([this] { io.run(); });
   }
 
   ~Impl() {
-    asio::post(io, [this] { acceptor.close(); });
+    asio::post(io, [this] {
+      acceptor.close();
+      retry.cancel();
+    });
     io.stop();
     if (thread.joinable()) thread.join();
   }
 
+  // Keeps accepting whatever happens: an error such as EMFILE (out of file descriptors) is
+  // waited out, never the end of the endpoint that probes and scrapes rely on.
   void accept() {
     acceptor.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
-      if (ec) return;  // closed: shutting down
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;  // shutting down
+      if (ec) {
+        log::warn("operator endpoint: accept failed; retrying", {{"error", ec.message()}});
+        retry.expires_after(std::chrono::milliseconds(100));
+        retry.async_wait([this](boost::system::error_code waited) {
+          if (!waited) accept();
+        });
+        return;
+      }
       serve(std::move(socket));
       accept();
     });
   }
 
-  void serve(tcp::socket socket) { std::make_shared<Session>(std::move(socket), routes)->start(); }
+  void serve(tcp::socket socket) {
+    if (open_sessions >= kMaxConnections) return;  // the socket closes as it goes out of scope
+    std::make_shared<Session>(std::move(socket), routes, open_sessions)->start();
+  }
 
   std::vector<std::pair<std::string, HttpHandler>> routes;
   asio::io_context io;
   tcp::acceptor acceptor;
+  asio::steady_timer retry;
+  int open_sessions = 0;  ///< touched only on the server's thread
   std::thread thread;
 };
 

@@ -218,8 +218,9 @@ class RuleFileReader {
   void read_features(const YAML::Node& features) {
     if (!features) return;
     if (!features.IsMap()) return error(features, "features maps a name to its declaration");
-    if (features.size() > limits_.max_features)
-      error(features, "more than " + std::to_string(limits_.max_features) + " features");
+    // Whatever the configured limit, the engine keeps one bit per feature (features.h).
+    auto most = std::min<std::size_t>(limits_.max_features, kMaxFeatures);
+    if (features.size() > most) error(features, "more than " + std::to_string(most) + " features");
     Schema where_schema{{}, set_.schema_.lists, limits_.max_expression_length, limits_.max_expression_depth};
     for (const auto& entry : features) {
       auto name = key_of(entry.first);

@@ -72,6 +72,10 @@ struct Verdict {
   std::vector<RuleHit> hits;          ///< live and shadow, in file order
 };
 
+/// The most features a rule file can declare: the feature engine marks which of an event's
+/// features' `where` filters hold in one 64-bit mask.
+inline constexpr std::size_t kMaxFeatures = 64;
+
 /// Limits on what a rule file may hold; a file beyond them does not load.
 struct RuleLimits {
   std::size_t max_rules = 500;

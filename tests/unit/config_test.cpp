@@ -93,6 +93,14 @@ TEST_CASE("a file that is not YAML or not there is an error naming it") {
 TEST_CASE("properties that would undo the offset guarantees are refused") {
   auto error = error_of("", with(kRequired, "FRAUD_KAFKA_PROPERTIES_ENABLE_AUTO_COMMIT", "true"));
   CHECK(error.find("enable.auto.commit") != std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_KAFKA_PROPERTIES_AUTO_OFFSET_RESET", "latest"))
+            .find("kafka.properties.auto.offset.reset: set by the service itself") != std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_KAFKA_PROPERTIES_PARTITION_ASSIGNMENT_STRATEGY", "range"))
+            .find("kafka.properties.partition.assignment.strategy: set by the service itself") != std::string::npos);
+}
+
+TEST_CASE("no more features than the engine's 64-bit filter mask holds") {
+  CHECK(error_of("", with(kRequired, "FRAUD_LIMITS_MAX_FEATURES", "65")).find("must be 0..64") != std::string::npos);
 }
 
 TEST_CASE("input limits are settings, and each is bounded") {
