@@ -6,7 +6,8 @@
 //   outbox-relay republish --from ID --to ID [--preset …]              (send a range again)
 //
 // The database and broker come from FRAUD_POSTGRES_URL and FRAUD_KAFKA_BOOTSTRAP_SERVERS
-// (never from the command line, where passwords would show in `ps`).
+// (never from the command line, where passwords would show in `ps`); librdkafka properties
+// from FRAUD_KAFKA_PROPERTIES_<NAME>, dots written as underscores, as for fraud-consumer.
 // Exit status: 0 done, 1 failed, 2 bad command line.
 
 #include <prometheus/counter.h>
@@ -17,9 +18,15 @@
 
 #include <atomic>
 #include <csignal>
+#include <cctype>
 #include <cstdlib>
 #include <iostream>
+#include <map>
+#include <string>
+#include <string_view>
 #include <thread>
+
+#include <unistd.h>  // environ
 
 #include "ops/http_server.h"
 #include "ops/log.h"
@@ -57,11 +64,29 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
+/// FRAUD_KAFKA_PROPERTIES_MESSAGE_MAX_BYTES=… sets message.max.bytes: the producer is tuned
+/// the way fraud-consumer's consumer is. The relay sets bootstrap.servers and
+/// enable.idempotence after these, so they cannot be turned off this way.
+std::map<std::string, std::string> kafka_properties_from_environment() {
+  constexpr std::string_view kPrefix = "FRAUD_KAFKA_PROPERTIES_";
+  std::map<std::string, std::string> properties;
+  for (char** entry = environ; *entry; ++entry) {
+    std::string_view variable = *entry;
+    auto equals = variable.find('=');
+    if (!variable.starts_with(kPrefix) || equals == std::string_view::npos) continue;
+    std::string name(variable.substr(kPrefix.size(), equals - kPrefix.size()));
+    for (auto& c : name) c = c == '_' ? '.' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    properties[name] = std::string(variable.substr(equals + 1));
+  }
+  return properties;
+}
+
 bool parse(int argc, char** argv, Options& o) {
   if (argc < 2) return false;
   o.command = argv[1];
   o.relay.postgres_url = env("FRAUD_POSTGRES_URL");
   o.relay.bootstrap_servers = env("FRAUD_KAFKA_BOOTSTRAP_SERVERS");
+  o.relay.kafka_properties = kafka_properties_from_environment();
   auto& t = o.relay.table;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
@@ -97,10 +122,18 @@ int run(Options& o) {
   auto& pending = prometheus::BuildGauge().Name("fraud_outbox_pending_rows").Help("Outbox rows not yet published").Register(registry).Add({{"table", o.relay.table.table}});
   auto& latency = prometheus::BuildHistogram().Name("fraud_outbox_publish_latency_seconds").Help("From the row's creation to the broker's acknowledgement").Register(registry)
                       .Add({{"table", o.relay.table.table}}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+  // Rows the producer or broker refused for their size or content: left unpublished and
+  // skipped (relay.cpp, "Rows that cannot be published"); any increase needs an operator.
+  auto& unpublishable = prometheus::BuildCounter()
+                            .Name("fraud_outbox_unpublishable_rows_total")
+                            .Help("Outbox rows refused for their size or content, left unpublished")
+                            .Register(registry)
+                            .Add({{"table", o.relay.table.table}});
   outbox::RelayStats stats;
   stats.observe_latency = [&](double s) { latency.Observe(s); };
   stats.on_published = [&](std::size_t n) { published.Increment(static_cast<double>(n)); };
   stats.on_pending = [&](std::int64_t n) { pending.Set(static_cast<double>(n)); };
+  stats.on_unpublishable = [&] { unpublishable.Increment(); };
   std::unique_ptr<ops::HttpServer> server;
   if (!o.metrics_listen.empty())
     server = std::make_unique<ops::HttpServer>(o.metrics_listen, std::vector<std::pair<std::string, ops::HttpHandler>>{
@@ -113,7 +146,8 @@ int run(Options& o) {
   ops::log::info("outbox relay started", {{"table", o.relay.table.table}});
   relay.run(stop_requested);
   ops::log::info("outbox relay stopped", {{"published", std::to_string(stats.published.load())},
-                                          {"duplicates_sent", std::to_string(stats.duplicates_sent.load())}});
+                                          {"duplicates_sent", std::to_string(stats.duplicates_sent.load())},
+                                          {"unpublishable", std::to_string(stats.unpublishable.load())}});
   return 0;
 }
 

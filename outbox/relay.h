@@ -10,6 +10,13 @@
 // a transaction-scoped advisory lock on each bucket it serves: one key, one relay at a time,
 // in id order. A crash between publishing and marking sends those rows again: the
 // at-least-once the consumer is built for.
+//
+// A row is marked only when the broker acknowledged that very row. A batch in which any row
+// failed for a reason that may pass (broker down, missing topic, a fatal producer) rolls back
+// whole and is retried with backoff. A row the broker or producer refuses for what it is
+// (too large, an invalid record) is never marked: it stays unpublished in the table with its
+// payload, is logged at error level and counted, and this process skips it so that it
+// cannot hold up the rows behind it (see relay.cpp, "Rows that cannot be published").
 
 #include <atomic>
 #include <chrono>
@@ -41,14 +48,16 @@ struct RelayConfig {
   bool delete_sent = false;          ///< delete acknowledged rows instead of marking them (banks keep them)
   int batch_rows = 500;              ///< rows claimed per transaction
   std::chrono::milliseconds idle_poll{100};
+  std::chrono::milliseconds delivery_wait{30000};  ///< for a batch's delivery reports; then it is purged
   double duplicate_rate = 0;         ///< fault injection: publish this share of rows twice
   long crash_after_batches = 0;      ///< fault injection: SIGKILL after publishing this batch, before marking
 };
 
 /// What the relay reports as it goes; the caller turns it into metrics.
 struct RelayStats {
-  std::atomic<std::uint64_t> published{0}, duplicates_sent{0}, failed_batches{0};
+  std::atomic<std::uint64_t> published{0}, duplicates_sent{0}, failed_batches{0}, unpublishable{0};
   std::function<void(std::size_t rows)> on_published;
+  std::function<void()> on_unpublishable;               ///< a row refused for its size or content
   std::function<void(std::int64_t rows)> on_pending;    ///< rows not yet published, every 2 s
   std::function<void(double seconds)> observe_latency;  ///< per row: created to acknowledged
 };
@@ -63,7 +72,7 @@ class Relay {
   /// Publishes until `stop` is set. Throws on a configuration error (a missing column).
   void run(const std::atomic<bool>& stop);
 
-  /// Publishes what is claimable now, once; returns the number of rows published.
+  /// Publishes what is claimable now, once; returns the number of rows published (marked).
   std::size_t publish_once();
 
   /// Marks rows id_from..id_to unsent again, so they are published again (a republish).
