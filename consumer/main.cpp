@@ -92,6 +92,17 @@ void print_rule_errors(const rules::RuleFileError& e) {
 // `rules check FILE...`: every error of every file, for the CI of whoever writes rules.
 // It checks against the default limits; a service configured with smaller ones (limits.*)
 // refuses such a file at start-up or reload, with the same message.
+// A currency without a rate leaves amount_base missing: its events' amount rules cannot fire.
+void warn_missing_rates(const std::string& file, const rules::RuleSet& rules) {
+  auto missing = rules.currencies_without_rate();
+  if (missing.empty()) return;
+  std::string some;
+  for (std::size_t i = 0; i < std::min<std::size_t>(missing.size(), 12); ++i) some += (i ? " " : "") + missing[i];
+  std::cout << file << ": warning: " << missing.size() << " currencies a record may carry have no rate (" << some
+            << (missing.size() > 12 ? " …" : "") << "); amount rules cannot fire on them, and missing_rate: "
+            << rules::to_string(rules.on_missing_rate()) << " decides their events\n";
+}
+
 int check_rules(const std::vector<std::string>& files) {
   if (files.empty()) return std::cerr << kUsage, 2;
   int status = 0;
@@ -100,6 +111,7 @@ int check_rules(const std::vector<std::string>& files) {
       auto rules = rules::RuleSet::load(file);
       std::cout << file << ": ok, version " << rules.version() << ", " << rules.rules().size() << " rules, "
                 << rules.features().size() << " features\n";
+      warn_missing_rates(file, rules);
     } catch (const rules::RuleFileError& e) {
       print_rule_errors(e);
       status = 1;

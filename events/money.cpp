@@ -1,5 +1,6 @@
 #include "events/money.h"
 
+#include <algorithm>
 #include <limits>
 #include <unordered_map>
 
@@ -36,6 +37,17 @@ const std::unordered_map<std::string_view, int>& exponents() {
   }();
   return table;
 }
+
+}  // namespace
+
+std::vector<std::string_view> currency_codes() {
+  std::vector<std::string_view> codes;
+  for (const auto& [code, exponent] : exponents()) codes.push_back(code);
+  std::sort(codes.begin(), codes.end());
+  return codes;
+}
+
+namespace {
 
 bool all_digits(std::string_view s) {
   for (char c : s)

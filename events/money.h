@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "events/event.h"
 
@@ -12,6 +13,9 @@ namespace fraud::events {
 /// The minor-unit exponent of an active ISO 4217 currency (EUR 2, JPY 0, BHD 3), or nothing
 /// for a code that is not one.
 std::optional<int> currency_exponent(std::string_view code);
+
+/// Every currency code currency_exponent() knows, sorted.
+std::vector<std::string_view> currency_codes();
 
 /// Parses `value` (the contract's `^[0-9]{1,15}(\.[0-9]{1,4})?$`) in `currency`. Returns the
 /// amount, or sets `error` to what is wrong: not a decimal, too many fractional digits for

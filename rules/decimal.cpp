@@ -24,7 +24,35 @@ Decimal Decimal::from_money(const events::Money& money) {
   return Decimal(int128{money.minor_units} * pow10(6 - money.exponent));
 }
 
-Decimal Decimal::from_double(double value) { return Decimal(static_cast<int128>(std::llround(value * kScale))); }
+std::optional<Decimal> Decimal::from_double(double value) {
+  double micros = std::round(value * kScale);
+  if (!std::isfinite(micros) || std::fabs(micros) > 1e36) return std::nullopt;  // int128 holds ±1.7e38
+  return Decimal(static_cast<int128>(micros));
+}
+
+std::optional<Decimal> Decimal::checked_add(Decimal a, Decimal b) {
+  int128 r;
+  if (__builtin_add_overflow(a.micros_, b.micros_, &r)) return std::nullopt;
+  return Decimal(r);
+}
+
+std::optional<Decimal> Decimal::checked_sub(Decimal a, Decimal b) {
+  int128 r;
+  if (__builtin_sub_overflow(a.micros_, b.micros_, &r)) return std::nullopt;
+  return Decimal(r);
+}
+
+std::optional<Decimal> Decimal::checked_mul(Decimal a, Decimal b) {
+  int128 product;
+  if (__builtin_mul_overflow(a.micros_, b.micros_, &product)) return std::nullopt;
+  return Decimal(rounded_div(product, kScale));
+}
+
+std::optional<Decimal> Decimal::checked_div(Decimal a, Decimal b) {
+  int128 scaled;
+  if (b.micros_ == 0 || __builtin_mul_overflow(a.micros_, int128{kScale}, &scaled)) return std::nullopt;
+  return Decimal(rounded_div(scaled, b.micros_));
+}
 
 std::optional<Decimal> Decimal::parse(std::string_view text) {
   bool negative = !text.empty() && text.front() == '-';

@@ -24,7 +24,9 @@ class Decimal {
   static constexpr Decimal from_int(std::int64_t value) { return Decimal(int128{value} * kScale); }
   /// Minor units with the currency's exponent: 125000 with exponent 2 is 1250.
   static Decimal from_money(const events::Money& money);
-  static Decimal from_double(double value);
+  /// Rounded to six decimals; nothing for NaN, infinity or a value beyond ±1e30 (a numeric
+  /// attribute of any size must become a missing value, never a wrapped number).
+  static std::optional<Decimal> from_double(double value);
   /// Parses "12", "-3.5", "0.000001"; nothing for more than six decimals or anything else.
   static std::optional<Decimal> parse(std::string_view text);
 
@@ -41,6 +43,13 @@ class Decimal {
   friend Decimal operator*(Decimal a, Decimal b);
   /// Rounded half away from zero to six decimals; the caller rules out a zero divisor.
   friend Decimal operator/(Decimal a, Decimal b);
+
+  /// The arithmetic of rule expressions, whose operands can be any size a record carries:
+  /// nothing when the exact result does not fit (or for a zero divisor), never a wrapped one.
+  static std::optional<Decimal> checked_add(Decimal a, Decimal b);
+  static std::optional<Decimal> checked_sub(Decimal a, Decimal b);
+  static std::optional<Decimal> checked_mul(Decimal a, Decimal b);
+  static std::optional<Decimal> checked_div(Decimal a, Decimal b);
 
  private:
   constexpr explicit Decimal(int128 micros) : micros_(micros) {}

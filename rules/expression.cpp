@@ -1,8 +1,11 @@
 #include "rules/expression.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <functional>
+
+#include <date/tz.h>
 
 #include "events/time.h"
 
@@ -35,7 +38,8 @@ std::string Value::str() const {
 namespace {
 
 Value text(std::string_view s) { return s.empty() ? Value{} : Value::of(s); }
-Value number(const std::optional<double>& d) { return d ? Value::of(Decimal::from_double(*d)) : Value{}; }
+Value number(std::optional<Decimal> d) { return d ? Value::of(*d) : Value{}; }
+Value number(const std::optional<double>& d) { return d ? number(Decimal::from_double(*d)) : Value{}; }
 
 using Accessor = Value (*)(const EvalContext&);
 
@@ -43,13 +47,14 @@ struct FieldSpec {
   const char* name;
   Type type;
   Accessor read;
+  bool code = false;  ///< an ISO code (country, currency): compared case-insensitively
 };
 
 // Every field of the contract an expression can name. Empty optional strings are missing.
 const FieldSpec kFields[] = {
     {"amount", Type::number, [](const EvalContext& c) { return Value::of(Decimal::from_money(c.event.amount)); }},
     {"amount_base", Type::number, [](const EvalContext& c) { return c.amount_base; }},
-    {"currency", Type::string, [](const EvalContext& c) { return text(c.event.amount.currency); }},
+    {"currency", Type::string, [](const EvalContext& c) { return text(c.event.amount.currency); }, true},
     {"kind", Type::string, [](const EvalContext& c) { return Value::of(std::string_view(events::to_string(c.event.kind))); }},
     {"direction", Type::string,
      [](const EvalContext& c) { return Value::of(std::string_view(events::to_string(c.event.direction))); }},
@@ -61,15 +66,15 @@ const FieldSpec kFields[] = {
     {"merchant.id", Type::string, [](const EvalContext& c) { return text(c.event.merchant.id); }},
     {"merchant.name", Type::string, [](const EvalContext& c) { return text(c.event.merchant.name); }},
     {"merchant.mcc", Type::string, [](const EvalContext& c) { return text(c.event.merchant.mcc); }},
-    {"merchant.country", Type::string, [](const EvalContext& c) { return text(c.event.merchant.country); }},
+    {"merchant.country", Type::string, [](const EvalContext& c) { return text(c.event.merchant.country); }, true},
     {"counterparty.account", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.account); }},
     {"counterparty.name", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.name); }},
-    {"counterparty.country", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.country); }},
+    {"counterparty.country", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.country); }, true},
     {"card.fingerprint", Type::string, [](const EvalContext& c) { return text(c.event.card.fingerprint); }},
     {"card.bin", Type::string, [](const EvalContext& c) { return text(c.event.card.bin); }},
     {"device.id", Type::string, [](const EvalContext& c) { return text(c.event.device.id); }},
     {"device.ip", Type::string, [](const EvalContext& c) { return text(c.event.device.ip); }},
-    {"location.country", Type::string, [](const EvalContext& c) { return text(c.event.location.country); }},
+    {"location.country", Type::string, [](const EvalContext& c) { return text(c.event.location.country); }, true},
     {"location.city", Type::string, [](const EvalContext& c) { return text(c.event.location.city); }},
     {"location.lat", Type::number, [](const EvalContext& c) { return number(c.event.location.lat); }},
     {"location.lon", Type::number, [](const EvalContext& c) { return number(c.event.location.lon); }},
@@ -170,10 +175,34 @@ struct Literal : Node {
 };
 
 struct Field : Node {
-  Field(const FieldSpec& spec, std::string_view source, std::size_t at) : Node(spec.type, source, at), read(spec.read) {}
+  Field(const FieldSpec& spec, std::string_view source, std::size_t at)
+      : Node(spec.type, source, at), read(spec.read), code(spec.code) {}
   Value eval(const EvalContext& c) const override { return read(c); }
   Accessor read;
+  bool code;
 };
+
+/// True for a field holding an ISO code. Events carry codes in upper case (the decoder
+/// refuses others), so a rule's literals and list items for such a field are upper-cased
+/// when compiled: 'ir' matches IR, and so does a list written [ir, kp].
+bool is_code(const Node& node) {
+  auto* field = dynamic_cast<const Field*>(&node);
+  return field && field->code;
+}
+
+std::string upper(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// `literal` upper-cased in place when it is a string compared with a code field.
+void match_code_case(const Node& field, Node& literal) {
+  auto* l = dynamic_cast<Literal*>(&literal);
+  if (!is_code(field) || !l || l->value.kind != Value::Kind::string) return;
+  l->owned = upper(l->owned);
+  l->value.string = l->owned;
+}
 
 struct Attribute : Node {
   Attribute(std::string attribute, std::string_view source, std::size_t at)
@@ -182,7 +211,7 @@ struct Attribute : Node {
     for (const auto& [key, value] : c.event.attributes) {
       if (key != name) continue;
       if (auto* s = std::get_if<std::string>(&value)) return Value::of(std::string_view(*s));
-      if (auto* d = std::get_if<double>(&value)) return Value::of(Decimal::from_double(*d));
+      if (auto* d = std::get_if<double>(&value)) return number(Decimal::from_double(*d));
       return Value::of(std::get<bool>(value));
     }
     return {};
@@ -284,10 +313,10 @@ struct Arithmetic : Node {
     auto a = left->eval(c), b = right->eval(c);
     if (a.kind != Value::Kind::number || b.kind != Value::Kind::number) return {};
     switch (oper) {
-      case '+': return Value::of(a.number + b.number);
-      case '-': return Value::of(a.number - b.number);
-      case '*': return Value::of(a.number * b.number);
-      default: return b.number == Decimal() ? Value{} : Value::of(a.number / b.number);  // x / 0 is missing
+      case '+': return number(Decimal::checked_add(a.number, b.number));
+      case '-': return number(Decimal::checked_sub(a.number, b.number));
+      case '*': return number(Decimal::checked_mul(a.number, b.number));
+      default: return number(Decimal::checked_div(a.number, b.number));  // x / 0 is missing
     }
   }
   char oper;
@@ -436,6 +465,8 @@ class Parser {
              right->offset);
       if ((op != "==" && op != "!=") && (left->type == Type::boolean || right->type == Type::boolean))
         fail("'" + std::string(op) + "' does not order booleans", left->offset);
+      match_code_case(*left, *right);
+      match_code_case(*right, *left);
       return std::make_unique<Comparison>(op, std::move(left), std::move(right), source_from(start), start);
     }
     return left;
@@ -453,6 +484,8 @@ class Parser {
       if (list == schema_.lists.end()) fail("unknown list '" + name + "' (declare it under lists:)", set_start);
       texts = list->second;
       require(left, Type::string, "the value tested against list '" + name + "'");
+      if (is_code(*left))
+        for (auto& t : texts) t = upper(t);
       return std::make_unique<In>(std::move(left), texts, numbers, negated, name, source_from(start), start);
     }
     expect(Tok::lbracket, "'[' or a list name after 'in'");
@@ -461,7 +494,8 @@ class Parser {
       auto* literal = dynamic_cast<Literal*>(item.get());
       if (!literal) fail("a set holds literals only", item->offset);
       require(item, left->type == Type::any ? item->type : left->type, "each member of the set");
-      if (literal->value.kind == Value::Kind::string) texts.emplace_back(literal->value.string);
+      if (literal->value.kind == Value::Kind::string)
+        texts.emplace_back(is_code(*left) ? upper(literal->value.string) : std::string(literal->value.string));
       else numbers.push_back(literal->value.number);
       if (peek().kind != Tok::comma) break;
       next();
@@ -644,27 +678,51 @@ class Parser {
          start);
   }
 
-  // hour_of_day('UTC') or hour_of_day('+01:00'): the event's occurred_at at a fixed offset.
-  // Named zones with daylight saving need a time-zone database, which rules/ does not read.
+  // hour_of_day('Europe/Berlin'), hour_of_day('UTC') or hour_of_day('+01:00'): the hour of
+  // the event's occurred_at on the wall clock of an IANA time zone (daylight saving included,
+  // from the system's time-zone database through the date library) or at a fixed offset. The
+  // zone is looked up once, when the rule file loads; an unknown one is a load error.
   NodePtr hour_of_day(std::vector<NodePtr> args, std::size_t start) {
-    auto* zone = args.size() == 1 ? dynamic_cast<Literal*>(args[0].get()) : nullptr;
-    std::optional<events::Timestamp> offset;
-    if (zone && zone->value.kind == Value::Kind::string) {
-      auto z = std::string(zone->value.string);
-      if (z == "UTC" || z == "Z") offset = 0;
-      else if (auto t = events::parse_rfc3339("1970-01-01T00:00:00" + (z == "UTC" ? std::string("Z") : z))) offset = -*t;
+    auto* literal = args.size() == 1 ? dynamic_cast<Literal*>(args[0].get()) : nullptr;
+    if (!literal || literal->value.kind != Value::Kind::string)
+      fail("hour_of_day() takes one time zone as a string literal: 'Europe/Berlin', 'UTC', '+01:00'", start);
+    auto name = std::string(literal->value.string);
+    std::function<std::int64_t(events::Timestamp)> local_hour;
+    if (auto offset = fixed_offset(name)) {
+      local_hour = [us = *offset](events::Timestamp t) { return hour_at(t + us); };
+    } else {
+      const date::time_zone* zone = nullptr;
+      try {
+        zone = date::locate_zone(name);
+      } catch (const std::exception&) {
+        fail("hour_of_day(): unknown time zone '" + name + "' (an IANA name such as 'Europe/Berlin', or 'UTC', '+01:00')",
+             args[0]->offset);
+      }
+      local_hour = [zone](events::Timestamp t) {
+        auto instant = date::sys_time<std::chrono::microseconds>(std::chrono::microseconds(t));
+        return hour_at(zone->to_local(instant).time_since_epoch().count());
+      };
     }
-    if (!offset)
-      fail("hour_of_day() takes one fixed UTC offset as a string literal: 'UTC', '+01:00', '-05:00'", start);
-    auto offset_us = *offset;
     return std::make_unique<Call>(
         Type::number,
-        [offset_us](const EvalContext& c, const std::vector<NodePtr>&) {
-          constexpr std::int64_t kHour = 3'600'000'000LL, kDay = 24 * kHour;
-          auto local = c.event.occurred_at + offset_us;
-          return Value::of(Decimal::from_int(((local % kDay) + kDay) % kDay / kHour));
+        [local_hour](const EvalContext& c, const std::vector<NodePtr>&) {
+          return Value::of(Decimal::from_int(local_hour(c.event.occurred_at)));
         },
         std::move(args), source_from(start), start);
+  }
+
+  /// 'UTC', 'Z', '+01:00', '-05:30' as microseconds east of UTC; nothing for anything else.
+  static std::optional<events::Timestamp> fixed_offset(const std::string& zone) {
+    if (zone == "UTC" || zone == "Z") return 0;
+    if (zone.empty() || (zone[0] != '+' && zone[0] != '-')) return std::nullopt;
+    if (auto t = events::parse_rfc3339("1970-01-01T00:00:00" + zone)) return -*t;
+    return std::nullopt;
+  }
+
+  /// The hour (0-23) of a local time given as microseconds since the local epoch.
+  static std::int64_t hour_at(std::int64_t local_us) {
+    constexpr std::int64_t kHour = 3'600'000'000LL, kDay = 24 * kHour;
+    return ((local_us % kDay) + kDay) % kDay / kHour;
   }
 
   std::string_view text_;

@@ -23,15 +23,26 @@ double haversine_km(double lat1, double lon1, double lat2, double lon2) {
 
 }  // namespace
 
-void FeatureEngine::History::add(Entry entry, events::Timestamp keep) {
+void FeatureEngine::History::add(Entry entry, events::Timestamp keep, std::span<const LatestNeed> latest) {
   auto at = std::upper_bound(entries.begin(), entries.end(), entry.at,
                              [](events::Timestamp t, const Entry& e) { return t < e.at; });
   entries.insert(at, std::move(entry));
-  // Keep what the longest window needs, and one older event for time_since_last and speed.
+  // Everything the longest window reaches stays. Of what is older, an entry stays while it
+  // is the newest one that some latest-event feature can still read: one that no newer
+  // entry satisfies (a card-present payment before a run of online ones, for a card-present
+  // speed). Walking from the newest, `unmet` holds the features no entry seen has satisfied.
   auto cut = entries.back().at - keep;
-  std::size_t drop = 0;
-  while (drop + 1 < entries.size() && entries[drop + 1].at < cut) ++drop;
-  if (drop > 0) entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(drop));
+  std::vector<bool> unmet(latest.size(), true);
+  auto kept = entries.end();
+  for (auto it = entries.end(); it != entries.begin();) {
+    --it;
+    bool needed = it->at >= cut;
+    for (std::size_t n = 0; n < latest.size(); ++n)
+      if (unmet[n] && latest[n].covered_by(*it)) unmet[n] = false, needed = true;
+    if (!needed) continue;
+    if (--kept != it) *kept = std::move(*it);  // never onto itself: a self-moved vector empties
+  }
+  entries.erase(entries.begin(), kept);
 }
 
 FeatureEngine::FeatureEngine(std::shared_ptr<const RuleSet> rules) : rules_(std::move(rules)) {
@@ -42,14 +53,20 @@ FeatureEngine::FeatureEngine(std::shared_ptr<const RuleSet> rules) : rules_(std:
     if (it == fields_.end()) {
       fields_.push_back(spec.key);
       longest_window_.push_back(0);
-      needs_latest_.push_back(false);
+      needs_latest_.push_back(0);
       it = fields_.end() - 1;
     }
     auto i = static_cast<std::size_t>(it - fields_.begin());
     longest_window_[i] = std::max(longest_window_[i], spec.window_us);
-    needs_latest_[i] = needs_latest_[i] || !windowed(spec.aggregate);
+    if (!windowed(spec.aggregate)) needs_latest_[i] = std::max(needs_latest_[i], spec.where ? kLatestDepth : 1);
   }
   histories_.resize(fields_.size());
+  latest_.resize(fields_.size());
+  for (std::size_t j = 0; j < specs.size(); ++j) {
+    if (windowed(specs[j].aggregate) || specs[j].aggregate == Aggregate::first_seen) continue;
+    auto i = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), specs[j].key) - fields_.begin());
+    latest_[i].push_back({std::uint64_t{1} << j, specs[j].aggregate == Aggregate::speed_kmh});
+  }
   std::size_t distinct_features = 0;
   for (const auto& spec : specs) {
     distinct_slot_.push_back(distinct_features);
@@ -117,7 +134,7 @@ void FeatureEngine::remember(const events::Event& event, std::optional<KeyField>
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     if (field && fields_[i] != *field) continue;
     auto key = key_of(event, fields_[i]);
-    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness);
+    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness, latest_[i]);
   }
 }
 
@@ -150,7 +167,7 @@ std::vector<Value> FeatureEngine::observe(const events::Event& event, const std:
   }
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     auto key = key_of(event, fields_[i]);
-    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness);
+    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness, latest_[i]);
   }
   if (!new_pairs)  // a replay keeps its own record of pairs; the service asks the database
     for (auto& pair : pairs) seen_pairs_.insert(std::move(pair));
@@ -174,8 +191,10 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
       if (std::isnan(it->lat)) continue;
       if (std::isnan(current.lat)) return {};
       double km = haversine_km(it->lat, it->lon, current.lat, current.lon);
-      double hours = static_cast<double>(std::max<events::Timestamp>(dt, 1'000'000)) / 3.6e9;
-      return Value::of(Decimal::from_double(km / hours));
+      if (km < spec.min_km) return Value::of(Decimal());  // within coordinate noise: no travel
+      double hours = static_cast<double>(std::max<events::Timestamp>(dt, spec.min_interval_us)) / 3.6e9;
+      auto speed = Decimal::from_double(km / hours);
+      return speed ? Value::of(*speed) : Value{};
     }
     return {};
   }

@@ -16,6 +16,7 @@
 // - distinct_count counts distinct values of a string field (compared by 64-bit hash);
 //   events without the field are not counted.
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -32,13 +33,18 @@
 namespace fraud::rules {
 
 /// A key whose history the engine lacks: load its events with occurred_at > `since`, and the
-/// latest one at or before `since` when `latest_before` is set.
+/// latest `latest_before` ones at or before `since` (for time_since_last and speed_kmh; more
+/// than one when such a feature filters with `where`, since the latest event may not match).
 struct HistoryRequest {
   KeyField field;
   std::string key;
   events::Timestamp since = 0;
-  bool latest_before = false;
+  int latest_before = 0;
 };
+
+/// How far back before the windows a `where`-filtered time_since_last or speed_kmh looks
+/// when a key's history is loaded: the key's latest events this many deep.
+inline constexpr int kLatestDepth = 16;
 
 class FeatureEngine {
  public:
@@ -96,13 +102,23 @@ class FeatureEngine {
     std::uint64_t distinct(std::size_t slot) const { return slot == 0 ? distinct_first : distinct_rest[slot - 1]; }
   };
 
+  /// A time_since_last or speed_kmh feature: it reads the key's latest earlier event that
+  /// satisfies its `where` (and, for speed, has a location), however old: history must keep
+  /// that event even past every window, whatever the events after it.
+  struct LatestNeed {
+    std::uint64_t bit = 0;         ///< the feature's bit in Entry::where_mask
+    bool needs_location = false;
+    bool covered_by(const Entry& e) const { return (e.where_mask & bit) && (!needs_location || !std::isnan(e.lat)); }
+  };
+
   /// One key's events, oldest first.
   struct History {
     std::vector<Entry> entries;
     std::int64_t version = 0;  ///< the key's committed batch count this history reflects
     bool loaded = false;       ///< its stored history was requested (requests_for)
-    /// Inserts in event-time order, then drops what no window of `keep` can reach.
-    void add(Entry entry, events::Timestamp keep);
+    /// Inserts in event-time order, then drops what no window of `keep` can reach, except
+    /// the newest older entry each of `latest` can still need (see LatestNeed).
+    void add(Entry entry, events::Timestamp keep, std::span<const LatestNeed> latest);
   };
 
   Entry entry_of(const events::Event& event) const;
@@ -111,7 +127,8 @@ class FeatureEngine {
   std::shared_ptr<const RuleSet> rules_;
   std::vector<KeyField> fields_;  ///< key fields any feature groups by
   std::vector<events::Timestamp> longest_window_;  ///< per entry of fields_
-  std::vector<bool> needs_latest_;                 ///< per entry of fields_: time_since_last or speed
+  std::vector<int> needs_latest_;                  ///< per entry of fields_: how many events before the windows
+  std::vector<std::vector<LatestNeed>> latest_;    ///< per entry of fields_: its latest-event features
   std::vector<std::unordered_map<std::string, History>> histories_;  ///< per entry of fields_
   std::vector<std::optional<Expression>> distinct_fields_;            ///< per feature: the field read
   std::vector<std::size_t> distinct_slot_;  ///< per feature: its place among the distinct_count ones

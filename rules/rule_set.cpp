@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -89,7 +90,8 @@ class RuleFileReader {
     set_.schema_.max_length = limits_.max_expression_length;
     set_.schema_.max_depth = limits_.max_expression_depth;
     try {
-      check_keys(root, {"version", "base_currency", "currency_rates", "lists", "features", "rules", "decision"});
+      check_keys(root, {"version", "base_currency", "currency_rates", "missing_rate", "lists", "features", "rules",
+                        "decision"});
       read_header(root);
       read_lists(root["lists"]);
       read_features(root["features"]);
@@ -144,6 +146,12 @@ class RuleFileReader {
     if (!events::currency_exponent(set_.base_currency_))
       error(root["base_currency"], "'" + set_.base_currency_ + "' is not an ISO 4217 currency");
     set_.rates_[set_.base_currency_] = Decimal::from_int(1);
+    if (auto missing = scalar(root["missing_rate"], "missing_rate")) {
+      if (*missing == "review") set_.on_missing_rate_ = Decision::review;
+      else if (*missing == "block") set_.on_missing_rate_ = Decision::block;
+      else if (*missing == "allow") set_.on_missing_rate_ = Decision::allow;
+      else error(root["missing_rate"], "missing_rate must be review, block or allow");
+    }
     auto rates = root["currency_rates"];
     if (!rates) return;
     if (!rates.IsMap()) return error(rates, "currency_rates maps a currency to its value in the base currency");
@@ -229,7 +237,7 @@ class RuleFileReader {
         error(spec, "feature '" + name + "' must be a mapping {aggregate: …, key: …}");
         continue;
       }
-      check_keys(spec, {"aggregate", "key", "field", "window", "where", "description"});
+      check_keys(spec, {"aggregate", "key", "field", "window", "where", "description", "min_km", "min_interval"});
       FeatureSpec f;
       f.name = name;
       auto aggregate = lookup(kAggregates, spec["aggregate"], "feature '" + name + "': aggregate");
@@ -270,6 +278,7 @@ class RuleFileReader {
       if (!window) error(spec, "feature '" + name + "': window must be a duration such as 10m, 1h, 24h, 30d");
       else f.window_us = *window;
     }
+    check_speed_floors(f, spec, name);
     bool numeric = f.aggregate == Aggregate::sum || f.aggregate == Aggregate::min || f.aggregate == Aggregate::max ||
                    f.aggregate == Aggregate::average;
     f.field = scalar(spec["field"], "field").value_or("");
@@ -281,6 +290,24 @@ class RuleFileReader {
       // Features cannot read features: that is what rules out cycles between them.
       f.where = expression(spec["where"], where_schema, "feature '" + name + "': where");
       if (f.where && f.where->type() != Type::boolean) error(spec["where"], "feature '" + name + "': where must be a condition");
+    }
+  }
+
+  // speed_kmh's floors: a distance below min_km is no travel; a time below min_interval
+  // counts as min_interval.
+  void check_speed_floors(FeatureSpec& f, const YAML::Node& spec, const std::string& name) {
+    if (f.aggregate != Aggregate::speed_kmh) {
+      if (spec["min_km"] || spec["min_interval"]) error(spec, "feature '" + name + "': only speed_kmh takes min_km and min_interval");
+      return;
+    }
+    if (auto km = integer(spec["min_km"], "feature '" + name + "': min_km")) {
+      if (*km < 0) error(spec["min_km"], "feature '" + name + "': min_km must not be negative");
+      f.min_km = *km;
+    }
+    if (auto text = scalar(spec["min_interval"], "min_interval")) {
+      auto interval = duration(*text);
+      if (!interval) error(spec["min_interval"], "feature '" + name + "': min_interval must be a duration such as 90s, 10m");
+      else f.min_interval_us = *interval;
     }
   }
 
@@ -303,6 +330,7 @@ class RuleFileReader {
       auto id = scalar(spec["id"], "id").value_or("");
       if (id.empty()) error(spec, "a rule needs an id");
       else if (!ids.insert(id).second) error(spec["id"], "duplicate rule id '" + id + "'");
+      else if (id == kMissingRateRule) error(spec["id"], "rule id '" + id + "' is the built-in rule of missing_rate");
       auto when = expression(spec["when"], set_.schema_, "rule '" + id + "'");
       if (!spec["when"]) error(spec, "rule '" + id + "' needs a 'when' condition");
       if (when && when->type() != Type::boolean && when->type() != Type::any)
@@ -314,15 +342,27 @@ class RuleFileReader {
     }
   }
 
+  /// A whole number, all of the scalar and nothing else ("12.5", "40abc" and "1e3" are
+  /// refused), within ±1,000,000; an error at the node's line and column otherwise.
+  std::optional<int> integer(const YAML::Node& node, const std::string& what) {
+    auto text = scalar(node, what);
+    if (!text) return std::nullopt;
+    int value = 0;
+    const char* end = text->data() + text->size();
+    auto [stop, status] = std::from_chars(text->data(), end, value);
+    if (status != std::errc() || stop != end || value < -1'000'000 || value > 1'000'000) {
+      error(node, what + " must be a whole number between -1000000 and 1000000, not '" + *text + "'");
+      return std::nullopt;
+    }
+    return value;
+  }
+
   std::optional<Rule> read_rule_fields(const YAML::Node& spec, const std::string& id) {
     Rule rule{id, scalar(spec["description"], "description").value_or(""), Expression::compile("true", {}), 0, {}, false};
-    if (auto score = scalar(spec["score"], "score")) {
-      try {
-        rule.score = std::stoi(*score);
-      } catch (const std::exception&) {
-        error(spec["score"], "rule '" + id + "': score must be an integer");
-        return std::nullopt;
-      }
+    if (spec["score"]) {
+      auto score = integer(spec["score"], "rule '" + id + "': score");
+      if (!score) return std::nullopt;
+      rule.score = *score;
     }
     if (auto action = scalar(spec["action"], "action")) {
       if (*action == "review") rule.action = Decision::review;
@@ -338,12 +378,12 @@ class RuleFileReader {
   void read_thresholds(const YAML::Node& decision) {
     if (!decision || !decision.IsMap()) return errors_.push_back(name_ + ":1:1: 'decision' needs review_at and block_at scores");
     check_keys(decision, {"review_at", "block_at"});
-    try {
-      set_.review_at_ = decision["review_at"].as<int>();
-      set_.block_at_ = decision["block_at"].as<int>();
-    } catch (const YAML::Exception&) {
-      return error(decision, "review_at and block_at must be integers");
-    }
+    auto review = integer(decision["review_at"], "decision.review_at");
+    auto block = integer(decision["block_at"], "decision.block_at");
+    if (!decision["review_at"] || !decision["block_at"])
+      return error(decision, "'decision' needs review_at and block_at scores");
+    if (!review || !block) return;
+    set_.review_at_ = *review, set_.block_at_ = *block;
     if (set_.block_at_ < set_.review_at_) error(decision, "block_at must not be below review_at");
   }
 
@@ -382,6 +422,12 @@ Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> fea
     verdict.score += rule.score;
     if (rule.action) forced = std::max(forced, *rule.action);
   }
+  if (context.amount_base.is_missing() && on_missing_rate_ != Decision::allow) {
+    verdict.hits.push_back({kMissingRateRule, 0, false,
+                            "no rate for " + event.amount.currency + " in currency_rates (missing_rate: " +
+                                to_string(on_missing_rate_) + ")"});
+    forced = std::max(forced, on_missing_rate_);
+  }
   auto scored = verdict.score >= block_at_ ? Decision::block : verdict.score >= review_at_ ? Decision::review : Decision::allow;
   verdict.decision = std::max(scored, forced);
   return verdict;
@@ -390,7 +436,15 @@ Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> fea
 std::vector<std::pair<std::string, bool>> RuleSet::rule_ids() const {
   std::vector<std::pair<std::string, bool>> ids;
   for (const auto& rule : rules_) ids.emplace_back(rule.id, rule.shadow);
+  if (on_missing_rate_ != Decision::allow) ids.emplace_back(kMissingRateRule, false);
   return ids;
+}
+
+std::vector<std::string> RuleSet::currencies_without_rate() const {
+  std::vector<std::string> missing;
+  for (auto code : events::currency_codes())
+    if (!rates_.count(std::string(code))) missing.emplace_back(code);
+  return missing;
 }
 
 }  // namespace fraud::rules

@@ -30,6 +30,11 @@ enum class Aggregate { count, sum, min, max, average, distinct_count, time_since
 /// The event field a feature groups history by (and, for first_seen, the pair it tracks).
 enum class KeyField { account_id, customer_id, card_fingerprint, device_id, device_ip, merchant_id, counterparty_account };
 
+/// Every key field, in declaration order.
+inline constexpr KeyField kKeyFields[] = {KeyField::account_id,  KeyField::customer_id, KeyField::card_fingerprint,
+                                          KeyField::device_id,   KeyField::device_ip,   KeyField::merchant_id,
+                                          KeyField::counterparty_account};
+
 /// The event's value of a key field; empty when the event has none.
 std::string_view key_of(const events::Event& event, KeyField field);
 const char* to_string(KeyField field);
@@ -43,6 +48,11 @@ struct FeatureSpec {
   std::string field;                         ///< sum/min/max/average: a number field; distinct_count: a string field
   events::Timestamp window_us = 0;           ///< windowed aggregates; 0 for the others
   std::optional<Expression> where;           ///< only history events that satisfy it count
+  /// speed_kmh: closer than this is no travel (city-level coordinates are kilometres off)...
+  double min_km = 50;
+  /// ...and a shorter time than this counts as this long (two taps a minute apart in
+  /// neighbouring cities are not a supersonic flight).
+  events::Timestamp min_interval_us = 10 * 60'000'000LL;
   Type type() const;
 };
 
@@ -75,6 +85,9 @@ struct Verdict {
 /// The most features a rule file can declare: the feature engine marks which of an event's
 /// features' `where` filters hold in one 64-bit mask.
 inline constexpr std::size_t kMaxFeatures = 64;
+
+/// The id of the built-in rule that fires for an amount without a rate (RuleSet::on_missing_rate).
+inline constexpr const char* kMissingRateRule = "missing_rate";
 
 /// Limits on what a rule file may hold; a file beyond them does not load.
 struct RuleLimits {
@@ -115,6 +128,14 @@ class RuleSet {
   /// Every (rule id, shadow) pair an alert can carry: a bounded label set for metrics.
   std::vector<std::pair<std::string, bool>> rule_ids() const;
 
+  /// What an event in a currency without a rate gets (`missing_rate:`): its amount rules
+  /// cannot fire, so it must never pass unseen. review (the default) or block force that
+  /// decision through the built-in rule kMissingRateRule; allow lets it pass, said aloud.
+  Decision on_missing_rate() const { return on_missing_rate_; }
+
+  /// The ISO 4217 currencies a record may carry that have no rate here, for `rules check`.
+  std::vector<std::string> currencies_without_rate() const;
+
  private:
   std::string version_;
   std::string base_currency_;
@@ -123,6 +144,7 @@ class RuleSet {
   std::vector<FeatureSpec> features_;
   std::vector<Rule> rules_;
   int review_at_ = 0, block_at_ = 0;
+  Decision on_missing_rate_ = Decision::review;
   friend class RuleFileReader;
 };
 

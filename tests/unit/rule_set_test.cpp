@@ -1,6 +1,9 @@
 // Rule files: loading, decisions, shadow rules, and load errors that say where.
 #include <doctest/doctest.h>
 
+#include <limits>
+
+#include "rules/decimal.h"
 #include "rules/rule_set.h"
 
 using namespace fraud;
@@ -80,7 +83,25 @@ TEST_CASE("amounts convert exactly to the base currency, and without a rate they
   auto rules = RuleSet::parse(kFile, "r.yaml");
   CHECK(rules.amount_base(event_of(30000, "USD")).number == rules::Decimal::from_int(150));
   CHECK(rules.amount_base(event_of(30000, "GBP")).is_missing());
-  CHECK(rules.evaluate(event_of(99999999, "GBP"), {}).hits.empty());
+  // No amount rule can fire on it, so the built-in missing_rate rule sends it to review.
+  auto verdict = rules.evaluate(event_of(99999999, "GBP"), {});
+  REQUIRE(verdict.hits.size() == 1);
+  CHECK(verdict.hits[0].rule_id == "missing_rate");
+  CHECK(verdict.hits[0].explanation == "no rate for GBP in currency_rates (missing_rate: review)");
+  CHECK(verdict.decision == Decision::review);
+}
+
+TEST_CASE("missing_rate says what an amount without a rate gets: review, block, or allow said aloud") {
+  auto with = [](const std::string& setting) {
+    return RuleSet::parse(std::string(kFile) + "missing_rate: " + setting + "\n", "r.yaml");
+  };
+  CHECK(with("block").evaluate(event_of(100, "NOK"), {}).decision == Decision::block);
+  CHECK(with("allow").evaluate(event_of(100, "NOK"), {}).hits.empty());
+  CHECK(with("allow").currencies_without_rate().size() > 100);
+  CHECK(load_error(std::string(kFile) + "missing_rate: maybe\n").find("missing_rate must be review, block or allow") !=
+        std::string::npos);
+  CHECK(load_error("version: x\nrules:\n  - {id: missing_rate, when: amount > 1}\ndecision: {review_at: 1, block_at: 2}\n")
+            .find("rule id 'missing_rate' is the built-in rule") != std::string::npos);
 }
 
 TEST_CASE("each hit explains itself with the values it saw") {
@@ -105,6 +126,17 @@ TEST_CASE("load errors name file, line and column") {
             .find("division by zero") != std::string::npos);
   CHECK(load_error("version: x\nrules:\n  - id: a\n    when: velocity > 1\ndecision: {review_at: 1, block_at: 2}\n")
             .find("unknown field or feature 'velocity'") != std::string::npos);
+}
+
+TEST_CASE("a score or threshold that is not a whole number is a located load error, never a truncation") {
+  for (const char* score : {"12.5", "40abc", "1e3", "' 7'", "99999999999"}) {
+    CAPTURE(score);
+    CHECK(load_error(std::string("version: x\nrules:\n  - id: a\n    when: amount > 1\n    score: ") + score +
+                     "\ndecision: {review_at: 1, block_at: 2}\n")
+              .find("r.yaml:5:12: rule 'a': score must be a whole number") != std::string::npos);
+  }
+  CHECK(load_error("version: x\nrules:\n  - {id: a, when: amount > 1, score: 1}\ndecision: {review_at: 1.5, block_at: 2}\n")
+            .find("r.yaml:4:23: decision.review_at must be a whole number") != std::string::npos);
 }
 
 TEST_CASE("a duplicate rule id, an unknown key and a bad threshold are all reported at once") {
@@ -163,4 +195,34 @@ TEST_CASE("the starter pack loads") {
   auto rules = RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml");
   CHECK(rules.rules().size() == 11);
   CHECK(rules.features().size() == 9);
+}
+
+TEST_CASE("arithmetic past the exact range is missing, never a wrapped number") {
+  using rules::Decimal;
+  CHECK_FALSE(Decimal::from_double(1e40).has_value());
+  CHECK_FALSE(Decimal::from_double(std::numeric_limits<double>::infinity()).has_value());
+  CHECK(Decimal::from_double(9.3e12)->str() == "9300000000000");  // past int64 micro-units, still exact
+  auto huge = *Decimal::parse("999999999999999999999999");
+  CHECK_FALSE(Decimal::checked_mul(huge, huge).has_value());
+  CHECK_FALSE(Decimal::checked_div(huge, Decimal()).has_value());
+  CHECK(Decimal::checked_mul(*Decimal::parse("1.5"), *Decimal::parse("2"))->str() == "3");
+}
+
+TEST_CASE("country and currency codes compare case-insensitively, in literals and lists") {
+  auto set = RuleSet::parse(R"(
+version: "t1"
+base_currency: EUR
+lists: {risky: [ir, Kp]}
+rules:
+  - {id: listed, when: "location.country in risky", score: 1}
+  - {id: literal_set, when: "merchant.country in ['ir']", score: 1}
+  - {id: equal, when: "currency == 'eur'", score: 1}
+  - {id: names_are_exact, when: "location.city == 'tehran'", score: 1}
+decision: {review_at: 50, block_at: 100}
+)", "r.yaml");
+  auto e = event_of(100);
+  e.location.country = "IR", e.merchant.country = "IR", e.location.city = "Tehran";
+  std::vector<std::string> ids;
+  for (const auto& hit : set.evaluate(e, {}).hits) ids.push_back(hit.rule_id);
+  CHECK(ids == std::vector<std::string>{"listed", "literal_set", "equal"});
 }

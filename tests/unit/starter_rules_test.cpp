@@ -91,6 +91,39 @@ TEST_CASE("impossible_travel between card-present transactions") {
   CHECK_FALSE(fires("impossible_travel", {berlin}, potsdam));
 }
 
+TEST_CASE("impossible_travel sees the last card-present payment across online ones in between") {
+  auto card_present = [](const std::string& when, double lat, double lon) {
+    auto e = tx(when);
+    e.channel = "card_present", e.card.fingerprint = "card-2", e.location.lat = lat, e.location.lon = lon;
+    return e;
+  };
+  auto online = [](const std::string& when) {
+    auto e = tx(when);
+    e.channel = "card_not_present", e.card.fingerprint = "card-2";
+    return e;
+  };
+  auto berlin = card_present("2026-11-27T09:00:00Z", 52.52, 13.405);
+  auto new_york = card_present("2026-11-27T13:00:00Z", 40.71, -74.0);
+  CHECK(fires("impossible_travel", {berlin}, new_york));
+  CHECK(fires("impossible_travel", {berlin, online("2026-11-27T10:30:00Z"), online("2026-11-27T11:45:00Z")}, new_york));
+}
+
+TEST_CASE("impossible_travel needs real distance: coordinate noise and a quick hop to the next town are no travel") {
+  auto card_present = [](const std::string& when, double lat, double lon) {
+    auto e = tx(when);
+    e.channel = "card_present", e.card.fingerprint = "card-3", e.location.lat = lat, e.location.lon = lon;
+    return e;
+  };
+  auto berlin = card_present("2026-11-27T09:00:00Z", 52.52, 13.405);
+  // 7.5 km and 20 s apart: below min_km, 0 km/h (it was 1,340 km/h).
+  CHECK_FALSE(fires("impossible_travel", {berlin}, card_present("2026-11-27T09:00:20Z", 52.52, 13.515)));
+  // Potsdam to Magdeburg, 110 km in 2 minutes: the 10-minute floor makes it 660 km/h.
+  auto potsdam = card_present("2026-11-27T09:00:00Z", 52.39, 13.06);
+  CHECK_FALSE(fires("impossible_travel", {potsdam}, card_present("2026-11-27T09:02:00Z", 52.13, 11.62)));
+  // Berlin to Madrid in an hour is still impossible.
+  CHECK(fires("impossible_travel", {berlin}, card_present("2026-11-27T10:00:00Z", 40.42, -3.70)));
+}
+
 TEST_CASE("large_transfer_new_payee") {
   auto transfer = [](const std::string& when, const std::string& payee) {
     auto e = tx(when, "6000.00");
