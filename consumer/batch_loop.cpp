@@ -97,6 +97,17 @@ std::optional<std::int64_t> BatchLoop::on_assigned(const TopicPartition& tp) {
 // One claim; on success the partition starts at the database's offset (its first record if
 // this group never consumed it: the database, not Kafka's committed offset, is the truth).
 std::optional<std::int64_t> BatchLoop::try_claim(const TopicPartition& tp, Partition& p) {
+  // After a failure that is not a busy row (the database down, a lost connection), the other
+  // partitions of this assignment wait without a try each: one attempt can take seconds, and
+  // dozens in a row would outlast the group's poll interval.
+  if (Clock::now() < database_down_until_) {
+    p.claim_at = database_down_until_;
+    if (p.claim_backoff.count() == 0) {
+      p.waiting_since = Clock::now();
+      p.claim_backoff = kFirstBackoff;
+    }
+    return std::nullopt;
+  }
   try {
     auto claim = store_.claim(tp.topic, tp.partition);
     p.claimed = true;
@@ -120,6 +131,7 @@ void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const dedup
   p.claim_backoff = p.claim_backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
                                                  : std::min<std::chrono::milliseconds>(p.claim_backoff * 2, 5s);
   p.claim_at = now + p.claim_backoff;
+  if (error.reason != "lock_timeout") database_down_until_ = p.claim_at;
   ++counters_.database_retries;
   metrics_.database_retries(error.reason).Increment();
   log::warn("claim failed; partition paused, claim will be retried",
@@ -137,6 +149,7 @@ void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const dedup
 // Partitions assigned while their claim failed: claimed here, between polls, then moved to
 // the database's offset and resumed.
 void BatchLoop::claim_waiting(Clock::time_point now) {
+  if (!health_.in_group.load()) return;  // out of the group: a claim now could fence the rightful owner
   for (auto& [tp, p] : partitions_) {
     if (p.claimed || now < p.claim_at) continue;
     auto offset = try_claim(tp, p);
@@ -151,9 +164,9 @@ void BatchLoop::claim_waiting(Clock::time_point now) {
   }
 }
 
+// Cached feature histories stay: another replica that extends their keys bumps the keys'
+// versions, and a stale history is reloaded (dedup::BatchStore::synchronise_keys).
 void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
-  // Another replica may extend these partitions' keys now: cached history would go stale.
-  features_->forget();
   for (const auto& tp : tps) {
     auto it = partitions_.find(tp);
     if (it == partitions_.end()) continue;
@@ -169,7 +182,6 @@ void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
 
 void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
   // Another member may own these already; writing would be fenced, so drop without trying.
-  features_->forget();
   for (const auto& tp : tps) {
     log::warn("partition lost", {{"partition", where(tp)}});
     partitions_.erase(tp);
@@ -179,7 +191,7 @@ void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
 
 void BatchLoop::accept(events::Record record) {
   auto it = partitions_.find({record.topic, record.partition});
-  if (it == partitions_.end() || it->second.fenced || !it->second.claimed) return;  // not ours: never write it
+  if (it == partitions_.end() || !it->second.claimed) return;  // not ours (yet, or any more): never write it
   auto& p = it->second;
   // Fetched before a seek to the claimed offset took effect: the database has it already.
   if (record.offset < p.next_offset) return;
@@ -191,7 +203,7 @@ void BatchLoop::accept(events::Record record) {
 void BatchLoop::flush_due(Clock::time_point now) {
   auto max_wait = std::chrono::milliseconds(batch_config_.max_wait_ms);
   for (auto& [tp, p] : partitions_) {
-    if (p.pending.empty() || p.fenced) continue;
+    if (p.pending.empty() || !p.claimed) continue;
     if (p.backoff.count() > 0 && now < p.retry_at) continue;
     bool full = p.pending.size() >= static_cast<std::size_t>(batch_config_.max_records);
     if (full || now - p.first_pending >= max_wait || p.backoff.count() > 0) flush(tp, p, OnFailure::retry_later);
@@ -199,7 +211,7 @@ void BatchLoop::flush_due(Clock::time_point now) {
 }
 
 void BatchLoop::flush(const TopicPartition& tp, Partition& p, OnFailure on_failure) {
-  while (!p.pending.empty() && !p.fenced) {
+  while (!p.pending.empty() && p.claimed) {
     auto count = std::min(p.pending.size(), static_cast<std::size_t>(batch_config_.max_records));
     try {
       if (!apply_chunk(tp, p, count)) return;
@@ -221,10 +233,15 @@ bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t 
   auto batch = decode(tp, p, count);
   auto result = apply_or_split(batch);
   if (result.fenced) {
+    // Another replica claimed the partition since: this one is a zombie whose revoke is on
+    // its way, or (rarely) the other was, claiming late. Stop writing; if the partition is
+    // still this replica's after kFencedReclaim, every zombie has been told, so claim again.
     ++counters_.fenced_batches;
     metrics_.fenced_batches.Increment();
-    p.fenced = true;
+    p.claimed = false;
     p.pending.clear();
+    p.claim_at = Clock::now() + kFencedReclaim;
+    p.claim_backoff = {};
     source_->pause(tp);
     log::warn("batch fenced: another replica owns the partition", {{"partition", where(tp)},
                                                                      {"epoch", std::to_string(p.epoch)}});
@@ -345,7 +362,7 @@ std::chrono::milliseconds BatchLoop::poll_timeout(Clock::time_point now) const {
   auto deadline = now + kMaxPoll;
   auto max_wait = std::chrono::milliseconds(batch_config_.max_wait_ms);
   for (const auto& [tp, p] : partitions_) {
-    if (p.pending.empty() || p.fenced) continue;
+    if (p.pending.empty() || !p.claimed) continue;
     deadline = std::min(deadline, p.backoff.count() > 0 ? p.retry_at : p.first_pending + max_wait);
   }
   return std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));

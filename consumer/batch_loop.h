@@ -44,6 +44,10 @@ class BatchLoop final : public PartitionOwner {
   /// stalled (frozen mid-batch); a new owner ends its database session (migrations/0008).
   static constexpr std::chrono::seconds kStalledOwner{30};
 
+  /// A fenced partition that is still this replica's this long after is claimed again: by
+  /// then any zombie that fenced it has been told it lost the partition.
+  static constexpr std::chrono::seconds kFencedReclaim{60};
+
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
             dedup::BatchStore& store,
             std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
@@ -74,7 +78,6 @@ class BatchLoop final : public PartitionOwner {
     std::int64_t epoch = 0;
     std::vector<events::Record> pending;  ///< in offset order, not yet applied
     Clock::time_point first_pending;
-    bool fenced = false;                   ///< another replica owns it now: drop its records
     Clock::time_point retry_at;            ///< after a transient database error
     std::chrono::milliseconds backoff{0};
   };
@@ -106,6 +109,7 @@ class BatchLoop final : public PartitionOwner {
   RecordSource* source_ = nullptr;
   const std::atomic<bool>* stop_ = nullptr;
   std::optional<std::string> fatal_;  ///< an error raised inside a librdkafka callback
+  Clock::time_point database_down_until_;  ///< claims wait without a try until then
   LoopCounters counters_;
   ServiceMetrics& metrics_;
   HealthState& health_;

@@ -66,7 +66,10 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
       std::vector<RdKafka::TopicPartition*> claimed, waiting;
       for (auto* tp : partitions) {
         auto offset = owner.on_assigned({tp->topic(), tp->partition()});
-        tp->set_offset(offset ? *offset : RdKafka::Topic::OFFSET_INVALID);
+        // One not claimed yet starts paused at its first record, never at Kafka's committed
+        // offset: the owner seeks it to the database's offset, and a late answer to an offset
+        // lookup can only move it back, to records the owner drops by offset.
+        tp->set_offset(offset ? *offset : RdKafka::Topic::OFFSET_BEGINNING);
         (offset ? claimed : waiting).push_back(tp);
       }
       auto* error = cooperative ? consumer->incremental_assign(partitions) : (consumer->assign(partitions), nullptr);

@@ -140,11 +140,13 @@ ORDER BY f, k
 ON CONFLICT (key_field, key) DO UPDATE SET version = feature_key_versions.version + 1
 RETURNING key_field, key, version)sql";
 
-// Pairs seen together; only the ones that come back were never seen before.
+// Pairs seen together; only the ones that come back were never seen before. In key order,
+// like every insert that can wait on another replica's row, so replicas never deadlock.
 constexpr const char* kPairs = R"sql(
 INSERT INTO first_seen_pairs (pair_kind, first_key, second_key, first_at)
 SELECT k, a, b, timestamptz 'epoch' + t * interval '1 microsecond'
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(k, a, b, t)
+ORDER BY k, a, b
 ON CONFLICT DO NOTHING
 RETURNING pair_kind, first_key, second_key)sql";
 
@@ -161,19 +163,20 @@ const char* column_of(rules::KeyField field) {
   return "account_id";
 }
 
-// A key's events since a time, and its latest one before (time since last, speed). The
-// column comes from the fixed list above, never from input. The time is a timestamptz
-// parameter so that PostgreSQL prunes day partitions while planning (an expression on it
-// would be pruned only after every partition was locked); the latest event before it is one
-// LIMIT 1 per key, which an ordered scan over the newest partitions answers early.
-std::string history_query(rules::KeyField field, bool latest_before) {
+// A key's events since a time, and its latest `latest_before` ones before (time since last,
+// speed; more than one when their `where` may skip the latest). The column comes from the
+// fixed list above, never from input. The time is a timestamptz parameter so that
+// PostgreSQL prunes day partitions while planning (an expression on it would be pruned only
+// after every partition was locked); the latest events before it are a LIMIT per key, which
+// an ordered scan over the newest partitions answers early.
+std::string history_query(rules::KeyField field, int latest_before) {
   std::string c = column_of(field);
   std::string since = "SELECT event_source, body FROM transactions WHERE " + c + " = ANY($1::text[]) AND occurred_at > "
                       "$2::timestamptz";
   if (!latest_before) return since;
   return since + " UNION ALL SELECT latest.event_source, latest.body FROM unnest($1::text[]) AS k(key) "
                  "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " + c + " = k.key AND "
-                 "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC LIMIT 1) latest";
+                 "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC LIMIT " + std::to_string(latest_before) + ") latest";
 }
 
 /// The pairs recorded for every event, whatever the rules, so that a first_seen feature
@@ -330,8 +333,11 @@ pqxx::connection& BatchStore::connection() {
     // A batch never idles inside its transaction; one that does belongs to a frozen
     // (SIGSTOPped, swapped-out) replica whose row lock would block the partition's new owner.
     // lock_timeout turns a wait for such a lock into a transient, retried error.
+    // READ COMMITTED whatever the database's default: the dedup gate and the key versions
+    // rely on each statement seeing what committed before it started (migrations/0007).
     pqxx::nontransaction(*c).exec0(
-        "SET idle_in_transaction_session_timeout = '10s'; SET lock_timeout = '5s'");
+        "SET idle_in_transaction_session_timeout = '10s'; SET lock_timeout = '5s'; "
+        "SET default_transaction_isolation = 'read committed'");
     c->prepare("claim", kClaim);
     c->prepare("advance", kAdvance);
     c->prepare("dedup", kDedup);
@@ -368,6 +374,7 @@ std::optional<int> BatchStore::release_stalled_owner(const std::string& topic, s
 Claim BatchStore::claim(const std::string& topic, std::int32_t partition) {
   try {
     pqxx::work tx(connection());
+    tx.exec0("SET LOCAL statement_timeout = '10s'");  // a claim runs in the rebalance callback
     auto row = tx.exec_prepared1("claim", group_id_, topic, partition, owner_);
     tx.commit();
     Claim claim{row[0].as<std::int64_t>(), std::nullopt};
@@ -463,9 +470,12 @@ std::vector<const events::Event*> BatchStore::separate_new_events(pqxx::work& tx
 // replicas extended since this one last did; load_history() then reads those again.
 void BatchStore::synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features,
                                   const std::vector<const events::Event*>& applied) {
+  // Every key field, not only those of this replica's rules: a replica running another rule
+  // file (a rollout, a reload) must still tell this one that it extended a key.
   std::set<std::pair<rules::KeyField, std::string>> keys;
   for (const auto* e : applied)
-    for (auto& key : features.keys_of(*e)) keys.insert(std::move(key));
+    for (auto field : rules::kKeyFields)
+      if (auto key = rules::key_of(*e, field); !key.empty()) keys.emplace(field, std::string(key));
   if (keys.empty()) return;
   ArrayLiteral fields, values;
   std::map<std::string, rules::KeyField, std::less<>> field_named;
@@ -484,7 +494,7 @@ void BatchStore::load_history(pqxx::work& tx, rules::FeatureEngine& features,
   struct Wanted {
     ArrayLiteral keys;
     events::Timestamp since;
-    bool latest_before = false;
+    int latest_before = 0;
   };
   std::map<rules::KeyField, Wanted> wanted;
   for (const auto* e : applied)
@@ -492,7 +502,7 @@ void BatchStore::load_history(pqxx::work& tx, rules::FeatureEngine& features,
       auto [it, inserted] = wanted.try_emplace(request.field, Wanted{{}, request.since});
       it->second.keys.add(request.key);
       it->second.since = std::min(it->second.since, request.since);
-      it->second.latest_before = it->second.latest_before || request.latest_before;
+      it->second.latest_before = std::max(it->second.latest_before, request.latest_before);
     }
   for (const auto& [field, w] : wanted) {
     auto query = history_query(field, w.latest_before);

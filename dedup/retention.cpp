@@ -104,7 +104,15 @@ void maintain(pqxx::connection& c, const std::string& table, const RetentionPoli
 bool rotate_dedup_generation(pqxx::connection& c, std::int64_t retention_days, events::Timestamp now) {
   if (retention_days <= 0) return false;
   pqxx::work tx(c);
-  tx.exec(kDedupGateExclusive);
+  // Behind a frozen batch the exclusive request would queue, and every new batch of every
+  // replica behind it: give up after a while and rotate at the next prune instead.
+  tx.exec0("SET LOCAL lock_timeout = '5s'");
+  try {
+    tx.exec(kDedupGateExclusive);
+  } catch (const pqxx::sql_error& e) {
+    if (e.sqlstate() != "55P03") throw;
+    return false;
+  }
   auto row = tx.exec_params1(
       "SELECT current_slot, started_at <= $1::timestamptz - make_interval(days => $2) FROM dedup_generation",
       events::format_rfc3339(now), static_cast<int>(retention_days));

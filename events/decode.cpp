@@ -311,11 +311,13 @@ struct Decoder::Parser {
         break;
       }
       case Envelope::cloudevents_binary: {
-        e.event_id = header_value(r, "ce_id").value_or("");
-        auto source = header_value(r, "ce_source");
+        // The CloudEvents Kafka binding writes its attributes as raw text, and an id may well
+        // start with '{' or '"': they are read as they are, never as Kafka Connect JSON.
+        e.event_id = header_text(header(r, "ce_id").value_or(""), "ce_id");
+        auto source = header(r, "ce_source");
         if (!source || source->empty()) bad("header 'ce_source': required by CloudEvents");
-        e.source = *source;
-        check_cloudevents_type(header_value(r, "ce_type"), "header 'ce_type'");
+        e.source = header_text(*source, "ce_source");
+        check_cloudevents_type(header(r, "ce_type"), "header 'ce_type'");
         body.emplace(parse_object(r.value, "value"), "", limits.max_string_bytes);
         break;
       }
@@ -336,7 +338,8 @@ struct Decoder::Parser {
     return e;
   }
 
-  /// A header's text, in whichever form Kafka Connect's header.converter wrote it: raw text
+  /// A header's text, in whichever form Kafka Connect's header.converter wrote it (for the
+  /// headers a Connect pipeline carries: id, type, event_id, event_type): raw text
   /// (SimpleHeaderConverter, the default), a JSON-quoted string (JsonConverter, schemas off)
   /// or a {"schema":…,"payload":…} document (JsonConverter, schemas on). Raw text that merely
   /// starts with '"' or '{' but is not such JSON is a bad record, not a guess: an id read two

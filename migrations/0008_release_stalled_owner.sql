@@ -7,7 +7,7 @@
 -- The partition's new owner calls this after its claim has failed on that lock for longer
 -- than the stall limit. It ends only the backend whose open transaction holds the row (the
 -- row's xmax is that transaction's id), and only if that transaction has run longer than
--- the limit: a batch takes milliseconds. The zombie's transaction rolls back, so it writes
+-- the limit (at least 30 s, whatever the caller asks): a batch takes milliseconds. The zombie's transaction rolls back, so it writes
 -- nothing (invariant 3), and its replica finds the connection gone and re-reads.
 --
 -- SECURITY DEFINER: it runs as the tables' owner, which must be allowed to see other
@@ -29,7 +29,7 @@ BEGIN
   WHERE o.group_id = p_group AND o.topic = p_topic AND o.partition = p_partition
     AND o.xmax <> '0'::xid
     AND a.pid <> pg_backend_pid()
-    AND a.xact_start < now() - p_stalled_for;
+    AND a.xact_start < now() - greatest(p_stalled_for, interval '30 seconds');  -- never a live batch
   IF holder IS NULL THEN
     RETURN NULL;
   END IF;
