@@ -3,6 +3,7 @@
 
 #include <limits>
 
+#include "events/time.h"
 #include "rules/decimal.h"
 #include "rules/rule_set.h"
 
@@ -225,4 +226,26 @@ decision: {review_at: 50, block_at: 100}
   std::vector<std::string> ids;
   for (const auto& hit : set.evaluate(e, {}).hits) ids.push_back(hit.rule_id);
   CHECK(ids == std::vector<std::string>{"listed", "literal_set", "equal"});
+}
+
+TEST_CASE("hour_of_day reads an IANA zone with daylight saving, and an unknown zone is a located load error") {
+  auto set = RuleSet::parse(R"(
+version: "t1"
+rules:
+  - {id: berlin_night, when: "hour_of_day('Europe/Berlin') < 5", score: 1}
+  - {id: fixed_offset, when: "hour_of_day('+01:00') < 5", score: 1}
+decision: {review_at: 50, block_at: 100}
+)", "r.yaml");
+  auto at = [&](const char* when) {
+    auto e = event_of(100);
+    e.occurred_at = *events::parse_rfc3339(when);
+    std::vector<std::string> ids;
+    for (const auto& hit : set.evaluate(e, {}).hits) ids.push_back(hit.rule_id);
+    return ids;
+  };
+  CHECK(at("2026-01-15T03:30:00Z") == std::vector<std::string>{"berlin_night", "fixed_offset"});  // 04:30 CET
+  CHECK(at("2026-07-15T03:30:00Z") == std::vector<std::string>{"fixed_offset"});  // 05:30 CEST: day in Berlin
+  CHECK(load_error("version: x\nrules:\n  - {id: a, when: \"hour_of_day('Europe/Berlinn') < 5\", score: 1}\n"
+                   "decision: {review_at: 1, block_at: 2}\n")
+            .find("unknown time zone 'Europe/Berlinn'") != std::string::npos);
 }

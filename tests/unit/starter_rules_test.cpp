@@ -156,6 +156,8 @@ TEST_CASE("round_atm_night") {
     return e;
   };
   CHECK(fires("round_atm_night", {}, atm("2026-11-27T01:30:00Z", "400.00")));   // 02:30 CET
+  CHECK(fires("round_atm_night", {}, atm("2026-07-15T02:30:00Z", "400.00")));   // 04:30 CEST
+  CHECK_FALSE(fires("round_atm_night", {}, atm("2026-07-15T03:30:00Z", "400.00")));  // 05:30 CEST, 04:30 CET
   CHECK_FALSE(fires("round_atm_night", {}, atm("2026-11-27T11:30:00Z", "400.00")));
   CHECK_FALSE(fires("round_atm_night", {}, atm("2026-11-27T01:30:00Z", "450.00")));
 }
