@@ -116,12 +116,20 @@ TEST_CASE("replicas killed with SIGKILL at any moment lose nothing and apply not
   std::mt19937 random(20261127);
   for (std::size_t slot = 0; slot < 3; ++slot) cluster.start(slot);
 
+  // A replica found dead must have died of the failpoint (SIGKILL, and its log says so): a
+  // replica that crashed of a bug is evidence of nothing but the bug.
   int failpoint_deaths = 0;
+  auto died_of_failpoint = [&](std::size_t slot) {
+    if (cluster.replica(slot).running()) return;
+    ++failpoint_deaths;
+    auto status = cluster.replica(slot).exit_status().value_or(-1);
+    CHECK_MESSAGE(status == 128 + SIGKILL, "replica " << slot << " ended with status " << status << ", not the failpoint");
+  };
   for (int w = 0; w < kWaves; ++w) {
     cluster.produce(wave(w * kEvents / kWaves, (w + 1) * kEvents / kWaves, 10, 997));
     std::this_thread::sleep_for(std::chrono::milliseconds(random() % 1500));  // a random moment in the wave
     auto slot = random() % cluster.size();
-    if (!cluster.replica(slot).running()) ++failpoint_deaths;
+    died_of_failpoint(slot);
     cluster.replica(slot).stop(SIGKILL, 10s);
     // Every other restart arms the failpoint: that process kills itself right after one of
     // its first database commits and before the Kafka commit, the window most at risk.
@@ -133,12 +141,19 @@ TEST_CASE("replicas killed with SIGKILL at any moment lose nothing and apply not
   }
   // Replace every replica by one without a failpoint, then let the group drain the topic.
   for (std::size_t slot = 0; slot < cluster.size(); ++slot) {
-    if (!cluster.replica(slot).running()) ++failpoint_deaths;
+    died_of_failpoint(slot);
     cluster.replica(slot).stop(SIGKILL, 10s);
     cluster.start(slot);
   }
   MESSAGE(failpoint_deaths << " replicas killed themselves between a database and a Kafka commit");
   CHECK(failpoint_deaths >= 1);  // the commit-to-commit window was really exercised
+  long markers = 0;
+  for (std::size_t slot = 0; slot < cluster.size(); ++slot) {
+    auto log = read_file(cluster.log_path(slot));
+    for (auto at = log.find("failpoint: killing"); at != std::string::npos; at = log.find("failpoint: killing", at + 1))
+      ++markers;
+  }
+  CHECK(markers >= failpoint_deaths);  // each death left its line (a kill can race a marker)
   CHECK(wait_until(240s, [&] { return cluster.caught_up(); }));
   cluster.stop_all();
 

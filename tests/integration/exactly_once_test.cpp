@@ -18,7 +18,20 @@ std::map<std::string, std::string> replica_env(const Services& s, const TestData
                                                const std::string& group) {
   return replica_environment(s, db.service_url(), topic, group,
                              {{"FRAUD_BATCH_MAX_RECORDS", "100"}, {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
-                              {"FRAUD_LOG_LEVEL", "warn"}});
+                              {"FRAUD_LOG_LEVEL", "warn"},
+                              {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/exactly_once_rules.yaml"}});
+}
+
+/// Accounts whose events' recorded counts (count_recorder's tx_count_1h, all events within
+/// the hour) are not exactly 1..n: an event applied twice, or one lost, shows here.
+std::int64_t accounts_with_wrong_counts(TestDatabase& db) {
+  return db.count(R"sql(
+    SELECT count(*) FROM (
+      SELECT account_id, count(*) AS events, count(DISTINCT n) AS distinct_counts, max(n) AS highest
+      FROM (SELECT account_id, substring(reason FROM '\((\d+)\)')::int AS n
+            FROM fraud_alerts WHERE rule_id = 'count_recorder') recorded
+      GROUP BY account_id) per_account
+    WHERE events <> distinct_counts OR events <> highest)sql");
 }
 
 }  // namespace
@@ -56,6 +69,9 @@ TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate de
   CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") == 50);
   CHECK(db.count("SELECT count(*) FROM rejected_events") == 0);
   CHECK(offsets_at_end(db, services, topic, kPartitions));
+  // What no constraint forces: each event counted once in its account's feature state.
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'count_recorder'") == 1000);
+  CHECK(accounts_with_wrong_counts(db) == 0);
 }
 
 TEST_CASE("a poison record is rejected with its reason and its partition moves on") {
@@ -100,5 +116,6 @@ TEST_CASE("a replica that restarts resumes from the database offset and applies 
   CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
   CHECK(replica.stop(SIGTERM, 30s) == 0);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 400);
-  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 400);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'large_amount'") == 400);
+  CHECK(accounts_with_wrong_counts(db) == 0);
 }

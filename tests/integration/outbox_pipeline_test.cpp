@@ -19,6 +19,8 @@ TEST_CASE("every simulated transaction is processed once and every alert recorde
   auto topic = unique_name("transactions"), alerts_topic = unique_name("alerts"), run = unique_name("run");
   create_topic(services.bootstrap_servers, topic, kPartitions);
   create_topic(services.bootstrap_servers, alerts_topic, 1);
+  auto dead_letter_topic = unique_name("dlq");
+  create_topic(services.bootstrap_servers, dead_letter_topic, 1);
   std::map<std::string, std::string> env = {{"FRAUD_POSTGRES_URL", db.url()},
                                             {"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services.bootstrap_servers}};
   auto dir = "/tmp/" + run;
@@ -29,7 +31,8 @@ TEST_CASE("every simulated transaction is processed once and every alert recorde
                     env, dir + "/bank-sim.log");
   auto consumer_env = replica_environment(services, db.service_url(), topic, unique_name("fraud"),
                                           {{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/config/rules.yaml"},
-                                           {"FRAUD_OUTBOX_ALERTS_TOPIC", alerts_topic}});
+                                           {"FRAUD_OUTBOX_ALERTS_TOPIC", alerts_topic},
+                                           {"FRAUD_OUTBOX_DEAD_LETTER_TOPIC", dead_letter_topic}});
   ChildProcess consumer({FRAUD_CONSUMER_BINARY, "run"}, consumer_env, dir + "/consumer.log");
   auto relay_env = env;
   relay_env["FRAUD_POSTGRES_URL"] = db.relay_url();  // least privilege: the relay's own role
@@ -77,4 +80,19 @@ TEST_CASE("every simulated transaction is processed once and every alert recorde
   for (const auto& row : db.query("SELECT alert_id FROM fraud_alerts WHERE NOT shadow"))
     unpublished += published.count("fraud-alert-" + row[0].as<std::string>()) ? 0 : 1;
   CHECK(unpublished == 0);
+
+  // Every rejected record reached the dead-letter topic, byte for byte.
+  auto hex = [](const std::string& bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) out += {kDigits[c >> 4], kDigits[c & 15]};
+    return out;
+  };
+  std::multiset<std::string> dead_letters;
+  for (const auto& r : read_topic(services.bootstrap_servers, dead_letter_topic, 1)) dead_letters.insert(hex(r.value));
+  std::int64_t missing_dead_letters = 0;
+  for (const auto& row : db.query("SELECT encode(value, 'hex') FROM rejected_events"))
+    missing_dead_letters += dead_letters.count(row[0].as<std::string>()) ? 0 : 1;
+  CHECK(db.count("SELECT count(*) FROM rejected_events") > 0);
+  CHECK(missing_dead_letters == 0);
 }

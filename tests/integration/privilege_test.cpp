@@ -79,3 +79,33 @@ TEST_CASE("secrets given to a replica appear neither in its logs nor in its metr
   }
   std::remove(log.c_str());
 }
+
+TEST_CASE("secrets stay out of the logs when the database cannot be reached or refuses the connection") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("transactions");
+  create_topic(services.bootstrap_servers, topic, 1);
+  const std::string password = "pg-secret-e4b1";
+  auto good = db.service_url();
+  auto with_password = [&](std::string url) { return url.insert(url.find('@'), ":" + password); };
+  auto unreachable = with_password(good);
+  unreachable.replace(unreachable.rfind(':'), unreachable.rfind('/') - unreachable.rfind(':'), ":1");  // nothing listens
+  auto no_such_database = with_password(good.substr(0, good.rfind('/')) + "/no_such_database_e4b1");
+  for (const auto& url : {unreachable, no_such_database}) {
+    CAPTURE(url.substr(url.rfind('@')));
+    auto log = "/tmp/" + unique_name("secrets") + ".log";
+    {
+      ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
+                           replica_environment(services, url, topic, unique_name("fraud"), {{"FRAUD_LOG_LEVEL", "debug"}}),
+                           log);
+      CHECK(wait_until(60s, [&] { return read_file(log).find("claim failed") != std::string::npos; }));
+      replica.stop(SIGTERM, 30s);
+    }
+    ChildProcess migrate({FRAUD_CONSUMER_BINARY, "migrate"}, {{"FRAUD_POSTGRES_URL", url}}, log);
+    CHECK(wait_until(60s, [&] { return !migrate.running(); }));
+    auto logged = read_file(log);
+    CHECK(logged.find("claim failed") != std::string::npos);
+    CHECK(logged.find(password) == std::string::npos);
+    std::remove(log.c_str());
+  }
+}

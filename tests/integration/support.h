@@ -91,12 +91,15 @@ class ChildProcess {
   int pid() const { return pid_; }
   /// False once the process has exited (it is then reaped).
   bool running();
+  /// How a process that running() found gone ended: its exit status, or 128 + the signal.
+  std::optional<int> exit_status() const { return exit_status_; }
   /// Sends `signal` and waits up to `timeout` for the exit; returns the exit status, or
   /// nothing if it did not exit (it is then killed).
   std::optional<int> stop(int signal, std::chrono::seconds timeout);
 
  private:
   int pid_ = -1;
+  std::optional<int> exit_status_;
 };
 
 /// One record as read back from a topic.
