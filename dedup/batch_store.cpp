@@ -11,6 +11,7 @@
 #include "dedup/connect.h"
 #include "dedup/database_error.h"
 #include "dedup/dedup_gate.h"
+#include "dedup/mechanism_switch.h"
 #include "dedup/sql_text.h"
 #include "events/encode.h"
 #include "events/time.h"
@@ -394,12 +395,12 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
     pqxx::work tx(connection());
     auto advanced = tx.exec_prepared("advance", group_id_, batch.topic, batch.partition, batch.epoch,
                                      batch.next_offset());
-    if (advanced.affected_rows() == 0) {  // another assignment owns it; the transaction rolls back
+    if (advanced.affected_rows() == 0 && !mechanism_disabled("fence")) {  // another assignment owns it: roll back
       result.fenced = true;
       return result;
     }
     auto applied = separate_new_events(tx, batch, result);
-    synchronise_keys(tx, features, applied);
+    if (!mechanism_disabled("key_versions")) synchronise_keys(tx, features, applied);
     load_history(tx, features, applied);
     std::vector<std::uint64_t> sent_pairs;
     auto pair_flags = claim_pairs(tx, features, applied, known_pairs_, sent_pairs);
@@ -449,7 +450,7 @@ std::vector<const events::Event*> BatchStore::separate_new_events(pqxx::work& tx
     if (!r.event) {
       insert_rejected(tx, batch, r, topics_);
       ++result.rejected;
-    } else if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0) {
+    } else if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0 && !mechanism_disabled("dedup")) {
       ++result.duplicates;
       duplicates.add(r, digests[k]);
     } else {

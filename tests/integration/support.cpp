@@ -215,8 +215,13 @@ ChildProcess::ChildProcess(const std::vector<std::string>& args, const std::map<
       if (fd >= 0) dup2(fd, 2);
     }
     for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    // scripts/test's "mechanisms" stage runs these tests against a service built with
+    // mechanism switches (dedup/mechanism_switch.h), to see them fail.
+    auto program = args;
+    const char* other = std::getenv("FRAUD_TEST_CONSUMER_BINARY");
+    if (other && *other && program[0] == FRAUD_CONSUMER_BINARY) program[0] = other;
     std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : program) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
@@ -232,6 +237,7 @@ bool ChildProcess::running() {
   int status = 0;
   if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
   pid_ = -1;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return false;
 }
 
