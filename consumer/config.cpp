@@ -200,10 +200,12 @@ void require(bool ok, const std::string& section, const std::string& key, const 
   if (!ok) throw ConfigError(label(section, key) + ": " + what);
 }
 
-void validate(const Config& c) {
-  require(!c.kafka.bootstrap_servers.empty(), "kafka", "bootstrap_servers", "required, e.g. 127.0.0.1:9092");
-  require(!c.kafka.group_id.empty(), "kafka", "group_id", "must not be empty");
-  require(!c.kafka.topics.empty(), "kafka", "topics", "name at least one topic");
+void validate(const Config& c, ConfigUse use) {
+  if (use == ConfigUse::service) {
+    require(!c.kafka.bootstrap_servers.empty(), "kafka", "bootstrap_servers", "required, e.g. 127.0.0.1:9092");
+    require(!c.kafka.group_id.empty(), "kafka", "group_id", "must not be empty");
+    require(!c.kafka.topics.empty(), "kafka", "topics", "name at least one topic");
+  }
   require(c.postgres.url.starts_with("postgresql://") || c.postgres.url.starts_with("postgres://"), "postgres", "url",
           c.postgres.url.empty() ? "required, a libpq URI such as postgresql://user@host:5432/db"
                                  : "must be a libpq URI starting with postgresql://");
@@ -261,11 +263,11 @@ Environment process_environment() {
   return env;
 }
 
-Config load_config(const std::string& path, const Environment& env) {
+Config load_config(const std::string& path, const Environment& env, ConfigUse use) {
   Config config;
   if (!path.empty()) read_file(config, path);
   read_environment(config, env);
-  validate(config);
+  validate(config, use);
   return config;
 }
 

@@ -123,8 +123,12 @@ using Environment = std::map<std::string, std::string>;
 /// A snapshot of the process environment.
 Environment process_environment();
 
+/// What a command needs of the configuration: the service all of it; the database commands
+/// (migrate, dedup prune, rules backtest) never touch Kafka, so they need no Kafka settings.
+enum class ConfigUse { service, database_only };
+
 /// Loads `path` (empty: no file, defaults and environment only), applies the environment,
-/// validates. Throws ConfigError with one message a person can act on.
-Config load_config(const std::string& path, const Environment& env);
+/// validates what `use` needs. Throws ConfigError with one message a person can act on.
+Config load_config(const std::string& path, const Environment& env, ConfigUse use = ConfigUse::service);
 
 }  // namespace fraud::consumer

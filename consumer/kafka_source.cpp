@@ -88,6 +88,7 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
     metrics.rebalances(lost ? "lost" : "revoke").Increment();
     if (lost) owner.on_lost(taken);
     else owner.on_revoked(taken);
+    for (const auto& tp : taken) metrics.forget_partition(tp.topic, tp.partition);
     auto* error = cooperative ? consumer->incremental_unassign(partitions) : (consumer->unassign(), nullptr);
     report("unassign", error);
     log::info("partitions revoked", {{"count", std::to_string(partitions.size())}});

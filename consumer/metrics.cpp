@@ -148,6 +148,11 @@ prometheus::Gauge& ServiceMetrics::committed_offset(const std::string& topic, st
   return committed_family.Add({{"topic", topic}, {"partition", std::to_string(partition)}});
 }
 
+void ServiceMetrics::forget_partition(const std::string& topic, std::int32_t partition) {
+  lag_family.Remove(&consumer_lag(topic, partition));
+  committed_family.Remove(&committed_offset(topic, partition));
+}
+
 void ServiceMetrics::set_rule_set(const std::string& version) {
   if (rule_set_) rule_set_family.Remove(rule_set_);
   rule_set_ = &rule_set_family.Add({{"version", version}});

@@ -33,6 +33,9 @@ struct ServiceMetrics {
   prometheus::Counter& rule_reloads(const char* result);
   prometheus::Gauge& consumer_lag(const std::string& topic, std::int32_t partition);
   prometheus::Gauge& committed_offset(const std::string& topic, std::int32_t partition);
+  /// Drops a partition's lag and committed-offset gauges when it leaves this replica: a
+  /// frozen value of a partition owned elsewhere would mislead every alert that reads it.
+  void forget_partition(const std::string& topic, std::int32_t partition);
   /// Creates every series of the bounded label sets at zero, so dashboards and alerts see
   /// "none yet" as 0 rather than as no data.
   void initialise(const std::vector<std::string>& topics);

@@ -136,3 +136,10 @@ TEST_CASE("migrations use their own connection when one is given") {
   CHECK(config.postgres.for_migrations() == "postgresql://owner@h/db");
   CHECK(config.postgres.url == kRequired.at("FRAUD_POSTGRES_URL"));
 }
+
+TEST_CASE("the database commands need no Kafka settings") {
+  std::map<std::string, std::string> database_only = {{"FRAUD_POSTGRES_URL", "postgresql://u@h/db"}};
+  auto config = load_config("", database_only, ConfigUse::database_only);
+  CHECK(config.postgres.url == "postgresql://u@h/db");
+  CHECK_THROWS_AS(load_config("", database_only, ConfigUse::service), ConfigError);
+}
