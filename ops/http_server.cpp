@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <atomic>
 #include <stdexcept>
 #include <thread>
 
@@ -100,6 +101,7 @@ struct HttpServer::Impl {
     acceptor.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;  // shutting down
       if (ec) {
+        ++accept_errors;
         log::warn("operator endpoint: accept failed; retrying", {{"error", ec.message()}});
         retry.expires_after(std::chrono::milliseconds(100));
         retry.async_wait([this](boost::system::error_code waited) {
@@ -122,6 +124,7 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor;
   asio::steady_timer retry;
   int open_sessions = 0;  ///< touched only on the server's thread
+  std::atomic<std::uint64_t> accept_errors{0};
   std::thread thread;
 };
 
@@ -145,5 +148,7 @@ HttpServer::HttpServer(const std::string& address, std::vector<std::pair<std::st
 HttpServer::~HttpServer() = default;
 
 unsigned short HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+std::uint64_t HttpServer::accept_errors() const { return impl_->accept_errors.load(); }
 
 }  // namespace fraud::ops

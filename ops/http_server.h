@@ -2,6 +2,7 @@
 // The operator's port: /metrics for Prometheus, /healthz and /readyz for Kubernetes probes.
 // One thread of its own (Boost.Asio + Beast), so a slow scrape never stalls the batch loop.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +29,9 @@ class HttpServer {
 
   /// The port it listens on (useful with port 0).
   unsigned short port() const;
+
+  /// Connections it failed to accept so far (out of file descriptors, …); each is retried.
+  std::uint64_t accept_errors() const;
 
  private:
   struct Impl;
