@@ -73,11 +73,14 @@ RETURNING 1)sql";
 // without being queued for publication, nor published without being recorded.
 constexpr const char* kAlerts = R"sql(
 WITH hit AS (
+  -- One unnest of every column zips them row by row. (Two unnests side by side were a cross
+  -- product: with a live and a shadow hit in one batch, alerts took each other's shadow flag,
+  -- so a shadow rule's alert could be published and a live one kept back.)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                       $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[])
+                       $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[],
+                       $14::boolean[], $15::int[])
     AS h(event_source, event_id, transaction_id, account_id, rule_id, score, decision, reason,
-         amount_minor, currency, occurred_us),
-       unnest($14::boolean[], $15::int[]) AS v(shadow, event_score)
+         amount_minor, currency, occurred_us, shadow, event_score)
 ), alert AS (
   INSERT INTO fraud_alerts (event_source, event_id, transaction_id, account_id, rule_id,
                             rule_set_version, score, decision, reason, amount_minor, currency,

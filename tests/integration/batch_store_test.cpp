@@ -230,3 +230,17 @@ TEST_CASE("six cards on one device across six accounts and three replicas count 
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (4)%'") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (6)%'") == 1);
 }
+
+TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag and publishes only the live ones") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  rules::FeatureEngine engine(std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/exactly_once_rules.yaml")));
+  auto batch = partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(0, "12500.00")},
+                                                           {1, transaction_event(1, "10.00")},
+                                                           {2, transaction_event(2, "12500.00")}});
+  CHECK(store.apply(batch, engine).alerts == 5);  // large_amount twice, count_recorder thrice
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'large_amount' AND NOT shadow") == 2);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'count_recorder' AND shadow") == 3);
+  CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") == 2);
+}
