@@ -78,16 +78,16 @@ WITH hit AS (
   -- so a shadow rule's alert could be published and a live one kept back.)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
                        $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[],
-                       $14::boolean[], $15::int[])
+                       $14::boolean[], $15::int[], $16::text[])
     AS h(event_source, event_id, transaction_id, account_id, rule_id, score, decision, reason,
-         amount_minor, currency, occurred_us, shadow, event_score)
+         amount_minor, currency, occurred_us, shadow, event_score, shadow_decision)
 ), alert AS (
   INSERT INTO fraud_alerts (event_source, event_id, transaction_id, account_id, rule_id,
                             rule_set_version, score, decision, reason, amount_minor, currency,
-                            occurred_at, shadow, event_score)
+                            occurred_at, shadow, event_score, shadow_decision)
   SELECT event_source, event_id, transaction_id, account_id, rule_id, $12, score, decision,
          reason, amount_minor, currency, timestamptz 'epoch' + occurred_us * interval '1 microsecond',
-         shadow, event_score
+         shadow, event_score, shadow_decision
   FROM hit
   ON CONFLICT DO NOTHING
   RETURNING *
@@ -128,11 +128,14 @@ FROM rejected)sql";
 constexpr const char* kHistory = R"sql(
 INSERT INTO transactions (event_source, event_id, occurred_at, account_id, customer_id,
                           card_fingerprint, device_id, device_ip, merchant_id,
-                          counterparty_account, amount_minor, currency, transaction_id, body)
-SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b
+                          counterparty_account, amount_minor, currency, transaction_id, body,
+                          decision, score, shadow_decision, rule_set_version)
+SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b,
+       dec, sc, sdec, $18
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[])
-  AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b)
+            $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[],
+            $15::text[], $16::int[], $17::text[])
+  AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b, dec, sc, sdec)
 ON CONFLICT DO NOTHING)sql";
 
 // Bumps the batch's keys' versions in key order (migrations/0009): the row locks order the
@@ -212,7 +215,7 @@ std::string dedup_key(std::string_view source, std::string_view id) {
 /// The alerts of one batch, one array per column.
 struct AlertColumns {
   ArrayLiteral source, id, transaction, account, rule, score, decision, reason, amount, currency, occurred, shadow,
-      event_score;
+      event_score, shadow_decision;
   std::size_t count = 0;
 
   void add(const events::Event& e, const rules::RuleHit& hit, const rules::Verdict& verdict) {
@@ -220,6 +223,7 @@ struct AlertColumns {
     rule.add(hit.rule_id), score.add(std::int64_t{hit.score}), decision.add(rules::to_string(verdict.decision));
     reason.add(hit.explanation), amount.add(e.amount.minor_units), currency.add(e.amount.currency);
     occurred.add(e.occurred_at), shadow.add(hit.shadow ? "true" : "false"), event_score.add(std::int64_t{verdict.score});
+    shadow_decision.add(rules::to_string(verdict.shadow_decision));
     ++count;
   }
 };
@@ -266,16 +270,22 @@ void add_optional(ArrayLiteral& column, std::string_view value) {
   else column.add(value);
 }
 
-void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied) {
-  ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body;
-  for (const auto* e : applied) {
+/// The batch's new events and the verdict each got, into the history.
+void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
+                    const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version) {
+  ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision;
+  for (std::size_t k = 0; k < applied.size(); ++k) {
+    const auto* e = applied[k];
     s.add(e->source), i.add(e->event_id), t.add(e->occurred_at), a.add(e->account_id);
     add_optional(c, e->customer_id), add_optional(cf, e->card.fingerprint), add_optional(d, e->device.id);
     add_optional(ip, e->device.ip), add_optional(m, e->merchant.id), add_optional(cp, e->counterparty.account);
     am.add(e->amount.minor_units), cur.add(e->amount.currency), txn.add(e->transaction_id), body.add(events::to_json(*e));
+    decision.add(rules::to_string(verdicts[k].decision)), score.add(std::int64_t{verdicts[k].score});
+    shadow_decision.add(rules::to_string(verdicts[k].shadow_decision));
   }
   tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
-                   cp.str(), am.str(), cur.str(), txn.str(), body.str());
+                   cp.str(), am.str(), cur.str(), txn.str(), body.str(), decision.str(), score.str(),
+                   shadow_decision.str(), rule_set_version);
 }
 
 /// Records the pairs of the batch's new events; returns, per event, which of its first_seen
@@ -409,23 +419,25 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
     auto pair_flags = claim_pairs(tx, features, applied, known_pairs_, sent_pairs);
     AlertColumns alerts;
     const auto& rules = features.rules();
+    std::vector<rules::Verdict> verdicts;
+    verdicts.reserve(applied.size());
     for (std::size_t i = 0; i < applied.size(); ++i) {
       const auto& event = *applied[i];
       auto started = std::chrono::steady_clock::now();
       auto values = features.observe(event, &pair_flags[i]);
-      auto verdict = rules.evaluate(event, values);
+      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values));
       result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& hit : verdict.hits) {
         alerts.add(event, hit, verdict);
         result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
       }
     }
-    if (!applied.empty()) insert_history(tx, applied);
+    if (!applied.empty()) insert_history(tx, applied, verdicts, rules.version());
     if (alerts.count > 0) {
       tx.exec_prepared("alerts", alerts.source.str(), alerts.id.str(), alerts.transaction.str(), alerts.account.str(),
                        alerts.rule.str(), alerts.score.str(), alerts.decision.str(), alerts.reason.str(),
                        alerts.amount.str(), alerts.currency.str(), alerts.occurred.str(), rules.version(),
-                       topics_.alerts, alerts.shadow.str(), alerts.event_score.str());
+                       topics_.alerts, alerts.shadow.str(), alerts.event_score.str(), alerts.shadow_decision.str());
     }
     result.alerts = alerts.count;
     tx.commit();

@@ -411,13 +411,19 @@ Value RuleSet::amount_base(const events::Event& event) const {
   return Value::of(Decimal::from_money(event.amount) * rate->second);
 }
 
+Decision RuleSet::decide(int score) const {
+  return score >= block_at_ ? Decision::block : score >= review_at_ ? Decision::review : Decision::allow;
+}
+
 Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> features) const {
   EvalContext context{event, amount_base(event), features};
   Verdict verdict;
-  Decision forced = Decision::allow;
+  Decision forced = Decision::allow, shadow_forced = Decision::allow;
   for (const auto& rule : rules_) {
     if (!rule.when.holds(context)) continue;
     verdict.hits.push_back({rule.id, rule.score, rule.shadow, rule.when.explain(context)});
+    verdict.shadow_score += rule.score;
+    if (rule.action) shadow_forced = std::max(shadow_forced, *rule.action);
     if (rule.shadow) continue;
     verdict.score += rule.score;
     if (rule.action) forced = std::max(forced, *rule.action);
@@ -427,9 +433,10 @@ Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> fea
                             "no rate for " + event.amount.currency + " in currency_rates (missing_rate: " +
                                 to_string(on_missing_rate_) + ")"});
     forced = std::max(forced, on_missing_rate_);
+    shadow_forced = std::max(shadow_forced, on_missing_rate_);
   }
-  auto scored = verdict.score >= block_at_ ? Decision::block : verdict.score >= review_at_ ? Decision::review : Decision::allow;
-  verdict.decision = std::max(scored, forced);
+  verdict.decision = std::max(decide(verdict.score), forced);
+  verdict.shadow_decision = std::max(decide(verdict.shadow_score), shadow_forced);
   return verdict;
 }
 

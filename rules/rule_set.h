@@ -80,6 +80,9 @@ struct Verdict {
   int score = 0;                      ///< sum of the live rules that fired
   Decision decision = Decision::allow;
   std::vector<RuleHit> hits;          ///< live and shadow, in file order
+  /// What the decision would be with the shadow rules live too: what promoting them changes.
+  int shadow_score = 0;
+  Decision shadow_decision = Decision::allow;
 };
 
 /// The most features a rule file can declare: the feature engine marks which of an event's
@@ -137,6 +140,8 @@ class RuleSet {
   std::vector<std::string> currencies_without_rate() const;
 
  private:
+  Decision decide(int score) const;
+
   std::string version_;
   std::string base_currency_;
   std::map<std::string, Decimal> rates_;  ///< one unit of the currency in base units

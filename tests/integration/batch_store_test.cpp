@@ -244,3 +244,31 @@ TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag 
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'count_recorder' AND shadow") == 3);
   CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") == 2);
 }
+
+TEST_CASE("every applied event keeps its decision, score and rule set, and the decision its shadow rules would make") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  rules::FeatureEngine engine(std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(R"(
+version: decisions-1
+base_currency: EUR
+rules:
+  - {id: big, when: amount_base > 100, score: 60}
+  - {id: huge_candidate, when: amount_base > 1000, score: 100, mode: shadow}
+decision: {review_at: 50, block_at: 150}
+)", "decisions.yaml")));
+  auto batch = partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(0, "50.00")},
+                                                           {1, transaction_event(1, "500.00")},
+                                                           {2, transaction_event(2, "5000.00")}});
+  store.apply(batch, engine);
+  auto decided = [&](const std::string& id) {
+    auto row = db.query("SELECT decision || '/' || score || '/' || shadow_decision || '/' || rule_set_version "
+                        "FROM transactions WHERE event_id = '" + id + "'");
+    return row.empty() ? std::string("none") : row[0][0].as<std::string>();
+  };
+  auto version = engine.rules().version();
+  CHECK(decided("evt-0") == "allow/0/allow/" + version);  // no rule hit, and still recorded
+  CHECK(decided("evt-1") == "review/60/review/" + version);
+  CHECK(decided("evt-2") == "review/60/block/" + version);  // promoting the candidate would block it
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'huge_candidate' AND shadow AND "
+                 "decision = 'review' AND shadow_decision = 'block'") == 1);
+}
