@@ -52,11 +52,15 @@ TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate de
   }));
 
   // 1,000 distinct events, every 20th above the 10,000.00 EUR threshold; ids 0-199 are
-  // delivered twice and ids 200-249 three times, as a relay that crashed would.
+  // delivered twice and ids 200-249 three times, as a relay that crashed would. Each copy
+  // comes right after its original, before the account's later events: a copy applied again
+  // would raise the counts those later events record.
   std::vector<OutgoingRecord> records;
-  for (int i = 0; i < 1000; ++i) records.push_back(transaction_event(i, i % 20 == 0 ? "12500.00" : "42.10"));
-  for (int i = 0; i < 250; ++i) records.push_back(records[static_cast<size_t>(i)]);
-  for (int i = 200; i < 250; ++i) records.push_back(records[static_cast<size_t>(i)]);
+  for (int i = 0; i < 1000; ++i) {
+    auto event = transaction_event(i, i % 20 == 0 ? "12500.00" : "42.10");
+    int deliveries = i < 200 ? 2 : i < 250 ? 3 : 1;
+    for (int d = 0; d < deliveries; ++d) records.push_back(event);
+  }
   REQUIRE(records.size() == 1300);
   produce(services.bootstrap_servers, topic, records);
 
