@@ -231,6 +231,7 @@ void BatchLoop::flush(const TopicPartition& tp, Partition& p, OnFailure on_failu
 bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count) {
   auto started = Clock::now();
   auto batch = decode(tp, p, count);
+  if (hooks_.before_database_apply) hooks_.before_database_apply();
   auto result = apply_or_split(batch);
   if (result.fenced) {
     // Another replica claimed the partition since: this one is a zombie whose revoke is on

@@ -32,6 +32,8 @@ struct LoopCounters {
 
 /// Points where a chaos test can stop the process at the worst moment. Empty in production.
 struct LoopHooks {
+  /// Runs with a batch decoded and in hand, before its database transaction begins.
+  std::function<void()> before_database_apply;
   /// Runs after a batch's database commit and before its Kafka commit.
   std::function<void()> after_database_commit;
   /// Runs on every turn of the loop, between batches (rule reloads use it).

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
@@ -57,20 +58,32 @@ extern "C" void shutdown_overran(int) {
   _exit(1);  // safe: whatever was not committed is read again by the next owner
 }
 
-// Chaos-test hook: FRAUD_FAILPOINT_KILL_AFTER_COMMITS=N kills the process with SIGKILL right
-// after its Nth batch commit to the database, before that batch's Kafka commit, the window
-// that exactly-once must survive. Never set it in production.
+// Chaos-test hooks; never set them in production.
+// FRAUD_FAILPOINT_KILL_AFTER_COMMITS=N kills the process with SIGKILL right after its Nth
+// batch commit to the database, before that batch's Kafka commit: the window exactly-once
+// must survive.
+// FRAUD_FAILPOINT_STOP_BEFORE_APPLY=FILE: once FILE exists, the next batch removes it and
+// stops the process (SIGSTOP) with the batch in hand, before its database transaction; after
+// SIGCONT the batch goes straight to the database, with no poll between that could tell the
+// process it lost its partitions. The zombie test uses it to make the fence do the refusing.
 consumer::LoopHooks failpoints() {
-  const char* n = std::getenv("FRAUD_FAILPOINT_KILL_AFTER_COMMITS");
-  if (!n) return {};
-  auto remaining = std::make_shared<long>(std::atol(n));
   consumer::LoopHooks hooks;
-  hooks.after_database_commit = [remaining] {
-    if (--*remaining > 0) return;
-    // The chaos test tells this death from a crash by this line and the SIGKILL status.
-    ops::log::warn("failpoint: killing this process between a database commit and its Kafka commit");
-    raise(SIGKILL);
-  };
+  if (const char* n = std::getenv("FRAUD_FAILPOINT_KILL_AFTER_COMMITS")) {
+    auto remaining = std::make_shared<long>(std::atol(n));
+    hooks.after_database_commit = [remaining] {
+      if (--*remaining > 0) return;
+      // The chaos test tells this death from a crash by this line and the SIGKILL status.
+      ops::log::warn("failpoint: killing this process between a database commit and its Kafka commit");
+      raise(SIGKILL);
+    };
+  }
+  if (const char* file = std::getenv("FRAUD_FAILPOINT_STOP_BEFORE_APPLY")) {
+    hooks.before_database_apply = [file = std::string(file)] {
+      if (std::remove(file.c_str()) != 0) return;  // not armed
+      ops::log::warn("failpoint: stopping this process with a batch in hand");
+      raise(SIGSTOP);
+    };
+  }
   return hooks;
 }
 
