@@ -166,9 +166,17 @@ int backtest(const std::vector<std::string>& args) {
     lead = static_cast<events::Timestamp>(w->micros() * unit);
   }
   rules::Backtest replay(candidate_rules, active_rules);
-  dedup::for_each_stored_event(config.postgres.url, *from - lead, *to, [&](const dedup::LabelledEvent& e) {
-    replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from);
-  });
+  dedup::StoredHistory visit;
+  visit.pair_kinds = replay.first_seen_kinds();
+  visit.pair_seen_before = [&](auto a, auto b, const auto& first, const auto& second) {
+    replay.know_pair(a, b, first, second);
+  };
+  visit.event = [&](const dedup::LabelledEvent& e) {
+    std::optional<rules::StoredDecision> stored;
+    if (e.decision && e.rule_set_version) stored = rules::StoredDecision{*e.decision, *e.rule_set_version};
+    replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from, stored);
+  };
+  dedup::replay_stored_history(config.postgres.url, *from - lead, *to, visit);
   replay.report(std::cout);
   return 0;
 }

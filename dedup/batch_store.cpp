@@ -12,6 +12,7 @@
 #include "dedup/database_error.h"
 #include "dedup/dedup_gate.h"
 #include "dedup/mechanism_switch.h"
+#include "dedup/history.h"
 #include "dedup/sql_text.h"
 #include "events/encode.h"
 #include "events/time.h"
@@ -129,13 +130,13 @@ constexpr const char* kHistory = R"sql(
 INSERT INTO transactions (event_source, event_id, occurred_at, account_id, customer_id,
                           card_fingerprint, device_id, device_ip, merchant_id,
                           counterparty_account, amount_minor, currency, transaction_id, body,
-                          decision, score, shadow_decision, rule_set_version)
+                          decision, score, shadow_decision, rule_set_version, applied_seq)
 SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b,
-       dec, sc, sdec, $18
+       dec, sc, sdec, $18, $19::bigint * 131072 + n - 1
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[],
-            $15::text[], $16::int[], $17::text[])
-  AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b, dec, sc, sdec)
+            $15::text[], $16::int[], $17::text[]) WITH ORDINALITY
+  AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b, dec, sc, sdec, n)
 ON CONFLICT DO NOTHING)sql";
 
 // Bumps the batch's keys' versions in key order (migrations/0009): the row locks order the
@@ -150,9 +151,9 @@ RETURNING key_field, key, version)sql";
 // Pairs seen together; only the ones that come back were never seen before. In key order,
 // like every insert that can wait on another replica's row, so replicas never deadlock.
 constexpr const char* kPairs = R"sql(
-INSERT INTO first_seen_pairs (pair_kind, first_key, second_key, first_at)
-SELECT k, a, b, timestamptz 'epoch' + t * interval '1 microsecond'
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(k, a, b, t)
+INSERT INTO first_seen_pairs (pair_kind, first_key, second_key, first_at, first_seq)
+SELECT k, a, b, timestamptz 'epoch' + t * interval '1 microsecond', $5::bigint * 131072 + n
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $6::bigint[]) AS u(k, a, b, t, n)
 ORDER BY k, a, b
 ON CONFLICT DO NOTHING
 RETURNING pair_kind, first_key, second_key)sql";
@@ -196,10 +197,6 @@ std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds(const rules:
     if (f.paired_with && std::find(kinds.begin(), kinds.end(), std::make_pair(f.key, *f.paired_with)) == kinds.end())
       kinds.emplace_back(f.key, *f.paired_with);
   return kinds;
-}
-
-std::string pair_name(rules::KeyField a, rules::KeyField b) {
-  return std::string(rules::to_string(a)) + "|" + rules::to_string(b);
 }
 
 /// One string for a pair of strings: the first one's length leads, so no two pairs share a
@@ -272,7 +269,8 @@ void add_optional(ArrayLiteral& column, std::string_view value) {
 
 /// The batch's new events and the verdict each got, into the history.
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
-                    const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version) {
+                    const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version,
+                    std::int64_t applied_batch) {
   ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision;
   for (std::size_t k = 0; k < applied.size(); ++k) {
     const auto* e = applied[k];
@@ -285,7 +283,7 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
   }
   tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
                    cp.str(), am.str(), cur.str(), txn.str(), body.str(), decision.str(), score.str(),
-                   shadow_decision.str(), rule_set_version);
+                   shadow_decision.str(), rule_set_version, applied_batch);
 }
 
 /// Records the pairs of the batch's new events; returns, per event, which of its first_seen
@@ -295,30 +293,32 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
 /// and at most a million known pairs, about one chance in 10^13 per pair.
 std::vector<std::vector<bool>> claim_pairs(pqxx::work& tx, const rules::FeatureEngine& engine,
                                            const std::vector<const events::Event*>& applied,
-                                           const std::unordered_set<std::uint64_t>& known,
+                                           std::int64_t applied_batch, const std::unordered_set<std::uint64_t>& known,
                                            std::vector<std::uint64_t>& sent) {
   auto kinds = pair_kinds(engine.rules());
-  ArrayLiteral kind, first, second, at;
-  for (const auto* e : applied)
+  ArrayLiteral kind, first, second, at, place;
+  for (std::size_t k = 0; k < applied.size(); ++k)
     for (const auto& [ka, kb] : kinds) {
+      const auto* e = applied[k];
       auto a = rules::key_of(*e, ka), b = rules::key_of(*e, kb);
       if (a.empty() || b.empty()) continue;
-      auto name = pair_name(ka, kb);
+      auto name = pair_kind_name(ka, kb);
       auto hash = std::hash<std::string>{}(dedup_key(name, dedup_key(a, b)));
       if (known.count(hash)) continue;
       sent.push_back(hash);
-      kind.add(name), first.add(a), second.add(b), at.add(e->occurred_at);
+      kind.add(name), first.add(a), second.add(b), at.add(e->occurred_at), place.add(static_cast<std::int64_t>(k));
     }
   std::unordered_set<std::string> fresh;
   if (!sent.empty())
-    for (const auto& row : tx.exec_prepared("pairs", kind.str(), first.str(), second.str(), at.str()))
+    for (const auto& row : tx.exec_prepared("pairs", kind.str(), first.str(), second.str(), at.str(), applied_batch,
+                                            place.str()))
       fresh.insert(dedup_key(row[0].c_str(), dedup_key(row[1].c_str(), row[2].c_str())));
   std::vector<std::vector<bool>> flags;
   const auto& specs = engine.rules().features();
   for (const auto* e : applied) {
     auto& event_flags = flags.emplace_back();
     for (const auto& [index, a, b] : engine.pairs_of(*e)) {
-      auto name = pair_name(specs[index].key, *specs[index].paired_with);
+      auto name = pair_kind_name(specs[index].key, *specs[index].paired_with);
       event_flags.push_back(fresh.erase(dedup_key(name, dedup_key(a, b))) > 0);
     }
   }
@@ -415,8 +415,10 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
     auto applied = separate_new_events(tx, batch, result);
     if (!mechanism_disabled("key_versions")) synchronise_keys(tx, features, applied);
     load_history(tx, features, applied);
+    // Drawn after the key locks: per key, batches draw in commit order (migrations/0011).
+    auto applied_batch = applied.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>();
     std::vector<std::uint64_t> sent_pairs;
-    auto pair_flags = claim_pairs(tx, features, applied, known_pairs_, sent_pairs);
+    auto pair_flags = claim_pairs(tx, features, applied, applied_batch, known_pairs_, sent_pairs);
     AlertColumns alerts;
     const auto& rules = features.rules();
     std::vector<rules::Verdict> verdicts;
@@ -432,7 +434,7 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
         result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
       }
     }
-    if (!applied.empty()) insert_history(tx, applied, verdicts, rules.version());
+    if (!applied.empty()) insert_history(tx, applied, verdicts, rules.version(), applied_batch);
     if (alerts.count > 0) {
       tx.exec_prepared("alerts", alerts.source.str(), alerts.id.str(), alerts.transaction.str(), alerts.account.str(),
                        alerts.rule.str(), alerts.score.str(), alerts.decision.str(), alerts.reason.str(),

@@ -1,23 +1,43 @@
 #pragma once
-// Reading the stored transaction history back, in event-time order, for backtests.
+// Reading the stored transaction history back for backtests, in the order the service
+// applied it (migrations/0011), with what the service decided.
 
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "events/event.h"
+#include "rules/rule_set.h"
 
 namespace fraud::dedup {
 
-/// A stored event and its fraud label, when one was recorded in fraud_labels.
+/// A stored event, its fraud label when one was recorded in fraud_labels, and the decision
+/// the service made for it with the version of the rules that made it (NULL before 0010).
 struct LabelledEvent {
   events::Event event;
   std::optional<bool> is_fraud;
+  std::optional<std::string> decision, rule_set_version;
 };
 
-/// Calls `visit` for every stored event with since <= occurred_at < until (microseconds since
-/// the epoch), oldest first, streaming through a cursor so memory stays flat. Read-only.
-void for_each_stored_event(const std::string& postgres_url, events::Timestamp since, events::Timestamp until,
-                           const std::function<void(const LabelledEvent&)>& visit);
+/// The name first_seen_pairs.pair_kind gives pairs of fields `a` and `b`.
+std::string pair_kind_name(rules::KeyField a, rules::KeyField b);
+
+/// What a replay reads, in one snapshot.
+struct StoredHistory {
+  /// The kinds of first-seen pair the replay's rules use.
+  std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds;
+  /// Called first, for every such pair the service had recorded before the first replayed event.
+  std::function<void(rules::KeyField, rules::KeyField, const std::string&, const std::string&)> pair_seen_before;
+  /// Then for every stored event with since <= occurred_at < until (microseconds since the
+  /// epoch), in the order the service applied them (rows from before migration 0011 first, by
+  /// event time), streaming through a cursor so memory stays flat.
+  std::function<void(const LabelledEvent&)> event;
+};
+
+/// Replays the stored history to `visit`. Read-only.
+void replay_stored_history(const std::string& postgres_url, events::Timestamp since, events::Timestamp until,
+                           const StoredHistory& visit);
 
 }  // namespace fraud::dedup

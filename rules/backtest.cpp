@@ -1,5 +1,6 @@
 #include "rules/backtest.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -53,11 +54,31 @@ Decision Backtest::score(FeatureEngine& engine, const events::Event& event, std:
   return verdict.decision;
 }
 
-void Backtest::feed(const events::Event& event, std::optional<bool> is_fraud, bool counted) {
+std::vector<std::pair<KeyField, KeyField>> Backtest::first_seen_kinds() const {
+  auto kinds = candidate_.first_seen_kinds();
+  for (const auto& kind : active_.first_seen_kinds())
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.push_back(kind);
+  return kinds;
+}
+
+void Backtest::know_pair(KeyField a, KeyField b, const std::string& first, const std::string& second) {
+  candidate_.know_pair(a, b, first, second);
+  active_.know_pair(a, b, first, second);
+}
+
+void Backtest::feed(const events::Event& event, std::optional<bool> is_fraud, bool counted,
+                    const std::optional<StoredDecision>& stored) {
   auto candidate = score(candidate_, event, is_fraud, counted, candidate_rules_, candidate_flagged_);
   auto active = score(active_, event, is_fraud, counted, active_rules_, active_flagged_);
   if (!counted) return void(++warmup_events_);
   ++events_;
+  if (stored && stored->rule_set_version == active_.rules().version()) {
+    ++compared_;
+    if (stored->decision != to_string(active)) {
+      ++not_reproduced_;
+      if (not_reproduced_ids_.size() < 10) not_reproduced_ids_.push_back(event.event_id);
+    }
+  }
   if (is_fraud) ++(*is_fraud ? fraud_total_ : legitimate_total_);
   if (candidate != active) ++changes_[{active, candidate}];
 }
@@ -93,6 +114,13 @@ void Backtest::report(std::ostream& out) const {
       << "\ndecisions that would change: " << decisions_changed() << "\n";
   for (const auto& [pair, count] : changes_)
     out << "  " << to_string(pair.first) << " -> " << to_string(pair.second) << ": " << count << "\n";
+  out << "\nservice decisions under the active rules: " << compared_ << " compared, "
+      << compared_ - not_reproduced_ << " reproduced\n";
+  if (not_reproduced_ > 0) {
+    out << "  not reproduced (first " << not_reproduced_ids_.size() << "):";
+    for (const auto& id : not_reproduced_ids_) out << " " << id;
+    out << "\n";
+  }
 }
 
 }  // namespace fraud::rules

@@ -1,7 +1,9 @@
 #pragma once
 // Backtesting: replay stored history through a candidate rule file beside the active one,
 // and say per rule what would fire, how precisely against known labels, and which
-// decisions would change. Pure: the caller feeds events in event-time order.
+// decisions would change; and whether the active file reproduces what the service decided.
+// Pure: the caller feeds events in the order the service applied them, and first the
+// first-seen pairs the service knew before them.
 
 #include <cstdint>
 #include <map>
@@ -9,6 +11,8 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "rules/features.h"
 #include "rules/rule_set.h"
@@ -24,12 +28,26 @@ struct RuleScore {
   std::optional<double> recall(std::uint64_t fraud_total) const;
 };
 
+/// What the service decided for an event, with the version of the rules that decided.
+struct StoredDecision {
+  std::string decision, rule_set_version;
+};
+
 class Backtest {
  public:
   Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<const RuleSet> active);
 
+  /// The kinds of first-seen pair either rule file uses.
+  std::vector<std::pair<KeyField, KeyField>> first_seen_kinds() const;
+
+  /// A pair the service had seen before the replay begins.
+  void know_pair(KeyField a, KeyField b, const std::string& first, const std::string& second);
+
   /// Replays one event. Events before the period only warm feature state up: `counted` false.
-  void feed(const events::Event& event, std::optional<bool> is_fraud, bool counted);
+  /// `stored`, when the service recorded it under the active file's version, must equal the
+  /// active file's decision: the report counts the events where it does not.
+  void feed(const events::Event& event, std::optional<bool> is_fraud, bool counted,
+            const std::optional<StoredDecision>& stored = std::nullopt);
 
   /// The report: per rule, candidate against active, then the decisions that change.
   void report(std::ostream& out) const;
@@ -38,6 +56,10 @@ class Backtest {
   const std::map<std::string, RuleScore>& candidate_rules() const { return candidate_rules_; }
   const std::map<std::string, RuleScore>& active_rules() const { return active_rules_; }
   std::uint64_t decisions_changed() const;
+  /// Events whose stored decision was made by the active file's version, and of those the
+  /// ones the replay decided otherwise.
+  std::uint64_t decisions_compared() const { return compared_; }
+  std::uint64_t decisions_not_reproduced() const { return not_reproduced_; }
 
  private:
   /// Replays `event` through `engine` and scores its hits into `rules` and `flagged`.
@@ -49,6 +71,8 @@ class Backtest {
   RuleScore candidate_flagged_, active_flagged_;  ///< decisions other than allow
   std::map<std::pair<Decision, Decision>, std::uint64_t> changes_;  ///< (active, candidate) where they differ
   std::uint64_t events_ = 0, warmup_events_ = 0, fraud_total_ = 0, legitimate_total_ = 0;
+  std::uint64_t compared_ = 0, not_reproduced_ = 0;
+  std::vector<std::string> not_reproduced_ids_;  ///< the first few, for the report
 };
 
 }  // namespace fraud::rules
