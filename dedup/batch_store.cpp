@@ -42,18 +42,17 @@ WHERE group_id = $1 AND topic = $2 AND partition = $3 AND epoch = $4)sql";
 // other generation is a duplicate; the rest go into the current one, whose unique index
 // makes a second replica with the same id wait for the first and then find it. Rows are
 // inserted in identity order, so two batches that share ids lock them in the same order and
-// never deadlock. Only ids that come back are new.
+// never deadlock. Only ids that come back are new. The generation is a scalar subquery, so
+// the plan probes the other generation's primary key once per id; joined as a table, it let
+// the planner sort the whole of processed_events for every batch.
 constexpr const char* kDedup = R"sql(
-WITH batch AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(s, i, o, t, d)
-), generation AS (
-  SELECT current_slot AS slot FROM dedup_generation
-)
 INSERT INTO processed_events (event_source, event_id, slot, topic, partition, "offset", occurred_at, body_digest)
-SELECT b.s, b.i, g.slot, $3, $4, b.o, timestamptz 'epoch' + b.t * interval '1 microsecond', b.d
-FROM batch b CROSS JOIN generation g
+SELECT b.s, b.i, (SELECT current_slot FROM dedup_generation), $3, $4, b.o,
+       timestamptz 'epoch' + b.t * interval '1 microsecond', b.d
+FROM unnest($1::text[], $2::text[], $5::bigint[], $6::bigint[], $7::bigint[]) AS b(s, i, o, t, d)
 WHERE NOT EXISTS (SELECT FROM processed_events p
-                  WHERE p.slot = 1 - g.slot AND p.event_source = b.s AND p.event_id = b.i)
+                  WHERE p.event_source = b.s AND p.event_id = b.i
+                    AND p.slot = 1 - (SELECT current_slot FROM dedup_generation))
 ORDER BY b.s, b.i, b.o
 ON CONFLICT DO NOTHING
 RETURNING event_source, event_id)sql";

@@ -10,3 +10,18 @@ CREATE SEQUENCE applied_batches;
 GRANT USAGE ON SEQUENCE applied_batches TO fraud_service;
 ALTER TABLE transactions ADD COLUMN applied_seq bigint;
 ALTER TABLE first_seen_pairs ADD COLUMN first_seq bigint;
+
+-- A key whose version comes back as 1 from a batch's bump was never extended before, so it
+-- has no stored history and the batch loads none (rules/features.cpp, synchronise): most
+-- cards and devices of a batch are met for the first time, and asking for their history
+-- probed every day partition for nothing. That holds only if every key with stored history
+-- has a version; rows from before migration 0009 may not, so they get one here.
+INSERT INTO feature_key_versions (key_field, key, version)
+SELECT f, k, 1
+FROM transactions t
+CROSS JOIN LATERAL (VALUES ('account_id', t.account_id), ('customer_id', t.customer_id),
+                           ('card.fingerprint', t.card_fingerprint), ('device.id', t.device_id),
+                           ('device.ip', t.device_ip), ('merchant.id', t.merchant_id),
+                           ('counterparty.account', t.counterparty_account)) AS key(f, k)
+WHERE k IS NOT NULL AND k <> ''
+ON CONFLICT DO NOTHING;

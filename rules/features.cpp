@@ -103,7 +103,12 @@ void FeatureEngine::synchronise(KeyField field, const std::string& key, std::int
   auto i = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), field) - fields_.begin());
   if (i == fields_.size()) return;
   auto& history = histories_[i][key];
-  if (!history.loaded || history.version != version - 1) history = History{};  // stale or new: load it
+  if (!history.loaded || history.version != version - 1) {
+    history = History{};  // stale or new: load it…
+    // …unless no batch extended the key before this one: then nothing is stored to load
+    // (migration 0011 gave every key with stored history a version).
+    history.loaded = version == 1;
+  }
   history.version = version;
 }
 

@@ -63,7 +63,8 @@ class FeatureEngine {
   /// applied on another partition). The database counts each key's committed batches; a batch
   /// that is about to extend `key` learns the count its own commit will make, `version`. A
   /// history that reflects exactly the one before it is current; any other is dropped, so
-  /// that requests_for() loads it again with what the other replicas committed.
+  /// that requests_for() loads it again with what the other replicas committed. Version 1
+  /// means no batch extended the key before: its history is empty and nothing is loaded.
   void synchronise(KeyField field, const std::string& key, std::int64_t version);
 
   /// Adds a stored event to the history of `field`'s key (or of every key field when none is

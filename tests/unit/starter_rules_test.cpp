@@ -209,3 +209,22 @@ TEST_CASE("a late event counts at its own time, not at its arrival") {
   // sees none of them in its own ten minutes.
   CHECK_FALSE(fires("velocity_10m", history, late));
 }
+
+TEST_CASE("a key's history is loaded unless the database says no batch extended it before") {
+  auto rules = std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml"));
+  rules::FeatureEngine engine(rules);
+  auto event = tx("2026-11-27T10:00:00Z");
+  auto requested = [&] {
+    auto requests = engine.requests_for(event);
+    return std::any_of(requests.begin(), requests.end(),
+                       [](const auto& r) { return r.field == rules::KeyField::account_id; });
+  };
+  engine.synchronise(rules::KeyField::account_id, "acc-1", 1);  // the first batch ever to extend it
+  CHECK_FALSE(requested());
+  engine.observe(event);
+  engine.synchronise(rules::KeyField::account_id, "acc-1", 2);  // the next one: what it holds is current
+  CHECK_FALSE(requested());
+  engine.synchronise(rules::KeyField::account_id, "acc-1", 4);  // another replica extended it meanwhile
+  CHECK(requested());
+}
