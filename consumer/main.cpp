@@ -82,6 +82,7 @@ consumer::LoopHooks failpoints() {
       if (std::remove(file.c_str()) != 0) return;  // not armed
       ops::log::warn("failpoint: stopping this process with a batch in hand");
       raise(SIGSTOP);
+      ops::log::warn("failpoint: resumed with the batch in hand");
     };
   }
   return hooks;

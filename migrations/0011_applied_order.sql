@@ -6,10 +6,16 @@
 -- the events. An event's applied_seq is its batch's number times 131072 plus its place in
 -- the batch (batch.max_records is at most 100,000). A pair's first_seq is the applied_seq of
 -- the event that first recorded it. Rows from before this migration have NULLs.
-CREATE SEQUENCE applied_batches;
+-- CACHE 1 (the default, pinned): a session that cached numbers ahead could draw a lower one
+-- after another session's commit, and the order would no longer be commit order.
+CREATE SEQUENCE applied_batches CACHE 1;
 GRANT USAGE ON SEQUENCE applied_batches TO fraud_service;
 ALTER TABLE transactions ADD COLUMN applied_seq bigint;
 ALTER TABLE first_seen_pairs ADD COLUMN first_seq bigint;
+-- Every new history row must carry its order: a replica of an older version still running
+-- would write rows a backtest cannot place. Its batches now fail (a retried error, visible in
+-- fraud_database_retries_total) until it is replaced. NOT VALID: older rows keep their NULL.
+ALTER TABLE transactions ADD CONSTRAINT transactions_applied_seq_set CHECK (applied_seq IS NOT NULL) NOT VALID;
 
 -- A key whose version comes back as 1 from a batch's bump was never extended before, so it
 -- has no stored history and the batch loads none (rules/features.cpp, synchronise): most
@@ -17,11 +23,14 @@ ALTER TABLE first_seen_pairs ADD COLUMN first_seq bigint;
 -- probed every day partition for nothing. That holds only if every key with stored history
 -- has a version; rows from before migration 0009 may not, so they get one here.
 INSERT INTO feature_key_versions (key_field, key, version)
-SELECT f, k, 1
-FROM transactions t
-CROSS JOIN LATERAL (VALUES ('account_id', t.account_id), ('customer_id', t.customer_id),
-                           ('card.fingerprint', t.card_fingerprint), ('device.id', t.device_id),
-                           ('device.ip', t.device_ip), ('merchant.id', t.merchant_id),
-                           ('counterparty.account', t.counterparty_account)) AS key(f, k)
+SELECT f, k, 1 FROM (
+            SELECT DISTINCT 'account_id', account_id FROM transactions
+  UNION ALL SELECT DISTINCT 'customer_id', customer_id FROM transactions
+  UNION ALL SELECT DISTINCT 'card.fingerprint', card_fingerprint FROM transactions
+  UNION ALL SELECT DISTINCT 'device.id', device_id FROM transactions
+  UNION ALL SELECT DISTINCT 'device.ip', device_ip FROM transactions
+  UNION ALL SELECT DISTINCT 'merchant.id', merchant_id FROM transactions
+  UNION ALL SELECT DISTINCT 'counterparty.account', counterparty_account FROM transactions
+) AS key(f, k)
 WHERE k IS NOT NULL AND k <> ''
 ON CONFLICT DO NOTHING;

@@ -193,9 +193,21 @@ TEST_CASE("a frozen zombie replica writes nothing for the partitions it lost") {
   // Past its session timeout the other replica takes the zombie's partitions and applies
   // everything from the offsets in the database, including the batch the zombie holds.
   CHECK(wait_until(90s, [&] { return cluster.caught_up(); }));
+  auto offsets = [&] {
+    std::string all;
+    for (const auto& row : cluster.db().query("SELECT partition, next_offset FROM consumer_offsets WHERE topic = '" +
+                                              cluster.topic() + "' ORDER BY partition"))
+      all += std::string(row[0].c_str()) + ":" + row[1].c_str() + " ";
+    return all;
+  };
+  auto before_wake = offsets();
   kill(zombie.pid(), SIGCONT);
-  // Awake, the zombie writes its batch after its successor committed: the fence must refuse it.
+  // Awake, the zombie writes its batch after its successor committed: the fence must refuse
+  // it, and the offsets its successor committed stay as they were (a claim changes only the
+  // epoch and the owner; no new events arrive meanwhile).
+  REQUIRE(wait_until(30s, [&] { return read_file(cluster.log_path(0)).find("failpoint: resumed") != std::string::npos; }));
   CHECK(wait_until(60s, [&] { return read_file(cluster.log_path(0)).find("batch fenced") != std::string::npos; }));
+  CHECK(offsets() == before_wake);
   cluster.produce(wave(40000, 50000, 10));
   CHECK(wait_until(90s, [&] { return cluster.caught_up(); }));
   cluster.stop_all();

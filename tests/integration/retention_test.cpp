@@ -35,8 +35,9 @@ bool has_partition(TestDatabase& db, const std::string& name) {
 
 /// A history row of event `id`, as a batch writes it.
 void insert_history(TestDatabase& db, const std::string& id, events::Timestamp occurred_at) {
-  db.query("INSERT INTO transactions (event_id, occurred_at, account_id, amount_minor, currency, transaction_id, body) "
-           "VALUES ('" + id + "', '" + events::format_rfc3339(occurred_at) + "', 'acc-1', 100, 'EUR', 'tx', '{}')");
+  db.query("INSERT INTO transactions (event_id, occurred_at, account_id, amount_minor, currency, transaction_id, body, "
+           "applied_seq) VALUES ('" + id + "', '" + events::format_rfc3339(occurred_at) + "', 'acc-1', 100, 'EUR', 'tx', "
+           "'{}', nextval('applied_batches') * 131072)");
 }
 
 /// A batch of the one event `id`, as the batch loop hands it to the store.
