@@ -169,13 +169,13 @@ int backtest(const std::vector<std::string>& args) {
   rules::Backtest replay(candidate_rules, active_rules);
   dedup::StoredHistory visit;
   visit.pair_kinds = replay.first_seen_kinds();
-  visit.pair_seen_before = [&](auto a, auto b, const auto& first, const auto& second) {
-    replay.know_pair(a, b, first, second);
+  visit.pair_recorded = [&](const dedup::RecordedPair& p) {
+    replay.recorded_pair(p.a, p.b, p.first, p.second, p.first_seq, p.first_at);
   };
   visit.event = [&](const dedup::LabelledEvent& e) {
     std::optional<rules::StoredDecision> stored;
     if (e.decision && e.rule_set_version) stored = rules::StoredDecision{*e.decision, *e.rule_set_version};
-    replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from, stored);
+    replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from, stored, e.applied_seq);
   };
   dedup::replay_stored_history(config.postgres.url, *from - lead, *to, visit);
   replay.report(std::cout);

@@ -164,19 +164,6 @@ ORDER BY k, a, b, n  -- a pair twice in the batch: its first event's row is the 
 ON CONFLICT DO NOTHING
 RETURNING pair_kind, first_key, second_key)sql";
 
-const char* column_of(rules::KeyField field) {
-  switch (field) {
-    case rules::KeyField::account_id: return "account_id";
-    case rules::KeyField::customer_id: return "customer_id";
-    case rules::KeyField::card_fingerprint: return "card_fingerprint";
-    case rules::KeyField::device_id: return "device_id";
-    case rules::KeyField::device_ip: return "device_ip";
-    case rules::KeyField::merchant_id: return "merchant_id";
-    case rules::KeyField::counterparty_account: return "counterparty_account";
-  }
-  return "account_id";
-}
-
 // A key's events since a time, and its latest `latest_before` ones before (time since last,
 // speed; more than one when their `where` may skip the latest). The column comes from the
 // fixed list above, never from input. The time is a timestamptz parameter so that
@@ -184,7 +171,7 @@ const char* column_of(rules::KeyField field) {
 // after every partition was locked); the latest events before it are a LIMIT per key, which
 // an ordered scan over the newest partitions answers early.
 std::string history_query(rules::KeyField field, int latest_before) {
-  std::string c = column_of(field);
+  std::string c = history_column(field);
   std::string since = "SELECT event_source, body FROM transactions WHERE " + c + " = ANY($1::text[]) AND occurred_at > "
                       "$2::timestamptz";
   if (!latest_before) return since;

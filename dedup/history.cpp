@@ -6,6 +6,40 @@
 #include "events/record.h"
 
 namespace fraud::dedup {
+namespace {
+
+// The replayed period: rows with since <= occurred_at < until ($1, $2 in microseconds).
+constexpr const char* kPeriod =
+    "t.occurred_at >= timestamptz 'epoch' + $1 * interval '1 microsecond' "
+    "AND t.occurred_at < timestamptz 'epoch' + $2 * interval '1 microsecond'";
+
+/// Streams the query's rows through a cursor, 10,000 at a time.
+template <typename Visit>
+void stream(pqxx::dbtransaction& tx, const std::string& cursor, const std::string& query, events::Timestamp since,
+            events::Timestamp until, Visit&& visit) {
+  tx.exec_params0("DECLARE " + cursor + " NO SCROLL CURSOR FOR " + query, since, until);
+  for (;;) {
+    auto rows = tx.exec("FETCH 10000 FROM " + cursor);
+    if (rows.empty()) break;
+    for (const auto& row : rows) visit(row);
+  }
+  tx.exec0("CLOSE " + cursor);
+}
+
+}  // namespace
+
+const char* history_column(rules::KeyField field) {
+  switch (field) {
+    case rules::KeyField::account_id: return "account_id";
+    case rules::KeyField::customer_id: return "customer_id";
+    case rules::KeyField::card_fingerprint: return "card_fingerprint";
+    case rules::KeyField::device_id: return "device_id";
+    case rules::KeyField::device_ip: return "device_ip";
+    case rules::KeyField::merchant_id: return "merchant_id";
+    case rules::KeyField::counterparty_account: return "counterparty_account";
+  }
+  return "account_id";
+}
 
 std::string pair_kind_name(rules::KeyField a, rules::KeyField b) {
   return std::string(rules::to_string(a)) + "|" + rules::to_string(b);
@@ -16,42 +50,36 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
   pqxx::connection c(postgres_url);
   // One snapshot for the pairs and the events, so the two agree.
   pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(c);
-  auto period = "t.occurred_at >= timestamptz 'epoch' + $1 * interval '1 microsecond' "
-                "AND t.occurred_at < timestamptz 'epoch' + $2 * interval '1 microsecond'";
-  auto first = tx.exec_params1(std::string("SELECT min(t.applied_seq) FROM transactions t WHERE ") + period, since,
-                               until);
-  std::optional<std::int64_t> first_seq;
-  if (!first[0].is_null()) first_seq = first[0].as<std::int64_t>();
-  // A pair the service recorded before the first replayed event was not new to it. Rows from
-  // before 0011 have no first_seq: those recorded before the period count as seen.
-  for (const auto& [a, b] : visit.pair_kinds)
-    for (const auto& row : tx.exec_params(
-             "SELECT first_key, second_key FROM first_seen_pairs WHERE pair_kind = $1 AND "
-             "(first_seq < $2 OR (first_seq IS NULL AND first_at < timestamptz 'epoch' + $3 * interval '1 microsecond'))",
-             pair_kind_name(a, b), first_seq.value_or(std::numeric_limits<std::int64_t>::min()), since))
-      visit.pair_seen_before(a, b, row[0].c_str(), row[1].c_str());
-  tx.exec_params0(std::string("DECLARE history NO SCROLL CURSOR FOR "
-                              "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version "
-                              "FROM transactions t LEFT JOIN fraud_labels l ON l.transaction_id = t.transaction_id "
-                              "WHERE ") + period + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id",
-                  since, until);
-  events::Decoder decoder;
-  for (;;) {
-    auto rows = tx.exec("FETCH 10000 FROM history");
-    if (rows.empty()) break;
-    for (const auto& row : rows) {
-      events::Record stored;
-      stored.value = row[1].c_str();
-      auto decoded = stored.decode(decoder);
-      if (!decoded.event) continue;
-      decoded.event->source = row[0].c_str();
-      LabelledEvent item{std::move(*decoded.event), std::nullopt, std::nullopt, std::nullopt};
-      if (!row[2].is_null()) item.is_fraud = row[2].as<bool>();
-      if (!row[3].is_null()) item.decision = row[3].c_str();
-      if (!row[4].is_null()) item.rule_set_version = row[4].c_str();
-      visit.event(item);
-    }
+  // The pairs of the replayed events' keys, whenever they were recorded: whether a pair was new
+  // to an event depends on which event recorded it, not on which events the replay includes.
+  for (const auto& [a, b] : visit.pair_kinds) {
+    auto query = "SELECT p.first_key, p.second_key, p.first_seq, "
+                 "(extract(epoch FROM p.first_at) * 1000000)::bigint FROM first_seen_pairs p "
+                 "WHERE p.pair_kind = " + tx.quote(pair_kind_name(a, b)) + " AND p.first_key IN (SELECT t." +
+                 history_column(a) + " FROM transactions t WHERE " + kPeriod + ")";
+    stream(tx, "pairs", query, since, until, [&](const pqxx::row& row) {
+      RecordedPair pair{a, b, row[0].c_str(), row[1].c_str(), std::nullopt, row[3].as<events::Timestamp>()};
+      if (!row[2].is_null()) pair.first_seq = row[2].as<std::int64_t>();
+      visit.pair_recorded(pair);
+    });
   }
+  auto events = std::string("SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq "
+                            "FROM transactions t LEFT JOIN fraud_labels l ON l.transaction_id = t.transaction_id "
+                            "WHERE ") + kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
+  events::Decoder decoder;
+  stream(tx, "history", events, since, until, [&](const pqxx::row& row) {
+    events::Record stored;
+    stored.value = row[1].c_str();
+    auto decoded = stored.decode(decoder);
+    if (!decoded.event) return;
+    decoded.event->source = row[0].c_str();
+    LabelledEvent item{std::move(*decoded.event), std::nullopt, std::nullopt, std::nullopt, std::nullopt};
+    if (!row[2].is_null()) item.is_fraud = row[2].as<bool>();
+    if (!row[3].is_null()) item.decision = row[3].c_str();
+    if (!row[4].is_null()) item.rule_set_version = row[4].c_str();
+    if (!row[5].is_null()) item.applied_seq = row[5].as<std::int64_t>();
+    visit.event(item);
+  });
 }
 
 }  // namespace fraud::dedup

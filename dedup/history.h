@@ -13,23 +13,37 @@
 
 namespace fraud::dedup {
 
-/// A stored event, its fraud label when one was recorded in fraud_labels, and the decision
-/// the service made for it with the version of the rules that made it (NULL before 0010).
+/// A stored event, its fraud label when one was recorded in fraud_labels, the decision the
+/// service made for it with the version of the rules that made it (NULL before 0010), and
+/// where it was applied (NULL before 0011).
 struct LabelledEvent {
   events::Event event;
   std::optional<bool> is_fraud;
   std::optional<std::string> decision, rule_set_version;
+  std::optional<std::int64_t> applied_seq;
 };
+
+/// The column of `transactions` that holds `field`: the history's index for that key.
+const char* history_column(rules::KeyField field);
 
 /// The name first_seen_pairs.pair_kind gives pairs of fields `a` and `b`.
 std::string pair_kind_name(rules::KeyField a, rules::KeyField b);
+
+/// A pair the service recorded: by the event applied as `first_seq`, or (before 0011, no
+/// first_seq) at `first_at`.
+struct RecordedPair {
+  rules::KeyField a, b;
+  std::string first, second;
+  std::optional<std::int64_t> first_seq;
+  events::Timestamp first_at;
+};
 
 /// What a replay reads, in one snapshot.
 struct StoredHistory {
   /// The kinds of first-seen pair the replay's rules use.
   std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds;
-  /// Called first, for every such pair the service had recorded before the first replayed event.
-  std::function<void(rules::KeyField, rules::KeyField, const std::string&, const std::string&)> pair_seen_before;
+  /// Called first, for every such pair whose first member is a key of a replayed event.
+  std::function<void(const RecordedPair&)> pair_recorded;
   /// Then for every stored event with since <= occurred_at < until (microseconds since the
   /// epoch), in the order the service applied them (rows from before migration 0011 first, by
   /// event time), streaming through a cursor so memory stays flat.

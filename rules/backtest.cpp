@@ -41,9 +41,31 @@ Backtest::Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<con
   for (const auto& rule : active_.rules().rules()) active_rules_[rule.id];
 }
 
-Decision Backtest::score(FeatureEngine& engine, const events::Event& event, std::optional<bool> is_fraud, bool counted,
-                         std::map<std::string, RuleScore>& rules, RuleScore& flagged) {
-  auto verdict = engine.rules().evaluate(event, engine.observe(event));
+std::vector<bool> Backtest::new_pairs(const FeatureEngine& engine, std::set<PairKey>& seen,
+                                     const events::Event& event, std::optional<std::int64_t> applied_seq) const {
+  std::vector<bool> flags;
+  const auto& specs = engine.rules().features();
+  for (const auto& [index, a, b] : engine.pairs_of(event)) {
+    PairKey key{specs[index].key, *specs[index].paired_with, a, b};
+    auto found = recorded_.find(key);
+    bool fresh;
+    if (found != recorded_.end() && found->second.first_seq && applied_seq)
+      fresh = *found->second.first_seq == *applied_seq;  // exactly when this event recorded it
+    else if (found != recorded_.end() && !found->second.first_seq && found->second.first_at < event.occurred_at)
+      fresh = false;  // recorded before 0011, before this event
+    else
+      fresh = !seen.count(key);
+    seen.insert(std::move(key));
+    flags.push_back(fresh);
+  }
+  return flags;
+}
+
+Decision Backtest::score(FeatureEngine& engine, std::set<PairKey>& seen, const events::Event& event,
+                         std::optional<bool> is_fraud, bool counted, std::map<std::string, RuleScore>& rules,
+                         RuleScore& flagged, std::optional<std::int64_t> applied_seq) {
+  auto flags = new_pairs(engine, seen, event, applied_seq);
+  auto verdict = engine.rules().evaluate(event, engine.observe(event, &flags));
   if (!counted) return verdict.decision;
   auto tally = [&](RuleScore& s) {
     ++s.hits;
@@ -61,15 +83,16 @@ std::vector<std::pair<KeyField, KeyField>> Backtest::first_seen_kinds() const {
   return kinds;
 }
 
-void Backtest::know_pair(KeyField a, KeyField b, const std::string& first, const std::string& second) {
-  candidate_.know_pair(a, b, first, second);
-  active_.know_pair(a, b, first, second);
+void Backtest::recorded_pair(KeyField a, KeyField b, const std::string& first, const std::string& second,
+                             std::optional<std::int64_t> first_seq, events::Timestamp first_at) {
+  recorded_[{a, b, first, second}] = {first_seq, first_at};
 }
 
 void Backtest::feed(const events::Event& event, std::optional<bool> is_fraud, bool counted,
-                    const std::optional<StoredDecision>& stored) {
-  auto candidate = score(candidate_, event, is_fraud, counted, candidate_rules_, candidate_flagged_);
-  auto active = score(active_, event, is_fraud, counted, active_rules_, active_flagged_);
+                    const std::optional<StoredDecision>& stored, std::optional<std::int64_t> applied_seq) {
+  auto candidate =
+      score(candidate_, candidate_seen_, event, is_fraud, counted, candidate_rules_, candidate_flagged_, applied_seq);
+  auto active = score(active_, active_seen_, event, is_fraud, counted, active_rules_, active_flagged_, applied_seq);
   if (!counted) return void(++warmup_events_);
   ++events_;
   if (stored && stored->rule_set_version == active_.rules().version()) {

@@ -3,14 +3,16 @@
 // and say per rule what would fire, how precisely against known labels, and which
 // decisions would change; and whether the active file reproduces what the service decided.
 // Pure: the caller feeds events in the order the service applied them, and first the
-// first-seen pairs the service knew before them.
+// first-seen pairs the service recorded for their keys.
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -40,14 +42,19 @@ class Backtest {
   /// The kinds of first-seen pair either rule file uses.
   std::vector<std::pair<KeyField, KeyField>> first_seen_kinds() const;
 
-  /// A pair the service had seen before the replay begins.
-  void know_pair(KeyField a, KeyField b, const std::string& first, const std::string& second);
+  /// A pair (`first`, `second`) of fields (`a`, `b`) the service recorded: by the event
+  /// applied as `first_seq` (migrations/0011), or before 0011 (no first_seq) at `first_at`.
+  void recorded_pair(KeyField a, KeyField b, const std::string& first, const std::string& second,
+                     std::optional<std::int64_t> first_seq, events::Timestamp first_at);
 
   /// Replays one event. Events before the period only warm feature state up: `counted` false.
+  /// `applied_seq` is where the service applied it (none before 0011): a recorded pair was new
+  /// to it exactly when that event recorded it, whichever events the replay includes.
   /// `stored`, when the service recorded it under the active file's version, must equal the
   /// active file's decision: the report counts the events where it does not.
   void feed(const events::Event& event, std::optional<bool> is_fraud, bool counted,
-            const std::optional<StoredDecision>& stored = std::nullopt);
+            const std::optional<StoredDecision>& stored = std::nullopt,
+            std::optional<std::int64_t> applied_seq = std::nullopt);
 
   /// The report: per rule, candidate against active, then the decisions that change.
   void report(std::ostream& out) const;
@@ -63,8 +70,23 @@ class Backtest {
 
  private:
   /// Replays `event` through `engine` and scores its hits into `rules` and `flagged`.
-  static Decision score(FeatureEngine& engine, const events::Event& event, std::optional<bool> is_fraud, bool counted,
-                        std::map<std::string, RuleScore>& rules, RuleScore& flagged);
+  using PairKey = std::tuple<KeyField, KeyField, std::string, std::string>;
+  Decision score(FeatureEngine& engine, std::set<PairKey>& seen, const events::Event& event,
+                 std::optional<bool> is_fraud, bool counted, std::map<std::string, RuleScore>& rules,
+                 RuleScore& flagged, std::optional<std::int64_t> applied_seq);
+
+  /// Whether each first_seen pair of `event` is new for `engine`: as the service recorded it,
+  /// else (a kind the service does not record, an event from before 0011) by what this
+  /// replay has `seen`.
+  std::vector<bool> new_pairs(const FeatureEngine& engine, std::set<PairKey>& seen, const events::Event& event,
+                              std::optional<std::int64_t> applied_seq) const;
+
+  struct Recorded {
+    std::optional<std::int64_t> first_seq;
+    events::Timestamp first_at = 0;
+  };
+  std::map<PairKey, Recorded> recorded_;  ///< the service's pairs for the replayed keys
+  std::set<PairKey> candidate_seen_, active_seen_;  ///< pairs each replay met
 
   FeatureEngine candidate_, active_;
   std::map<std::string, RuleScore> candidate_rules_, active_rules_;

@@ -163,13 +163,6 @@ std::vector<std::pair<KeyField, KeyField>> FeatureEngine::first_seen_kinds() con
   return kinds;
 }
 
-void FeatureEngine::know_pair(KeyField a, KeyField b, const std::string& first, const std::string& second) {
-  const auto& specs = rules_->features();
-  for (std::size_t i = 0; i < specs.size(); ++i)
-    if (specs[i].aggregate == Aggregate::first_seen && specs[i].key == a && specs[i].paired_with == b)
-      seen_pairs_.emplace(i, first, second);
-}
-
 std::vector<Value> FeatureEngine::observe(const events::Event& event, const std::vector<bool>* new_pairs) {
   const auto& specs = rules_->features();
   auto entry = entry_of(event);

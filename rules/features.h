@@ -78,10 +78,6 @@ class FeatureEngine {
   /// The (key, paired_with) fields of the first_seen features, each kind once.
   std::vector<std::pair<KeyField, KeyField>> first_seen_kinds() const;
 
-  /// Tells a replay that the pair (`first`, `second`) of kind (`a`, `b`) was seen before it
-  /// began, as the service's stored pairs say.
-  void know_pair(KeyField a, KeyField b, const std::string& first, const std::string& second);
-
   /// The values of every declared feature for `event`, then adds it to the history.
   /// `new_pairs` tells, per entry of pairs_of(event), whether that pair is new; without it
   /// the engine decides from the pairs it has seen itself (a replay from the beginning).
