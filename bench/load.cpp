@@ -1,7 +1,7 @@
 // bench-load: publishes synthetic TransactionRecorded events to a topic, as fast as it can or
 // at a fixed rate, for the benchmark harness (bench/run). Producing is not what is measured.
 //
-//   bench-load --topic T --events N [--rate R] [--duplicates 0.1] [--accounts 20000] [--seed S]
+//   bench-load --topic T --events N [--rate R] [--duplicates 0.1] [--accounts 20000 (0: one per event)] [--seed S]
 //
 // Events carry no recorded_at, so the consumer measures end-to-end latency from the Kafka
 // timestamp (the moment the producer sent it). FRAUD_KAFKA_BOOTSTRAP_SERVERS says where.
@@ -20,8 +20,10 @@
 namespace {
 
 /// Event `i` of this load; ids are unique per topic and seed, so loads never collide.
+/// With `accounts` 0, every event has an account (and card and device) of its own.
 std::string event(const std::string& id_prefix, long i, long accounts, std::mt19937_64& random) {
-  auto account = "acc-" + std::to_string(static_cast<long>(random() % static_cast<unsigned long>(accounts)));
+  auto account = "acc-" + std::to_string(accounts > 0 ? static_cast<long>(random() % static_cast<unsigned long>(accounts))
+                                                      : i);
   auto minute = i / 1000;  // event time advances a minute every thousand events
   char when[40];
   std::snprintf(when, sizeof when, "2026-11-%02ldT%02ld:%02ld:%02ldZ", 1 + minute / 1440 % 28, minute / 60 % 24,
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
     else if (flag == "--events") events = std::stol(v);
     else if (flag == "--rate") rate = std::stod(v);
     else if (flag == "--duplicates") duplicates = std::stod(v);
-    else if (flag == "--accounts") accounts = std::stol(v);
+    else if (flag == "--accounts") accounts = std::stol(v);  // 0: a new account for every event
     else if (flag == "--seed") seed = std::stoul(v);
     else return std::cerr << "bench-load: unknown flag " << flag << "\n", 2;
   }
