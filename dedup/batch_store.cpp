@@ -164,6 +164,15 @@ ORDER BY k, a, b, n  -- a pair twice in the batch: its first event's row is the 
 ON CONFLICT DO NOTHING
 RETURNING pair_kind, first_key, second_key)sql";
 
+// Per key, its events at or before a time, newest first: `limit` of them after skipping `offset`.
+std::string older_history_query(rules::KeyField field, int limit, int offset) {
+  std::string c = history_column(field);
+  return "SELECT latest.event_source, latest.body FROM unnest($1::text[]) AS k(key) "
+         "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " + c + " = k.key AND "
+         "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC LIMIT " + std::to_string(limit) +
+         " OFFSET " + std::to_string(offset) + ") latest";
+}
+
 // A key's events since a time, and its latest `latest_before` ones before (time since last,
 // speed; more than one when their `where` may skip the latest). The column comes from the
 // fixed list above, never from input. The time is a timestamptz parameter so that
@@ -175,9 +184,7 @@ std::string history_query(rules::KeyField field, int latest_before) {
   std::string since = "SELECT event_source, body FROM transactions WHERE " + c + " = ANY($1::text[]) AND occurred_at > "
                       "$2::timestamptz";
   if (!latest_before) return since;
-  return since + " UNION ALL SELECT latest.event_source, latest.body FROM unnest($1::text[]) AS k(key) "
-                 "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " + c + " = k.key AND "
-                 "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC LIMIT " + std::to_string(latest_before) + ") latest";
+  return since + " UNION ALL " + older_history_query(field, latest_before, 0);
 }
 
 /// The pairs recorded for every event, whatever the rules, so that a first_seen feature
@@ -516,14 +523,37 @@ void BatchStore::load_history(pqxx::work& tx, rules::FeatureEngine& features,
       it->second.latest_before = std::max(it->second.latest_before, request.latest_before);
     }
   for (const auto& [field, w] : wanted) {
-    auto query = history_query(field, w.latest_before);
-    for (const auto& row : tx.exec_params(query, w.keys.str(), events::format_rfc3339(w.since))) {
-      events::Record stored;
-      stored.value = row[1].c_str();
-      auto decoded = stored.decode(history_decoder_);
-      if (!decoded.event) continue;  // written by this service; cannot happen short of tampering
-      decoded.event->source = row[0].c_str();
-      features.remember(*decoded.event, field);
+    auto since = events::format_rfc3339(w.since);
+    std::map<std::string, int> older;  // per key: the events of the last query at or before `since`
+    auto remember = [&](const pqxx::result& rows) {
+      older.clear();
+      for (const auto& row : rows) {
+        events::Record stored;
+        stored.value = row[1].c_str();
+        auto decoded = stored.decode(history_decoder_);
+        if (!decoded.event) continue;  // written by this service; cannot happen short of tampering
+        decoded.event->source = row[0].c_str();
+        if (decoded.event->occurred_at <= w.since) ++older[std::string(rules::key_of(*decoded.event, field))];
+        features.remember(*decoded.event, field);
+      }
+    };
+    remember(tx.exec_params(history_query(field, w.latest_before), w.keys.str(), since));
+    // A time_since_last or speed_kmh reads the key's latest event that satisfies its `where`
+    // (and has a location, for speed), however old, as one process holding the key all along
+    // would. When the latest events read hold none, read on, twice as deep each time, while
+    // the key has more.
+    for (int offset = 0, page = w.latest_before; page > 0;) {  // `page`: as many as the last query asked for
+      ArrayLiteral deeper;
+      std::size_t count = 0;
+      for (const auto& [key, n] : older) {
+        if (n < page || !features.lacks_latest(field, key, w.since)) continue;  // found, or no more
+        deeper.add(key);
+        ++count;
+      }
+      if (count == 0) break;
+      offset += page;
+      page = offset;
+      remember(tx.exec_params(older_history_query(field, page, offset), deeper.str(), since));
     }
   }
 }

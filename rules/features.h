@@ -43,7 +43,8 @@ struct HistoryRequest {
 };
 
 /// How far back before the windows a `where`-filtered time_since_last or speed_kmh looks
-/// when a key's history is loaded: the key's latest events this many deep.
+/// first when a key's history is loaded: the key's latest events this many deep (the loader
+/// reads deeper while none is one the feature can read; lacks_latest()).
 inline constexpr int kLatestDepth = 16;
 
 class FeatureEngine {
@@ -74,6 +75,11 @@ class FeatureEngine {
   /// The pairs (feature index, first member, second member) that `event` touches for its
   /// first_seen features, for the caller to check against everything seen before.
   std::vector<std::tuple<std::size_t, std::string, std::string>> pairs_of(const events::Event& event) const;
+
+  /// Whether a time_since_last or speed_kmh feature of `field` has, in `key`'s history, no
+  /// event at or before `before` that it could read (one that satisfies its `where`, with a
+  /// location for speed): the loader then reads the key's older events deeper.
+  bool lacks_latest(KeyField field, const std::string& key, events::Timestamp before) const;
 
   /// The (key, paired_with) fields of the first_seen features, each kind once.
   std::vector<std::pair<KeyField, KeyField>> first_seen_kinds() const;

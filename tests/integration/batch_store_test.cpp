@@ -7,6 +7,7 @@
 #include "dedup/batch_store.h"
 #include "dedup/retention.h"
 #include "events/decode.h"
+#include "events/encode.h"
 #include "events/time.h"
 #include "tests/integration/support.h"
 
@@ -271,4 +272,35 @@ decision: {review_at: 50, block_at: 150}
   CHECK(decided("evt-2") == "review/60/block/" + version);  // promoting the candidate would block it
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'huge_candidate' AND shadow AND "
                  "decision = 'review' AND shadow_decision = 'block'") == 1);
+}
+
+TEST_CASE("a replica that reloads a card finds its last card-present payment behind many others") {
+  TestDatabase db(Services::from_environment());
+  auto starter = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/config/rules.yaml"));
+  auto payment = [](int n, const std::string& at, const std::string& channel, double lat, double lon) {
+    events::Event e;
+    e.event_id = e.transaction_id = "travel-" + std::to_string(n);
+    e.account_id = "acc-travel";
+    e.occurred_at = *events::parse_rfc3339(at);
+    e.amount = {2500, "EUR"};
+    e.channel = channel;
+    e.card.fingerprint = "card-travel";
+    e.location.lat = lat, e.location.lon = lon;
+    return std::pair<std::int64_t, OutgoingRecord>{n, {e.account_id, events::to_json(e), {}}};
+  };
+  // Card-present in Berlin at 09:00, then 40 card-not-present payments until 09:59: more than the
+  // latest events a reload reads at first (rules::kLatestDepth).
+  std::vector<std::pair<std::int64_t, OutgoingRecord>> morning{payment(0, "2026-11-27T09:00:00Z", "card_present", 52.52, 13.40)};
+  for (int n = 1; n <= 40; ++n) {
+    char at[32];
+    std::snprintf(at, sizeof at, "2026-11-27T09:%02d:30Z", n + 18);
+    morning.push_back(payment(n, at, "card_not_present", 52.52, 13.40));
+  }
+  dedup::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
+  rules::FeatureEngine first_engine(starter), second_engine(starter);
+  REQUIRE(first.apply(partition_batch(first.claim("t", 0).epoch, morning), first_engine).processed == 41);
+  // The partition moves; its new owner meets the card for the first time: New York at 11:00.
+  auto noon = partition_batch(second.claim("t", 0).epoch, {payment(41, "2026-11-27T11:00:00Z", "card_present", 40.71, -74.0)});
+  REQUIRE(second.apply(noon, second_engine).processed == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'impossible_travel'") == 1);
 }
