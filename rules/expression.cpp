@@ -6,6 +6,7 @@
 #include <functional>
 
 #include <date/tz.h>
+#include <re2/re2.h>
 
 #include "events/time.h"
 
@@ -649,16 +650,33 @@ class Parser {
         return Value::of(!a[0]->eval(c).is_missing());
       });
     }
-    if (fn == "starts_with") {
+    // Two strings in, a boolean out; missing when either is.
+    auto string_test = [&](bool (*test)(std::string_view, std::string_view)) -> NodePtr {
       count(2, 2);
-      require(args[0], Type::string, "the first argument of starts_with()");
-      require(args[1], Type::string, "the second argument of starts_with()");
-      return make(Type::boolean, [](const EvalContext& c, const std::vector<NodePtr>& a) {
-        auto s = a[0]->eval(c), p = a[1]->eval(c);
-        if (s.kind != Value::Kind::string || p.kind != Value::Kind::string) return Value{};
-        return Value::of(s.string.starts_with(p.string));
+      require(args[0], Type::string, "the first argument of " + std::string(fn) + "()");
+      require(args[1], Type::string, "the second argument of " + std::string(fn) + "()");
+      return make(Type::boolean, [test](const EvalContext& c, const std::vector<NodePtr>& a) {
+        auto s = a[0]->eval(c), other = a[1]->eval(c);
+        if (s.kind != Value::Kind::string || other.kind != Value::Kind::string) return Value{};
+        return Value::of(test(s.string, other.string));
+      });
+    };
+    if (fn == "starts_with") return string_test([](std::string_view s, std::string_view p) { return s.starts_with(p); });
+    if (fn == "contains")
+      return string_test([](std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; });
+    if (fn == "lower") {
+      count(1, 1);
+      require(args[0], Type::string, "the argument of lower()");
+      return make(Type::string, [](const EvalContext& c, const std::vector<NodePtr>& a) {
+        auto s = a[0]->eval(c);
+        if (s.kind != Value::Kind::string) return Value{};
+        auto& lowered = c.scratch.emplace_back(s.string);
+        for (auto& ch : lowered)  // ASCII letters only: other bytes (UTF-8 included) stay as they are
+          if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+        return Value::of(std::string_view(lowered));
       });
     }
+    if (fn == "matches") return matches(std::move(args), start);
     if (fn == "is_round") {
       count(2, 2);
       require(args[0], Type::number, "the first argument of is_round()");
@@ -674,8 +692,36 @@ class Parser {
     }
     if (fn == "hour_of_day") return hour_of_day(std::move(args), start);
     fail("unknown function '" + std::string(fn) +
-             "()'; known: abs, min, max, coalesce, exists, starts_with, is_round, hour_of_day",
+             "()'; known: abs, min, max, coalesce, exists, starts_with, contains, lower, matches, is_round, "
+             "hour_of_day",
          start);
+  }
+
+  // matches(field, 'pattern'): whether the pattern matches anywhere in the string (anchor it
+  // with ^ and $ for the whole string). RE2 syntax, compiled once when the rule file loads;
+  // RE2 runs in time linear in the input whatever the pattern (no backtracking), and a
+  // pattern that needs more than kRegexMemory to compile is a load error.
+  static constexpr std::int64_t kRegexMemory = 1 << 20;
+  NodePtr matches(std::vector<NodePtr> args, std::size_t start) {
+    if (args.size() != 2) fail("matches() takes 2 arguments: a string and a pattern literal", start);
+    require(args[0], Type::string, "the first argument of matches()");
+    auto* literal = dynamic_cast<Literal*>(args[1].get());
+    if (!literal || literal->value.kind != Value::Kind::string)
+      fail("matches()'s second argument must be a pattern in a string literal, e.g. matches(merchant.name, '^ACME')",
+           args[1]->offset);
+    RE2::Options options;
+    options.set_log_errors(false);
+    options.set_max_mem(kRegexMemory);
+    auto pattern = std::make_shared<const RE2>(std::string(literal->value.string), options);
+    if (!pattern->ok()) fail("matches(): invalid pattern: " + pattern->error(), args[1]->offset);
+    return std::make_unique<Call>(
+        Type::boolean,
+        [pattern](const EvalContext& c, const std::vector<NodePtr>& a) {
+          auto s = a[0]->eval(c);
+          if (s.kind != Value::Kind::string) return Value{};
+          return Value::of(RE2::PartialMatch(re2::StringPiece(s.string.data(), s.string.size()), *pattern));
+        },
+        std::move(args), source_from(start), start);
   }
 
   // hour_of_day('Europe/Berlin'), hour_of_day('UTC') or hour_of_day('+01:00'): the hour of

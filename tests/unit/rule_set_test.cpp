@@ -249,3 +249,45 @@ decision: {review_at: 50, block_at: 100}
                    "decision: {review_at: 1, block_at: 2}\n")
             .find("unknown time zone 'Europe/Berlinn'") != std::string::npos);
 }
+
+TEST_CASE("contains, lower and matches test strings, and a pattern that does not compile is a located load error") {
+  auto set = RuleSet::parse(R"yaml(
+version: "t1"
+rules:
+  - {id: contains, when: "contains(merchant.name, 'CASINO')", score: 1}
+  - {id: lower, when: "lower(merchant.name) == 'royal casino ltd'", score: 1}
+  - {id: matches, when: "matches(merchant.name, '^Royal\\s+CASINO')", score: 1}
+  - {id: anchored, when: "matches(merchant.name, '^CASINO')", score: 1}
+  - {id: nested, when: "matches(lower(merchant.name), 'casino (ltd|plc)$')", score: 1}
+decision: {review_at: 50, block_at: 100}
+)yaml", "r.yaml");
+  auto e = event_of(100);
+  e.merchant.name = "Royal CASINO Ltd";
+  std::vector<std::string> ids;
+  for (const auto& hit : set.evaluate(e, {}).hits) ids.push_back(hit.rule_id);
+  CHECK(ids == std::vector<std::string>{"contains", "lower", "matches", "nested"});
+  e.merchant.name.clear();  // missing: no string function fires
+  CHECK(set.evaluate(e, {}).hits.empty());
+
+  // A pattern that backtracking engines take exponential time over runs in linear time.
+  auto nested = RuleSet::parse(R"yaml(
+version: "t1"
+rules: [{id: evil, when: "matches(merchant.name, '^(a+)+$')", score: 1}]
+decision: {review_at: 50, block_at: 100}
+)yaml", "r.yaml");
+  e.merchant.name = std::string(100000, 'a') + "!";
+  CHECK(nested.evaluate(e, {}).hits.empty());
+
+  auto error = load_error(R"yaml(
+version: "t1"
+rules: [{id: broken, when: "matches(merchant.name, 'a(b')", score: 1}]
+decision: {review_at: 50, block_at: 100}
+)yaml");
+  CHECK(error.find("r.yaml:3:") != std::string::npos);
+  CHECK(error.find("invalid pattern: missing )") != std::string::npos);
+  CHECK(load_error(R"yaml(
+version: "t1"
+rules: [{id: dynamic, when: "matches(merchant.name, merchant.id)", score: 1}]
+decision: {review_at: 50, block_at: 100}
+)yaml").find("must be a pattern in a string literal") != std::string::npos);
+}
