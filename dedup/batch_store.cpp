@@ -11,7 +11,7 @@
 #include "dedup/connect.h"
 #include "dedup/database_error.h"
 #include "dedup/dedup_gate.h"
-#include "dedup/mechanism_switch.h"
+#include "ops/mechanism_switch.h"
 #include "dedup/history.h"
 #include "dedup/sql_text.h"
 #include "events/encode.h"
@@ -19,6 +19,8 @@
 
 namespace fraud::dedup {
 namespace {
+
+using ops::mechanism_disabled;
 
 // Takes the partition: the row lock orders this after any batch still committing under the
 // previous epoch, so the offset returned is the last one committed.

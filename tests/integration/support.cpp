@@ -216,10 +216,12 @@ ChildProcess::ChildProcess(const std::vector<std::string>& args, const std::map<
     }
     for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
     // scripts/test's "mechanisms" stage runs these tests against a service built with
-    // mechanism switches (dedup/mechanism_switch.h), to see them fail.
+    // mechanism switches (ops/mechanism_switch.h), to see them fail.
     auto program = args;
     const char* other = std::getenv("FRAUD_TEST_CONSUMER_BINARY");
     if (other && *other && program[0] == FRAUD_CONSUMER_BINARY) program[0] = other;
+    const char* other_relay = std::getenv("FRAUD_TEST_RELAY_BINARY");
+    if (other_relay && *other_relay && program[0] == FRAUD_RELAY_BINARY) program[0] = other_relay;
     std::vector<char*> argv;
     for (const auto& a : program) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);

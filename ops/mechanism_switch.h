@@ -1,13 +1,14 @@
 #pragma once
 // Proof that the tests named after a guarantee can fail: a build made with
 // -DFRAUD_MECHANISM_SWITCHES=ON (only scripts/test's "mechanisms" stage makes one) can turn a
-// mechanism off through FRAUD_DISABLE_MECHANISM (dedup, fence, key_versions), and the tests
-// named after it must then fail. In every other build, mechanism_disabled() is a constant false.
+// mechanism off through FRAUD_DISABLE_MECHANISM (dedup, fence, key_versions, relay_acks), and
+// the tests named after it must then fail. In every other build, mechanism_disabled() is a
+// constant false.
 
 #include <cstdlib>
 #include <string_view>
 
-namespace fraud::dedup {
+namespace fraud::ops {
 
 inline bool mechanism_disabled([[maybe_unused]] std::string_view mechanism) {
 #ifdef FRAUD_MECHANISM_SWITCHES
@@ -21,4 +22,4 @@ inline bool mechanism_disabled([[maybe_unused]] std::string_view mechanism) {
 #endif
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::ops
