@@ -12,10 +12,10 @@ CREATE SEQUENCE applied_batches CACHE 1;
 GRANT USAGE ON SEQUENCE applied_batches TO fraud_service;
 ALTER TABLE transactions ADD COLUMN applied_seq bigint;
 ALTER TABLE first_seen_pairs ADD COLUMN first_seq bigint;
--- Every new history row must carry its order: a replica of an older version still running
--- would write rows a backtest cannot place. Its batches now fail (a retried error, visible in
--- fraud_database_retries_total) until it is replaced. NOT VALID: older rows keep their NULL.
-ALTER TABLE transactions ADD CONSTRAINT transactions_applied_seq_set CHECK (applied_seq IS NOT NULL) NOT VALID;
+-- A replica of an older version left running would write history rows without applied_seq,
+-- which a backtest replays first: stop every replica before this migration (docs/OPERATIONS.md,
+-- Upgrading). A CHECK constraint would refuse them, but every day partition that `dedup prune`
+-- attaches would have to carry it too.
 
 -- A key whose version comes back as 1 from a batch's bump was never extended before, so it
 -- has no stored history and the batch loads none (rules/features.cpp, synchronise): most
