@@ -15,10 +15,18 @@ std::string ratio(const std::optional<double>& value) {
 }
 
 std::string row(const std::string& name, const std::string& a, const std::string& b, const std::string& c,
-                const std::string& d, const std::string& e) {
-  char out[256];
-  std::snprintf(out, sizeof out, "%-28s %10s %10s %10s %10s %10s\n", name.c_str(), a.c_str(), b.c_str(), c.c_str(),
-                d.c_str(), e.c_str());
+                const std::string& d, const std::string& e, const std::string& f = "", const std::string& g = "",
+                const std::string& h = "") {
+  char out[320];
+  std::snprintf(out, sizeof out, "%-28s %10s %10s %10s %10s %10s %14s %14s %8s\n", name.c_str(), a.c_str(), b.c_str(),
+                c.c_str(), d.c_str(), e.c_str(), f.c_str(), g.c_str(), h.c_str());
+  return out;
+}
+
+/// An amount in whole units of the base currency, for the report.
+std::string money(Decimal amount) {
+  char out[32];
+  std::snprintf(out, sizeof out, "%.0f", amount.to_double());
   return out;
 }
 
@@ -67,9 +75,14 @@ Decision Backtest::score(FeatureEngine& engine, std::set<PairKey>& seen, const e
   auto flags = new_pairs(engine, seen, event, applied_seq);
   auto verdict = engine.rules().evaluate(event, engine.observe(event, &flags));
   if (!counted) return verdict.decision;
+  auto amount = engine.rules().amount_base(event);
   auto tally = [&](RuleScore& s) {
     ++s.hits;
-    if (is_fraud) ++(*is_fraud ? s.fraud_hits : s.legitimate_hits);
+    if (!is_fraud) return;
+    ++(*is_fraud ? s.fraud_hits : s.legitimate_hits);
+    if (amount.kind != Value::Kind::number) return;
+    auto& total = *is_fraud ? s.fraud_amount : s.legitimate_amount;
+    total = Decimal::checked_add(total, amount.number).value_or(total);  // past 9e12 EUR it stops growing
   };
   for (const auto& hit : verdict.hits) tally(rules[hit.rule_id]);
   if (verdict.decision != Decision::allow) tally(flagged);
@@ -94,6 +107,8 @@ void Backtest::feed(const events::Event& event, std::optional<bool> is_fraud, bo
       score(candidate_, candidate_seen_, event, is_fraud, counted, candidate_rules_, candidate_flagged_, applied_seq);
   auto active = score(active_, active_seen_, event, is_fraud, counted, active_rules_, active_flagged_, applied_seq);
   if (!counted) return void(++warmup_events_);
+  first_at_ = events_ == 0 ? event.occurred_at : std::min(first_at_, event.occurred_at);
+  last_at_ = events_ == 0 ? event.occurred_at : std::max(last_at_, event.occurred_at);
   ++events_;
   if (stored && stored->rule_set_version == active_.rules().version()) {
     ++compared_;
@@ -118,7 +133,14 @@ void Backtest::report(std::ostream& out) const {
       << "events replayed  " << events_ << " (and " << warmup_events_ << " before the period, to warm features up)\n"
       << "labels           " << fraud_total_ << " fraud, " << legitimate_total_ << " legitimate, "
       << events_ - fraud_total_ - legitimate_total_ << " unlabelled\n\n"
-      << row("rule", "hits", "active", "change", "precision", "recall");
+      << row("rule", "hits", "active", "change", "precision", "recall", "fraud caught", "legit flagged", "a day");
+  // Hits a day over the period's events (a day at least), and money in the base currency.
+  auto days = std::max(1.0, static_cast<double>(last_at_ - first_at_) / 86'400'000'000.0);
+  auto per_day = [&](std::uint64_t hits) {
+    char text[16];
+    std::snprintf(text, sizeof text, "%.1f", static_cast<double>(hits) / days);
+    return std::string(text);
+  };
   std::set<std::string> ids;
   for (const auto& [id, s] : candidate_rules_) ids.insert(id);
   for (const auto& [id, s] : active_rules_) ids.insert(id);
@@ -128,12 +150,14 @@ void Backtest::report(std::ostream& out) const {
     auto change = static_cast<long long>(c.hits) - static_cast<long long>(a.hits);
     out << row(id + (candidate_rules_.count(id) ? "" : " (removed)") + (active_rules_.count(id) ? "" : " (new)"),
                std::to_string(c.hits), std::to_string(a.hits), (change > 0 ? "+" : "") + std::to_string(change),
-               ratio(c.precision()), ratio(c.recall(fraud_total_)));
+               ratio(c.precision()), ratio(c.recall(fraud_total_)), money(c.fraud_amount), money(c.legitimate_amount),
+               per_day(c.hits));
   }
   auto change = static_cast<long long>(candidate_flagged_.hits) - static_cast<long long>(active_flagged_.hits);
   out << row("decision review or block", std::to_string(candidate_flagged_.hits), std::to_string(active_flagged_.hits),
              (change > 0 ? "+" : "") + std::to_string(change), ratio(candidate_flagged_.precision()),
-             ratio(candidate_flagged_.recall(fraud_total_)))
+             ratio(candidate_flagged_.recall(fraud_total_)), money(candidate_flagged_.fraud_amount),
+             money(candidate_flagged_.legitimate_amount), per_day(candidate_flagged_.hits))
       << "\ndecisions that would change: " << decisions_changed() << "\n";
   for (const auto& [pair, count] : changes_)
     out << "  " << to_string(pair.first) << " -> " << to_string(pair.second) << ": " << count << "\n";

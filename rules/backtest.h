@@ -21,9 +21,11 @@
 
 namespace fraud::rules {
 
-/// Hits of one rule, and how many of them were labelled fraud or legitimate.
+/// Hits of one rule, how many of them were labelled fraud or legitimate, and their amounts
+/// in the base currency (hits without a rate count, but add no amount).
 struct RuleScore {
   std::uint64_t hits = 0, fraud_hits = 0, legitimate_hits = 0;
+  Decimal fraud_amount, legitimate_amount;  ///< fraud caught, legitimate money flagged
   /// Of the labelled hits, the share that was fraud; nothing without labelled hits.
   std::optional<double> precision() const;
   /// Of all labelled fraud, the share this rule caught; nothing without labelled fraud.
@@ -56,7 +58,8 @@ class Backtest {
             const std::optional<StoredDecision>& stored = std::nullopt,
             std::optional<std::int64_t> applied_seq = std::nullopt);
 
-  /// The report: per rule, candidate against active, then the decisions that change.
+  /// The report: per rule, candidate against active, with the money each caught or flagged
+  /// and its hits a day over the period's events; then the decisions that change.
   void report(std::ostream& out) const;
 
   std::uint64_t events() const { return events_; }
@@ -94,6 +97,7 @@ class Backtest {
   std::map<std::pair<Decision, Decision>, std::uint64_t> changes_;  ///< (active, candidate) where they differ
   std::uint64_t events_ = 0, warmup_events_ = 0, fraud_total_ = 0, legitimate_total_ = 0;
   std::uint64_t compared_ = 0, not_reproduced_ = 0;
+  events::Timestamp first_at_ = 0, last_at_ = 0;  ///< the counted events' event-time span
   std::vector<std::string> not_reproduced_ids_;  ///< the first few, for the report
 };
 

@@ -66,6 +66,9 @@ TEST_CASE("a backtest compares a candidate rule file with the active one against
   // it catches all 3 frauds.
   CHECK(report.find("large_amount                          4          3         +1      0.750      1.000") !=
         std::string::npos);
+  // The fraud it caught: 12,500 + 12,500 + 6,000 EUR; the legitimate money it flagged: 12,500;
+  // four hits on the one day the events span.
+  CHECK(report.find("1.000          31000          12500      4.0") != std::string::npos);
   CHECK(report.find("decisions that would change: 1") != std::string::npos);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == before);  // a backtest writes nothing
 }
