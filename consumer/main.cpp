@@ -161,10 +161,9 @@ int backtest(const std::vector<std::string>& args) {
   for (const auto* set : {candidate_rules.get(), active_rules.get()})
     for (const auto& f : set->features()) lead = std::max(lead, f.window_us);
   if (!warmup.empty()) {
-    auto w = rules::Decimal::parse(warmup.substr(0, warmup.size() - 1));
-    std::int64_t unit = warmup.back() == 'd' ? 86400 : warmup.back() == 'h' ? 3600 : 0;
-    if (!w || unit == 0) return std::cerr << "fraud-consumer: --warmup takes hours or days, e.g. 200d\n", 2;
-    lead = static_cast<events::Timestamp>(w->micros() * unit);
+    auto w = rules::parse_duration(warmup);
+    if (!w) return std::cerr << "fraud-consumer: --warmup takes a duration such as 12h or 200d\n", 2;
+    lead = *w;
   }
   rules::Backtest replay(candidate_rules, active_rules);
   dedup::StoredHistory visit;

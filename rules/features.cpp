@@ -9,10 +9,6 @@ namespace {
 
 constexpr events::Timestamp kLateness = 3'600'000'000LL;  // an hour of out-of-order arrival kept in memory
 
-bool windowed(Aggregate a) {
-  return a != Aggregate::time_since_last && a != Aggregate::first_seen && a != Aggregate::speed_kmh;
-}
-
 double haversine_km(double lat1, double lon1, double lat2, double lon2) {
   constexpr double kEarthKm = 6371.0088, kRad = 3.14159265358979323846 / 180;
   double dlat = (lat2 - lat1) * kRad, dlon = (lon2 - lon1) * kRad;

@@ -37,7 +37,31 @@ constexpr std::pair<const char*, Aggregate> kAggregates[] = {
     {"time_since_last", Aggregate::time_since_last}, {"first_seen", Aggregate::first_seen},
     {"speed_kmh", Aggregate::speed_kmh}};
 
-bool windowed(Aggregate a) { return a != Aggregate::time_since_last && a != Aggregate::first_seen && a != Aggregate::speed_kmh; }
+}  // namespace
+
+bool windowed(Aggregate a) {
+  return a != Aggregate::time_since_last && a != Aggregate::first_seen && a != Aggregate::speed_kmh;
+}
+
+std::optional<events::Timestamp> parse_duration(std::string_view text) {
+  if (text.size() < 2) return std::nullopt;
+  auto n = Decimal::parse(text.substr(0, text.size() - 1));
+  if (!n || !(Decimal() < *n)) return std::nullopt;
+  std::int64_t unit = 0;
+  switch (text.back()) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return std::nullopt;
+  }
+  constexpr int128 kCentury = int128{100} * 366 * 86400 * Decimal::kScale;
+  auto micros = n->micros() * unit;
+  if (micros > kCentury) return std::nullopt;
+  return static_cast<events::Timestamp>(micros);
+}
+
+namespace {
 
 std::string hex_hash(const std::string& text) {
   std::uint64_t h = 1469598103934665603ULL;  // FNV-1a, 64 bits: stable across builds and hosts
@@ -179,22 +203,6 @@ class RuleFileReader {
     }
   }
 
-  /// "10m", "1h", "24h", "30d", "90s" in microseconds; nothing for anything else.
-  static std::optional<events::Timestamp> duration(const std::string& text) {
-    if (text.size() < 2) return std::nullopt;
-    auto n = Decimal::parse(text.substr(0, text.size() - 1));
-    if (!n || !(Decimal() < *n)) return std::nullopt;
-    std::int64_t unit = 0;
-    switch (text.back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      default: return std::nullopt;
-    }
-    return static_cast<events::Timestamp>(n->micros() * unit);
-  }
-
   template <typename T, std::size_t N>
   std::optional<T> lookup(const std::pair<const char*, T> (&table)[N], const YAML::Node& node, const std::string& what) {
     auto text = scalar(node, what);
@@ -274,7 +282,7 @@ class RuleFileReader {
     if (f.aggregate != Aggregate::first_seen && f.paired_with)
       error(spec, "feature '" + name + "': only first_seen takes a pair key");
     if (windowed(f.aggregate)) {
-      auto window = duration(scalar(spec["window"], "window").value_or(""));
+      auto window = parse_duration(scalar(spec["window"], "window").value_or(""));
       if (!window) error(spec, "feature '" + name + "': window must be a duration such as 10m, 1h, 24h, 30d");
       else f.window_us = *window;
     }
@@ -305,7 +313,7 @@ class RuleFileReader {
       f.min_km = *km;
     }
     if (auto text = scalar(spec["min_interval"], "min_interval")) {
-      auto interval = duration(*text);
+      auto interval = parse_duration(*text);
       if (!interval) error(spec["min_interval"], "feature '" + name + "': min_interval must be a duration such as 90s, 10m");
       else f.min_interval_us = *interval;
     }

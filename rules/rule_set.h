@@ -39,6 +39,14 @@ inline constexpr KeyField kKeyFields[] = {KeyField::account_id,  KeyField::custo
 std::string_view key_of(const events::Event& event, KeyField field);
 const char* to_string(KeyField field);
 
+/// Whether `aggregate` reads a window of a key's history (count, sum, …), rather than its one
+/// latest earlier event (time_since_last, speed_kmh) or a pair (first_seen).
+bool windowed(Aggregate aggregate);
+
+/// "90s", "10m", "24h", "30d" (a positive number and a unit) in microseconds; nothing for
+/// anything else, or for more than a hundred years.
+std::optional<events::Timestamp> parse_duration(std::string_view text);
+
 /// A declared feature, e.g. `tx_count_10m: {aggregate: count, key: account_id, window: 10m}`.
 struct FeatureSpec {
   std::string name;

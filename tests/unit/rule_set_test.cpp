@@ -291,3 +291,15 @@ rules: [{id: dynamic, when: "matches(merchant.name, merchant.id)", score: 1}]
 decision: {review_at: 50, block_at: 100}
 )yaml").find("must be a pattern in a string literal") != std::string::npos);
 }
+
+TEST_CASE("a duration is a positive number and a unit, s, m, h or d, up to a hundred years") {
+  CHECK(rules::parse_duration("90s") == 90'000'000);
+  CHECK(rules::parse_duration("10m") == 600'000'000);
+  CHECK(rules::parse_duration("1.5h") == 5'400'000'000);
+  CHECK(rules::parse_duration("200d") == 200LL * 86'400'000'000);
+  CHECK_FALSE(rules::parse_duration("0d"));
+  CHECK_FALSE(rules::parse_duration("-1h"));
+  CHECK_FALSE(rules::parse_duration("12"));
+  CHECK_FALSE(rules::parse_duration("3w"));
+  CHECK_FALSE(rules::parse_duration("99999999999999d"));  // would wrap a 64-bit count of microseconds
+}
