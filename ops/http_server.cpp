@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -49,16 +50,15 @@ HttpResponse respond(const Routes& routes, const http::request<http::string_body
 
 /// Connections served at once, at most; more are closed on arrival. Prometheus and the
 /// probes need a handful: the cap keeps a flood from taking the process's file descriptors.
-constexpr int kMaxConnections = 64;
+constexpr std::size_t kMaxConnections = 64;
 
 /// One request on one connection. Scrapes and probes are small: one request per connection
 /// keeps this simple, and a client that stalls is cut off after five seconds.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket socket, const Routes& r, int& open_count)
-      : stream(std::move(socket)), routes(r), open(open_count) {
-    ++open;
+  Session(tcp::socket socket, const Routes& r, std::set<Session*>& all) : stream(std::move(socket)), routes(r), live(all) {
+    live.insert(this);
   }
-  ~Session() { --open; }  // on the server's one thread, like the constructor
+  ~Session() { live.erase(this); }  // on the server's one thread, like the constructor
 
   void start() {
     stream.expires_after(std::chrono::seconds(5));
@@ -74,7 +74,7 @@ struct Session : std::enable_shared_from_this<Session> {
   http::request<http::string_body> request;
   http::response<http::string_body> response;
   const Routes& routes;
-  int& open;
+  std::set<Session*>& live;  ///< the server's open sessions, to close them when it stops
 };
 
 }  // namespace
@@ -86,12 +86,18 @@ struct HttpServer::Impl {
     thread = std::thread([this] { io.run(); });
   }
 
+  // Ends every operation, so that io.run() returns once their handlers have run while all
+  // they refer to still lives. (Stopping the io_context instead left pending sessions to be
+  // destroyed inside its destructor, after the members they point at.)
   ~Impl() {
     asio::post(io, [this] {
       acceptor.close();
       retry.cancel();
+      for (auto* session : sessions) {
+        boost::system::error_code ignored;
+        session->stream.socket().close(ignored);
+      }
     });
-    io.stop();
     if (thread.joinable()) thread.join();
   }
 
@@ -115,15 +121,15 @@ struct HttpServer::Impl {
   }
 
   void serve(tcp::socket socket) {
-    if (open_sessions >= kMaxConnections) return;  // the socket closes as it goes out of scope
-    std::make_shared<Session>(std::move(socket), routes, open_sessions)->start();
+    if (sessions.size() >= kMaxConnections) return;  // the socket closes as it goes out of scope
+    std::make_shared<Session>(std::move(socket), routes, sessions)->start();
   }
 
   std::vector<std::pair<std::string, HttpHandler>> routes;
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::steady_timer retry;
-  int open_sessions = 0;  ///< touched only on the server's thread
+  std::set<Session*> sessions;  ///< open ones; touched only on the server's thread
   std::atomic<std::uint64_t> accept_errors{0};
   std::thread thread;
 };
