@@ -15,6 +15,7 @@
 #include <chrono>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "ops/http_server.h"
 
@@ -74,4 +75,33 @@ TEST_CASE("the operator endpoint keeps accepting after running out of file descr
   CHECK(failed_to_accept);
   // It accepts again once descriptors are back.
   CHECK(within(std::chrono::seconds(10), [&] { return status_of(server.port(), "/healthz") == 200; }));
+}
+
+TEST_CASE("connections past the cap are closed on arrival, and the endpoint answers again once idle ones expire") {
+  fraud::ops::HttpServer server("127.0.0.1:0", {{"/healthz", [] { return fraud::ops::HttpResponse{200, "ok\n"}; }}});
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(server.port());
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  // 70 clients that connect and say nothing, as a flood or a stuck scraper would.
+  std::vector<int> idle;
+  for (int i = 0; i < 70; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    idle.push_back(fd);
+  }
+  auto closed_by_server = [&] {
+    int closed = 0;
+    for (int fd : idle) {
+      char byte;
+      closed += recv(fd, &byte, 1, MSG_DONTWAIT) == 0;  // end of file: the server closed it
+    }
+    return closed;
+  };
+  // The 64 it serves wait for their request for five seconds; the other six are closed at once.
+  CHECK(within(std::chrono::seconds(4), [&] { return closed_by_server() >= 6; }));
+  CHECK(closed_by_server() <= 6);
+  CHECK(within(std::chrono::seconds(15), [&] { return status_of(server.port(), "/healthz") == 200; }));
+  for (int fd : idle) close(fd);
 }
