@@ -171,7 +171,7 @@ std::string older_history_query(rules::KeyField field, int limit, int offset) {
   std::string c = history_column(field);
   return "SELECT latest.event_source, latest.body FROM unnest($1::text[]) AS k(key) "
          "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " + c + " = k.key AND "
-         "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC LIMIT " + std::to_string(limit) +
+         "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC, event_id DESC LIMIT " + std::to_string(limit) +
          " OFFSET " + std::to_string(offset) + ") latest";
 }
 
@@ -542,17 +542,18 @@ void BatchStore::load_history(pqxx::work& tx, rules::FeatureEngine& features,
     remember(tx.exec_params(history_query(field, w.latest_before), w.keys.str(), since));
     // A time_since_last or speed_kmh reads the key's latest event that satisfies its `where`
     // (and has a location, for speed), however old, as one process holding the key all along
-    // would. When the latest events read hold none, read on, twice as deep each time, while
-    // the key has more.
+    // would. When the events read hold none, read on, twice as deep each time, while the key
+    // has more, up to rules::kMaxLatestDepth events. The pages are consistent: this batch
+    // holds the key's version lock, so no other replica commits events of the key meanwhile.
     for (int offset = 0, page = w.latest_before; page > 0;) {  // `page`: as many as the last query asked for
       ArrayLiteral deeper;
       std::size_t count = 0;
       for (const auto& [key, n] : older) {
-        if (n < page || !features.lacks_latest(field, key, w.since)) continue;  // found, or no more
+        if (n < page || !features.lacks_latest(field, key)) continue;  // found, or no more
         deeper.add(key);
         ++count;
       }
-      if (count == 0) break;
+      if (count == 0 || offset + page >= rules::kMaxLatestDepth) break;
       offset += page;
       page = offset;
       remember(tx.exec_params(older_history_query(field, page, offset), deeper.str(), since));

@@ -82,7 +82,7 @@ Decision Backtest::score(FeatureEngine& engine, std::set<PairKey>& seen, const e
     ++(*is_fraud ? s.fraud_hits : s.legitimate_hits);
     if (amount.kind != Value::Kind::number) return;
     auto& total = *is_fraud ? s.fraud_amount : s.legitimate_amount;
-    total = Decimal::checked_add(total, amount.number).value_or(total);  // past 9e12 EUR it stops growing
+    total = Decimal::checked_add(total, amount.number).value_or(total);  // saturates rather than wraps
   };
   for (const auto& hit : verdict.hits) tally(rules[hit.rule_id]);
   if (verdict.decision != Decision::allow) tally(flagged);

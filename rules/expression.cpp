@@ -670,7 +670,7 @@ class Parser {
       return make(Type::string, [](const EvalContext& c, const std::vector<NodePtr>& a) {
         auto s = a[0]->eval(c);
         if (s.kind != Value::Kind::string) return Value{};
-        auto& lowered = c.scratch.emplace_back(s.string);
+        auto& lowered = c.scratch.emplace_front(s.string);
         for (auto& ch : lowered)  // ASCII letters only: other bytes (UTF-8 included) stay as they are
           if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
         return Value::of(std::string_view(lowered));

@@ -10,7 +10,7 @@
 // `exists(x)` handle missing values explicitly. Nothing a field holds raises an error.
 
 #include <cstddef>
-#include <deque>
+#include <forward_list>
 #include <map>
 #include <memory>
 #include <span>
@@ -51,8 +51,9 @@ struct EvalContext {
   const events::Event& event;
   Value amount_base;                  ///< the amount in the base currency, or missing
   std::span<const Value> features;    ///< declared features, by index
-  /// Strings made while evaluating (lower()), which values view until the context ends.
-  mutable std::deque<std::string> scratch = {};
+  /// Strings made while evaluating (lower()), which values view until the context ends. A
+  /// forward_list allocates nothing until used (a deque would, for every event).
+  mutable std::forward_list<std::string> scratch = {};
 };
 
 /// The names a rule file declares, which expressions may use besides the event's fields.

@@ -150,14 +150,14 @@ std::vector<std::tuple<std::size_t, std::string, std::string>> FeatureEngine::pa
   return pairs;
 }
 
-bool FeatureEngine::lacks_latest(KeyField field, const std::string& key, events::Timestamp before) const {
+bool FeatureEngine::lacks_latest(KeyField field, const std::string& key) const {
   auto i = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), field) - fields_.begin());
   if (i == fields_.size()) return false;
   auto found = histories_[i].find(key);
   for (const auto& need : latest_[i]) {
     bool covered = found != histories_[i].end() &&
                    std::any_of(found->second.entries.begin(), found->second.entries.end(),
-                               [&](const Entry& e) { return e.at <= before && need.covered_by(e); });
+                               [&](const Entry& e) { return need.covered_by(e); });
     if (!covered) return true;
   }
   return false;

@@ -44,8 +44,11 @@ struct HistoryRequest {
 
 /// How far back before the windows a `where`-filtered time_since_last or speed_kmh looks
 /// first when a key's history is loaded: the key's latest events this many deep (the loader
-/// reads deeper while none is one the feature can read; lacks_latest()).
+/// reads deeper while none is one the feature can read; lacks_latest()), up to
+/// kMaxLatestDepth of them: past that, such a feature of the key is missing until the key
+/// meets a matching event again, rather than a batch reading a key's whole history.
 inline constexpr int kLatestDepth = 16;
+inline constexpr int kMaxLatestDepth = 4096;
 
 class FeatureEngine {
  public:
@@ -77,9 +80,10 @@ class FeatureEngine {
   std::vector<std::tuple<std::size_t, std::string, std::string>> pairs_of(const events::Event& event) const;
 
   /// Whether a time_since_last or speed_kmh feature of `field` has, in `key`'s history, no
-  /// event at or before `before` that it could read (one that satisfies its `where`, with a
-  /// location for speed): the loader then reads the key's older events deeper.
-  bool lacks_latest(KeyField field, const std::string& key, events::Timestamp before) const;
+  /// event at all that it could read (one that satisfies its `where`, with a location for
+  /// speed): the loader then reads the key's older events deeper. (History keeps only the
+  /// newest such event past the windows, so one held is the one the feature reads.)
+  bool lacks_latest(KeyField field, const std::string& key) const;
 
   /// The (key, paired_with) fields of the first_seen features, each kind once.
   std::vector<std::pair<KeyField, KeyField>> first_seen_kinds() const;

@@ -228,3 +228,23 @@ TEST_CASE("a key's history is loaded unless the database says no batch extended 
   engine.synchronise(rules::KeyField::account_id, "acc-1", 4);  // another replica extended it meanwhile
   CHECK(requested());
 }
+
+TEST_CASE("a loaded key lacks a latest event only while no held event is one its features can read") {
+  auto rules = std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml"));
+  rules::FeatureEngine engine(rules);
+  auto payment = [](const char* at, const char* channel) {
+    auto e = tx(at);
+    e.channel = channel;
+    e.card.fingerprint = "card-1";
+    e.location.lat = 52.52, e.location.lon = 13.40;
+    return e;
+  };
+  engine.remember(payment("2026-11-27T10:00:00Z", "card_not_present"));
+  CHECK(engine.lacks_latest(rules::KeyField::card_fingerprint, "card-1"));  // card_present_speed_kmh has none yet
+  engine.remember(payment("2026-11-27T09:00:00Z", "card_present"));
+  CHECK_FALSE(engine.lacks_latest(rules::KeyField::card_fingerprint, "card-1"));
+  // A recent card-present payment is enough too: the loader must not read on past it.
+  engine.remember(payment("2026-11-27T10:30:00Z", "card_present"));
+  CHECK_FALSE(engine.lacks_latest(rules::KeyField::card_fingerprint, "card-1"));
+}
