@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "dedup/batch_store.h"
 
 namespace fraud::consumer {
 namespace {
@@ -212,7 +213,7 @@ void validate(const Config& c, ConfigUse use) {
   require(c.postgres.migration_url.empty() || c.postgres.migration_url.starts_with("postgresql://") ||
               c.postgres.migration_url.starts_with("postgres://"),
           "postgres", "migration_url", "must be empty (use url) or a libpq URI starting with postgresql://");
-  // At most 100,000: migrations/0011 numbers a batch's events below 131072.
+  static_assert(100000 < dedup::kAppliedSeqPerBatch, "a batch's events are numbered below kAppliedSeqPerBatch");
   require(c.batch.max_records >= 1 && c.batch.max_records <= 100000, "batch", "max_records", "must be 1..100000");
   require(c.batch.max_wait_ms >= 0 && c.batch.max_wait_ms <= 60000, "batch", "max_wait_ms", "must be 0..60000");
   require(c.limits.max_record_bytes >= 256 && c.limits.max_record_bytes <= (64 << 20), "limits", "max_record_bytes",

@@ -140,7 +140,7 @@ INSERT INTO transactions (event_source, event_id, occurred_at, account_id, custo
                           counterparty_account, amount_minor, currency, transaction_id, body,
                           decision, score, shadow_decision, rule_set_version, applied_seq)
 SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b,
-       dec, sc, sdec, $18, $19::bigint * 131072 + n - 1
+       dec, sc, sdec, $18, $19::bigint + n - 1
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[],
             $15::text[], $16::int[], $17::text[]) WITH ORDINALITY
@@ -160,7 +160,7 @@ RETURNING key_field, key, version)sql";
 // like every insert that can wait on another replica's row, so replicas never deadlock.
 constexpr const char* kPairs = R"sql(
 INSERT INTO first_seen_pairs (pair_kind, first_key, second_key, first_at, first_seq)
-SELECT k, a, b, timestamptz 'epoch' + t * interval '1 microsecond', $5::bigint * 131072 + n
+SELECT k, a, b, timestamptz 'epoch' + t * interval '1 microsecond', $5::bigint + n
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $6::bigint[]) AS u(k, a, b, t, n)
 ORDER BY k, a, b, n  -- a pair twice in the batch: its first event's row is the one kept
 ON CONFLICT DO NOTHING
@@ -417,8 +417,10 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
     auto applied = separate_new_events(tx, batch, result);
     if (!mechanism_disabled("key_versions")) synchronise_keys(tx, features, applied);
     load_history(tx, features, applied);
-    // Drawn after the key locks: per key, batches draw in commit order (migrations/0011).
-    auto applied_batch = applied.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>();
+    // Drawn after the key locks: per key, batches draw in commit order (migrations/0011). The
+    // batch's first applied_seq; its events follow in order.
+    auto applied_batch =
+        applied.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
     std::vector<std::uint64_t> sent_pairs;
     auto pair_flags = claim_pairs(tx, features, applied, applied_batch, known_pairs_, sent_pairs);
     AlertColumns alerts;

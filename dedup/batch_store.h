@@ -30,6 +30,10 @@ struct DecodedRecord {
   std::string rejection;  ///< set when `event` is empty
 };
 
+/// An applied event's order (migrations/0011): its batch's number from applied_batches times
+/// this, plus its place in the batch; so a batch holds fewer events than this.
+inline constexpr std::int64_t kAppliedSeqPerBatch = 131072;
+
 /// Consecutive records of one partition, in offset order, read under one assignment epoch.
 struct PartitionBatch {
   std::string topic;
