@@ -196,7 +196,8 @@ std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds(const rules:
   std::vector<std::pair<K, K>> kinds = {{K::account_id, K::counterparty_account}, {K::account_id, K::device_id},
                                         {K::account_id, K::merchant_id}};
   for (const auto& f : rules.features())
-    if (f.paired_with && std::find(kinds.begin(), kinds.end(), std::make_pair(f.key, *f.paired_with)) == kinds.end())
+    if (f.aggregate == rules::Aggregate::first_seen &&
+        std::find(kinds.begin(), kinds.end(), std::make_pair(f.key, *f.paired_with)) == kinds.end())
       kinds.emplace_back(f.key, *f.paired_with);
   return kinds;
 }

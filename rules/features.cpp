@@ -63,16 +63,21 @@ FeatureEngine::FeatureEngine(std::shared_ptr<const RuleSet> rules) : rules_(std:
     auto i = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), specs[j].key) - fields_.begin());
     latest_[i].push_back({std::uint64_t{1} << j, specs[j].aggregate == Aggregate::speed_kmh});
   }
-  std::size_t distinct_features = 0;
   for (const auto& spec : specs) {
-    distinct_slot_.push_back(distinct_features);
-    if (spec.aggregate == Aggregate::distinct_count) {
-      distinct_fields_.push_back(Expression::compile(spec.field, {}));
-      ++distinct_features;
-    } else {
-      distinct_fields_.emplace_back();
-    }
+    distinct_slot_.push_back(spec.aggregate == Aggregate::distinct_count
+                                 ? slot_of(Expression::compile(spec.field, {}), std::nullopt)
+                                 : kNoSlot);
+    pair_slot_.push_back(spec.paired_with && windowed(spec.aggregate) ? slot_of(std::nullopt, spec.paired_with)
+                                                                      : kNoSlot);
   }
+}
+
+std::size_t FeatureEngine::slot_of(std::optional<Expression> field, std::optional<KeyField> key) {
+  if (key)  // features sharing a second key field share its hash
+    for (std::size_t s = 0; s < slots_.size(); ++s)
+      if (slots_[s].key == key) return s;
+  slots_.push_back({std::move(field), key});
+  return slots_.size() - 1;
 }
 
 std::vector<HistoryRequest> FeatureEngine::requests_for(const events::Event& event) {
@@ -118,14 +123,18 @@ FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {
   if (event.location.lat && event.location.lon) entry.lat = *event.location.lat, entry.lon = *event.location.lon;
   EvalContext context{event, base, {}};
   const auto& specs = rules_->features();
-  for (std::size_t i = 0; i < specs.size(); ++i) {
+  for (std::size_t i = 0; i < specs.size(); ++i)
     if (!specs[i].where || specs[i].where->holds(context)) entry.where_mask |= std::uint64_t{1} << i;
-    if (distinct_fields_[i]) {
-      auto v = distinct_fields_[i]->evaluate(context);
-      auto hash = v.kind == Value::Kind::string ? std::hash<std::string_view>{}(v.string) | 1 : 0;
-      if (distinct_slot_[i] == 0) entry.distinct_first = hash;
-      else entry.distinct_rest.push_back(hash);
+  auto hash_of = [](std::string_view text) { return std::hash<std::string_view>{}(text) | 1; };  // 0 is missing
+  for (std::size_t s = 0; s < slots_.size(); ++s) {
+    std::uint64_t hash = 0;
+    if (slots_[s].key) {
+      if (auto key = key_of(event, *slots_[s].key); !key.empty()) hash = hash_of(key);
+    } else if (auto v = slots_[s].field->evaluate(context); v.kind == Value::Kind::string) {
+      hash = hash_of(v.string);
     }
+    if (s == 0) entry.hash_first = hash;
+    else entry.hash_rest.push_back(hash);
   }
   return entry;
 }
@@ -184,7 +193,7 @@ std::vector<Value> FeatureEngine::observe(const events::Event& event, const std:
   for (std::size_t i = 0; i < specs.size(); ++i) {
     if (specs[i].aggregate == Aggregate::first_seen) continue;
     auto key = key_of(event, specs[i].key);
-    if (key.empty()) continue;
+    if (key.empty() || (specs[i].paired_with && key_of(event, *specs[i].paired_with).empty())) continue;
     auto field = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), specs[i].key) - fields_.begin());
     values[i] = compute(specs[i], i, histories_[field][std::string(key)], entry);
   }
@@ -227,11 +236,12 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
   Decimal sum, low, high;
   std::vector<std::uint64_t> seen;
   bool in_base = spec.field != "amount";
-  auto slot = distinct_slot_[index];
+  auto slot = distinct_slot_[index], pair = pair_slot_[index];
   auto take = [&](const Entry& e) {
     if (!(e.where_mask & bit)) return;
+    if (pair != kNoSlot && e.hash(pair) != current.hash(pair)) return;  // another merchant, payee, …
     if (spec.aggregate == Aggregate::distinct_count) {
-      if (auto hash = e.distinct(slot); hash != 0) seen.push_back(hash);
+      if (auto hash = e.hash(slot); hash != 0) seen.push_back(hash);
       return;
     }
     if (spec.aggregate == Aggregate::count) return void(++count);

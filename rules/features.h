@@ -15,6 +15,8 @@
 // - first_seen is true when the pair was never seen before this event.
 // - distinct_count counts distinct values of a string field (compared by 64-bit hash);
 //   events without the field are not counted.
+// - A two-field key [a, b] on a windowed aggregate reads a's events whose b equals the
+//   current event's b (compared by 64-bit hash); missing when the event lacks a or b.
 
 #include <cmath>
 #include <cstdint>
@@ -109,11 +111,11 @@ class FeatureEngine {
     double lon = std::numeric_limits<double>::quiet_NaN();
     std::uint64_t where_mask = 0;         ///< bit i: feature i's `where` holds
     bool has_amount_base = false;
-    /// Per distinct_count feature, in declaration order: a hash of its field, 0 when missing.
-    /// The first is inline: most rule files have at most one such feature.
-    std::uint64_t distinct_first = 0;
-    std::vector<std::uint64_t> distinct_rest;
-    std::uint64_t distinct(std::size_t slot) const { return slot == 0 ? distinct_first : distinct_rest[slot - 1]; }
+    /// Hashes of the string values features compare, one per HashSlot (0 when missing). The
+    /// first is inline: most rule files have at most one.
+    std::uint64_t hash_first = 0;
+    std::vector<std::uint64_t> hash_rest;
+    std::uint64_t hash(std::size_t slot) const { return slot == 0 ? hash_first : hash_rest[slot - 1]; }
   };
 
   /// A time_since_last or speed_kmh feature: it reads the key's latest earlier event that
@@ -144,8 +146,18 @@ class FeatureEngine {
   std::vector<int> needs_latest_;                  ///< per entry of fields_: how many events before the windows
   std::vector<std::vector<LatestNeed>> latest_;    ///< per entry of fields_: its latest-event features
   std::vector<std::unordered_map<std::string, History>> histories_;  ///< per entry of fields_
-  std::vector<std::optional<Expression>> distinct_fields_;            ///< per feature: the field read
-  std::vector<std::size_t> distinct_slot_;  ///< per feature: its place among the distinct_count ones
+  /// A string an entry keeps a hash of: a distinct_count feature's field, or the second
+  /// field of a windowed feature's two-field key (one slot per such key field).
+  struct HashSlot {
+    std::optional<Expression> field;
+    std::optional<KeyField> key;
+  };
+  static constexpr std::size_t kNoSlot = static_cast<std::size_t>(-1);
+  std::size_t slot_of(std::optional<Expression> field, std::optional<KeyField> key);
+
+  std::vector<HashSlot> slots_;
+  std::vector<std::size_t> distinct_slot_;  ///< per feature: the slot of its distinct_count field, or kNoSlot
+  std::vector<std::size_t> pair_slot_;      ///< per feature: the slot of its key's second field, or kNoSlot
   std::set<std::tuple<std::size_t, std::string, std::string>> seen_pairs_;
 };
 

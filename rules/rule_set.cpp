@@ -254,6 +254,10 @@ class RuleFileReader {
       if (key_node && key_node.IsSequence() && key_node.size() == 2) {
         key = lookup(kKeys, key_node[0], "feature '" + name + "': key");
         f.paired_with = lookup(kKeys, key_node[1], "feature '" + name + "': key");
+        if (key && key == f.paired_with) error(key_node, "feature '" + name + "': a pair key needs two different fields");
+      } else if (key_node && key_node.IsSequence()) {
+        error(key_node, "feature '" + name + "': key is one field or a pair, e.g. [account_id, merchant.id]");
+        continue;
       } else {
         key = lookup(kKeys, key_node, "feature '" + name + "': key");
       }
@@ -279,8 +283,10 @@ class RuleFileReader {
   void check_feature(FeatureSpec& f, const YAML::Node& spec, const std::string& name, const Schema& where_schema) {
     if (f.aggregate == Aggregate::first_seen && !f.paired_with)
       error(spec, "feature '" + name + "': first_seen needs a pair key, e.g. [account_id, counterparty.account]");
-    if (f.aggregate != Aggregate::first_seen && f.paired_with)
-      error(spec, "feature '" + name + "': only first_seen takes a pair key");
+    // The latest earlier event of a pair can be older than anything the first field's history
+    // holds (it keeps what the windows reach), so these two read one key field.
+    if ((f.aggregate == Aggregate::time_since_last || f.aggregate == Aggregate::speed_kmh) && f.paired_with)
+      error(spec, "feature '" + name + "': time_since_last and speed_kmh take one key field, not a pair");
     if (windowed(f.aggregate)) {
       auto window = parse_duration(scalar(spec["window"], "window").value_or(""));
       if (!window) error(spec, "feature '" + name + "': window must be a duration such as 10m, 1h, 24h, 30d");

@@ -52,7 +52,10 @@ struct FeatureSpec {
   std::string name;
   Aggregate aggregate = Aggregate::count;
   KeyField key = KeyField::account_id;
-  std::optional<KeyField> paired_with;      ///< first_seen: the second member of the pair
+  /// The second field of a two-field key (`key: [account_id, merchant.id]`): first_seen
+  /// tracks the pair; a windowed aggregate reads the first field's events that share this
+  /// field's value with the current event. time_since_last and speed_kmh take one field.
+  std::optional<KeyField> paired_with;
   std::string field;                         ///< sum/min/max/average: a number field; distinct_count: a string field
   events::Timestamp window_us = 0;           ///< windowed aggregates; 0 for the others
   std::optional<Expression> where;           ///< only history events that satisfy it count

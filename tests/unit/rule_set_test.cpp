@@ -157,6 +157,20 @@ TEST_CASE("features cannot read features, so they cannot form a cycle") {
   CHECK(errors.find("unknown field or feature 'a'") != std::string::npos);
 }
 
+TEST_CASE("a pair key takes two different fields, on windowed aggregates and first_seen only") {
+  auto with_feature = [](const std::string& feature) {
+    return load_error("version: x\nfeatures:\n  f: " + feature + "\nrules: [{id: r, when: amount > 1}]\n"
+                      "decision: {review_at: 1, block_at: 2}\n");
+  };
+  CHECK(with_feature("{aggregate: time_since_last, key: [account_id, merchant.id]}")
+            .find("time_since_last and speed_kmh take one key field") != std::string::npos);
+  CHECK(with_feature("{aggregate: count, key: [account_id, account_id], window: 1h}")
+            .find("two different fields") != std::string::npos);
+  CHECK(with_feature("{aggregate: first_seen, key: account_id}").find("first_seen needs a pair key") != std::string::npos);
+  CHECK(with_feature("{aggregate: count, key: [account_id, merchant.id, device.id], window: 1h}")
+            .find("key is one field or a pair") != std::string::npos);
+}
+
 TEST_CASE("absurdly long or deep expressions are load errors, not crashes") {
   std::string deep = "amount > " + std::string(500, '(') + "1" + std::string(500, ')');
   CHECK(load_error("version: x\nrules: [{id: r, when: '" + deep + "'}]\ndecision: {review_at: 1, block_at: 2}\n")

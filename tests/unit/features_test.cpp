@@ -1,0 +1,72 @@
+// FeatureEngine semantics that no starter rule pins down: two-field keys on windowed
+// aggregates.
+#include <doctest/doctest.h>
+
+#include "events/money.h"
+#include "events/time.h"
+#include "rules/features.h"
+
+using namespace fraud;
+
+namespace {
+
+const char* kPairKeyed = R"yaml(
+version: "pairs"
+base_currency: EUR
+features:
+  at_merchant_1h:       {aggregate: count, key: [account_id, merchant.id], window: 1h}
+  spend_at_merchant_1h: {aggregate: sum, field: amount, key: [account_id, merchant.id], window: 1h}
+  cards_at_merchant_1h: {aggregate: distinct_count, field: card.fingerprint, key: [account_id, merchant.id], window: 1h}
+  all_1h:               {aggregate: count, key: account_id, window: 1h}
+rules:
+  - {id: r, when: "at_merchant_1h > 100", score: 1}
+decision: {review_at: 50, block_at: 80}
+)yaml";
+
+events::Event purchase(const std::string& account, const std::string& merchant, int minute,
+                       const std::string& card = "card-1") {
+  static int n = 0;
+  events::Event e;
+  e.event_id = "e" + std::to_string(++n);
+  e.account_id = account;
+  e.merchant.id = merchant;
+  e.card.fingerprint = card;
+  char when[32];
+  std::snprintf(when, sizeof when, "2026-11-27T09:%02d:00Z", minute);
+  e.occurred_at = *events::parse_rfc3339(when);
+  e.kind = events::Kind::purchase;
+  std::string error;
+  e.amount = *events::parse_money("10.00", "EUR", error);
+  return e;
+}
+
+std::string str(const rules::Value& v) { return v.str(); }
+
+}  // namespace
+
+TEST_CASE("a windowed feature keyed by account and merchant counts the account's events at the event's merchant") {
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(kPairKeyed, "pairs.yaml"));
+  rules::FeatureEngine engine(rules);
+  engine.observe(purchase("acc-1", "m-1", 0, "card-1"));
+  engine.observe(purchase("acc-1", "m-2", 1, "card-2"));
+  engine.observe(purchase("acc-2", "m-1", 2, "card-3"));  // another account at the same merchant
+  engine.observe(purchase("acc-1", "m-1", 3, "card-4"));
+  auto values = engine.observe(purchase("acc-1", "m-1", 4, "card-4"));
+  CHECK(str(values[0]) == "3");      // minutes 0, 3 and 4 at m-1
+  CHECK(str(values[1]) == "30");     // three times 10.00
+  CHECK(str(values[2]) == "2");      // card-1 and card-4
+  CHECK(str(values[3]) == "4");      // the account's events anywhere
+  auto elsewhere = engine.observe(purchase("acc-1", "m-3", 5));
+  CHECK(str(elsewhere[0]) == "1");   // only itself: the account's first at m-3
+}
+
+TEST_CASE("a pair-keyed feature is missing for an event without the key's second field") {
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(kPairKeyed, "pairs.yaml"));
+  rules::FeatureEngine engine(rules);
+  engine.observe(purchase("acc-1", "m-1", 0));
+  auto values = engine.observe(purchase("acc-1", "", 1));
+  CHECK(values[0].is_missing());
+  CHECK(str(values[3]) == "2");
+  // …and the event without a merchant is not counted as being at any merchant.
+  CHECK(str(engine.observe(purchase("acc-1", "m-1", 2))[0]) == "2");
+}
