@@ -217,11 +217,7 @@ TEST_CASE("six cards on one device across six accounts and three replicas count 
   // replica meets the device early (its first event), so its cached history goes stale.
   std::vector<std::size_t> alerts;
   for (int i = 0; i < 6; ++i) {
-    char when[32];
-    std::snprintf(when, sizeof when, "2026-11-27T09:%02d:00Z", i);
-    auto event = transaction_event(i, "10.00", when, "acc-" + std::to_string(i));
-    event.value.insert(event.value.rfind('}'),
-                       ",\"device\":{\"id\":\"dev-1\"},\"card\":{\"fingerprint\":\"card-" + std::to_string(i) + "\"}");
+    auto event = card_on_shared_device(i);
     auto& replica = replicas[static_cast<std::size_t>(i % 3)];
     auto batch = partition_batch(replica.epoch, {{i / 3, event}});
     batch.partition = i % 3;

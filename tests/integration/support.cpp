@@ -192,6 +192,7 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
                           static_cast<ssize_t>(value.size()));
     rd_kafka_resp_err_t err;
     while ((err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                                    RD_KAFKA_V_PARTITION(r.partition < 0 ? RD_KAFKA_PARTITION_UA : r.partition),
                                     RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
                                     RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
@@ -377,6 +378,15 @@ bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condi
     std::this_thread::sleep_for(100ms);
   }
   return true;
+}
+
+OutgoingRecord card_on_shared_device(int i) {
+  char when[32];
+  std::snprintf(when, sizeof when, "2026-11-27T09:%02d:00Z", i);
+  auto record = transaction_event(i, "10.00", when, "acc-" + std::to_string(i));
+  record.value.insert(record.value.rfind('}'),
+                      ",\"device\":{\"id\":\"dev-1\"},\"card\":{\"fingerprint\":\"card-" + std::to_string(i) + "\"}");
+  return record;
 }
 
 OutgoingRecord transaction_event(int i, const std::string& amount, const std::string& occurred_at,

@@ -72,6 +72,7 @@ struct OutgoingRecord {
   std::string key;
   std::string value;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::int32_t partition = -1;  ///< -1: the partitioner picks one by key
 };
 
 /// Produces every record (keyed, so one key stays in one partition, in order) and waits until
@@ -147,6 +148,9 @@ bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condi
 OutgoingRecord transaction_event(int i, const std::string& amount,
                                  const std::string& occurred_at = "2026-11-27T09:15:02.123Z",
                                  const std::string& account = "");
+
+/// The device tests' event `i`: card-i on acc-i, paying at 09:0i on 2026-11-27 from dev-1.
+OutgoingRecord card_on_shared_device(int i);
 
 /// A batch of partition 0 of topic "t": each record at its offset, decoded as the batch loop
 /// decodes it, for tests that drive dedup::BatchStore directly.
