@@ -70,10 +70,11 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
     if (hooks_.each_turn) hooks_.each_turn();
     auto record = source.poll(poll_timeout(Clock::now()));
     if (fatal_) throw std::runtime_error(*fatal_);
+    bool drained = !record;  // nothing more waiting right now: what is in hand need not wait
     if (record) accept(std::move(*record));
     auto now = Clock::now();
     claim_waiting(now);
-    flush_due(now);
+    flush_due(now, drained);
     if (now >= next_progress) {
       next_progress = now + kProgressEvery;
       log::info("progress", {{"processed", std::to_string(counters_.processed)},
@@ -83,7 +84,9 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
     }
   }
   // Shutting down: apply what is in hand; what cannot be applied now is left to the next owner.
-  for (auto& [tp, p] : partitions_) flush(tp, p, OnFailure::drop);
+  std::vector<TopicPartition> all;
+  for (const auto& [tp, p] : partitions_) all.push_back(tp);
+  flush(all, OnFailure::drop);
 }
 
 // Runs inside librdkafka's rebalance callback: one claim attempt, bounded by lock_timeout,
@@ -167,16 +170,12 @@ void BatchLoop::claim_waiting(Clock::time_point now) {
 // Cached feature histories stay: another replica that extends their keys bumps the keys'
 // versions, and a stale history is reloaded (dedup::BatchStore::synchronise_keys).
 void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
-  for (const auto& tp : tps) {
-    auto it = partitions_.find(tp);
-    if (it == partitions_.end()) continue;
-    try {
-      flush(tp, it->second, OnFailure::drop);
-    } catch (const std::exception& e) {
-      fatal_ = "applying " + where(tp) + " on revoke: " + e.what();
-    }
-    partitions_.erase(it);
+  try {
+    flush(tps, OnFailure::drop);
+  } catch (const std::exception& e) {
+    fatal_ = std::string("applying revoked partitions: ") + e.what();
   }
+  for (const auto& tp : tps) partitions_.erase(tp);
   metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
 }
 
@@ -200,66 +199,113 @@ void BatchLoop::accept(events::Record record) {
   p.pending.push_back(std::move(record));
 }
 
-void BatchLoop::flush_due(Clock::time_point now) {
+bool BatchLoop::ready(const Partition& p, Clock::time_point now) {
+  return p.claimed && !p.pending.empty() && !(p.backoff.count() > 0 && now < p.retry_at);
+}
+
+// A batch is due when a partition's records fill one, when its oldest record has waited
+// max_wait, when a retry is due, or as soon as nothing more is waiting in the consumer (the
+// next batch then gathers while this one commits). Every partition with records ready goes
+// into the one transaction: its fixed cost is paid once, not once per partition.
+void BatchLoop::flush_due(Clock::time_point now, bool drained) {
   auto max_wait = std::chrono::milliseconds(batch_config_.max_wait_ms);
-  for (auto& [tp, p] : partitions_) {
-    if (p.pending.empty() || !p.claimed) continue;
-    if (p.backoff.count() > 0 && now < p.retry_at) continue;
-    bool full = p.pending.size() >= static_cast<std::size_t>(batch_config_.max_records);
-    if (full || now - p.first_pending >= max_wait || p.backoff.count() > 0) flush(tp, p, OnFailure::retry_later);
+  std::vector<TopicPartition> ready_now;
+  bool due = false;
+  for (const auto& [tp, p] : partitions_) {
+    if (!ready(p, now)) continue;
+    ready_now.push_back(tp);
+    due = due || drained || p.backoff.count() > 0 || now - p.first_pending >= max_wait ||
+          p.pending.size() >= static_cast<std::size_t>(batch_config_.max_records);
   }
+  if (due) flush(ready_now, OnFailure::retry_later);
 }
 
-void BatchLoop::flush(const TopicPartition& tp, Partition& p, OnFailure on_failure) {
-  while (!p.pending.empty() && p.claimed) {
-    auto count = std::min(p.pending.size(), static_cast<std::size_t>(batch_config_.max_records));
-    try {
-      if (!apply_chunk(tp, p, count)) return;
-    } catch (const dedup::DatabaseError& e) {
-      // Not one record's fault (those were rejected in apply_or_split): the batch waits.
-      if (on_failure == OnFailure::drop) {
-        log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", e.what()}});
-        p.pending.clear();
-        return;
-      }
-      schedule_retry(tp, p, e);
-      return;
+// Applies what the partitions in `which` hold, in transactions of at most max_records
+// records shared between them, until they hold nothing, or a transaction failed.
+void BatchLoop::flush(const std::vector<TopicPartition>& which, OnFailure on_failure) {
+  for (;;) {
+    std::vector<TopicPartition> group;
+    auto now = Clock::now();
+    for (const auto& tp : which) {
+      auto it = partitions_.find(tp);
+      // Shutting down or revoked: one attempt now, whatever the backoff.
+      if (it != partitions_.end() && it->second.claimed && !it->second.pending.empty() &&
+          (on_failure == OnFailure::drop || ready(it->second, now)))
+        group.push_back(tp);
     }
+    if (group.empty() || !apply_group(group, on_failure)) return;
   }
 }
 
-bool BatchLoop::apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count) {
+bool BatchLoop::apply_group(const std::vector<TopicPartition>& group, OnFailure on_failure) {
   auto started = Clock::now();
-  auto batch = decode(tp, p, count);
+  auto share = std::max<std::size_t>(1, static_cast<std::size_t>(batch_config_.max_records) / group.size());
+  std::vector<dedup::PartitionBatch> batches;
+  std::size_t records = 0;
+  for (const auto& tp : group) {
+    const auto& p = partitions_.at(tp);
+    batches.push_back(decode(tp, p, std::min(p.pending.size(), share)));
+    records += batches.back().records.size();
+  }
   if (hooks_.before_database_apply) hooks_.before_database_apply();
-  auto result = apply_or_split(batch);
-  if (result.fenced) {
-    // Another replica claimed the partition since: this one is a zombie whose revoke is on
-    // its way, or (rarely) the other was, claiming late. Stop writing; if the partition is
-    // still this replica's after kFencedReclaim, every zombie has been told, so claim again.
-    ++counters_.fenced_batches;
-    metrics_.fenced_batches.Increment();
-    p.claimed = false;
-    p.pending.clear();
-    p.claim_at = Clock::now() + kFencedReclaim;
-    p.claim_backoff = {};
-    source_->pause(tp);
-    log::warn("batch fenced: another replica owns the partition", {{"partition", where(tp)},
-                                                                     {"epoch", std::to_string(p.epoch)}});
+  std::vector<dedup::BatchResult> results;
+  try {
+    results = apply_together(batches);
+  } catch (const dedup::DatabaseError& e) {
+    // Not one record's fault (those were rejected in apply_or_split): the batches wait.
+    for (const auto& tp : group) {
+      auto& p = partitions_.at(tp);
+      if (on_failure == OnFailure::retry_later) {
+        schedule_retry(tp, p, e);
+        continue;
+      }
+      log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", e.what()}});
+      p.pending.clear();
+    }
     return false;
   }
-  add(counters_, result);
-  observe(tp, result, count, std::chrono::duration<double>(Clock::now() - started).count());
-  p.pending.erase(p.pending.begin(), p.pending.begin() + static_cast<std::ptrdiff_t>(count));
-  p.first_pending = Clock::now();
-  if (hooks_.after_database_commit) hooks_.after_database_commit();
-  source_->commit(tp, batch.next_offset());  // only now: the database holds the offset first
-  if (p.backoff.count() > 0) {
-    p.backoff = {};
-    source_->resume(tp);
-    log::info("database writes recovered", {{"partition", where(tp)}});
+  metrics_.batch_records.Observe(static_cast<double>(records));
+  metrics_.batch_seconds.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+  bool committed = false;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    auto& p = partitions_.at(group[i]);
+    if (results[i].fenced) {
+      fenced(group[i], p);
+      continue;
+    }
+    committed = true;
+    add(counters_, results[i]);
+    observe(group[i], results[i]);
+    p.pending.erase(p.pending.begin(), p.pending.begin() + static_cast<std::ptrdiff_t>(batches[i].records.size()));
+    p.first_pending = Clock::now();
+  }
+  if (committed && hooks_.after_database_commit) hooks_.after_database_commit();
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (results[i].fenced) continue;
+    source_->commit(group[i], batches[i].next_offset());  // only now: the database holds the offset first
+    auto& p = partitions_.at(group[i]);
+    if (p.backoff.count() > 0) {
+      p.backoff = {};
+      source_->resume(group[i]);
+      log::info("database writes recovered", {{"partition", where(group[i])}});
+    }
   }
   return true;
+}
+
+// Another replica claimed the partition since: this one is a zombie whose revoke is on its
+// way, or (rarely) the other was, claiming late. Stop writing; if the partition is still this
+// replica's after kFencedReclaim, every zombie has been told, so claim again.
+void BatchLoop::fenced(const TopicPartition& tp, Partition& p) {
+  ++counters_.fenced_batches;
+  metrics_.fenced_batches.Increment();
+  p.claimed = false;
+  p.pending.clear();
+  p.claim_at = Clock::now() + kFencedReclaim;
+  p.claim_backoff = {};
+  source_->pause(tp);
+  log::warn("batch fenced: another replica owns the partition", {{"partition", where(tp)},
+                                                                   {"epoch", std::to_string(p.epoch)}});
 }
 
 dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
@@ -293,36 +339,49 @@ dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
 // A permanent error belongs to one record, never to the partition: narrow it down by
 // applying records one at a time, and reject the one the database refuses. Records already
 // committed in a split are replayed as duplicates if a retry follows, which changes nothing.
-dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch) {
+std::vector<dedup::BatchResult> BatchLoop::apply_together(const std::vector<dedup::PartitionBatch>& batches) {
   try {
-    return apply(batch);
+    return apply(batches);
   } catch (const dedup::DatabaseError& e) {
     if (!e.record_fault) throw;
-    if (batch.records.size() == 1) {
-      auto refused = batch;
-      refused.records[0].event.reset();
-      refused.records[0].rejection = std::string("the database refused the record: ") + e.what();
-      log::warn("record rejected by the database", {{"offset", std::to_string(batch.records[0].record.offset)},
-                                                    {"error", e.what()}});
-      return apply(refused);
-    }
-    dedup::BatchResult total;
-    for (const auto& record : batch.records) {
-      total += apply_or_split({batch.topic, batch.partition, batch.epoch, {record}});
-      if (total.fenced) break;
-    }
-    return total;
+    if (batches.size() == 1) return {split(batches.front(), e)};
+    std::vector<dedup::BatchResult> results;  // first the partition, then the record
+    for (const auto& batch : batches) results.push_back(apply_or_split(batch));
+    return results;
   }
 }
 
-void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& result, std::size_t records,
-                        double seconds) {
+dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch) {
+  try {
+    return apply({batch}).front();
+  } catch (const dedup::DatabaseError& e) {
+    if (!e.record_fault) throw;
+    return split(batch, e);
+  }
+}
+
+dedup::BatchResult BatchLoop::split(const dedup::PartitionBatch& batch, const dedup::DatabaseError& e) {
+  if (batch.records.size() == 1) {
+    auto refused = batch;
+    refused.records[0].event.reset();
+    refused.records[0].rejection = std::string("the database refused the record: ") + e.what();
+    log::warn("record rejected by the database", {{"offset", std::to_string(batch.records[0].record.offset)},
+                                                  {"error", e.what()}});
+    return apply({refused}).front();
+  }
+  dedup::BatchResult total;
+  for (const auto& record : batch.records) {
+    total += apply_or_split({batch.topic, batch.partition, batch.epoch, {record}});
+    if (total.fenced) break;
+  }
+  return total;
+}
+
+void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& result) {
   metrics_.records(tp.topic, "processed").Increment(static_cast<double>(result.processed));
   metrics_.records(tp.topic, "duplicate").Increment(static_cast<double>(result.duplicates));
   metrics_.records(tp.topic, "rejected").Increment(static_cast<double>(result.rejected));
   metrics_.duplicate_conflicts.Increment(static_cast<double>(result.duplicate_conflicts));
-  metrics_.batch_records.Observe(static_cast<double>(records));
-  metrics_.batch_seconds.Observe(seconds);
   metrics_.rule_evaluation_seconds.Observe(result.rule_seconds);
   for (const auto& alert : result.alert_labels) {
     if (alert.shadow) metrics_.shadow_hits(alert.rule).Increment();
@@ -335,12 +394,13 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
 
 // One attempt. Feature state the attempt built without committing it is forgotten, so the
 // engine reloads it from the history that did commit.
-dedup::BatchResult BatchLoop::apply(const dedup::PartitionBatch& batch) {
+std::vector<dedup::BatchResult> BatchLoop::apply(const std::vector<dedup::PartitionBatch>& batches) {
   constexpr std::size_t kMaxKeysHeld = 1'000'000;  // bounds memory: past it, start from the database again
   try {
-    auto result = store_.apply(batch, *features_);
-    if (result.fenced || features_->keys_held() > kMaxKeysHeld) features_->forget();
-    return result;
+    auto results = store_.apply(batches, *features_);
+    bool fenced = std::any_of(results.begin(), results.end(), [](const auto& r) { return r.fenced; });
+    if (fenced || features_->keys_held() > kMaxKeysHeld) features_->forget();
+    return results;
   } catch (...) {
     features_->forget();
     throw;
@@ -360,11 +420,12 @@ void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const ded
 }
 
 std::chrono::milliseconds BatchLoop::poll_timeout(Clock::time_point now) const {
+  // Records in hand: only look whether more are waiting (flush_due applies them once none
+  // are). Waiting for a retry: until it is due.
   auto deadline = now + kMaxPoll;
-  auto max_wait = std::chrono::milliseconds(batch_config_.max_wait_ms);
   for (const auto& [tp, p] : partitions_) {
     if (p.pending.empty() || !p.claimed) continue;
-    deadline = std::min(deadline, p.backoff.count() > 0 ? p.retry_at : p.first_pending + max_wait);
+    deadline = std::min(deadline, p.backoff.count() > 0 ? p.retry_at : now);
   }
   return std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
 }

@@ -1,7 +1,7 @@
 #pragma once
-// The service's heart: records from the source gather into per-partition batches; each
-// batch is decoded and applied to the database in one transaction; only then is its offset
-// committed to Kafka. Single-threaded: rebalance callbacks run inside poll(), on this thread.
+// The service's heart: records from the source gather per partition; the partitions' records
+// in hand are decoded and applied to the database in one transaction; only then are their
+// offsets committed to Kafka. Single-threaded: rebalance callbacks run inside poll(), on this thread.
 
 #include <atomic>
 #include <chrono>
@@ -92,14 +92,18 @@ class BatchLoop final : public PartitionOwner {
   void claim_waiting(Clock::time_point now);
   void claim_failed(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error);
   void accept(events::Record record);
-  void flush_due(Clock::time_point now);
-  void flush(const TopicPartition& tp, Partition& p, OnFailure on_failure);
-  bool apply_chunk(const TopicPartition& tp, Partition& p, std::size_t count);
+  static bool ready(const Partition& p, Clock::time_point now);
+  void flush_due(Clock::time_point now, bool drained);
+  void flush(const std::vector<TopicPartition>& which, OnFailure on_failure);
+  bool apply_group(const std::vector<TopicPartition>& group, OnFailure on_failure);
+  void fenced(const TopicPartition& tp, Partition& p);
   dedup::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
+  std::vector<dedup::BatchResult> apply_together(const std::vector<dedup::PartitionBatch>& batches);
   dedup::BatchResult apply_or_split(const dedup::PartitionBatch& batch);
-  dedup::BatchResult apply(const dedup::PartitionBatch& batch);
+  dedup::BatchResult split(const dedup::PartitionBatch& batch, const dedup::DatabaseError& error);
+  std::vector<dedup::BatchResult> apply(const std::vector<dedup::PartitionBatch>& batches);
   void schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error);
-  void observe(const TopicPartition& tp, const dedup::BatchResult& result, std::size_t records, double seconds);
+  void observe(const TopicPartition& tp, const dedup::BatchResult& result);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
   BatchConfig batch_config_;

@@ -41,8 +41,8 @@ struct PostgresConfig {
 };
 
 struct BatchConfig {
-  std::int64_t max_records = 1000;  ///< a batch commits at this many records…
-  std::int64_t max_wait_ms = 50;    ///< …or when its oldest record waited this long
+  std::int64_t max_records = 1000;  ///< a batch (all partitions' records in hand) commits at this many records…
+  std::int64_t max_wait_ms = 50;    ///< …or when its oldest record waited this long (sooner once none wait)
 };
 
 /// Bounds on untrusted input. Records come from anyone who can write to the topic; rule

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <span>
 #include <unordered_set>
 
 #include "dedup/connect.h"
@@ -31,20 +32,22 @@ ON CONFLICT (group_id, topic, partition)
 DO UPDATE SET epoch = consumer_offsets.epoch + 1, owner = EXCLUDED.owner, updated_at = now()
 RETURNING epoch, next_offset)sql";
 
-// Fence and offset in one statement: it matches no row once a newer assignment bumped the
-// epoch, and it locks the row so no claim can slip in before this transaction ends. It also
-// takes the dedup gate shared (dedup/dedup_gate.h), so the slot the next statement reads
-// stays current until this transaction ends.
+// Fence and offsets in one statement: a partition's row matches no more once a newer
+// assignment bumped its epoch (only the partitions that come back are this replica's), and
+// the row stays locked so no claim can slip in before this transaction ends. It also takes
+// the dedup gate shared (dedup/dedup_gate.h), so the slot the next statement reads stays
+// current until this transaction ends.
 const std::string kAdvance = std::string("WITH gate AS (") + kDedupGateShared + R"sql()
-UPDATE consumer_offsets SET next_offset = $5, updated_at = now()
-FROM gate
-WHERE group_id = $1 AND topic = $2 AND partition = $3 AND epoch = $4)sql";
+UPDATE consumer_offsets o SET next_offset = u.n, updated_at = now()
+FROM gate, unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(t, p, e, n)
+WHERE o.group_id = $1 AND o.topic = u.t AND o.partition = u.p AND o.epoch = u.e
+RETURNING o.topic, o.partition)sql";
 
 // The advance without its epoch check, for the mechanisms stage only (mechanism_switch.h): a
 // zombie's batch then writes its stale offset, which the zombie test must catch.
 std::string unfenced(std::string advance) {
-  auto at = advance.find("AND epoch = $4");
-  return advance.replace(at, std::string("AND epoch = $4").size(), "AND $4::bigint IS NOT NULL");
+  const std::string check = "AND o.epoch = u.e";
+  return advance.replace(advance.find(check), check.size(), "AND u.e IS NOT NULL");
 }
 
 // The whole batch's dedup in one statement, by identity alone (migrations/0007): an id in the
@@ -56,13 +59,14 @@ std::string unfenced(std::string advance) {
 // the planner sort the whole of processed_events for every batch.
 constexpr const char* kDedup = R"sql(
 INSERT INTO processed_events (event_source, event_id, slot, topic, partition, "offset", occurred_at, body_digest)
-SELECT b.s, b.i, (SELECT current_slot FROM dedup_generation), $3, $4, b.o,
+SELECT b.s, b.i, (SELECT current_slot FROM dedup_generation), b.tp, b.p, b.o,
        timestamptz 'epoch' + b.t * interval '1 microsecond', b.d
-FROM unnest($1::text[], $2::text[], $5::bigint[], $6::bigint[], $7::bigint[]) AS b(s, i, o, t, d)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::bigint[])
+  WITH ORDINALITY AS b(s, i, tp, p, o, t, d, n)
 WHERE NOT EXISTS (SELECT FROM processed_events p
                   WHERE p.event_source = b.s AND p.event_id = b.i
                     AND p.slot = 1 - (SELECT current_slot FROM dedup_generation))
-ORDER BY b.s, b.i, b.o
+ORDER BY b.s, b.i, b.n  -- an id twice in the transaction: its first record's row is kept
 ON CONFLICT DO NOTHING
 RETURNING event_source, event_id)sql";
 
@@ -71,12 +75,13 @@ RETURNING event_source, event_id)sql";
 constexpr const char* kConflicts = R"sql(
 INSERT INTO duplicate_conflicts (event_source, event_id, topic, partition, "offset", body,
                                  first_topic, first_partition, first_offset)
-SELECT c.s, c.i, $3, $4, c.o, c.b, p.topic, p.partition, p."offset"
-FROM unnest($1::text[], $2::text[], $5::bigint[], $6::bigint[], $7::text[]) AS c(s, i, o, d, b)
+SELECT c.s, c.i, c.tp, c.p, c.o, c.b, p.topic, p.partition, p."offset"
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::text[])
+  AS c(s, i, tp, p, o, d, b)
 JOIN processed_events p ON p.event_source = c.s AND p.event_id = c.i
 WHERE p.body_digest <> c.d
 ON CONFLICT DO NOTHING
-RETURNING 1)sql";
+RETURNING topic, partition)sql";
 
 // Alerts and their FraudAlertRaised outbox rows together: an alert is never recorded
 // without being queued for publication, nor published without being recorded.
@@ -149,12 +154,24 @@ ON CONFLICT DO NOTHING)sql";
 
 // Bumps the batch's keys' versions in key order (migrations/0009): the row locks order the
 // batches that share a key; the versions tell which cached histories are stale.
+// Only the fields some replica's rules registered (migrations/0012) are kept.
 constexpr const char* kKeyVersions = R"sql(
 INSERT INTO feature_key_versions (key_field, key, version)
 SELECT f, k, 1 FROM unnest($1::text[], $2::text[]) AS u(f, k)
+WHERE f IN (SELECT key_field FROM feature_key_fields WHERE maintained)
 ORDER BY f, k
 ON CONFLICT (key_field, key) DO UPDATE SET version = feature_key_versions.version + 1
 RETURNING key_field, key, version)sql";
+
+// Registers key fields (migrations/0012), with the dedup gate held exclusively so that no
+// batch is in flight: a field never kept before is complete only if no batch has drawn an
+// applied_seq since its versions last were.
+constexpr const char* kRegisterKeyFields = R"sql(
+UPDATE feature_key_fields
+SET maintained = true,
+    complete = versions_through IS NOT NULL
+               AND versions_through = coalesce(pg_sequence_last_value('applied_batches'), 0)
+WHERE key_field = ANY($1::text[]) AND NOT maintained)sql";
 
 // Pairs seen together; only the ones that come back were never seen before. In key order,
 // like every insert that can wait on another replica's row, so replicas never deadlock.
@@ -228,29 +245,35 @@ struct AlertColumns {
   }
 };
 
-/// The duplicates of one batch, one array per column, to compare with the applied copies.
+/// The duplicates of one transaction, one array per column, to compare with the applied copies.
 struct DuplicateColumns {
-  ArrayLiteral source, id, offset, digest, body;
+  ArrayLiteral source, id, topic, partition, offset, digest, body;
   std::size_t count = 0;
 
-  void add(const DecodedRecord& r, std::int64_t body_digest) {
-    source.add(r.event->source), id.add(r.event->event_id), offset.add(r.record.offset);
+  void add(const PartitionBatch& batch, const DecodedRecord& r, std::int64_t body_digest) {
+    source.add(r.event->source), id.add(r.event->event_id), topic.add(batch.topic);
+    partition.add(std::int64_t{batch.partition}), offset.add(r.record.offset);
     digest.add(body_digest), body.add(events::to_json(*r.event));
     ++count;
   }
 };
 
-/// Inserts the batch's events into processed_events; returns the keys that were new.
-std::unordered_set<std::string> insert_new(pqxx::work& tx, const PartitionBatch& batch,
-                                           const std::vector<std::int64_t>& digests) {
-  ArrayLiteral sources, ids, offsets, times, digest_column;
-  for (std::size_t k = 0; k < batch.records.size(); ++k) {
-    const auto& r = batch.records[k];
-    if (!r.event) continue;
-    sources.add(r.event->source), ids.add(r.event->event_id);
-    offsets.add(r.record.offset), times.add(r.event->occurred_at), digest_column.add(digests[k]);
-  }
-  auto rows = tx.exec_prepared("dedup", sources.str(), ids.str(), batch.topic, batch.partition, offsets.str(),
+/// Inserts the events of the `owned` batches into processed_events; returns the keys that
+/// were new. `digests[b][k]`: the body digest of record k of batch b.
+std::unordered_set<std::string> insert_new(pqxx::work& tx, std::span<const PartitionBatch> batches,
+                                           const std::vector<std::size_t>& owned,
+                                           const std::vector<std::vector<std::int64_t>>& digests) {
+  ArrayLiteral sources, ids, topics, partitions, offsets, times, digest_column;
+  for (auto b : owned)
+    for (std::size_t k = 0; k < batches[b].records.size(); ++k) {
+      const auto& r = batches[b].records[k];
+      if (!r.event) continue;
+      sources.add(r.event->source), ids.add(r.event->event_id);
+      topics.add(batches[b].topic), partitions.add(std::int64_t{batches[b].partition});
+      offsets.add(r.record.offset), times.add(r.event->occurred_at), digest_column.add(digests[b][k]);
+    }
+  if (sources.empty()) return {};
+  auto rows = tx.exec_prepared("dedup", sources.str(), ids.str(), topics.str(), partitions.str(), offsets.str(),
                                times.str(), digest_column.str());
   std::unordered_set<std::string> fresh;
   fresh.reserve(rows.size());
@@ -405,31 +428,35 @@ Claim BatchStore::claim(const std::string& topic, std::int32_t partition) {
 }
 
 BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine& features) {
-  BatchResult result;
-  if (batch.records.empty()) return result;
+  return apply(std::span<const PartitionBatch>(&batch, 1), features).front();
+}
+
+std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features) {
+  std::vector<BatchResult> results(batches.size());
   try {
+    register_key_fields(features);
     pqxx::work tx(connection());
-    auto advanced = tx.exec_prepared("advance", group_id_, batch.topic, batch.partition, batch.epoch,
-                                     batch.next_offset());
-    if (advanced.affected_rows() == 0 && !mechanism_disabled("fence")) {  // another assignment owns it: roll back
-      result.fenced = true;
-      return result;
-    }
-    auto applied = separate_new_events(tx, batch, result);
-    if (!mechanism_disabled("key_versions")) synchronise_keys(tx, features, applied);
-    load_history(tx, features, applied);
+    auto owned = advance(tx, batches, results);
+    if (owned.empty()) return results;  // nothing to write, or every batch fenced: roll back
+    auto applied = separate_new_events(tx, batches, owned, results);
+    std::vector<const events::Event*> events;
+    events.reserve(applied.size());
+    for (const auto& a : applied) events.push_back(a.event);
+    if (!mechanism_disabled("key_versions")) synchronise_keys(tx, features, events);
+    load_history(tx, features, events);
     // Drawn after the key locks: per key, batches draw in commit order (migrations/0011). The
-    // batch's first applied_seq; its events follow in order.
+    // transaction's first applied_seq; its events follow in order.
     auto applied_batch =
-        applied.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
+        events.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
     std::vector<std::uint64_t> sent_pairs;
-    auto pair_flags = claim_pairs(tx, features, applied, applied_batch, known_pairs_, sent_pairs);
+    auto pair_flags = claim_pairs(tx, features, events, applied_batch, known_pairs_, sent_pairs);
     AlertColumns alerts;
     const auto& rules = features.rules();
     std::vector<rules::Verdict> verdicts;
-    verdicts.reserve(applied.size());
-    for (std::size_t i = 0; i < applied.size(); ++i) {
-      const auto& event = *applied[i];
+    verdicts.reserve(events.size());
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto& event = *events[i];
+      auto& result = results[applied[i].batch];
       auto started = std::chrono::steady_clock::now();
       auto values = features.observe(event, &pair_flags[i]);
       const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values));
@@ -437,19 +464,19 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
       for (const auto& hit : verdict.hits) {
         alerts.add(event, hit, verdict);
         result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
+        ++result.alerts;
       }
     }
-    if (!applied.empty()) insert_history(tx, applied, verdicts, rules.version(), applied_batch);
+    if (!events.empty()) insert_history(tx, events, verdicts, rules.version(), applied_batch);
     if (alerts.count > 0) {
       tx.exec_prepared("alerts", alerts.source.str(), alerts.id.str(), alerts.transaction.str(), alerts.account.str(),
                        alerts.rule.str(), alerts.score.str(), alerts.decision.str(), alerts.reason.str(),
                        alerts.amount.str(), alerts.currency.str(), alerts.occurred.str(), rules.version(),
                        topics_.alerts, alerts.shadow.str(), alerts.event_score.str(), alerts.shadow_decision.str());
     }
-    result.alerts = alerts.count;
     tx.commit();
     remember_pairs(sent_pairs);
-    return result;
+    return results;
   } catch (...) {
     bool lost = connection_ && !connection_->is_open();
     if (lost) connection_.reset();
@@ -457,35 +484,103 @@ BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine&
   }
 }
 
-// Dedups the batch and records its rejected records; returns its new events in offset
-// order. The first occurrence of a new id is applied; any later one in the batch is a duplicate.
-std::vector<const events::Event*> BatchStore::separate_new_events(pqxx::work& tx, const PartitionBatch& batch,
-                                                       BatchResult& result) {
-  std::vector<std::int64_t> digests(batch.records.size());
-  for (std::size_t k = 0; k < batch.records.size(); ++k)
-    if (batch.records[k].event) digests[k] = events::body_digest(events::to_json(*batch.records[k].event));
-  auto fresh = insert_new(tx, batch, digests);
-  std::vector<const events::Event*> applied;
+// Makes sure every batch from now on, on any replica, keeps the versions of the key fields
+// `features` group by: registered ones are known from before; the others are registered
+// with the dedup gate held exclusively, which waits for the batches in flight to commit.
+void BatchStore::register_key_fields(const rules::FeatureEngine& features) {
+  ArrayLiteral missing;
+  std::size_t wanted = 0;
+  for (auto field : features.key_fields())
+    if (!versions_complete_.count(field)) missing.add(rules::to_string(field)), ++wanted;
+  if (wanted == 0) return;
+  auto learn = [&](pqxx::work& tx) {  // the maintained ones among them; how many
+    std::size_t known = 0;
+    for (const auto& row : tx.exec_params("SELECT key_field, complete FROM feature_key_fields "
+                                          "WHERE key_field = ANY($1::text[]) AND maintained",
+                                          missing.str()))
+      for (auto field : rules::kKeyFields)
+        if (row[0].c_str() == std::string_view(rules::to_string(field)))
+          versions_complete_[field] = row[1].as<bool>(), ++known;
+    return known;
+  };
+  pqxx::work tx(connection());
+  if (learn(tx) < wanted) {  // not registered before, by this replica or another
+    tx.exec(kDedupGateExclusive);
+    tx.exec_params0("INSERT INTO feature_key_fields (key_field) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                    missing.str());
+    tx.exec_params0(kRegisterKeyFields, missing.str());
+    learn(tx);
+  }
+  tx.commit();
+}
+
+// Fences and advances every batch's partition in one statement; returns the indices of the
+// batches whose partitions this replica still owns, and marks the others fenced.
+std::vector<std::size_t> BatchStore::advance(pqxx::work& tx, std::span<const PartitionBatch> batches,
+                                             std::vector<BatchResult>& results) {
+  ArrayLiteral topics, partitions, epochs, next_offsets;
+  for (const auto& batch : batches) {
+    if (batch.records.empty()) continue;
+    topics.add(batch.topic), partitions.add(std::int64_t{batch.partition});
+    epochs.add(batch.epoch), next_offsets.add(batch.next_offset());
+  }
+  if (topics.empty()) return {};
+  std::set<std::pair<std::string, std::int32_t>> advanced;
+  for (const auto& row : tx.exec_prepared("advance", group_id_, topics.str(), partitions.str(), epochs.str(),
+                                          next_offsets.str()))
+    advanced.emplace(row[0].c_str(), row[1].as<std::int32_t>());
+  std::vector<std::size_t> owned;
+  for (std::size_t b = 0; b < batches.size(); ++b) {
+    if (batches[b].records.empty()) continue;
+    // Another assignment owns it: nothing of this batch is written.
+    if (advanced.count({batches[b].topic, batches[b].partition}) || mechanism_disabled("fence")) owned.push_back(b);
+    else results[b].fenced = true;
+  }
+  return owned;
+}
+
+// Dedups the owned batches and records their rejected records; returns their new events in
+// the order given (batch by batch, offset order within one). The first occurrence of a new
+// id is applied; any later one in the transaction is a duplicate.
+std::vector<BatchStore::NewEvent> BatchStore::separate_new_events(pqxx::work& tx,
+                                                                  std::span<const PartitionBatch> batches,
+                                                                  const std::vector<std::size_t>& owned,
+                                                                  std::vector<BatchResult>& results) {
+  std::vector<std::vector<std::int64_t>> digests(batches.size());
+  for (auto b : owned) {
+    digests[b].resize(batches[b].records.size());
+    for (std::size_t k = 0; k < batches[b].records.size(); ++k)
+      if (const auto& r = batches[b].records[k]; r.event) digests[b][k] = events::body_digest(events::to_json(*r.event));
+  }
+  auto fresh = insert_new(tx, batches, owned, digests);
+  std::vector<NewEvent> applied;
   DuplicateColumns duplicates;
-  for (std::size_t k = 0; k < batch.records.size(); ++k) {
-    const auto& r = batch.records[k];
-    if (!r.event) {
-      insert_rejected(tx, batch, r, topics_);
-      ++result.rejected;
-    } else if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0 && !mechanism_disabled("dedup")) {
-      ++result.duplicates;
-      duplicates.add(r, digests[k]);
-    } else {
-      ++result.processed;
-      result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
-      applied.push_back(&*r.event);
+  for (auto b : owned) {
+    auto& result = results[b];
+    for (std::size_t k = 0; k < batches[b].records.size(); ++k) {
+      const auto& r = batches[b].records[k];
+      if (!r.event) {
+        insert_rejected(tx, batches[b], r, topics_);
+        ++result.rejected;
+      } else if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0 && !mechanism_disabled("dedup")) {
+        ++result.duplicates;
+        duplicates.add(batches[b], r, digests[b][k]);
+      } else {
+        ++result.processed;
+        result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
+        applied.push_back({&*r.event, b});
+      }
     }
   }
-  if (duplicates.count > 0)
-    result.duplicate_conflicts = tx.exec_prepared("conflicts", duplicates.source.str(), duplicates.id.str(),
-                                                  batch.topic, batch.partition, duplicates.offset.str(),
-                                                  duplicates.digest.str(), duplicates.body.str())
-                                     .size();
+  if (duplicates.count > 0) {
+    auto rows = tx.exec_prepared("conflicts", duplicates.source.str(), duplicates.id.str(), duplicates.topic.str(),
+                                 duplicates.partition.str(), duplicates.offset.str(), duplicates.digest.str(),
+                                 duplicates.body.str());
+    for (const auto& row : rows)
+      for (auto b : owned)
+        if (batches[b].topic == row[0].c_str() && batches[b].partition == row[1].as<std::int32_t>())
+          ++results[b].duplicate_conflicts;
+  }
   return applied;
 }
 
@@ -493,8 +588,8 @@ std::vector<const events::Event*> BatchStore::separate_new_events(pqxx::work& tx
 // replicas extended since this one last did; load_history() then reads those again.
 void BatchStore::synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features,
                                   const std::vector<const events::Event*>& applied) {
-  // Every key field, not only those of this replica's rules: a replica running another rule
-  // file (a rollout, a reload) must still tell this one that it extended a key.
+  // Every key field, not only those of this replica's rules: the statement keeps the ones
+  // any replica registered (a rollout or a reload can run other rule files side by side).
   std::set<std::pair<rules::KeyField, std::string>> keys;
   for (const auto* e : applied)
     for (auto field : rules::kKeyFields)
@@ -506,8 +601,12 @@ void BatchStore::synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features
     fields.add(rules::to_string(field)), values.add(key);
     field_named.emplace(rules::to_string(field), field);
   }
-  for (const auto& row : tx.exec_prepared("key_versions", fields.str(), values.str()))
-    features.synchronise(field_named.at(row[0].c_str()), row[1].c_str(), row[2].as<std::int64_t>());
+  for (const auto& row : tx.exec_prepared("key_versions", fields.str(), values.str())) {
+    auto field = field_named.at(row[0].c_str());
+    auto complete = versions_complete_.find(field);
+    features.synchronise(field, row[1].c_str(), row[2].as<std::int64_t>(),
+                         complete != versions_complete_.end() && complete->second);
+  }
 }
 
 // Gives the engine the history of every key it does not hold: one query per key field for

@@ -1,13 +1,15 @@
 #pragma once
-// The PostgreSQL transaction of one partition's batch: fence, deduplicate, apply the rules'
-// writes, advance the offset, commit. Everything a batch changes commits together or not
-// at all, which is what makes a replay after a crash a no-op.
+// The PostgreSQL transaction of a batch of one or several partitions: fence, deduplicate,
+// apply the rules' writes, advance the offsets, commit. Everything a batch changes commits
+// together or not at all, which is what makes a replay after a crash a no-op.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <unordered_set>
 #include <string>
 #include <vector>
@@ -96,20 +98,36 @@ class BatchStore {
   std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
                                            std::chrono::seconds stalled_for);
 
-  /// Applies `batch` in one transaction: the new events go through `features` (which loads
-  /// the history it lacks from this database) and its rules. After a throw or a fenced
-  /// result, `features` holds state that was never committed: the caller must forget it.
+  /// Applies `batches` (each of another partition) in one transaction, one result each: the
+  /// new events go through `features` (which loads the history it lacks from this database)
+  /// and its rules, batch after batch in the order given. A batch whose partition another
+  /// assignment owns is fenced and writes nothing; the others commit together. After a throw
+  /// or a fenced result, `features` holds state that was never committed: the caller must
+  /// forget it. The batches hold fewer than kAppliedSeqPerBatch records together.
+  std::vector<BatchResult> apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features);
+
+  /// Applies one batch alone.
   BatchResult apply(const PartitionBatch& batch, rules::FeatureEngine& features);
 
   /// Called each time a lost connection is replaced by a new one.
   void on_reconnect(std::function<void()> callback) { on_reconnect_ = std::move(callback); }
 
  private:
+  /// A new event, and the batch it came in.
+  struct NewEvent {
+    const events::Event* event;
+    std::size_t batch;
+  };
+
   pqxx::connection& connection();
-  std::vector<const events::Event*> separate_new_events(pqxx::work& tx, const PartitionBatch& batch, BatchResult& result);
+  std::vector<std::size_t> advance(pqxx::work& tx, std::span<const PartitionBatch> batches,
+                                   std::vector<BatchResult>& results);
+  std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> batches,
+                                            const std::vector<std::size_t>& owned, std::vector<BatchResult>& results);
   void synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
   void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
   void remember_pairs(const std::vector<std::uint64_t>& committed);
+  void register_key_fields(const rules::FeatureEngine& features);
 
   std::string url_, group_id_, owner_;
   OutboxTopics topics_;
@@ -119,6 +137,9 @@ class BatchStore {
   /// removed), so a batch sends only pairs it has not seen: habitual customers repeat their
   /// devices and merchants, and that insert was a quarter of PostgreSQL's time (bench/run).
   std::unordered_set<std::uint64_t> known_pairs_;
+  /// The key fields this replica's rules registered (migrations/0012), and whether each
+  /// one's versions are complete. Registered fields stay registered.
+  std::map<rules::KeyField, bool> versions_complete_;
   bool connected_before_ = false;
   std::function<void()> on_reconnect_;
 };

@@ -20,6 +20,7 @@ class ArrayLiteral {
   void add(std::int64_t value);
   void add_null();
   std::string str() const { return text_ + "}"; }
+  bool empty() const { return text_.size() == 1; }
 
  private:
   void separate() {

@@ -100,15 +100,15 @@ std::vector<std::pair<KeyField, std::string>> FeatureEngine::keys_of(const event
   return keys;
 }
 
-void FeatureEngine::synchronise(KeyField field, const std::string& key, std::int64_t version) {
+void FeatureEngine::synchronise(KeyField field, const std::string& key, std::int64_t version, bool complete) {
   auto i = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), field) - fields_.begin());
   if (i == fields_.size()) return;
   auto& history = histories_[i][key];
   if (!history.loaded || history.version != version - 1) {
     history = History{};  // stale or new: load it…
     // …unless no batch extended the key before this one: then nothing is stored to load
-    // (migration 0011 gave every key with stored history a version).
-    history.loaded = version == 1;
+    // (when every key of the field with stored history has a version: migrations/0012).
+    history.loaded = version == 1 && complete;
   }
   history.version = version;
 }

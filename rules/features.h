@@ -70,8 +70,14 @@ class FeatureEngine {
   /// that is about to extend `key` learns the count its own commit will make, `version`. A
   /// history that reflects exactly the one before it is current; any other is dropped, so
   /// that requests_for() loads it again with what the other replicas committed. Version 1
-  /// means no batch extended the key before: its history is empty and nothing is loaded.
-  void synchronise(KeyField field, const std::string& key, std::int64_t version);
+  /// means no batch extended the key before: its history is empty and nothing is loaded,
+  /// when the field's versions are complete.
+  /// `complete`: every key of the field with stored history has a version, so version 1
+  /// means no history (migrations/0012); otherwise a first version loads like any other.
+  void synchronise(KeyField field, const std::string& key, std::int64_t version, bool complete = true);
+
+  /// The key fields the features group by (first_seen pairs aside), each once.
+  const std::vector<KeyField>& key_fields() const { return fields_; }
 
   /// Adds a stored event to the history of `field`'s key (or of every key field when none is
   /// given), as loaded from the database or replayed.

@@ -50,6 +50,49 @@ TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing
   CHECK(db.count("SELECT count(*) FROM processed_events") == 10);
 }
 
+TEST_CASE("in one transaction of two partitions, the fenced one writes nothing and the owned one commits") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore me(db.service_url(), "g", "me", {}), other(db.service_url(), "g", "other", {});
+  auto mine = me.claim("t", 0);
+  auto lost = me.claim("t", 1);
+  other.claim("t", 1);  // partition 1 moved on: this replica's batch of it is a zombie's
+  auto owned = batch_of(mine.epoch, 0, 5);
+  auto fenced = batch_of(lost.epoch, 5, 10);
+  fenced.partition = 1;
+  auto engine = rules_of();
+  std::vector<dedup::PartitionBatch> both = {owned, fenced};
+  auto results = me.apply(both, engine);
+  REQUIRE(results.size() == 2);
+  CHECK_FALSE(results[0].fenced);
+  CHECK(results[0].processed == 5);
+  CHECK(results[1].fenced);
+  CHECK(results[1].processed == 0);
+  CHECK(db.count("SELECT count(*) FROM processed_events WHERE partition = 0") == 5);
+  CHECK(db.count("SELECT count(*) FROM processed_events WHERE partition = 1") == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 5);
+  CHECK(db.count("SELECT count(*) FROM consumer_offsets WHERE partition = 0 AND next_offset = 5") == 1);
+  CHECK(db.count("SELECT count(*) FROM consumer_offsets WHERE partition = 1 AND next_offset IS NOT NULL") == 0);
+}
+
+TEST_CASE("an id on two partitions of one transaction is applied once, where it came first") {
+  TestDatabase db(Services::from_environment());
+  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  auto first = batch_of(store.claim("t", 3).epoch, 0, 3);
+  first.partition = 3;
+  auto second = batch_of(store.claim("t", 1).epoch, 2, 5);  // event 2 again, re-keyed onto partition 1
+  second.partition = 1;
+  auto engine = rules_of();
+  std::vector<dedup::PartitionBatch> both = {first, second};
+  auto results = store.apply(both, engine);
+  CHECK(results[0].processed == 3);
+  CHECK(results[1].processed == 2);
+  CHECK(results[1].duplicates == 1);
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 5);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 5);
+  // The dedup row names the copy that was applied: partition 3's, given first.
+  CHECK(db.count("SELECT count(*) FROM processed_events WHERE event_id = 'evt-2' AND partition = 3") == 1);
+}
+
 TEST_CASE("replaying a committed batch changes nothing but the duplicate count") {
   TestDatabase db(Services::from_environment());
   dedup::BatchStore store(db.service_url(), "g", "me", {});
@@ -226,6 +269,29 @@ TEST_CASE("six cards on one device across six accounts and three replicas count 
   CHECK(alerts == std::vector<std::size_t>{0, 0, 0, 1, 1, 1});  // the fourth, fifth and sixth card
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (4)%'") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (6)%'") == 1);
+}
+
+TEST_CASE("only key fields some rule groups by keep versions, and one registered later still loads older history") {
+  TestDatabase db(Services::from_environment());
+  // A replica whose rules count per account meets three cards on one device…
+  dedup::BatchStore first(db.service_url(), "g", "first", {});
+  rules::FeatureEngine per_account(std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml")));
+  auto epoch = first.claim("t", 0).epoch;
+  for (int i = 0; i < 3; ++i) first.apply(partition_batch(epoch, {{i, card_on_shared_device(i)}}), per_account);
+  CHECK(db.count("SELECT count(*) FROM feature_key_versions WHERE key_field <> 'account_id'") == 0);
+  CHECK(db.count("SELECT count(*) FROM feature_key_fields WHERE maintained") == 1);
+  // …then a replica with a device rule registers device.id. Its first version of dev-1 is 1,
+  // but the device has history from before it was kept: loaded, the fourth card fires.
+  dedup::BatchStore second(db.service_url(), "g", "second", {});
+  rules::FeatureEngine per_device(std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml")));
+  auto batch = partition_batch(second.claim("t", 1).epoch, {{0, card_on_shared_device(3)}});
+  batch.partition = 1;
+  auto result = second.apply(batch, per_device);
+  CHECK(result.alerts == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (4)%'") == 1);
+  CHECK(db.count("SELECT count(*) FROM feature_key_fields WHERE key_field = 'device.id' AND maintained AND NOT complete") == 1);
 }
 
 TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag and publishes only the live ones") {

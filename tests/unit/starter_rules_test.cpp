@@ -227,6 +227,12 @@ TEST_CASE("a key's history is loaded unless the database says no batch extended 
   CHECK_FALSE(requested());
   engine.synchronise(rules::KeyField::account_id, "acc-1", 4);  // another replica extended it meanwhile
   CHECK(requested());
+  // A field whose versions were not kept all along: a first version proves nothing.
+  engine.synchronise(rules::KeyField::account_id, "acc-2", 1, /*complete=*/false);
+  auto other = event;
+  other.account_id = "acc-2";
+  auto requests = engine.requests_for(other);
+  CHECK(std::any_of(requests.begin(), requests.end(), [](const auto& r) { return r.key == "acc-2"; }));
 }
 
 TEST_CASE("a loaded key lacks a latest event only while no held event is one its features can read") {
