@@ -498,9 +498,8 @@ void BatchStore::register_key_fields(const rules::FeatureEngine& features) {
     for (const auto& row : tx.exec_params("SELECT key_field, complete FROM feature_key_fields "
                                           "WHERE key_field = ANY($1::text[]) AND maintained",
                                           missing.str()))
-      for (auto field : rules::kKeyFields)
-        if (row[0].c_str() == std::string_view(rules::to_string(field)))
-          versions_complete_[field] = row[1].as<bool>(), ++known;
+      for (const auto& key : rules::kKeyFieldSpecs)
+        if (row[0].c_str() == key.name) versions_complete_[key.field] = row[1].as<bool>(), ++known;
     return known;
   };
   pqxx::work tx(connection());
@@ -592,8 +591,8 @@ void BatchStore::synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features
   // any replica registered (a rollout or a reload can run other rule files side by side).
   std::set<std::pair<rules::KeyField, std::string>> keys;
   for (const auto* e : applied)
-    for (auto field : rules::kKeyFields)
-      if (auto key = rules::key_of(*e, field); !key.empty()) keys.emplace(field, std::string(key));
+    for (const auto& spec : rules::kKeyFieldSpecs)
+      if (auto key = spec.read(*e); !key.empty()) keys.emplace(spec.field, std::string(key));
   if (keys.empty()) return;
   ArrayLiteral fields, values;
   std::map<std::string, rules::KeyField, std::less<>> field_named;

@@ -28,18 +28,7 @@ void stream(pqxx::dbtransaction& tx, const std::string& cursor, const std::strin
 
 }  // namespace
 
-const char* history_column(rules::KeyField field) {
-  switch (field) {
-    case rules::KeyField::account_id: return "account_id";
-    case rules::KeyField::customer_id: return "customer_id";
-    case rules::KeyField::card_fingerprint: return "card_fingerprint";
-    case rules::KeyField::device_id: return "device_id";
-    case rules::KeyField::device_ip: return "device_ip";
-    case rules::KeyField::merchant_id: return "merchant_id";
-    case rules::KeyField::counterparty_account: return "counterparty_account";
-  }
-  return "account_id";
-}
+std::string history_column(rules::KeyField field) { return std::string(rules::spec_of(field).column); }
 
 std::string pair_kind_name(rules::KeyField a, rules::KeyField b) {
   return std::string(rules::to_string(a)) + "|" + rules::to_string(b);

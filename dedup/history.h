@@ -24,7 +24,7 @@ struct LabelledEvent {
 };
 
 /// The column of `transactions` that holds `field`: the history's index for that key.
-const char* history_column(rules::KeyField field);
+std::string history_column(rules::KeyField field);
 
 /// The name first_seen_pairs.pair_kind gives pairs of fields `a` and `b`.
 std::string pair_kind_name(rules::KeyField a, rules::KeyField b);

@@ -3,10 +3,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <type_traits>
 #include <sstream>
 
 #include "events/money.h"
@@ -24,11 +26,12 @@ const char* to_string(Decision decision) {
 
 namespace {
 
-constexpr std::pair<const char*, KeyField> kKeys[] = {
-    {"account_id", KeyField::account_id},       {"customer_id", KeyField::customer_id},
-    {"card.fingerprint", KeyField::card_fingerprint}, {"device.id", KeyField::device_id},
-    {"device.ip", KeyField::device_ip},         {"merchant.id", KeyField::merchant_id},
-    {"counterparty.account", KeyField::counterparty_account}};
+/// Key fields by their names in rule files (key_field.h), for lookup().
+const auto kKeys = [] {
+  std::array<std::pair<const char*, KeyField>, std::size(kKeyFieldSpecs)> keys{};
+  for (std::size_t i = 0; i < keys.size(); ++i) keys[i] = {kKeyFieldSpecs[i].name.data(), kKeyFieldSpecs[i].field};
+  return keys;
+}();
 
 constexpr std::pair<const char*, Aggregate> kAggregates[] = {
     {"count", Aggregate::count},       {"sum", Aggregate::sum},
@@ -72,25 +75,6 @@ std::string hex_hash(const std::string& text) {
 }
 
 }  // namespace
-
-std::string_view key_of(const events::Event& e, KeyField field) {
-  switch (field) {
-    case KeyField::account_id: return e.account_id;
-    case KeyField::customer_id: return e.customer_id;
-    case KeyField::card_fingerprint: return e.card.fingerprint;
-    case KeyField::device_id: return e.device.id;
-    case KeyField::device_ip: return e.device.ip;
-    case KeyField::merchant_id: return e.merchant.id;
-    case KeyField::counterparty_account: return e.counterparty.account;
-  }
-  return {};
-}
-
-const char* to_string(KeyField field) {
-  for (const auto& [name, key] : kKeys)
-    if (key == field) return name;
-  return "?";
-}
 
 Type FeatureSpec::type() const { return aggregate == Aggregate::first_seen ? Type::boolean : Type::number; }
 
@@ -203,8 +187,9 @@ class RuleFileReader {
     }
   }
 
-  template <typename T, std::size_t N>
-  std::optional<T> lookup(const std::pair<const char*, T> (&table)[N], const YAML::Node& node, const std::string& what) {
+  template <typename Table>  // pairs of (name, value)
+  auto lookup(const Table& table, const YAML::Node& node, const std::string& what)
+      -> std::optional<std::remove_cvref_t<decltype(std::begin(table)->second)>> {
     auto text = scalar(node, what);
     if (!text) return std::nullopt;
     for (const auto& [name, value] : table)

@@ -16,6 +16,7 @@
 #include "events/event.h"
 #include "rules/decimal.h"
 #include "rules/expression.h"
+#include "rules/key_field.h"
 
 namespace fraud::rules {
 
@@ -26,18 +27,6 @@ const char* to_string(Decision decision);
 
 /// How a feature aggregates an account's (or card's, device's, …) history.
 enum class Aggregate { count, sum, min, max, average, distinct_count, time_since_last, first_seen, speed_kmh };
-
-/// The event field a feature groups history by (and, for first_seen, the pair it tracks).
-enum class KeyField { account_id, customer_id, card_fingerprint, device_id, device_ip, merchant_id, counterparty_account };
-
-/// Every key field, in declaration order.
-inline constexpr KeyField kKeyFields[] = {KeyField::account_id,  KeyField::customer_id, KeyField::card_fingerprint,
-                                          KeyField::device_id,   KeyField::device_ip,   KeyField::merchant_id,
-                                          KeyField::counterparty_account};
-
-/// The event's value of a key field; empty when the event has none.
-std::string_view key_of(const events::Event& event, KeyField field);
-const char* to_string(KeyField field);
 
 /// Whether `aggregate` reads a window of a key's history (count, sum, …), rather than its one
 /// latest earlier event (time_since_last, speed_kmh) or a pair (first_seen).

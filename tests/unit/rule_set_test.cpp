@@ -317,3 +317,13 @@ TEST_CASE("a duration is a positive number and a unit, s, m, h or d, up to a hun
   CHECK_FALSE(rules::parse_duration("3w"));
   CHECK_FALSE(rules::parse_duration("99999999999999d"));  // would wrap a 64-bit count of microseconds
 }
+
+TEST_CASE("every key field is a string field of the event, under the same name") {
+  for (const auto& key : rules::kKeyFieldSpecs) {
+    CAPTURE(key.name);
+    bool found = false;
+    for (const auto& [name, type] : rules::event_fields()) found = found || (name == key.name && type == rules::Type::string);
+    CHECK(found);
+    CHECK(rules::to_string(key.field) == key.name);
+  }
+}
