@@ -46,7 +46,7 @@ dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& 
 }  // namespace
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-                     dedup::BatchStore& store, std::shared_ptr<const rules::RuleSet> rules,
+                     dedup::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules,
                      ServiceMetrics& metrics, HealthState& health, LoopHooks hooks)
     : batch_config_(batch),
       retention_days_(retention.days),
@@ -252,11 +252,13 @@ bool BatchLoop::apply_group(const std::vector<TopicPartition>& group, OnFailure 
   try {
     results = apply_together(batches);
   } catch (const dedup::DatabaseError& e) {
-    // Not one record's fault (those were rejected in apply_or_split): the batches wait.
+    // Not one record's fault (those were rejected in apply_or_split): the batches wait, and
+    // are retried together, at one time.
+    auto now = Clock::now();
     for (const auto& tp : group) {
       auto& p = partitions_.at(tp);
       if (on_failure == OnFailure::retry_later) {
-        schedule_retry(tp, p, e);
+        schedule_retry(tp, p, e, now);
         continue;
       }
       log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", e.what()}});
@@ -407,10 +409,11 @@ std::vector<dedup::BatchResult> BatchLoop::apply(const std::vector<dedup::Partit
   }
 }
 
-void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error) {
+void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error,
+                               Clock::time_point now) {
   p.backoff = p.backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
                                      : std::min<std::chrono::milliseconds>(p.backoff * 2, kMaxBackoff);
-  p.retry_at = Clock::now() + p.backoff;
+  p.retry_at = now + p.backoff;
   ++counters_.database_retries;
   metrics_.database_retries(error.reason).Increment();
   source_->pause(tp);

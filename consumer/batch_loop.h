@@ -51,7 +51,7 @@ class BatchLoop final : public PartitionOwner {
   static constexpr std::chrono::seconds kFencedReclaim{60};
 
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-            dedup::BatchStore& store,
+            dedup::BatchWriter& store,
             std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
             LoopHooks hooks = {});
 
@@ -102,13 +102,14 @@ class BatchLoop final : public PartitionOwner {
   dedup::BatchResult apply_or_split(const dedup::PartitionBatch& batch);
   dedup::BatchResult split(const dedup::PartitionBatch& batch, const dedup::DatabaseError& error);
   std::vector<dedup::BatchResult> apply(const std::vector<dedup::PartitionBatch>& batches);
-  void schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error);
+  void schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error,
+                      Clock::time_point now);
   void observe(const TopicPartition& tp, const dedup::BatchResult& result);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
   BatchConfig batch_config_;
   std::int64_t retention_days_;  ///< events older than this window are refused (0: none are)
-  dedup::BatchStore& store_;
+  dedup::BatchWriter& store_;
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the active rules and their feature state
   events::Decoder decoder_;
   std::map<TopicPartition, Partition> partitions_;

@@ -78,9 +78,28 @@ struct OutboxTopics {
   std::string dead_letters = "transactions.dlq";
 };
 
+/// What the batch loop needs of the database: the seam its unit tests fake. Every call throws
+/// DatabaseError on failure.
+class BatchWriter {
+ public:
+  virtual ~BatchWriter() = default;
+
+  /// Takes ownership of a partition for this group: bumps its epoch, which fences every
+  /// earlier owner's open batch, and returns where consumption must resume.
+  virtual Claim claim(const std::string& topic, std::int32_t partition) = 0;
+
+  /// Ends the database session of a stalled earlier owner of a partition; its pid, if any.
+  virtual std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
+                                                   std::chrono::seconds stalled_for) = 0;
+
+  /// Applies `batches` (each of another partition) in one transaction, one result each; a
+  /// fenced batch writes nothing, the others commit together.
+  virtual std::vector<BatchResult> apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features) = 0;
+};
+
 /// One connection, one batch at a time. Throws DatabaseError on failure; reconnects on the
 /// next call after the connection broke.
-class BatchStore {
+class BatchStore final : public BatchWriter {
  public:
   BatchStore(std::string postgres_url, std::string group_id, std::string owner, OutboxTopics topics);
   ~BatchStore();
@@ -90,13 +109,13 @@ class BatchStore {
   /// Takes ownership of a partition for this group: bumps its epoch, which fences every
   /// earlier owner's open batch, and returns where consumption must resume. Waits at most
   /// lock_timeout (5 s) for a batch still committing under the previous epoch.
-  Claim claim(const std::string& topic, std::int32_t partition);
+  Claim claim(const std::string& topic, std::int32_t partition) override;
 
   /// Ends the database session of a stalled earlier owner: one whose transaction has held the
   /// partition's offset row for longer than `stalled_for` (migrations/0008). Returns its pid,
   /// or nothing when no such session exists.
   std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
-                                           std::chrono::seconds stalled_for);
+                                           std::chrono::seconds stalled_for) override;
 
   /// Applies `batches` (each of another partition) in one transaction, one result each: the
   /// new events go through `features` (which loads the history it lacks from this database)
@@ -104,7 +123,7 @@ class BatchStore {
   /// assignment owns is fenced and writes nothing; the others commit together. After a throw
   /// or a fenced result, `features` holds state that was never committed: the caller must
   /// forget it. The batches hold fewer than kAppliedSeqPerBatch records together.
-  std::vector<BatchResult> apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features);
+  std::vector<BatchResult> apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features) override;
 
   /// Applies one batch alone.
   BatchResult apply(const PartitionBatch& batch, rules::FeatureEngine& features);
