@@ -237,9 +237,11 @@ void BatchLoop::flush(const std::vector<TopicPartition>& which, OnFailure on_fai
   }
 }
 
-bool BatchLoop::apply_group(const std::vector<TopicPartition>& group, OnFailure on_failure) {
+bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_failure) {
   auto started = Clock::now();
-  auto share = std::max<std::size_t>(1, static_cast<std::size_t>(batch_config_.max_records) / group.size());
+  auto max_records = static_cast<std::size_t>(batch_config_.max_records);
+  if (group.size() > max_records) group.resize(max_records);  // the rest go in the next transaction
+  auto share = std::max<std::size_t>(1, max_records / group.size());
   std::vector<dedup::PartitionBatch> batches;
   std::size_t records = 0;
   for (const auto& tp : group) {
@@ -253,12 +255,16 @@ bool BatchLoop::apply_group(const std::vector<TopicPartition>& group, OnFailure 
     results = apply_together(batches);
   } catch (const dedup::DatabaseError& e) {
     // Not one record's fault (those were rejected in apply_or_split): the batches wait, and
-    // are retried together, at one time.
-    auto now = Clock::now();
+    // are retried together, at one time, with one backoff.
+    auto retry_at = Clock::now();
+    auto backoff = std::chrono::milliseconds(0);
+    for (const auto& tp : group) backoff = std::max(backoff, partitions_.at(tp).backoff);
+    backoff = backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
+                                   : std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
     for (const auto& tp : group) {
       auto& p = partitions_.at(tp);
       if (on_failure == OnFailure::retry_later) {
-        schedule_retry(tp, p, e, now);
+        schedule_retry(tp, p, e, retry_at + backoff, backoff);
         continue;
       }
       log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", e.what()}});
@@ -410,10 +416,9 @@ std::vector<dedup::BatchResult> BatchLoop::apply(const std::vector<dedup::Partit
 }
 
 void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error,
-                               Clock::time_point now) {
-  p.backoff = p.backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
-                                     : std::min<std::chrono::milliseconds>(p.backoff * 2, kMaxBackoff);
-  p.retry_at = now + p.backoff;
+                               Clock::time_point retry_at, std::chrono::milliseconds backoff) {
+  p.backoff = backoff;
+  p.retry_at = retry_at;
   ++counters_.database_retries;
   metrics_.database_retries(error.reason).Increment();
   source_->pause(tp);

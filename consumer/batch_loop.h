@@ -95,7 +95,7 @@ class BatchLoop final : public PartitionOwner {
   static bool ready(const Partition& p, Clock::time_point now);
   void flush_due(Clock::time_point now, bool drained);
   void flush(const std::vector<TopicPartition>& which, OnFailure on_failure);
-  bool apply_group(const std::vector<TopicPartition>& group, OnFailure on_failure);
+  bool apply_group(std::vector<TopicPartition> group, OnFailure on_failure);
   void fenced(const TopicPartition& tp, Partition& p);
   dedup::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
   std::vector<dedup::BatchResult> apply_together(const std::vector<dedup::PartitionBatch>& batches);
@@ -103,7 +103,7 @@ class BatchLoop final : public PartitionOwner {
   dedup::BatchResult split(const dedup::PartitionBatch& batch, const dedup::DatabaseError& error);
   std::vector<dedup::BatchResult> apply(const std::vector<dedup::PartitionBatch>& batches);
   void schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error,
-                      Clock::time_point now);
+                      Clock::time_point retry_at, std::chrono::milliseconds backoff);
   void observe(const TopicPartition& tp, const dedup::BatchResult& result);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 

@@ -493,17 +493,21 @@ void BatchStore::register_key_fields(const rules::FeatureEngine& features) {
   for (auto field : features.key_fields())
     if (!versions_complete_.count(field)) missing.add(rules::to_string(field)), ++wanted;
   if (wanted == 0) return;
+  // Learned into a copy, kept only once the transaction committed: a registration rolled
+  // back (a lost connection at commit) must be tried again, not remembered as done.
+  std::map<rules::KeyField, bool> learned;
   auto learn = [&](pqxx::work& tx) {  // the maintained ones among them; how many
-    std::size_t known = 0;
+    learned.clear();
     for (const auto& row : tx.exec_params("SELECT key_field, complete FROM feature_key_fields "
                                           "WHERE key_field = ANY($1::text[]) AND maintained",
                                           missing.str()))
       for (const auto& key : rules::kKeyFieldSpecs)
-        if (row[0].c_str() == key.name) versions_complete_[key.field] = row[1].as<bool>(), ++known;
-    return known;
+        if (row[0].c_str() == key.name) learned[key.field] = row[1].as<bool>();
+    return learned.size();
   };
   pqxx::work tx(connection());
   if (learn(tx) < wanted) {  // not registered before, by this replica or another
+    // Waits for the batches in flight (and holds new ones back) for at most lock_timeout.
     tx.exec(kDedupGateExclusive);
     tx.exec_params0("INSERT INTO feature_key_fields (key_field) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
                     missing.str());
@@ -511,6 +515,7 @@ void BatchStore::register_key_fields(const rules::FeatureEngine& features) {
     learn(tx);
   }
   tx.commit();
+  versions_complete_.insert(learned.begin(), learned.end());
 }
 
 // Fences and advances every batch's partition in one statement; returns the indices of the
