@@ -20,17 +20,6 @@ using namespace fraud::testing;
 
 namespace {
 
-/// Runs a shell command and returns what it printed on stdout.
-std::string output_of(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe);
-  char buffer[4096];
-  while (auto n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  pclose(pipe);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("a backtest compares a candidate rule file with the active one against the labels") {

@@ -4,7 +4,6 @@
 // waits for the commits it must follow) and vary only the number of replicas.
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -78,14 +77,8 @@ std::string decisions(TestDatabase& db) {
 /// process replaying the stored events in the order they were applied, an independent
 /// reference for every replica count.
 std::string backtest_verdict(TestDatabase& db, const std::string& rules_file) {
-  auto command = "FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
-                 FRAUD_CONSUMER_BINARY + " rules backtest --rules " + rules_file;
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe);
-  char buffer[4096];
-  while (auto n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  pclose(pipe);
+  auto out = output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
+                       FRAUD_CONSUMER_BINARY + " rules backtest --rules " + rules_file);
   auto at = out.find("service decisions under the active rules:");
   return at == std::string::npos ? out : out.substr(at, out.find('\n', at) - at);
 }

@@ -1,5 +1,6 @@
 #include "tests/integration/support.h"
 
+#include <cstdio>
 #include <utility>  // before Boost 1.74's asio, which needs std::exchange
 
 #include <boost/asio.hpp>
@@ -14,6 +15,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -369,6 +371,16 @@ std::string read_file(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+std::string output_of(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe);
+  char buffer[4096];
+  while (auto n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  pclose(pipe);
+  return out;
 }
 
 bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition) {

@@ -140,6 +140,9 @@ void restart_service(const std::string& name);
 /// The text of a file, or empty.
 std::string read_file(const std::string& path);
 
+/// Runs a shell command and returns what it printed on stdout.
+std::string output_of(const std::string& command);
+
 /// Polls `condition` every 100 ms until it holds or `timeout` passes; returns whether it held.
 bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition);
 
