@@ -41,7 +41,11 @@ bool fraction(std::string_view s, std::size_t& at, std::int64_t& micros) {
 
 // Reads "Z" or "±HH:MM" into an offset in minutes east of UTC.
 bool offset(std::string_view s, std::size_t& at, int& minutes) {
-  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) return ++at, minutes = 0, true;
+  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+    ++at;
+    minutes = 0;
+    return true;
+  }
   if (at >= s.size() || (s[at] != '+' && s[at] != '-')) return false;
   int sign = s[at++] == '-' ? -1 : 1;
   int hh = digits(s, at, 2);
