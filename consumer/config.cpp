@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dedup/batch_store.h"
+#include "rules/file_position.h"
 
 namespace fraud::consumer {
 namespace {
@@ -102,10 +103,7 @@ const Field* find_field(const std::string& section, const std::string& key) {
   return nullptr;
 }
 
-std::string at(const std::string& path, const YAML::Node& node) {
-  auto mark = node.Mark();
-  return path + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-}
+std::string at(const std::string& path, const YAML::Node& node) { return rules::file_position(path, node.Mark()); }
 
 /// A YAML scalar or, for lists, a sequence of scalars joined with commas.
 std::string scalar_text(const YAML::Node& node, const std::string& where) {
@@ -136,8 +134,7 @@ void read_file(Config& config, const std::string& path) {
   } catch (const YAML::BadFile&) {
     throw ConfigError("config file " + path + ": cannot be read");
   } catch (const YAML::ParserException& e) {
-    throw ConfigError("config file " + path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                      std::to_string(e.mark.column + 1) + ": " + e.msg);
+    throw ConfigError("config file " + rules::file_position(path, e.mark) + ": " + e.msg);
   }
   if (root.IsNull()) return;
   if (!root.IsMap()) throw ConfigError(at(path, root) + ": expected a mapping of sections (kafka, postgres, …)");
