@@ -10,7 +10,6 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -19,9 +18,6 @@
 #include "events/decode.h"
 #include "rules/features.h"
 #include "rules/rule_set.h"
-
-#include <pqxx/connection>
-#include <pqxx/transaction>
 
 namespace fraud::dedup {
 
@@ -132,34 +128,10 @@ class BatchStore final : public BatchWriter {
   void on_reconnect(std::function<void()> callback) { on_reconnect_ = std::move(callback); }
 
  private:
-  /// A new event, and the batch it came in.
-  struct NewEvent {
-    const events::Event* event;
-    std::size_t batch;
-  };
-
-  pqxx::connection& connection();
-  std::vector<std::size_t> advance(pqxx::work& tx, std::span<const PartitionBatch> batches,
-                                   std::vector<BatchResult>& results);
-  std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> batches,
-                                            const std::vector<std::size_t>& owned, std::vector<BatchResult>& results);
-  void synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
-  void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied);
-  void remember_pairs(const std::vector<std::uint64_t>& committed);
-  void register_key_fields(const rules::FeatureEngine& features);
-
+  struct State;  ///< the connection, and what this replica learned through it (batch_store.cpp)
+  std::unique_ptr<State> state_;
   std::string url_, group_id_, owner_;
   OutboxTopics topics_;
-  std::unique_ptr<pqxx::connection> connection_;
-  events::Decoder history_decoder_;  ///< reads back the history's stored event bodies
-  /// Hashes of pairs known to be in first_seen_pairs (committed; rows there are never
-  /// removed), so a batch sends only pairs it has not seen: habitual customers repeat their
-  /// devices and merchants, and that insert was a quarter of PostgreSQL's time (bench/run).
-  std::unordered_set<std::uint64_t> known_pairs_;
-  /// The key fields this replica's rules registered (migrations/0012), and whether each
-  /// one's versions are complete. Registered fields stay registered.
-  std::map<rules::KeyField, bool> versions_complete_;
-  bool connected_before_ = false;
   std::function<void()> on_reconnect_;
 };
 
