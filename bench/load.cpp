@@ -23,8 +23,8 @@ namespace {
 /// Event `i` of this load; ids are unique per topic and seed, so loads never collide.
 /// With `accounts` 0, every event has an account (and card and device) of its own.
 std::string event(const std::string& id_prefix, long i, long accounts, std::mt19937_64& random) {
-  auto account = "acc-" + std::to_string(accounts > 0 ? static_cast<long>(random() % static_cast<unsigned long>(accounts))
-                                                      : i);
+  auto account =
+      "acc-" + std::to_string(accounts > 0 ? static_cast<long>(random() % static_cast<unsigned long>(accounts)) : i);
   auto minute = i / 1000;  // event time advances a minute every thousand events
   char when[40];
   std::snprintf(when, sizeof when, "2026-11-%02ldT%02ld:%02ld:%02ldZ", 1 + minute / 1440 % 28, minute / 60 % 24,
@@ -39,7 +39,8 @@ std::string event(const std::string& id_prefix, long i, long accounts, std::mt19
          R"(","kind":"purchase","direction":"debit","amount":{"value":")" + amount +
          R"(","currency":"EUR"},"channel":"card_present","merchant":{"id":"m-)" + std::to_string(i % 300) +
          R"(","mcc":"5411","country":"DE"},"card":{"fingerprint":"card-)" + account + R"(","bin":"411111"},)" +
-         R"("device":{"id":"dev-)" + account + R"("},"location":{"country":"DE","city":"Berlin","lat":52.52,"lon":13.405}})";
+         R"("device":{"id":"dev-)" + account +
+         R"("},"location":{"country":"DE","city":"Berlin","lat":52.52,"lon":13.405}})";
 }
 
 }  // namespace
@@ -77,8 +78,8 @@ int main(int argc, char** argv) {
   long sent = 0;
   auto send = [&](const std::string& key, const std::string& value) {
     while (producer->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                             const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0, nullptr) ==
-           RdKafka::ERR__QUEUE_FULL)
+                             const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0,
+                             nullptr) == RdKafka::ERR__QUEUE_FULL)
       producer->poll(10);
     producer->poll(0);
     ++sent;

@@ -46,16 +46,11 @@ dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& 
 }  // namespace
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-                     dedup::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules,
-                     ServiceMetrics& metrics, HealthState& health, LoopHooks hooks)
-    : batch_config_(batch),
-      retention_days_(retention.days),
-      store_(store),
-      features_(std::make_unique<rules::FeatureEngine>(std::move(rules))),
-      decoder_(limits.decode()),
-      metrics_(metrics),
-      health_(health),
-      hooks_(std::move(hooks)) {}
+                     dedup::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
+                     HealthState& health, LoopHooks hooks)
+    : batch_config_(batch), retention_days_(retention.days), store_(store),
+      features_(std::make_unique<rules::FeatureEngine>(std::move(rules))), decoder_(limits.decode()), metrics_(metrics),
+      health_(health), hooks_(std::move(hooks)) {}
 
 void BatchLoop::set_rules(std::shared_ptr<const rules::RuleSet> rules) {
   features_ = std::make_unique<rules::FeatureEngine>(std::move(rules));
@@ -312,8 +307,8 @@ void BatchLoop::fenced(const TopicPartition& tp, Partition& p) {
   p.claim_at = Clock::now() + kFencedReclaim;
   p.claim_backoff = {};
   source_->pause(tp);
-  log::warn("batch fenced: another replica owns the partition", {{"partition", where(tp)},
-                                                                   {"epoch", std::to_string(p.epoch)}});
+  log::warn("batch fenced: another replica owns the partition",
+            {{"partition", where(tp)}, {"epoch", std::to_string(p.epoch)}});
 }
 
 dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
@@ -334,10 +329,11 @@ dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
     // The reason can quote field values (personal data): it goes to rejected_events, and to
     // the log only at debug level.
     if (!decoded.event) {
-      log::warn("record rejected", {{"partition", where(tp)}, {"offset", std::to_string(record.offset)},
+      log::warn("record rejected", {{"partition", where(tp)},
+                                    {"offset", std::to_string(record.offset)},
                                     {"envelope", events::to_string(decoded.envelope)}});
-      log::debug("record rejected", {{"partition", where(tp)}, {"offset", std::to_string(record.offset)},
-                                     {"reason", decoded.error}});
+      log::debug("record rejected",
+                 {{"partition", where(tp)}, {"offset", std::to_string(record.offset)}, {"reason", decoded.error}});
     }
     batch.records.push_back({record, std::move(decoded.event), std::move(decoded.error)});
   }
@@ -373,8 +369,8 @@ dedup::BatchResult BatchLoop::split(const dedup::PartitionBatch& batch, const de
     auto refused = batch;
     refused.records[0].event.reset();
     refused.records[0].rejection = std::string("the database refused the record: ") + e.what();
-    log::warn("record rejected by the database", {{"offset", std::to_string(batch.records[0].record.offset)},
-                                                  {"error", e.what()}});
+    log::warn("record rejected by the database",
+              {{"offset", std::to_string(batch.records[0].record.offset)}, {"error", e.what()}});
     return apply({refused}).front();
   }
   dedup::BatchResult total;
@@ -423,7 +419,9 @@ void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const ded
   metrics_.database_retries(error.reason).Increment();
   source_->pause(tp);
   log::warn("database error; partition paused, batch will be retried",
-            {{"partition", where(tp)}, {"reason", error.reason}, {"backoff_ms", std::to_string(p.backoff.count())},
+            {{"partition", where(tp)},
+             {"reason", error.reason},
+             {"backoff_ms", std::to_string(p.backoff.count())},
              {"error", error.what()}});
 }
 

@@ -16,8 +16,8 @@
 #include "consumer/config.h"
 #include "consumer/kafka_source.h"
 #include "consumer/metrics.h"
-#include "dedup/database_error.h"
 #include "dedup/batch_store.h"
+#include "dedup/database_error.h"
 #include "events/decode.h"
 #include "rules/features.h"
 #include "rules/rule_set.h"
@@ -51,9 +51,8 @@ class BatchLoop final : public PartitionOwner {
   static constexpr std::chrono::seconds kFencedReclaim{60};
 
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-            dedup::BatchWriter& store,
-            std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
-            LoopHooks hooks = {});
+            dedup::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
+            HealthState& health, LoopHooks hooks = {});
 
   /// Replaces the rules for every batch from now on; feature state starts again from the
   /// stored history. Call on the polling thread (each_turn).
@@ -72,15 +71,15 @@ class BatchLoop final : public PartitionOwner {
   using Clock = std::chrono::steady_clock;
 
   struct Partition {
-    bool claimed = false;                  ///< the database granted this replica an epoch
-    Clock::time_point claim_at;            ///< when to try the claim again
-    Clock::time_point waiting_since;       ///< when the first claim attempt failed
+    bool claimed = false;             ///< the database granted this replica an epoch
+    Clock::time_point claim_at;       ///< when to try the claim again
+    Clock::time_point waiting_since;  ///< when the first claim attempt failed
     std::chrono::milliseconds claim_backoff{0};
-    std::int64_t next_offset = -1;         ///< records before it are stale prefetches (-1: any)
+    std::int64_t next_offset = -1;  ///< records before it are stale prefetches (-1: any)
     std::int64_t epoch = 0;
     std::vector<events::Record> pending;  ///< in offset order, not yet applied
     Clock::time_point first_pending;
-    Clock::time_point retry_at;            ///< after a transient database error
+    Clock::time_point retry_at;  ///< after a transient database error
     std::chrono::milliseconds backoff{0};
   };
 
@@ -115,7 +114,7 @@ class BatchLoop final : public PartitionOwner {
   std::map<TopicPartition, Partition> partitions_;
   RecordSource* source_ = nullptr;
   const std::atomic<bool>* stop_ = nullptr;
-  std::optional<std::string> fatal_;  ///< an error raised inside a librdkafka callback
+  std::optional<std::string> fatal_;       ///< an error raised inside a librdkafka callback
   Clock::time_point database_down_until_;  ///< claims wait without a try until then
   LoopCounters counters_;
   ServiceMetrics& metrics_;

@@ -3,11 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <cctype>
 #include <charconv>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <set>
 
 #include <unistd.h>
@@ -21,9 +21,8 @@ namespace {
 /// Where a value came from, for error messages: "kafka.group_id (FRAUD_KAFKA_GROUP_ID)".
 std::string env_name(const std::string& section, const std::string& key) {
   std::string name = "FRAUD_" + section + "_" + key;
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
-    return c == '.' ? '_' : static_cast<char>(std::toupper(c));
-  });
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return c == '.' ? '_' : static_cast<char>(std::toupper(c)); });
   return name;
 }
 
@@ -34,7 +33,8 @@ std::string label(const std::string& section, const std::string& key) {
 std::int64_t to_int(const std::string& text, const std::string& where) {
   std::int64_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) throw ConfigError(where + ": '" + text + "' is not an integer");
+  if (ec != std::errc{} || end != text.data() + text.size())
+    throw ConfigError(where + ": '" + text + "' is not an integer");
   return value;
 }
 
@@ -70,11 +70,13 @@ const std::vector<Field>& fields() {
       {"batch", "max_wait_ms", [](Config& c, const std::string& v, auto& w) { c.batch.max_wait_ms = to_int(v, w); }},
       {"limits", "max_record_bytes",
        [](Config& c, const std::string& v, auto& w) { c.limits.max_record_bytes = to_int(v, w); }},
-      {"limits", "max_json_depth", [](Config& c, const std::string& v, auto& w) { c.limits.max_json_depth = to_int(v, w); }},
+      {"limits", "max_json_depth",
+       [](Config& c, const std::string& v, auto& w) { c.limits.max_json_depth = to_int(v, w); }},
       {"limits", "max_string_bytes",
        [](Config& c, const std::string& v, auto& w) { c.limits.max_string_bytes = to_int(v, w); }},
       {"limits", "max_rules", [](Config& c, const std::string& v, auto& w) { c.limits.max_rules = to_int(v, w); }},
-      {"limits", "max_features", [](Config& c, const std::string& v, auto& w) { c.limits.max_features = to_int(v, w); }},
+      {"limits", "max_features",
+       [](Config& c, const std::string& v, auto& w) { c.limits.max_features = to_int(v, w); }},
       {"limits", "max_expression_length",
        [](Config& c, const std::string& v, auto& w) { c.limits.max_expression_length = to_int(v, w); }},
       {"limits", "max_expression_depth",
@@ -140,7 +142,8 @@ void read_file(Config& config, const std::string& path) {
   if (!root.IsMap()) throw ConfigError(at(path, root) + ": expected a mapping of sections (kafka, postgres, …)");
   for (const auto& section : root) {
     auto name = section.first.as<std::string>();
-    if (!section.second.IsMap()) throw ConfigError(at(path, section.first) + ": section '" + name + "' must be a mapping");
+    if (!section.second.IsMap())
+      throw ConfigError(at(path, section.first) + ": section '" + name + "' must be a mapping");
     for (const auto& entry : section.second) {
       auto key = entry.first.as<std::string>();
       auto where = at(path, entry.first) + ": " + name + "." + key;
@@ -177,9 +180,8 @@ void read_property_overrides(Config& config, const Environment& env) {
       name.resize(name.size() - 5);
       value = secret_from_file(variable, given);
     }
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
-      return c == '_' ? '.' : static_cast<char>(std::tolower(c));
-    });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return c == '_' ? '.' : static_cast<char>(std::tolower(c)); });
     config.kafka.properties[name] = value;
   }
 }
@@ -215,7 +217,8 @@ void validate(const Config& c, ConfigUse use) {
   require(c.batch.max_wait_ms >= 0 && c.batch.max_wait_ms <= 60000, "batch", "max_wait_ms", "must be 0..60000");
   require(c.limits.max_record_bytes >= 256 && c.limits.max_record_bytes <= (64 << 20), "limits", "max_record_bytes",
           "must be 256..67108864");
-  require(c.limits.max_json_depth >= 4 && c.limits.max_json_depth <= 1024, "limits", "max_json_depth", "must be 4..1024");
+  require(c.limits.max_json_depth >= 4 && c.limits.max_json_depth <= 1024, "limits", "max_json_depth",
+          "must be 4..1024");
   require(c.limits.max_string_bytes >= 64 && c.limits.max_string_bytes <= (1 << 20), "limits", "max_string_bytes",
           "must be 64..1048576");
   require(c.limits.max_rules >= 1 && c.limits.max_rules <= 100000, "limits", "max_rules", "must be 1..100000");
@@ -224,8 +227,8 @@ void validate(const Config& c, ConfigUse use) {
   require(c.limits.max_expression_length >= 16 && c.limits.max_expression_length <= (1 << 20), "limits",
           "max_expression_length", "must be 16..1048576");
   // The parser recurses once per level: the upper bound keeps a hostile file off the stack's end.
-  require(c.limits.max_expression_depth >= 4 && c.limits.max_expression_depth <= 256, "limits",
-          "max_expression_depth", "must be 4..256");
+  require(c.limits.max_expression_depth >= 4 && c.limits.max_expression_depth <= 256, "limits", "max_expression_depth",
+          "must be 4..256");
   // Two days at least: prune keeps one day beyond the window for clock skew.
   require(c.retention.days == 0 || (c.retention.days >= 2 && c.retention.days <= 36500), "retention", "days",
           "must be 0 (keep everything) or 2..36500");

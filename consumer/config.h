@@ -50,10 +50,10 @@ struct BatchConfig {
 /// with a message naming it: a record is rejected (and kept in rejected_events), a rule file
 /// does not load.
 struct LimitsConfig {
-  std::int64_t max_record_bytes = 1 << 20;     ///< a record's value
-  std::int64_t max_json_depth = 64;            ///< nesting of a record's JSON
-  std::int64_t max_string_bytes = 1024;        ///< a free-text field of a record
-  std::int64_t max_rules = 500;                ///< rules in a rule file
+  std::int64_t max_record_bytes = 1 << 20;    ///< a record's value
+  std::int64_t max_json_depth = 64;           ///< nesting of a record's JSON
+  std::int64_t max_string_bytes = 1024;       ///< a free-text field of a record
+  std::int64_t max_rules = 500;               ///< rules in a rule file
   std::int64_t max_features = 64;             ///< features in a rule file
   std::int64_t max_expression_length = 4096;  ///< characters of one `when` or `where`
   std::int64_t max_expression_depth = 64;     ///< nesting of one expression
@@ -74,8 +74,8 @@ struct RulesConfig {
 /// records, events older than this, whose duplicates could no longer be recognised. It bounds
 /// what features can see too: time_since_last looks back at most this far.
 struct RetentionConfig {
-  std::int64_t days = 400;       ///< 0: keep everything, and accept events of any age
-  std::int64_t days_ahead = 7;   ///< partitions prune makes ahead of today
+  std::int64_t days = 400;      ///< 0: keep everything, and accept events of any age
+  std::int64_t days_ahead = 7;  ///< partitions prune makes ahead of today
 };
 
 struct OutboxConfig {

@@ -48,11 +48,12 @@ ops::HttpResponse readiness(DatabaseProbe& database, const HealthState& health, 
   auto now = steady_ms();
   bool db = database.answers();
   bool brokers = health.brokers_up.load();
-  bool group = health.in_group.load() || now - health.out_of_group_since_ms.load() < config.max_rebalance_seconds * 1000;
+  bool group =
+      health.in_group.load() || now - health.out_of_group_since_ms.load() < config.max_rebalance_seconds * 1000;
   bool loop = now - health.loop_heartbeat_ms.load() < 60'000;
   auto line = [](const char* what, bool ok) { return std::string(what) + (ok ? " ok\n" : " FAILING\n"); };
-  std::string body = line("database", db) + line("kafka brokers", brokers) + line("consumer group", group) +
-                     line("batch loop", loop);
+  std::string body =
+      line("database", db) + line("kafka brokers", brokers) + line("consumer group", group) + line("batch loop", loop);
   return {db && brokers && group && loop ? 200 : 503, body};
 }
 

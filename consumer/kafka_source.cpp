@@ -100,9 +100,7 @@ struct KafkaSource::Callbacks : RdKafka::RebalanceCb, RdKafka::EventCb {
         if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN) set_brokers_up(0);
         log::warn("kafka error", {{"error", RdKafka::err2str(event.err())}, {"detail", event.str()}});
         break;
-      case RdKafka::Event::EVENT_STATS:
-        read_statistics(event.str());
-        break;
+      case RdKafka::Event::EVENT_STATS: read_statistics(event.str()); break;
       case RdKafka::Event::EVENT_LOG:
         if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING)
           log::warn("kafka log", {{"facility", event.fac()}, {"detail", event.str()}});
@@ -181,7 +179,8 @@ KafkaSource::KafkaSource(const KafkaConfig& config, const std::string& client_id
   set(*conf, "enable.auto.commit", "false");
   set(*conf, "enable.auto.offset.store", "false");
   std::string error;
-  if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(callbacks_.get()), error) != RdKafka::Conf::CONF_OK ||
+  if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(callbacks_.get()), error) !=
+          RdKafka::Conf::CONF_OK ||
       conf->set("event_cb", static_cast<RdKafka::EventCb*>(callbacks_.get()), error) != RdKafka::Conf::CONF_OK)
     throw std::runtime_error("kafka callbacks: " + error);
   consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
@@ -205,9 +204,7 @@ std::optional<events::Record> KafkaSource::poll(std::chrono::milliseconds timeou
     case RdKafka::ERR_NO_ERROR: return to_record(*m);
     case RdKafka::ERR__TIMED_OUT:
     case RdKafka::ERR__PARTITION_EOF: return std::nullopt;
-    default:
-      log::warn("kafka consume error", {{"error", m->errstr()}});
-      return std::nullopt;
+    default: log::warn("kafka consume error", {{"error", m->errstr()}}); return std::nullopt;
   }
 }
 
@@ -248,8 +245,8 @@ bool KafkaSource::seek(const TopicPartition& tp, std::int64_t offset) {
   // fetches from it.
   auto err = consumer_->seek(*target, 5000);
   if (err != RdKafka::ERR_NO_ERROR)
-    log::warn("kafka seek failed", {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)},
-                                    {"error", RdKafka::err2str(err)}});
+    log::warn("kafka seek failed",
+              {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)}, {"error", RdKafka::err2str(err)}});
   return err == RdKafka::ERR_NO_ERROR;
 }
 

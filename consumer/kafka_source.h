@@ -64,8 +64,8 @@ class KafkaSource final : public RecordSource {
   /// Joins `config.group_id` and subscribes to `config.topics`. Throws std::runtime_error
   /// when librdkafka rejects a property, naming it. Reports rebalances, lag and broker
   /// connectivity (from librdkafka's statistics) into `metrics` and `health`.
-  KafkaSource(const KafkaConfig& config, const std::string& client_id, PartitionOwner& owner,
-              ServiceMetrics& metrics, HealthState& health);
+  KafkaSource(const KafkaConfig& config, const std::string& client_id, PartitionOwner& owner, ServiceMetrics& metrics,
+              HealthState& health);
   ~KafkaSource() override;
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;

@@ -9,30 +9,30 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
+#include <iostream>
 #include <memory>
 #include <optional>
-#include <iostream>
 
 #include "consumer/batch_loop.h"
 #include "consumer/config.h"
 #include "consumer/endpoints.h"
-#include "ops/http_server.h"
-#include "consumer/metrics.h"
 #include "consumer/kafka_source.h"
-#include "ops/log.h"
+#include "consumer/metrics.h"
+#include "consumer/rule_reload.h"
 #include "dedup/batch_store.h"
+#include "dedup/history.h"
 #include "dedup/migrations.h"
 #include "dedup/retention.h"
-#include "consumer/rule_reload.h"
-#include "dedup/history.h"
 #include "events/time.h"
+#include "ops/http_server.h"
+#include "ops/log.h"
 #include "rules/backtest.h"
 #include "rules/rule_set.h"
 
@@ -116,8 +116,9 @@ void warn_missing_rates(const std::string& file, const rules::RuleSet& rules) {
   std::string some;
   for (std::size_t i = 0; i < std::min<std::size_t>(missing.size(), 12); ++i) some += (i ? " " : "") + missing[i];
   std::cout << file << ": warning: " << missing.size() << " currencies a record may carry have no rate (" << some
-            << (missing.size() > 12 ? " …" : "") << "); amount rules cannot fire on them, and missing_rate: "
-            << rules::to_string(rules.on_missing_rate()) << " decides their events\n";
+            << (missing.size() > 12 ? " …" : "")
+            << "); amount rules cannot fire on them, and missing_rate: " << rules::to_string(rules.on_missing_rate())
+            << " decides their events\n";
 }
 
 int check_rules(const std::vector<std::string>& files) {
@@ -155,7 +156,8 @@ int backtest(const std::vector<std::string>& args) {
     return std::cerr << "fraud-consumer: backtest needs --rules FILE; times are RFC 3339 or YYYY-MM-DD\n" << kUsage, 2;
   auto config = consumer::load_config(config_path, consumer::process_environment(), consumer::ConfigUse::database_only);
   auto candidate_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(candidate, config.limits.rules()));
-  auto active_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules()));
+  auto active_rules =
+      std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules()));
   // Feature state needs the history before the period: by default the longest window.
   events::Timestamp lead = 86'400'000'000LL;
   for (const auto* set : {candidate_rules.get(), active_rules.get()})
@@ -195,19 +197,20 @@ int prune(const consumer::Config& config, events::Timestamp from) {
     return all;
   };
   ops::log::info("partitions maintained", {{"retention_days", std::to_string(config.retention.days)},
-                                            {"created", list(report.created)},
-                                            {"dropped", list(report.dropped)},
-                                            {"rows_moved", std::to_string(report.rows_moved)},
-                                            {"rows_expired", std::to_string(report.rows_expired)},
-                                            {"dedup_generation_rotated", report.dedup_rotated ? "true" : "false"}});
+                                           {"created", list(report.created)},
+                                           {"dropped", list(report.dropped)},
+                                           {"rows_moved", std::to_string(report.rows_moved)},
+                                           {"rows_expired", std::to_string(report.rows_expired)},
+                                           {"dedup_generation_rotated", report.dedup_rotated ? "true" : "false"}});
   return 0;
 }
 
 // As the tables' owner (postgres.migration_url); the service itself never runs DDL.
 int migrate(const consumer::Config& config) {
-  int applied = dedup::migrate(config.postgres.for_migrations(), dedup::embedded_migrations(), [](std::string_view name) {
-    ops::log::info("migration applied", {{"migration", std::string(name)}});
-  });
+  int applied =
+      dedup::migrate(config.postgres.for_migrations(), dedup::embedded_migrations(), [](std::string_view name) {
+        ops::log::info("migration applied", {{"migration", std::string(name)}});
+      });
   ops::log::info("database is up to date", {{"applied", std::to_string(applied)}});
   return 0;
 }
@@ -243,17 +246,17 @@ int run(const consumer::Config& config) {
   loop_ptr = &loop;
   consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
   ops::log::info("consumer started", {{"replica", name},
-                                           {"rules", rules->version()},
-                                           {"group", config.kafka.group_id},
-                                           {"metrics_port", std::to_string(server.port())}});
+                                      {"rules", rules->version()},
+                                      {"group", config.kafka.group_id},
+                                      {"metrics_port", std::to_string(server.port())}});
   loop.run(source, stop_requested);
   source.close();  // leave the group now, so its partitions move to the others at once
   const auto& c = loop.counters();
   ops::log::info("consumer stopped", {{"processed", std::to_string(c.processed)},
-                                           {"duplicates", std::to_string(c.duplicates)},
-                                           {"rejected", std::to_string(c.rejected)},
-                                           {"alerts", std::to_string(c.alerts)},
-                                           {"fenced_batches", std::to_string(c.fenced_batches)}});
+                                      {"duplicates", std::to_string(c.duplicates)},
+                                      {"rejected", std::to_string(c.rejected)},
+                                      {"alerts", std::to_string(c.alerts)},
+                                      {"fenced_batches", std::to_string(c.fenced_batches)}});
   return 0;
 }
 
@@ -294,8 +297,9 @@ int main(int argc, char** argv) {
 
   consumer::Config config;
   try {
-    config = consumer::load_config(config_path, consumer::process_environment(),
-                                   command == "run" ? consumer::ConfigUse::service : consumer::ConfigUse::database_only);
+    config =
+        consumer::load_config(config_path, consumer::process_environment(),
+                              command == "run" ? consumer::ConfigUse::service : consumer::ConfigUse::database_only);
   } catch (const consumer::ConfigError& e) {
     std::cerr << "fraud-consumer: configuration error: " << e.what() << "\n";
     return 2;

@@ -11,16 +11,18 @@ using prometheus::BuildHistogram;
 using prometheus::Histogram;
 
 Histogram::BucketBoundaries seconds_buckets() {
-  return {0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return {0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05,
+          0.075, 0.1,    0.25,  0.5,    1,    2.5,   5,    10,   30,   60};
 }
 
 }  // namespace
 
 ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
-    : records_family(BuildCounter()
-                         .Name("fraud_records_total")
-                         .Help("Kafka records consumed and committed, by topic and outcome (processed, duplicate, rejected)")
-                         .Register(r)),
+    : records_family(
+          BuildCounter()
+              .Name("fraud_records_total")
+              .Help("Kafka records consumed and committed, by topic and outcome (processed, duplicate, rejected)")
+              .Register(r)),
       alerts_family(BuildCounter()
                         .Name("fraud_alerts_total")
                         .Help("Alerts raised by live rules, by rule and the event's decision")
@@ -37,15 +39,17 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
                             .Name("fraud_rebalances_total")
                             .Help("Consumer group rebalance callbacks, by kind (assign, revoke, lost)")
                             .Register(r)),
-      lag_family(BuildGauge()
-                     .Name("fraud_consumer_lag")
-                     .Help("Records between the partition's end and the group's committed offset (librdkafka statistics)")
-                     .Register(r)),
+      lag_family(
+          BuildGauge()
+              .Name("fraud_consumer_lag")
+              .Help("Records between the partition's end and the group's committed offset (librdkafka statistics)")
+              .Register(r)),
       committed_family(BuildGauge()
                            .Name("fraud_committed_offset")
                            .Help("The group's committed offset per partition (librdkafka statistics)")
                            .Register(r)),
-      rule_set_family(BuildGauge().Name("fraud_rule_set_info").Help("The active rule set version (value 1)").Register(r)),
+      rule_set_family(
+          BuildGauge().Name("fraud_rule_set_info").Help("The active rule set version (value 1)").Register(r)),
       reloads_family(BuildCounter().Name("fraud_rule_reloads_total").Help("Rule file reloads, by result").Register(r)),
       batch_records(BuildHistogram()
                         .Name("fraud_batch_records")
@@ -130,7 +134,9 @@ prometheus::Counter& ServiceMetrics::alerts(const std::string& rule, const std::
   return alerts_family.Add({{"rule", rule}, {"decision", decision}});
 }
 
-prometheus::Counter& ServiceMetrics::shadow_hits(const std::string& rule) { return shadow_family.Add({{"rule", rule}}); }
+prometheus::Counter& ServiceMetrics::shadow_hits(const std::string& rule) {
+  return shadow_family.Add({{"rule", rule}});
+}
 
 prometheus::Counter& ServiceMetrics::database_retries(const std::string& reason) {
   return retries_family.Add({{"reason", reason}});
@@ -138,7 +144,9 @@ prometheus::Counter& ServiceMetrics::database_retries(const std::string& reason)
 
 prometheus::Counter& ServiceMetrics::rebalances(const char* kind) { return rebalances_family.Add({{"kind", kind}}); }
 
-prometheus::Counter& ServiceMetrics::rule_reloads(const char* result) { return reloads_family.Add({{"result", result}}); }
+prometheus::Counter& ServiceMetrics::rule_reloads(const char* result) {
+  return reloads_family.Add({{"result", result}});
+}
 
 prometheus::Gauge& ServiceMetrics::consumer_lag(const std::string& topic, std::int32_t partition) {
   return lag_family.Add({{"topic", topic}, {"partition", std::to_string(partition)}});

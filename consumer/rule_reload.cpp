@@ -8,7 +8,8 @@ namespace log = ops::log;
 
 RuleReloader::RuleReloader(std::string path, rules::RuleLimits limits, std::chrono::milliseconds watch,
                            const std::atomic<unsigned>& requests, ServiceMetrics& metrics)
-    : path_(std::move(path)), limits_(limits), watch_(watch), requests_(requests), seen_requests_(requests.load()), metrics_(metrics) {}
+    : path_(std::move(path)), limits_(limits), watch_(watch), requests_(requests), seen_requests_(requests.load()),
+      metrics_(metrics) {}
 
 std::shared_ptr<const rules::RuleSet> RuleReloader::load_initial() {
   std::error_code ec;

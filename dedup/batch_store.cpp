@@ -116,8 +116,8 @@ std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, st
   }
   if (topics.empty()) return {};
   std::set<std::pair<std::string, std::int32_t>> advanced;
-  for (const auto& row : tx.exec_prepared("advance", group_id, topics.str(), partitions.str(), epochs.str(),
-                                          next_offsets.str()))
+  for (const auto& row :
+       tx.exec_prepared("advance", group_id, topics.str(), partitions.str(), epochs.str(), next_offsets.str()))
     advanced.emplace(row[0].c_str(), row[1].as<std::int32_t>());
   std::vector<std::size_t> owned;
   for (std::size_t b = 0; b < batches.size(); ++b) {
@@ -139,7 +139,8 @@ std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const Partit
   for (auto b : owned) {
     digests[b].resize(batches[b].records.size());
     for (std::size_t k = 0; k < batches[b].records.size(); ++k)
-      if (const auto& r = batches[b].records[k]; r.event) digests[b][k] = events::body_digest(events::to_json(*r.event));
+      if (const auto& r = batches[b].records[k]; r.event)
+        digests[b][k] = events::body_digest(events::to_json(*r.event));
   }
   auto fresh = insert_new(tx, batches, owned, digests);
   std::vector<NewEvent> applied;

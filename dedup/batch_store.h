@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "events/decode.h"
 #include "events/event.h"
 #include "events/record.h"
-#include "events/decode.h"
 #include "rules/features.h"
 #include "rules/rule_set.h"
 
@@ -56,10 +56,10 @@ struct BatchResult {
   std::size_t duplicates = 0;
   std::size_t rejected = 0;
   std::size_t alerts = 0;
-  std::size_t duplicate_conflicts = 0;  ///< duplicates whose content differs from the applied copy
+  std::size_t duplicate_conflicts = 0;             ///< duplicates whose content differs from the applied copy
   std::vector<AlertLabel> alert_labels;            ///< one per rule hit, live or shadow
   std::vector<events::Timestamp> applied_origins;  ///< per new event: recorded_at, else the Kafka timestamp
-  double rule_seconds = 0;                          ///< time spent in rule evaluation
+  double rule_seconds = 0;                         ///< time spent in rule evaluation
 };
 
 /// A partition's stored position and the epoch this assignment now holds.

@@ -15,9 +15,11 @@ namespace {
 std::string older_history_query(rules::KeyField field, int limit, int offset) {
   std::string c = history_column(field);
   return "SELECT latest.event_source, latest.body FROM unnest($1::text[]) AS k(key) "
-         "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " + c + " = k.key AND "
-         "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC, event_id DESC LIMIT " + std::to_string(limit) +
-         " OFFSET " + std::to_string(offset) + ") latest";
+         "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " +
+         c +
+         " = k.key AND "
+         "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC, event_id DESC LIMIT " +
+         std::to_string(limit) + " OFFSET " + std::to_string(offset) + ") latest";
 }
 
 // A key's events since a time, and its latest `latest_before` ones before (time since last,
@@ -28,7 +30,8 @@ std::string older_history_query(rules::KeyField field, int limit, int offset) {
 // an ordered scan over the newest partitions answers early.
 std::string history_query(rules::KeyField field, int latest_before) {
   std::string c = history_column(field);
-  std::string since = "SELECT event_source, body FROM transactions WHERE " + c + " = ANY($1::text[]) AND occurred_at > "
+  std::string since = "SELECT event_source, body FROM transactions WHERE " + c +
+                      " = ANY($1::text[]) AND occurred_at > "
                       "$2::timestamptz";
   if (!latest_before) return since;
   return since + " UNION ALL " + older_history_query(field, latest_before, 0);

@@ -14,8 +14,8 @@ namespace {
 /// added later starts from everything already seen; plus any a rule file declares.
 std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds(const rules::RuleSet& rules) {
   using K = rules::KeyField;
-  std::vector<std::pair<K, K>> kinds = {{K::account_id, K::counterparty_account}, {K::account_id, K::device_id},
-                                        {K::account_id, K::merchant_id}};
+  std::vector<std::pair<K, K>> kinds = {
+      {K::account_id, K::counterparty_account}, {K::account_id, K::device_id}, {K::account_id, K::merchant_id}};
   for (const auto& f : rules.features())
     if (f.aggregate == rules::Aggregate::first_seen &&
         std::find(kinds.begin(), kinds.end(), std::make_pair(f.key, *f.paired_with)) == kinds.end())
@@ -44,8 +44,8 @@ std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules
     }
   std::unordered_set<std::string> fresh;
   if (!sent_.empty())
-    for (const auto& row : tx.exec_prepared("pairs", kind.str(), first.str(), second.str(), at.str(), applied_batch,
-                                            place.str()))
+    for (const auto& row :
+         tx.exec_prepared("pairs", kind.str(), first.str(), second.str(), at.str(), applied_batch, place.str()))
       fresh.insert(dedup_key(row[0].c_str(), dedup_key(row[1].c_str(), row[2].c_str())));
   std::vector<std::vector<bool>> flags;
   const auto& specs = engine.rules().features();
@@ -58,7 +58,6 @@ std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules
   }
   return flags;
 }
-
 
 void FirstSeenPairs::committed() {
   constexpr std::size_t kMaxKnownPairs = 1'000'000;  // about 40 MB; past it, start again

@@ -42,19 +42,23 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
   // The pairs of the replayed events' keys, whenever they were recorded: whether a pair was new
   // to an event depends on which event recorded it, not on which events the replay includes.
   for (const auto& [a, b] : visit.pair_kinds) {
-    auto query = "SELECT p.first_key, p.second_key, p.first_seq, "
-                 "(extract(epoch FROM p.first_at) * 1000000)::bigint FROM first_seen_pairs p "
-                 "WHERE p.pair_kind = " + tx.quote(pair_kind_name(a, b)) + " AND p.first_key IN (SELECT t." +
-                 history_column(a) + " FROM transactions t WHERE " + kPeriod + ")";
+    auto query =
+        "SELECT p.first_key, p.second_key, p.first_seq, "
+        "(extract(epoch FROM p.first_at) * 1000000)::bigint FROM first_seen_pairs p "
+        "WHERE p.pair_kind = " +
+        tx.quote(pair_kind_name(a, b)) + " AND p.first_key IN (SELECT t." + history_column(a) +
+        " FROM transactions t WHERE " + kPeriod + ")";
     stream(tx, "pairs", query, since, until, [&](const pqxx::row& row) {
       RecordedPair pair{a, b, row[0].c_str(), row[1].c_str(), std::nullopt, row[3].as<events::Timestamp>()};
       if (!row[2].is_null()) pair.first_seq = row[2].as<std::int64_t>();
       visit.pair_recorded(pair);
     });
   }
-  auto events = std::string("SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq "
-                            "FROM transactions t LEFT JOIN fraud_labels l ON l.transaction_id = t.transaction_id "
-                            "WHERE ") + kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
+  auto events = std::string(
+                    "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq "
+                    "FROM transactions t LEFT JOIN fraud_labels l ON l.transaction_id = t.transaction_id "
+                    "WHERE ") +
+                kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
   events::Decoder decoder;
   stream(tx, "history", events, since, until, [&](const pqxx::row& row) {
     events::Record stored;

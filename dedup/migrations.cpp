@@ -21,8 +21,8 @@ void ensure_table(pqxx::connection& c) {
 // True when `m` already ran; throws when it ran with other text.
 bool already_applied(pqxx::connection& c, const Migration& m) {
   pqxx::work tx(c);
-  auto rows = tx.exec_params("SELECT checksum = md5($2) FROM schema_migrations WHERE name = $1",
-                             std::string(m.name), std::string(m.sql));
+  auto rows = tx.exec_params("SELECT checksum = md5($2) FROM schema_migrations WHERE name = $1", std::string(m.name),
+                             std::string(m.sql));
   if (rows.empty()) return false;
   if (!rows[0][0].as<bool>())
     throw std::runtime_error("migration " + std::string(m.name) +

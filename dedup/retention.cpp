@@ -47,7 +47,8 @@ std::set<events::Timestamp> default_days(pqxx::work& tx, const std::string& tabl
   std::set<events::Timestamp> days;
   auto rows = tx.exec(
       "SELECT DISTINCT (extract(epoch FROM date_trunc('day', occurred_at AT TIME ZONE 'UTC')) * 1000000)::bigint "
-      "FROM " + table + "_default WHERE occurred_at >= " + timestamp_literal(from) + " AND occurred_at < " +
+      "FROM " +
+      table + "_default WHERE occurred_at >= " + timestamp_literal(from) + " AND occurred_at < " +
       timestamp_literal(to));
   for (const auto& row : rows) days.insert(row[0].as<events::Timestamp>());
   return days;
@@ -132,7 +133,8 @@ events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days) {
   return midnight - days * kDay;
 }
 
-PartitionReport maintain_partitions(const std::string& owner_url, const RetentionPolicy& policy, events::Timestamp now) {
+PartitionReport maintain_partitions(const std::string& owner_url, const RetentionPolicy& policy,
+                                    events::Timestamp now) {
   pqxx::connection c(owner_url);
   PartitionReport report;
   maintain(c, kDayPartitioned, policy, now, report);

@@ -27,9 +27,9 @@ struct RetentionPolicy {
 struct PartitionReport {
   std::vector<std::string> created;  ///< "transactions_p20261127", …
   std::vector<std::string> dropped;
-  std::int64_t rows_moved = 0;       ///< from a default partition into its day's partition
-  std::int64_t rows_expired = 0;     ///< deleted from a default partition, beyond the window
-  bool dedup_rotated = false;        ///< the older generation of ids was emptied and made current
+  std::int64_t rows_moved = 0;    ///< from a default partition into its day's partition
+  std::int64_t rows_expired = 0;  ///< deleted from a default partition, beyond the window
+  bool dedup_rotated = false;     ///< the older generation of ids was emptied and made current
 };
 
 /// The history: makes a partition for today, yesterday, each of the next `days_ahead` days,

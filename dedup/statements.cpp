@@ -233,7 +233,8 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
     s.add(e->source), i.add(e->event_id), t.add(e->occurred_at), a.add(e->account_id);
     add_optional(c, e->customer_id), add_optional(cf, e->card.fingerprint), add_optional(d, e->device.id);
     add_optional(ip, e->device.ip), add_optional(m, e->merchant.id), add_optional(cp, e->counterparty.account);
-    am.add(e->amount.minor_units), cur.add(e->amount.currency), txn.add(e->transaction_id), body.add(events::to_json(*e));
+    am.add(e->amount.minor_units), cur.add(e->amount.currency), txn.add(e->transaction_id),
+        body.add(events::to_json(*e));
     decision.add(rules::to_string(verdicts[k].decision)), score.add(std::int64_t{verdicts[k].score});
     shadow_decision.add(rules::to_string(verdicts[k].shadow_decision));
   }

@@ -42,7 +42,8 @@ struct AlertColumns {
     source.add(e.source), id.add(e.event_id), transaction.add(e.transaction_id), account.add(e.account_id);
     rule.add(hit.rule_id), score.add(std::int64_t{hit.score}), decision.add(rules::to_string(verdict.decision));
     reason.add(hit.explanation), amount.add(e.amount.minor_units), currency.add(e.amount.currency);
-    occurred.add(e.occurred_at), shadow.add(hit.shadow ? "true" : "false"), event_score.add(std::int64_t{verdict.score});
+    occurred.add(e.occurred_at), shadow.add(hit.shadow ? "true" : "false"),
+        event_score.add(std::int64_t{verdict.score});
     shadow_decision.add(rules::to_string(verdict.shadow_decision));
     ++count;
   }
@@ -68,8 +69,8 @@ struct DuplicateColumns {
 
   /// Records the ones whose content differs from the applied copy; returns their topic and partition.
   pqxx::result insert_conflicts(pqxx::work& tx) const {
-    return tx.exec_prepared("conflicts", source.str(), id.str(), topic.str(), partition.str(), offset.str(), digest.str(),
-                            body.str());
+    return tx.exec_prepared("conflicts", source.str(), id.str(), topic.str(), partition.str(), offset.str(),
+                            digest.str(), body.str());
   }
 };
 

@@ -115,12 +115,11 @@ Enum parse_enum(std::string_view text, const std::array<std::string_view, N>& na
   bad(path + ": '" + excerpt(text) + "' is not one of " + allowed);
 }
 
-constexpr std::array<std::string_view, 7> kKinds = {"payment", "deposit",  "withdrawal", "purchase",
-                                                    "transfer", "refund", "fee"};
+constexpr std::array<std::string_view, 7> kKinds = {"payment",  "deposit", "withdrawal", "purchase",
+                                                    "transfer", "refund",  "fee"};
 constexpr std::array<std::string_view, 2> kDirections = {"debit", "credit"};
-constexpr std::array<std::string_view, 8> kChannels = {"card_present",   "card_not_present", "atm",
-                                                       "branch",         "online_banking",   "mobile_app",
-                                                       "direct_debit",   "wire"};
+constexpr std::array<std::string_view, 8> kChannels = {"card_present",   "card_not_present", "atm",          "branch",
+                                                       "online_banking", "mobile_app",       "direct_debit", "wire"};
 
 bool matches(std::string_view s, std::size_t min, std::size_t max, bool (*ok)(char)) {
   if (s.size() < min || s.size() > max) return false;
@@ -186,7 +185,8 @@ void read_attributes(const Fields& body, Event& e) {
   for (auto [key, value] : attributes->raw()) {
     std::string name(key);
     if (!is_storable_text(name)) bad("attributes: a name is not valid text");
-    if (name.size() > body.max_text()) bad("attributes: a name is longer than " + std::to_string(body.max_text()) + " bytes");
+    if (name.size() > body.max_text())
+      bad("attributes: a name is longer than " + std::to_string(body.max_text()) + " bytes");
     std::string_view s;
     double d;
     bool b;
@@ -218,8 +218,8 @@ void read_body(const Fields& body, Event& e) {
   e.kind = parse_enum<Kind>(body.required_text("kind", 64), kKinds, "kind");
   e.direction = parse_enum<Direction>(body.required_text("direction", 64), kDirections, "direction");
   read_amount(body, e);
-  if (auto channel = body.text("channel", 64)) e.channel = kChannels[static_cast<std::size_t>(
-      parse_enum<std::size_t>(*channel, kChannels, "channel"))];
+  if (auto channel = body.text("channel", 64))
+    e.channel = kChannels[static_cast<std::size_t>(parse_enum<std::size_t>(*channel, kChannels, "channel"))];
   read_optional_objects(body, e);
   read_attributes(body, e);
 }
@@ -234,7 +234,8 @@ Envelope detect(const RecordView& r) {
   if (header(r, "id")) return Envelope::debezium_outbox;
   if (header(r, "ce_id")) return Envelope::cloudevents_binary;
   auto content_type = header(r, "content-type");
-  if (content_type && content_type->starts_with("application/cloudevents+json")) return Envelope::cloudevents_structured;
+  if (content_type && content_type->starts_with("application/cloudevents+json"))
+    return Envelope::cloudevents_structured;
   return Envelope::plain;
 }
 
@@ -267,7 +268,8 @@ struct Decoder::Parser {
   object parse_object(std::string_view text, const char* what) {
     element doc = parse(text, what);
     object obj;
-    if (doc.get(obj) != simdjson::SUCCESS) bad(std::string(what) + ": expected a JSON object, got " + type_name(doc.type()));
+    if (doc.get(obj) != simdjson::SUCCESS)
+      bad(std::string(what) + ": expected a JSON object, got " + type_name(doc.type()));
     return obj;
   }
 
@@ -278,7 +280,8 @@ struct Decoder::Parser {
     object obj;
     if (doc.get(obj) == simdjson::SUCCESS && obj.size() == 2) {
       element payload, schema;
-      if (obj.at_key("payload").get(payload) == simdjson::SUCCESS && obj.at_key("schema").get(schema) == simdjson::SUCCESS)
+      if (obj.at_key("payload").get(payload) == simdjson::SUCCESS &&
+          obj.at_key("schema").get(schema) == simdjson::SUCCESS)
         doc = payload;
     }
     std::string_view inner;
@@ -286,7 +289,8 @@ struct Decoder::Parser {
       scratch.assign(inner);  // the parser's buffers are reused by the next parse
       return parse_object(scratch, "value (JSON string payload)");
     }
-    if (doc.get(obj) != simdjson::SUCCESS) bad(std::string("value: expected a JSON object, got ") + type_name(doc.type()));
+    if (doc.get(obj) != simdjson::SUCCESS)
+      bad(std::string("value: expected a JSON object, got ") + type_name(doc.type()));
     return obj;
   }
 

@@ -60,8 +60,8 @@ struct Event {
   Kind kind = Kind::payment;
   Direction direction = Direction::debit;
   Money amount;
-  std::string channel;      ///< empty when absent
-  Merchant merchant;        ///< fields empty when absent
+  std::string channel;  ///< empty when absent
+  Merchant merchant;    ///< fields empty when absent
   Counterparty counterparty;
   Card card;
   Device device;

@@ -9,8 +9,7 @@ namespace {
 
 // Active ISO 4217 codes by minor-unit exponent. Codes without minor units (gold, SDR) are
 // not money a bank account moves and are rejected.
-constexpr std::string_view kExponent0 =
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF";
+constexpr std::string_view kExponent0 = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF";
 constexpr std::string_view kExponent3 = "BHD IQD JOD KWD LYD OMR TND";
 constexpr std::string_view kExponent4 = "CLF UYW";
 constexpr std::string_view kExponent2 =

@@ -20,8 +20,7 @@ std::vector<std::string_view> currency_codes();
 /// Parses `value` (the contract's `^[0-9]{1,15}(\.[0-9]{1,4})?$`) in `currency`. Returns the
 /// amount, or sets `error` to what is wrong: not a decimal, too many fractional digits for
 /// the currency, zero, out of range, or an unknown currency.
-std::optional<Money> parse_money(std::string_view value, std::string_view currency,
-                                 std::string& error);
+std::optional<Money> parse_money(std::string_view value, std::string_view currency, std::string& error);
 
 /// Formats minor units back as a decimal string with the currency's exponent ("1250.00").
 std::string format_money(const Money& money);

@@ -30,7 +30,6 @@ tcp::endpoint parse_endpoint(const std::string& address) {
   return {ip, static_cast<unsigned short>(std::stoi(address.substr(colon + 1)))};
 }
 
-
 using Routes = std::vector<std::pair<std::string, HttpHandler>>;
 
 HttpResponse respond(const Routes& routes, const http::request<http::string_body>& request) {
@@ -55,7 +54,8 @@ constexpr std::size_t kMaxConnections = 64;
 /// One request on one connection. Scrapes and probes are small: one request per connection
 /// keeps this simple, and a client that stalls is cut off after five seconds.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket socket, const Routes& r, std::set<Session*>& all) : stream(std::move(socket)), routes(r), live(all) {
+  Session(tcp::socket socket, const Routes& r, std::set<Session*>& all)
+      : stream(std::move(socket)), routes(r), live(all) {
     live.insert(this);
   }
   ~Session() { live.erase(this); }  // on the server's one thread, like the constructor

@@ -17,8 +17,8 @@
 #include <prometheus/text_serializer.h>
 
 #include <atomic>
-#include <csignal>
 #include <cctype>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -90,11 +90,16 @@ bool parse(int argc, char** argv, Options& o) {
   auto& t = o.relay.table;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--delete") { o.relay.delete_sent = true; continue; }
+    if (flag == "--delete") {
+      o.relay.delete_sent = true;
+      continue;
+    }
     if (i + 1 >= argc) return false;
     std::string v = argv[++i];
-    if (flag == "--preset") { if (v == "bank") t = bank_table(); else if (v != "service") return false; }
-    else if (flag == "--table") t.table = v;
+    if (flag == "--preset") {
+      if (v == "bank") t = bank_table();
+      else if (v != "service") return false;
+    } else if (flag == "--table") t.table = v;
     else if (flag == "--id-column") t.id = v;
     else if (flag == "--topic-column") t.topic = v;
     else if (flag == "--key-column") t.key = v;
@@ -118,10 +123,23 @@ int run(Options& o) {
   std::signal(SIGTERM, request_stop);
   std::signal(SIGINT, request_stop);
   prometheus::Registry registry;
-  auto& published = prometheus::BuildCounter().Name("fraud_outbox_published_total").Help("Outbox rows published and acknowledged").Register(registry).Add({{"table", o.relay.table.table}});
-  auto& pending = prometheus::BuildGauge().Name("fraud_outbox_pending_rows").Help("Outbox rows not yet published").Register(registry).Add({{"table", o.relay.table.table}});
-  auto& latency = prometheus::BuildHistogram().Name("fraud_outbox_publish_latency_seconds").Help("From the row's creation to the broker's acknowledgement").Register(registry)
-                      .Add({{"table", o.relay.table.table}}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+  auto& published = prometheus::BuildCounter()
+                        .Name("fraud_outbox_published_total")
+                        .Help("Outbox rows published and acknowledged")
+                        .Register(registry)
+                        .Add({{"table", o.relay.table.table}});
+  auto& pending = prometheus::BuildGauge()
+                      .Name("fraud_outbox_pending_rows")
+                      .Help("Outbox rows not yet published")
+                      .Register(registry)
+                      .Add({{"table", o.relay.table.table}});
+  auto& latency =
+      prometheus::BuildHistogram()
+          .Name("fraud_outbox_publish_latency_seconds")
+          .Help("From the row's creation to the broker's acknowledgement")
+          .Register(registry)
+          .Add({{"table", o.relay.table.table}},
+               prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   // Rows the producer or broker refused for their size or content: left unpublished and
   // skipped (relay.cpp, "Rows that cannot be published"); any increase needs an operator.
   auto& unpublishable = prometheus::BuildCounter()
@@ -136,12 +154,17 @@ int run(Options& o) {
   stats.on_unpublishable = [&] { unpublishable.Increment(); };
   std::unique_ptr<ops::HttpServer> server;
   if (!o.metrics_listen.empty())
-    server = std::make_unique<ops::HttpServer>(o.metrics_listen, std::vector<std::pair<std::string, ops::HttpHandler>>{
-        {"/metrics", [&] {
-           return ops::HttpResponse{200, prometheus::TextSerializer().Serialize(registry.Collect()),
-                                    "text/plain; version=0.0.4; charset=utf-8"};
-         }},
-        {"/healthz", [] { return ops::HttpResponse{200, "ok\n"}; }}});
+    server = std::make_unique<ops::HttpServer>(
+        o.metrics_listen, std::vector<std::pair<std::string, ops::HttpHandler>>{
+                              {"/metrics",
+                               [&] {
+                                 return ops::HttpResponse{200,
+                                                          prometheus::TextSerializer().Serialize(registry.Collect()),
+                                                          "text/plain; version=0.0.4; charset=utf-8"};
+                               }},
+                              {"/healthz", [] {
+                                 return ops::HttpResponse{200, "ok\n"};
+                               }}});
   outbox::Relay relay(o.relay, stats);
   ops::log::info("outbox relay started", {{"table", o.relay.table.table}});
   relay.run(stop_requested);

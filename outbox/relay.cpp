@@ -112,7 +112,7 @@ class BatchDeliveries {
 
  private:
   std::vector<RowDelivery> rows_;
-  std::vector<std::size_t> row_of_;  ///< message number - first_ -> row
+  std::vector<std::size_t> row_of_;     ///< message number - first_ -> row
   std::uint64_t first_ = 1, next_ = 1;  // 0 is never a message's number
   std::size_t outstanding_ = 0;
 };
@@ -161,7 +161,8 @@ RdKafka::Headers* headers_of(const std::string& json, simdjson::dom::parser& par
     if (value.get(text) == simdjson::SUCCESS) return void(headers->add(std::string(name), text.data(), text.size()));
     if (value["hex"].get(hex) == simdjson::SUCCESS) {
       std::string bytes;
-      for (std::size_t i = 0; i + 1 < hex.size(); i += 2) bytes += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+      for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        bytes += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
       headers->add(std::string(name), bytes.data(), bytes.size());
     }
   };
@@ -204,9 +205,8 @@ struct Relay::Impl {
                               ? "NULL::bigint"
                               : "(extract(epoch FROM " + c.quote_name(t.created_at) + ") * 1000000)::bigint";
     std::string headers = t.headers.empty() ? "''" : "coalesce(" + c.quote_name(t.headers) + "::text, '')";
-    c.prepare("buckets",
-              "SELECT b FROM generate_series(0, " + std::to_string(kBuckets - 1) +
-                  ") AS b WHERE pg_try_advisory_xact_lock(hashtext($1), b)");
+    c.prepare("buckets", "SELECT b FROM generate_series(0, " + std::to_string(kBuckets - 1) +
+                             ") AS b WHERE pg_try_advisory_xact_lock(hashtext($1), b)");
     // $3: the rows this process found it cannot publish, skipped (see refused_for_what_it_is).
     // The hash is widened before abs(): abs() of the one key hashing to INT_MIN would raise
     // "integer out of range" in every claim.
@@ -215,10 +215,9 @@ struct Relay::Impl {
                            " WHERE " + unsent + " AND abs(hashtext(coalesce(" + key + "::text, ''))::bigint) % " +
                            std::to_string(kBuckets) + " = ANY($1::int[]) AND NOT " + id +
                            " = ANY($3::bigint[]) ORDER BY " + id + " LIMIT $2 FOR UPDATE SKIP LOCKED");
-    c.prepare("done", config.delete_sent
-                          ? "DELETE FROM " + table + " WHERE " + id + " = ANY($1::bigint[])"
-                          : "UPDATE " + table + " SET " + c.quote_name(t.sent_at) + " = now() WHERE " + id +
-                                " = ANY($1::bigint[])");
+    c.prepare("done", config.delete_sent ? "DELETE FROM " + table + " WHERE " + id + " = ANY($1::bigint[])"
+                                         : "UPDATE " + table + " SET " + c.quote_name(t.sent_at) + " = now() WHERE " +
+                                               id + " = ANY($1::bigint[])");
     c.prepare("pending", "SELECT count(*) FROM " + table + " WHERE " + unsent);
   }
 
@@ -226,7 +225,8 @@ struct Relay::Impl {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     std::string error;
     auto set = [&](const std::string& name, const std::string& value) {
-      if (conf->set(name, value, error) != RdKafka::Conf::CONF_OK) throw std::runtime_error("kafka property " + name + ": " + error);
+      if (conf->set(name, value, error) != RdKafka::Conf::CONF_OK)
+        throw std::runtime_error("kafka property " + name + ": " + error);
     };
     set("linger.ms", "5");
     for (const auto& [name, value] : config.kafka_properties) set(name, value);
@@ -307,8 +307,9 @@ struct Relay::Impl {
     auto fatal = fatal_error();
     if (all_reported && !fatal) return;
     if (fatal) log::error("the idempotent producer failed fatally; building a new one", {{"error", *fatal}});
-    else log::warn("delivery reports overdue; purging the batch's messages and building a new producer",
-                   {{"outstanding", std::to_string(deliveries.outstanding())}});
+    else
+      log::warn("delivery reports overdue; purging the batch's messages and building a new producer",
+                {{"outstanding", std::to_string(deliveries.outstanding())}});
     producer->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
     await_reports(Clock::now() + kPurgeWait, false);
     deliveries.abandon();

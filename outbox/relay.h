@@ -32,12 +32,12 @@ namespace fraud::outbox {
 struct OutboxTable {
   std::string table = "outbox";
   std::string id = "outbox_id";
-  std::string topic = "topic";              ///< the Kafka topic of each row
-  std::string key = "record_key";           ///< text or bytea; may be NULL
-  std::string headers = "headers";          ///< jsonb: [[name, value], …] or {name: value}; may be empty
-  std::string payload = "payload";          ///< text, jsonb or bytea
-  std::string created_at = "created_at";    ///< for the publish-latency histogram; empty: none
-  std::string sent_at = "published_at";     ///< marked on acknowledgement; unused when deleting
+  std::string topic = "topic";            ///< the Kafka topic of each row
+  std::string key = "record_key";         ///< text or bytea; may be NULL
+  std::string headers = "headers";        ///< jsonb: [[name, value], …] or {name: value}; may be empty
+  std::string payload = "payload";        ///< text, jsonb or bytea
+  std::string created_at = "created_at";  ///< for the publish-latency histogram; empty: none
+  std::string sent_at = "published_at";   ///< marked on acknowledgement; unused when deleting
 };
 
 struct RelayConfig {
@@ -45,12 +45,12 @@ struct RelayConfig {
   std::string bootstrap_servers;
   std::map<std::string, std::string> kafka_properties;
   OutboxTable table;
-  bool delete_sent = false;          ///< delete acknowledged rows instead of marking them (banks keep them)
-  int batch_rows = 500;              ///< rows claimed per transaction
+  bool delete_sent = false;  ///< delete acknowledged rows instead of marking them (banks keep them)
+  int batch_rows = 500;      ///< rows claimed per transaction
   std::chrono::milliseconds idle_poll{100};
   std::chrono::milliseconds delivery_wait{30000};  ///< for a batch's delivery reports; then it is purged
-  double duplicate_rate = 0;         ///< fault injection: publish this share of rows twice
-  long crash_after_batches = 0;      ///< fault injection: SIGKILL after publishing this batch, before marking
+  double duplicate_rate = 0;                       ///< fault injection: publish this share of rows twice
+  long crash_after_batches = 0;  ///< fault injection: SIGKILL after publishing this batch, before marking
 };
 
 /// What the relay reports as it goes; the caller turns it into metrics.

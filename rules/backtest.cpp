@@ -49,8 +49,8 @@ Backtest::Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<con
   for (const auto& rule : active_.rules().rules()) active_rules_[rule.id];
 }
 
-std::vector<bool> Backtest::new_pairs(const FeatureEngine& engine, std::set<PairKey>& seen,
-                                     const events::Event& event, std::optional<std::int64_t> applied_seq) const {
+std::vector<bool> Backtest::new_pairs(const FeatureEngine& engine, std::set<PairKey>& seen, const events::Event& event,
+                                      std::optional<std::int64_t> applied_seq) const {
   std::vector<bool> flags;
   const auto& specs = engine.rules().features();
   for (const auto& [index, a, b] : engine.pairs_of(event)) {
@@ -61,8 +61,7 @@ std::vector<bool> Backtest::new_pairs(const FeatureEngine& engine, std::set<Pair
       fresh = *found->second.first_seq == *applied_seq;  // exactly when this event recorded it
     else if (found != recorded_.end() && !found->second.first_seq && found->second.first_at < event.occurred_at)
       fresh = false;  // recorded before 0011, before this event
-    else
-      fresh = !seen.count(key);
+    else fresh = !seen.count(key);
     seen.insert(std::move(key));
     flags.push_back(fresh);
   }
@@ -161,8 +160,8 @@ void Backtest::report(std::ostream& out) const {
       << "\ndecisions that would change: " << decisions_changed() << "\n";
   for (const auto& [pair, count] : changes_)
     out << "  " << to_string(pair.first) << " -> " << to_string(pair.second) << ": " << count << "\n";
-  out << "\nservice decisions under the active rules: " << compared_ << " compared, "
-      << compared_ - not_reproduced_ << " reproduced\n";
+  out << "\nservice decisions under the active rules: " << compared_ << " compared, " << compared_ - not_reproduced_
+      << " reproduced\n";
   if (not_reproduced_ > 0) {
     out << "  not reproduced (first " << not_reproduced_ids_.size() << "):";
     for (const auto& id : not_reproduced_ids_) out << " " << id;

@@ -88,17 +88,17 @@ class Backtest {
     std::optional<std::int64_t> first_seq;
     events::Timestamp first_at = 0;
   };
-  std::map<PairKey, Recorded> recorded_;  ///< the service's pairs for the replayed keys
+  std::map<PairKey, Recorded> recorded_;            ///< the service's pairs for the replayed keys
   std::set<PairKey> candidate_seen_, active_seen_;  ///< pairs each replay met
 
   FeatureEngine candidate_, active_;
   std::map<std::string, RuleScore> candidate_rules_, active_rules_;
-  RuleScore candidate_flagged_, active_flagged_;  ///< decisions other than allow
+  RuleScore candidate_flagged_, active_flagged_;                    ///< decisions other than allow
   std::map<std::pair<Decision, Decision>, std::uint64_t> changes_;  ///< (active, candidate) where they differ
   std::uint64_t events_ = 0, warmup_events_ = 0, fraud_total_ = 0, legitimate_total_ = 0;
   std::uint64_t compared_ = 0, not_reproduced_ = 0;
   events::Timestamp first_at_ = 0, last_at_ = 0;  ///< the counted events' event-time span
-  std::vector<std::string> not_reproduced_ids_;  ///< the first few, for the report
+  std::vector<std::string> not_reproduced_ids_;   ///< the first few, for the report
 };
 
 }  // namespace fraud::rules

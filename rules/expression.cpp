@@ -124,7 +124,8 @@ class Parser {
   NodePtr parse_comparison() {
     auto start = peek().offset;
     auto left = parse_sum();
-    if (peek().kind == Tok::name && (peek().text == "in" || peek().text == "not")) return parse_in(std::move(left), start);
+    if (peek().kind == Tok::name && (peek().text == "in" || peek().text == "not"))
+      return parse_in(std::move(left), start);
     for (std::string_view op : {"==", "!=", "<=", ">=", "<", ">"}) {
       if (!accept_op(op)) continue;
       auto right = parse_sum();
@@ -193,7 +194,8 @@ class Parser {
     while (peek().kind == Tok::op && (peek().text == "*" || peek().text == "/")) {
       char op = next().text[0];
       auto right = parse_unary();
-      if (auto* divisor = literal_of(*right, Value::Kind::number); op == '/' && divisor && divisor->value.number == Decimal())
+      if (auto* divisor = literal_of(*right, Value::Kind::number);
+          op == '/' && divisor && divisor->value.number == Decimal())
         fail("division by zero", right->offset);
       left = arithmetic(op, std::move(left), std::move(right), start);
     }
@@ -235,8 +237,9 @@ class Parser {
         return inner;
       }
       case Tok::name: return parse_name(t);
-      default: fail(t.kind == Tok::end ? "the expression ends too early" : "unexpected '" + std::string(t.text) + "'",
-                    t.offset);
+      default:
+        fail(t.kind == Tok::end ? "the expression ends too early" : "unexpected '" + std::string(t.text) + "'",
+             t.offset);
     }
   }
 

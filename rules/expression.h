@@ -49,8 +49,8 @@ struct Value {
 /// What an expression reads while evaluating one event.
 struct EvalContext {
   const events::Event& event;
-  Value amount_base;                  ///< the amount in the base currency, or missing
-  std::span<const Value> features;    ///< declared features, by index
+  Value amount_base;                ///< the amount in the base currency, or missing
+  std::span<const Value> features;  ///< declared features, by index
   /// Strings made while evaluating (lower()), which values view until the context ends. A
   /// forward_list allocates nothing until used (a deque would, for every event).
   mutable std::forward_list<std::string> scratch = {};
@@ -58,10 +58,10 @@ struct EvalContext {
 
 /// The names a rule file declares, which expressions may use besides the event's fields.
 struct Schema {
-  std::vector<std::pair<std::string, Type>> features;       ///< in index order
-  std::map<std::string, std::vector<std::string>> lists;    ///< named lists of strings
-  std::size_t max_length = 4096;                             ///< characters per expression
-  std::size_t max_depth = 64;                                ///< nesting of the parse tree
+  std::vector<std::pair<std::string, Type>> features;     ///< in index order
+  std::map<std::string, std::vector<std::string>> lists;  ///< named lists of strings
+  std::size_t max_length = 4096;                          ///< characters per expression
+  std::size_t max_depth = 64;                             ///< nesting of the parse tree
 };
 
 /// A compile error at `offset` characters into the expression.

@@ -35,7 +35,8 @@ const FieldSpec kFields[] = {
     {"amount", Type::number, [](const EvalContext& c) { return Value::of(Decimal::from_money(c.event.amount)); }},
     {"amount_base", Type::number, [](const EvalContext& c) { return c.amount_base; }},
     {"currency", Type::string, [](const EvalContext& c) { return text(c.event.amount.currency); }, true},
-    {"kind", Type::string, [](const EvalContext& c) { return Value::of(std::string_view(events::to_string(c.event.kind))); }},
+    {"kind", Type::string,
+     [](const EvalContext& c) { return Value::of(std::string_view(events::to_string(c.event.kind))); }},
     {"direction", Type::string,
      [](const EvalContext& c) { return Value::of(std::string_view(events::to_string(c.event.direction))); }},
     {"channel", Type::string, [](const EvalContext& c) { return text(c.event.channel); }},
@@ -49,7 +50,8 @@ const FieldSpec kFields[] = {
     {"merchant.country", Type::string, [](const EvalContext& c) { return text(c.event.merchant.country); }, true},
     {"counterparty.account", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.account); }},
     {"counterparty.name", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.name); }},
-    {"counterparty.country", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.country); }, true},
+    {"counterparty.country", Type::string, [](const EvalContext& c) { return text(c.event.counterparty.country); },
+     true},
     {"card.fingerprint", Type::string, [](const EvalContext& c) { return text(c.event.card.fingerprint); }},
     {"card.bin", Type::string, [](const EvalContext& c) { return text(c.event.card.bin); }},
     {"device.id", Type::string, [](const EvalContext& c) { return text(c.event.device.id); }},
@@ -70,7 +72,8 @@ const FieldSpec* find_field(std::string_view name) {
   return nullptr;
 }
 
-Field::Field(const FieldSpec& field, std::string_view source, std::size_t at) : Node(field.type, source, at), spec(field) {}
+Field::Field(const FieldSpec& field, std::string_view source, std::size_t at)
+    : Node(field.type, source, at), spec(field) {}
 
 bool is_code(const Node& node) {
   auto* field = dynamic_cast<const Field*>(&node);

@@ -88,7 +88,8 @@ std::vector<HistoryRequest> FeatureEngine::requests_for(const events::Event& eve
     auto& history = histories_[i][std::string(key)];
     if (history.loaded) continue;
     history.loaded = true;
-    requests.push_back({fields_[i], std::string(key), event.occurred_at - longest_window_[i] - kLateness, needs_latest_[i]});
+    requests.push_back(
+        {fields_[i], std::string(key), event.occurred_at - longest_window_[i] - kLateness, needs_latest_[i]});
   }
   return requests;
 }
@@ -148,7 +149,8 @@ void FeatureEngine::remember(const events::Event& event, std::optional<KeyField>
   }
 }
 
-std::vector<std::tuple<std::size_t, std::string, std::string>> FeatureEngine::pairs_of(const events::Event& event) const {
+std::vector<std::tuple<std::size_t, std::string, std::string>> FeatureEngine::pairs_of(
+    const events::Event& event) const {
   std::vector<std::tuple<std::size_t, std::string, std::string>> pairs;
   const auto& specs = rules_->features();
   for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -164,9 +166,9 @@ bool FeatureEngine::lacks_latest(KeyField field, const std::string& key) const {
   if (i == fields_.size()) return false;
   auto found = histories_[i].find(key);
   for (const auto& need : latest_[i]) {
-    bool covered = found != histories_[i].end() &&
-                   std::any_of(found->second.entries.begin(), found->second.entries.end(),
-                               [&](const Entry& e) { return need.covered_by(e); });
+    bool covered =
+        found != histories_[i].end() && std::any_of(found->second.entries.begin(), found->second.entries.end(),
+                                                    [&](const Entry& e) { return need.covered_by(e); });
     if (!covered) return true;
   }
   return false;

@@ -112,10 +112,10 @@ class FeatureEngine {
   /// for the longest window (bench/run measures the replica's memory).
   struct Entry {
     events::Timestamp at = 0;
-    Decimal amount, amount_base;          ///< amount_base only when has_amount_base
+    Decimal amount, amount_base;                            ///< amount_base only when has_amount_base
     double lat = std::numeric_limits<double>::quiet_NaN();  ///< NaN: no location
     double lon = std::numeric_limits<double>::quiet_NaN();
-    std::uint64_t where_mask = 0;         ///< bit i: feature i's `where` holds
+    std::uint64_t where_mask = 0;  ///< bit i: feature i's `where` holds
     bool has_amount_base = false;
     /// Hashes of the string values features compare, one per HashSlot (0 when missing). The
     /// first is inline: most rule files have at most one.
@@ -128,7 +128,7 @@ class FeatureEngine {
   /// satisfies its `where` (and, for speed, has a location), however old: history must keep
   /// that event even past every window, whatever the events after it.
   struct LatestNeed {
-    std::uint64_t bit = 0;         ///< the feature's bit in Entry::where_mask
+    std::uint64_t bit = 0;  ///< the feature's bit in Entry::where_mask
     bool needs_location = false;
     bool covered_by(const Entry& e) const { return (e.where_mask & bit) && (!needs_location || !std::isnan(e.lat)); }
   };
@@ -147,7 +147,7 @@ class FeatureEngine {
   Value compute(const FeatureSpec& spec, std::size_t index, const History& history, const Entry& current) const;
 
   std::shared_ptr<const RuleSet> rules_;
-  std::vector<KeyField> fields_;  ///< key fields any feature groups by
+  std::vector<KeyField> fields_;                   ///< key fields any feature groups by
   std::vector<events::Timestamp> longest_window_;  ///< per entry of fields_
   std::vector<int> needs_latest_;                  ///< per entry of fields_: how many events before the windows
   std::vector<std::vector<LatestNeed>> latest_;    ///< per entry of fields_: its latest-event features

@@ -9,7 +9,15 @@
 
 namespace fraud::rules {
 
-enum class KeyField { account_id, customer_id, card_fingerprint, device_id, device_ip, merchant_id, counterparty_account };
+enum class KeyField {
+  account_id,
+  customer_id,
+  card_fingerprint,
+  device_id,
+  device_ip,
+  merchant_id,
+  counterparty_account
+};
 
 struct KeyFieldSpec {
   KeyField field;
@@ -20,13 +28,18 @@ struct KeyFieldSpec {
 
 /// Every key field, in declaration order.
 inline constexpr KeyFieldSpec kKeyFieldSpecs[] = {
-    {KeyField::account_id, "account_id", "account_id", [](const events::Event& e) -> std::string_view { return e.account_id; }},
-    {KeyField::customer_id, "customer_id", "customer_id", [](const events::Event& e) -> std::string_view { return e.customer_id; }},
+    {KeyField::account_id, "account_id", "account_id",
+     [](const events::Event& e) -> std::string_view { return e.account_id; }},
+    {KeyField::customer_id, "customer_id", "customer_id",
+     [](const events::Event& e) -> std::string_view { return e.customer_id; }},
     {KeyField::card_fingerprint, "card.fingerprint", "card_fingerprint",
      [](const events::Event& e) -> std::string_view { return e.card.fingerprint; }},
-    {KeyField::device_id, "device.id", "device_id", [](const events::Event& e) -> std::string_view { return e.device.id; }},
-    {KeyField::device_ip, "device.ip", "device_ip", [](const events::Event& e) -> std::string_view { return e.device.ip; }},
-    {KeyField::merchant_id, "merchant.id", "merchant_id", [](const events::Event& e) -> std::string_view { return e.merchant.id; }},
+    {KeyField::device_id, "device.id", "device_id",
+     [](const events::Event& e) -> std::string_view { return e.device.id; }},
+    {KeyField::device_ip, "device.ip", "device_ip",
+     [](const events::Event& e) -> std::string_view { return e.device.ip; }},
+    {KeyField::merchant_id, "merchant.id", "merchant_id",
+     [](const events::Event& e) -> std::string_view { return e.merchant.id; }},
     {KeyField::counterparty_account, "counterparty.account", "counterparty_account",
      [](const events::Event& e) -> std::string_view { return e.counterparty.account; }},
 };

@@ -25,12 +25,15 @@ const auto kKeys = [] {
   return keys;
 }();
 
-constexpr std::pair<const char*, Aggregate> kAggregates[] = {
-    {"count", Aggregate::count},       {"sum", Aggregate::sum},
-    {"min", Aggregate::min},           {"max", Aggregate::max},
-    {"average", Aggregate::average},   {"distinct_count", Aggregate::distinct_count},
-    {"time_since_last", Aggregate::time_since_last}, {"first_seen", Aggregate::first_seen},
-    {"speed_kmh", Aggregate::speed_kmh}};
+constexpr std::pair<const char*, Aggregate> kAggregates[] = {{"count", Aggregate::count},
+                                                             {"sum", Aggregate::sum},
+                                                             {"min", Aggregate::min},
+                                                             {"max", Aggregate::max},
+                                                             {"average", Aggregate::average},
+                                                             {"distinct_count", Aggregate::distinct_count},
+                                                             {"time_since_last", Aggregate::time_since_last},
+                                                             {"first_seen", Aggregate::first_seen},
+                                                             {"speed_kmh", Aggregate::speed_kmh}};
 
 }  // namespace
 
@@ -127,7 +130,8 @@ class RuleFileReader {
       auto code = key_of(entry.first);
       auto rate = Decimal::parse(entry.second.IsScalar() ? entry.second.Scalar() : "");
       if (!events::currency_exponent(code)) error(entry.first, "'" + code + "' is not an ISO 4217 currency");
-      else if (!rate || !(Decimal() < *rate)) error(entry.second, "the rate of " + code + " must be a positive decimal");
+      else if (!rate || !(Decimal() < *rate))
+        error(entry.second, "the rate of " + code + " must be a positive decimal");
       else set_.rates_[code] = *rate;
     }
   }
@@ -198,7 +202,8 @@ class RuleFileReader {
       if (key_node && key_node.IsSequence() && key_node.size() == 2) {
         key = lookup(kKeys, key_node[0], "feature '" + name + "': key");
         f.paired_with = lookup(kKeys, key_node[1], "feature '" + name + "': key");
-        if (key && key == f.paired_with) error(key_node, "feature '" + name + "': a pair key needs two different fields");
+        if (key && key == f.paired_with)
+          error(key_node, "feature '" + name + "': a pair key needs two different fields");
       } else if (key_node && key_node.IsSequence()) {
         error(key_node, "feature '" + name + "': key is one field or a pair, e.g. [account_id, merchant.id]");
         continue;
@@ -247,7 +252,8 @@ class RuleFileReader {
     if (spec["where"]) {
       // Features cannot read features: that is what rules out cycles between them.
       f.where = expression(spec["where"], where_schema, "feature '" + name + "': where");
-      if (f.where && f.where->type() != Type::boolean) error(spec["where"], "feature '" + name + "': where must be a condition");
+      if (f.where && f.where->type() != Type::boolean)
+        error(spec["where"], "feature '" + name + "': where must be a condition");
     }
   }
 
@@ -255,7 +261,8 @@ class RuleFileReader {
   // counts as min_interval.
   void check_speed_floors(FeatureSpec& f, const YAML::Node& spec, const std::string& name) {
     if (f.aggregate != Aggregate::speed_kmh) {
-      if (spec["min_km"] || spec["min_interval"]) error(spec, "feature '" + name + "': only speed_kmh takes min_km and min_interval");
+      if (spec["min_km"] || spec["min_interval"])
+        error(spec, "feature '" + name + "': only speed_kmh takes min_km and min_interval");
       return;
     }
     if (auto km = integer(spec["min_km"], "feature '" + name + "': min_km")) {
@@ -264,7 +271,8 @@ class RuleFileReader {
     }
     if (auto text = scalar(spec["min_interval"], "min_interval")) {
       auto interval = parse_duration(*text);
-      if (!interval) error(spec["min_interval"], "feature '" + name + "': min_interval must be a duration such as 90s, 10m");
+      if (!interval)
+        error(spec["min_interval"], "feature '" + name + "': min_interval must be a duration such as 90s, 10m");
       else f.min_interval_us = *interval;
     }
   }
@@ -292,7 +300,8 @@ class RuleFileReader {
       auto when = expression(spec["when"], set_.schema_, "rule '" + id + "'");
       if (!spec["when"]) error(spec, "rule '" + id + "' needs a 'when' condition");
       if (when && when->type() != Type::boolean && when->type() != Type::any)
-        error(spec["when"], "rule '" + id + "': 'when' must be a condition, not " + std::string(to_string(when->type())));
+        error(spec["when"],
+              "rule '" + id + "': 'when' must be a condition, not " + std::string(to_string(when->type())));
       auto rule = read_rule_fields(spec, id);
       if (!when || !rule) continue;
       rule->when = std::move(*when);
@@ -316,7 +325,8 @@ class RuleFileReader {
   }
 
   std::optional<Rule> read_rule_fields(const YAML::Node& spec, const std::string& id) {
-    Rule rule{id, scalar(spec["description"], "description").value_or(""), Expression::compile("true", {}), 0, {}, false};
+    Rule rule{id,   scalar(spec["description"], "description").value_or(""), Expression::compile("true", {}), 0, {},
+              false};
     if (spec["score"]) {
       auto score = integer(spec["score"], "rule '" + id + "': score");
       if (!score) return std::nullopt;
@@ -328,13 +338,15 @@ class RuleFileReader {
       else return error(spec["action"], "rule '" + id + "': action must be review or block"), std::nullopt;
     }
     auto mode = scalar(spec["mode"], "mode").value_or("live");
-    if (mode != "live" && mode != "shadow") return error(spec["mode"], "rule '" + id + "': mode must be live or shadow"), std::nullopt;
+    if (mode != "live" && mode != "shadow")
+      return error(spec["mode"], "rule '" + id + "': mode must be live or shadow"), std::nullopt;
     rule.shadow = mode == "shadow";
     return rule;
   }
 
   void read_thresholds(const YAML::Node& decision) {
-    if (!decision || !decision.IsMap()) return errors_.push_back(name_ + ":1:1: 'decision' needs review_at and block_at scores");
+    if (!decision || !decision.IsMap())
+      return errors_.push_back(name_ + ":1:1: 'decision' needs review_at and block_at scores");
     check_keys(decision, {"review_at", "block_at"});
     auto review = integer(decision["review_at"], "decision.review_at");
     auto block = integer(decision["block_at"], "decision.block_at");

@@ -68,8 +68,8 @@ Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> fea
   }
   if (context.amount_base.is_missing() && on_missing_rate_ != Decision::allow) {
     verdict.hits.push_back({kMissingRateRule, 0, false,
-                            "no rate for " + event.amount.currency + " in currency_rates (missing_rate: " +
-                                to_string(on_missing_rate_) + ")"});
+                            "no rate for " + event.amount.currency +
+                                " in currency_rates (missing_rate: " + to_string(on_missing_rate_) + ")"});
     forced = std::max(forced, on_missing_rate_);
     shadow_forced = std::max(shadow_forced, on_missing_rate_);
   }

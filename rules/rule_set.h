@@ -45,9 +45,9 @@ struct FeatureSpec {
   /// tracks the pair; a windowed aggregate reads the first field's events that share this
   /// field's value with the current event. time_since_last and speed_kmh take one field.
   std::optional<KeyField> paired_with;
-  std::string field;                         ///< sum/min/max/average: a number field; distinct_count: a string field
-  events::Timestamp window_us = 0;           ///< windowed aggregates; 0 for the others
-  std::optional<Expression> where;           ///< only history events that satisfy it count
+  std::string field;                ///< sum/min/max/average: a number field; distinct_count: a string field
+  events::Timestamp window_us = 0;  ///< windowed aggregates; 0 for the others
+  std::optional<Expression> where;  ///< only history events that satisfy it count
   /// speed_kmh: closer than this is no travel (city-level coordinates are kilometres off)...
   double min_km = 50;
   /// ...and a shorter time than this counts as this long (two taps a minute apart in
@@ -77,9 +77,9 @@ struct RuleHit {
 
 /// What the rules say about one event.
 struct Verdict {
-  int score = 0;                      ///< sum of the live rules that fired
+  int score = 0;  ///< sum of the live rules that fired
   Decision decision = Decision::allow;
-  std::vector<RuleHit> hits;          ///< live and shadow, in file order
+  std::vector<RuleHit> hits;  ///< live and shadow, in file order
   /// What the decision would be with the shadow rules live too: what promoting them changes.
   int shadow_score = 0;
   Decision shadow_decision = Decision::allow;

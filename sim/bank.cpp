@@ -15,12 +15,14 @@ struct City {
   double lat, lon;
 };
 
-constexpr City kHomes[] = {{"Berlin", "DE", 52.52, 13.405},  {"Munich", "DE", 48.137, 11.575},
-                           {"Hamburg", "DE", 53.551, 9.993}, {"Paris", "FR", 48.857, 2.352},
-                           {"Madrid", "ES", 40.417, -3.704}, {"Vienna", "AT", 48.208, 16.373},
+constexpr City kHomes[] = {{"Berlin", "DE", 52.52, 13.405},    {"Munich", "DE", 48.137, 11.575},
+                           {"Hamburg", "DE", 53.551, 9.993},   {"Paris", "FR", 48.857, 2.352},
+                           {"Madrid", "ES", 40.417, -3.704},   {"Vienna", "AT", 48.208, 16.373},
                            {"Amsterdam", "NL", 52.368, 4.904}, {"Warsaw", "PL", 52.23, 21.012}};
-constexpr City kFarAway[] = {{"Lagos", "NG", 6.524, 3.379}, {"Bangkok", "TH", 13.756, 100.502},
-                             {"Sao Paulo", "BR", -23.55, -46.633}, {"New York", "US", 40.713, -74.006}};
+constexpr City kFarAway[] = {{"Lagos", "NG", 6.524, 3.379},
+                             {"Bangkok", "TH", 13.756, 100.502},
+                             {"Sao Paulo", "BR", -23.55, -46.633},
+                             {"New York", "US", 40.713, -74.006}};
 
 struct Shop {
   const char* id;
@@ -28,11 +30,11 @@ struct Shop {
   const char* mcc;
 };
 
-constexpr Shop kShops[] = {{"m-100", "Frischmarkt", "5411"}, {"m-101", "Bistro Central", "5812"},
+constexpr Shop kShops[] = {{"m-100", "Frischmarkt", "5411"},     {"m-101", "Bistro Central", "5812"},
                            {"m-102", "Tankstelle Nord", "5541"}, {"m-103", "Elektro Markt", "5732"},
-                           {"m-104", "Mode Haus", "5651"},      {"m-105", "Apotheke am Platz", "5912"},
-                           {"m-106", "Buchladen", "5942"},      {"m-107", "Webshop", "5999"},
-                           {"m-108", "Baumarkt", "5200"},       {"m-109", "Cafe Eck", "5814"}};
+                           {"m-104", "Mode Haus", "5651"},       {"m-105", "Apotheke am Platz", "5912"},
+                           {"m-106", "Buchladen", "5942"},       {"m-107", "Webshop", "5999"},
+                           {"m-108", "Baumarkt", "5200"},        {"m-109", "Cafe Eck", "5814"}};
 
 template <typename T, std::size_t N>
 std::size_t pick(const T (&)[N], std::mt19937_64& r) {
@@ -208,7 +210,8 @@ Transaction Bank::next() {
     const auto& c = customers_[std::uniform_int_distribution<std::size_t>(0, customers_.size() - 1)(random_)];
     auto hour = static_cast<int>(clock_ / kHour % 24);
     if (hour >= c.first_hour && hour <= c.last_hour) ordinary(c);
-    if (std::uniform_real_distribution<double>(0, 1000)(random_) < population_.fraud_scenarios_per_1000) start_scenario();
+    if (std::uniform_real_distribution<double>(0, 1000)(random_) < population_.fraud_scenarios_per_1000)
+      start_scenario();
   }
   auto first = pending_.begin();
   auto t = std::move(first->second);

@@ -24,11 +24,11 @@ struct Transaction {
 
 struct Population {
   int customers = 1000;
-  double fraud_scenarios_per_1000 = 5;   ///< scenarios started per 1,000 ordinary transactions
+  double fraud_scenarios_per_1000 = 5;                ///< scenarios started per 1,000 ordinary transactions
   events::Timestamp start = 1'793'491'200'000'000LL;  ///< simulated time; bank-sim sets 30 days ago
   double transactions_per_customer_day = 4;
   std::uint32_t seed = 20261127;
-  std::string run_id = "sim";           ///< makes event and transaction ids unique per run
+  std::string run_id = "sim";  ///< makes event and transaction ids unique per run
 };
 
 /// Generates transactions in simulated event time: ordinary activity, with fraud scenarios
@@ -47,7 +47,7 @@ class Bank {
   /// A customer and their habits: where they live, where they shop, what they spend, when.
   struct Customer {
     std::string account, customer, card, device, payees[2];
-    std::size_t home = 0;      ///< index into the home cities
+    std::size_t home = 0;       ///< index into the home cities
     std::size_t shops[3] = {};  ///< indices into the usual shops
     double typical = 20;        ///< a typical purchase, in EUR
     int first_hour = 7, last_hour = 22;

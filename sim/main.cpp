@@ -86,22 +86,24 @@ void record(pqxx::connection& c, const Batch& batch, const std::string& topic) {
   pqxx::work tx(c);
   for (const auto& t : batch.transactions) {
     const auto& e = t.event;
-    tx.exec_params0("INSERT INTO core_transactions (transaction_id, account_id, occurred_at, kind, amount_minor, currency) "
-                    "VALUES ($1, $2, $3::timestamptz, $4, $5, $6)",
-                    e.transaction_id, e.account_id, events::format_rfc3339(e.occurred_at), events::to_string(e.kind),
-                    e.amount.minor_units, e.amount.currency);
+    tx.exec_params0(
+        "INSERT INTO core_transactions (transaction_id, account_id, occurred_at, kind, amount_minor, currency) "
+        "VALUES ($1, $2, $3::timestamptz, $4, $5, $6)",
+        e.transaction_id, e.account_id, events::format_rfc3339(e.occurred_at), events::to_string(e.kind),
+        e.amount.minor_units, e.amount.currency);
     std::string headers = "[[\"event_id\",";
     events::append_json_string(headers, e.event_id);
     headers += "],[\"event_type\",\"TransactionRecorded\"]]";
     tx.exec_params0("INSERT INTO bank_outbox (aggregate_id, topic, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
                     e.account_id, topic, headers, events::to_json(e));
-    tx.exec_params0("INSERT INTO fraud_labels (transaction_id, is_fraud, scenario) VALUES ($1, $2, NULLIF($3, '')) "
-                    "ON CONFLICT (transaction_id) DO NOTHING",
-                    e.transaction_id, t.fraud, t.scenario);
+    tx.exec_params0(
+        "INSERT INTO fraud_labels (transaction_id, is_fraud, scenario) VALUES ($1, $2, NULLIF($3, '')) "
+        "ON CONFLICT (transaction_id) DO NOTHING",
+        e.transaction_id, t.fraud, t.scenario);
   }
   for (int i = 0; i < batch.poison; ++i)  // a producer bug: an event that is not one
-    tx.exec_params0("INSERT INTO bank_outbox (aggregate_id, topic, payload) VALUES ('acc-0', $1, '{\"event_id\":\"broken')",
-                    topic);
+    tx.exec_params0(
+        "INSERT INTO bank_outbox (aggregate_id, topic, payload) VALUES ('acc-0', $1, '{\"event_id\":\"broken')", topic);
   tx.commit();
 }
 
@@ -141,9 +143,12 @@ int run(const Options& o) {
     poisoned += batch.poison;
   }
   std::string scenarios;
-  for (const auto& [name, n] : bank.scenarios()) scenarios += (scenarios.empty() ? "" : ", ") + name + " " + std::to_string(n);
-  ops::log::info("bank-sim done", {{"transactions", std::to_string(written)}, {"fraudulent", std::to_string(fraud)},
-                                   {"poison_records", std::to_string(poisoned)}, {"scenarios", scenarios}});
+  for (const auto& [name, n] : bank.scenarios())
+    scenarios += (scenarios.empty() ? "" : ", ") + name + " " + std::to_string(n);
+  ops::log::info("bank-sim done", {{"transactions", std::to_string(written)},
+                                   {"fraudulent", std::to_string(fraud)},
+                                   {"poison_records", std::to_string(poisoned)},
+                                   {"scenarios", scenarios}});
   return 0;
 }
 

@@ -18,9 +18,7 @@
 using namespace fraud;
 using namespace fraud::testing;
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("a backtest compares a candidate rule file with the active one against the labels") {
   auto services = Services::from_environment();
@@ -70,7 +68,12 @@ dedup::PartitionBatch batch_of(std::int32_t partition, std::int64_t epoch, std::
   dedup::PartitionBatch batch{"t", partition, epoch, {}};
   events::Decoder decoder;
   for (std::size_t k = 0; k < events.size(); ++k) {
-    events::Record record{"t", partition, first_offset + static_cast<std::int64_t>(k), 0, events[k].account_id, {},
+    events::Record record{"t",
+                          partition,
+                          first_offset + static_cast<std::int64_t>(k),
+                          0,
+                          events[k].account_id,
+                          {},
                           events::to_json(events[k])};
     auto decoded = record.decode(decoder);
     REQUIRE(decoded.event);
@@ -147,8 +150,8 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
         auto size = std::min<std::size_t>(1 + sizes() % 60, partitions[p].size() - next);
         std::vector<events::Event> chunk(partitions[p].begin() + static_cast<std::ptrdiff_t>(next),
                                          partitions[p].begin() + static_cast<std::ptrdiff_t>(next + size));
-        auto result = store.apply(
-            batch_of(static_cast<std::int32_t>(p), epoch, static_cast<std::int64_t>(next), chunk), engine);
+        auto result =
+            store.apply(batch_of(static_cast<std::int32_t>(p), epoch, static_cast<std::int64_t>(next), chunk), engine);
         fenced[p] = fenced[p] || result.fenced;
         applied[p] += result.processed;
         next += size;
@@ -165,8 +168,8 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
   REQUIRE_FALSE(fenced[1]);
   REQUIRE(applied[0] + applied[1] == 3002);
   std::string values;
-  for (const auto& [id, fraud] : labels) values += std::string(values.empty() ? "" : ",") + "('" + id + "', " +
-                                                   (fraud ? "true" : "false") + ")";
+  for (const auto& [id, fraud] : labels)
+    values += std::string(values.empty() ? "" : ",") + "('" + id + "', " + (fraud ? "true" : "false") + ")";
   db.count("WITH l AS (INSERT INTO fraud_labels (transaction_id, is_fraud) VALUES " + values +
            " RETURNING 1) SELECT count(*) FROM l");
   REQUIRE(db.count("SELECT count(*) FROM transactions WHERE decision <> 'allow'") > 0);  // rules decided something
@@ -189,9 +192,9 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
 
   // A later period with a warm-up shorter than the history: the payees paid before it are
   // still not new, as the service's first_seen_pairs say (the replay alone would call them new).
-  auto later = output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
-                         FRAUD_CONSUMER_BINARY " rules backtest --rules " + rules_file +
-                         " --since 2026-11-04 --warmup 1d");
+  auto later =
+      output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
+                FRAUD_CONSUMER_BINARY " rules backtest --rules " + rules_file + " --since 2026-11-04 --warmup 1d");
   CAPTURE(later);
   auto at = later.find("\nlarge_transfer_new_payee ");
   REQUIRE(at != std::string::npos);

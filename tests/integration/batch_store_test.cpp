@@ -25,8 +25,8 @@ dedup::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
 
 /// Fresh feature state over the tests' rule file, as a replica starts with.
 rules::FeatureEngine rules_of() {
-  return rules::FeatureEngine(
-      std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml")));
+  return rules::FeatureEngine(std::make_shared<const rules::RuleSet>(
+      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml")));
 }
 
 }  // namespace
@@ -147,16 +147,22 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
   dedup::BatchStore first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);
   auto claim = first.claim("t", 0);
-  CHECK(first.apply(partition_batch(claim.epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
-                    first_engine).alerts == 1);  // the first of the two
-  CHECK(first.apply(partition_batch(claim.epoch, {{2, event(2, "acc-1", "dev-1")}, {3, event(3, "acc-1", "dev-2")}}),
-                    first_engine).alerts == 1);  // dev-2 only: dev-1 is known to this replica
+  CHECK(first
+            .apply(partition_batch(claim.epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
+                   first_engine)
+            .alerts == 1);  // the first of the two
+  CHECK(first
+            .apply(partition_batch(claim.epoch, {{2, event(2, "acc-1", "dev-1")}, {3, event(3, "acc-1", "dev-2")}}),
+                   first_engine)
+            .alerts == 1);  // dev-2 only: dev-1 is known to this replica
 
   dedup::BatchStore second(db.service_url(), "g", "second", {});  // knows nothing yet
   rules::FeatureEngine second_engine(rules);
   auto taken = second.claim("t", 0);
-  CHECK(second.apply(partition_batch(taken.epoch, {{4, event(4, "acc-1", "dev-2")}, {5, event(5, "acc-2", "dev-1")}}),
-                     second_engine).alerts == 1);  // acc-2 with dev-1 only
+  CHECK(second
+            .apply(partition_batch(taken.epoch, {{4, event(4, "acc-1", "dev-2")}, {5, event(5, "acc-2", "dev-1")}}),
+                   second_engine)
+            .alerts == 1);  // acc-2 with dev-1 only
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);
   CHECK(db.count("SELECT (string_agg(event_id, ',' ORDER BY event_id) = 'evt-0,evt-3,evt-5')::int FROM fraud_alerts") ==
         1);
@@ -166,7 +172,8 @@ TEST_CASE("a replica that never saw an account finds its latest event in the sto
   TestDatabase db(Services::from_environment());
   auto from = *events::parse_rfc3339("2026-11-20T00:00:00Z"), now = *events::parse_rfc3339("2026-11-27T12:00:00Z");
   dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7, .from = from}, now);
-  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/idle_rules.yaml"));
+  auto rules =
+      std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/idle_rules.yaml"));
   auto one = [](std::int64_t epoch, int offset, const std::string& account, const std::string& when) {
     return partition_batch(epoch, {{offset, transaction_event(offset, "10.00", when, account)}});
   };
@@ -203,7 +210,8 @@ TEST_CASE("a copy whose occurred_at differs is a duplicate on another replica, r
   CHECK(db.count("SELECT count(*) FROM processed_events") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 1);
   CHECK(db.count("SELECT count(*) FROM duplicate_conflicts WHERE event_id = 'evt-7' AND partition = 1 AND "
-                 "\"offset\" = 40 AND first_partition = 0 AND first_offset = 0 AND body LIKE '%09:15:02.123000Z%'") == 1);
+                 "\"offset\" = 40 AND first_partition = 0 AND first_offset = 0 AND body LIKE '%09:15:02.123000Z%'") ==
+        1);
   CHECK(second.apply(copy, other_engine).duplicate_conflicts == 0);  // a replay records nothing again
 }
 
@@ -211,10 +219,15 @@ TEST_CASE("an id is its source and id: no crafted pair of the two collides with 
   TestDatabase db(Services::from_environment());
   dedup::BatchStore store(db.service_url(), "g", "me", {});
   auto engine = rules_of();
-  auto batch = partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(1, "10.00")},
-                                                           {1, transaction_event(2, "10.00")}});
-  batch.records[0].event->source = "a\x1f" "b", batch.records[0].event->event_id = "c";
-  batch.records[1].event->source = "a", batch.records[1].event->event_id = "b\x1f" "c";
+  auto batch = partition_batch(store.claim("t", 0).epoch,
+                               {{0, transaction_event(1, "10.00")}, {1, transaction_event(2, "10.00")}});
+  batch.records[0].event->source =
+      "a\x1f"
+      "b",
+  batch.records[0].event->event_id = "c";
+  batch.records[1].event->source = "a", batch.records[1].event->event_id =
+                                            "b\x1f"
+                                            "c";
   CHECK(store.apply(batch, engine).processed == 2);
 }
 
@@ -226,12 +239,14 @@ TEST_CASE("a batch whose rejection reasons quote bytes that are not UTF-8 commit
   header_type.headers = {{"id", "evt-x"}, {"type", "\xff\xfe not a type"}};
   auto split_character = transaction_event(2, "10.00");  // byte 40 of the kind falls inside an 'é'
   auto at = split_character.value.find("\"purchase\"");
-  split_character.value.replace(at, 10, "\"a" + std::string(15, 'x') + [] {
-    std::string s;
-    for (int i = 0; i < 20; ++i) s += "\xc3\xa9";
-    return s;
-  }() + "\"");
-  auto batch = partition_batch(claim.epoch, {{0, transaction_event(0, "10.00")}, {1, header_type}, {2, split_character}});
+  split_character.value.replace(
+      at, 10, "\"a" + std::string(15, 'x') + [] {
+        std::string s;
+        for (int i = 0; i < 20; ++i) s += "\xc3\xa9";
+        return s;
+      }() + "\"");
+  auto batch =
+      partition_batch(claim.epoch, {{0, transaction_event(0, "10.00")}, {1, header_type}, {2, split_character}});
   auto engine = rules_of();
   auto result = store.apply(batch, engine);  // one transaction: a refused reason would throw here
   CHECK(result.processed == 1);
@@ -242,7 +257,8 @@ TEST_CASE("a batch whose rejection reasons quote bytes that are not UTF-8 commit
 
 TEST_CASE("six cards on one device across six accounts and three replicas count as one process counts them") {
   TestDatabase db(Services::from_environment());
-  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml"));
+  auto rules =
+      std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml"));
   struct Replica {
     std::unique_ptr<dedup::BatchStore> store;
     std::unique_ptr<rules::FeatureEngine> engine;
@@ -275,8 +291,8 @@ TEST_CASE("only key fields some rule groups by keep versions, and one registered
   TestDatabase db(Services::from_environment());
   // A replica whose rules count per account meets three cards on one device…
   dedup::BatchStore first(db.service_url(), "g", "first", {});
-  rules::FeatureEngine per_account(std::make_shared<const rules::RuleSet>(
-      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml")));
+  rules::FeatureEngine per_account(
+      std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml")));
   auto epoch = first.claim("t", 0).epoch;
   for (int i = 0; i < 3; ++i) first.apply(partition_batch(epoch, {{i, card_on_shared_device(i)}}), per_account);
   CHECK(db.count("SELECT count(*) FROM feature_key_versions WHERE key_field <> 'account_id'") == 0);
@@ -284,14 +300,16 @@ TEST_CASE("only key fields some rule groups by keep versions, and one registered
   // …then a replica with a device rule registers device.id. Its first version of dev-1 is 1,
   // but the device has history from before it was kept: loaded, the fourth card fires.
   dedup::BatchStore second(db.service_url(), "g", "second", {});
-  rules::FeatureEngine per_device(std::make_shared<const rules::RuleSet>(
-      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml")));
+  rules::FeatureEngine per_device(
+      std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml")));
   auto batch = partition_batch(second.claim("t", 1).epoch, {{0, card_on_shared_device(3)}});
   batch.partition = 1;
   auto result = second.apply(batch, per_device);
   CHECK(result.alerts == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE reason LIKE 'cards_per_device_1h (4)%'") == 1);
-  CHECK(db.count("SELECT count(*) FROM feature_key_fields WHERE key_field = 'device.id' AND maintained AND NOT complete") == 1);
+  CHECK(db.count(
+            "SELECT count(*) FROM feature_key_fields WHERE key_field = 'device.id' AND maintained AND NOT complete") ==
+        1);
 }
 
 TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag and publishes only the live ones") {
@@ -318,14 +336,17 @@ rules:
   - {id: big, when: amount_base > 100, score: 60}
   - {id: huge_candidate, when: amount_base > 1000, score: 100, mode: shadow}
 decision: {review_at: 50, block_at: 150}
-)", "decisions.yaml")));
-  auto batch = partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(0, "50.00")},
-                                                           {1, transaction_event(1, "500.00")},
-                                                           {2, transaction_event(2, "5000.00")}});
+)",
+                                                                                           "decisions.yaml")));
+  auto batch = partition_batch(
+      store.claim("t", 0).epoch,
+      {{0, transaction_event(0, "50.00")}, {1, transaction_event(1, "500.00")}, {2, transaction_event(2, "5000.00")}});
   store.apply(batch, engine);
   auto decided = [&](const std::string& id) {
-    auto row = db.query("SELECT decision || '/' || score || '/' || shadow_decision || '/' || rule_set_version "
-                        "FROM transactions WHERE event_id = '" + id + "'");
+    auto row = db.query(
+        "SELECT decision || '/' || score || '/' || shadow_decision || '/' || rule_set_version "
+        "FROM transactions WHERE event_id = '" +
+        id + "'");
     return row.empty() ? std::string("none") : row[0][0].as<std::string>();
   };
   auto version = engine.rules().version();
@@ -352,7 +373,8 @@ TEST_CASE("a replica that reloads a card finds its last card-present payment beh
   };
   // Card-present in Berlin at 09:00, then 40 card-not-present payments until 09:59: more than the
   // latest events a reload reads at first (rules::kLatestDepth).
-  std::vector<std::pair<std::int64_t, OutgoingRecord>> morning{payment(0, "2026-11-27T09:00:00Z", "card_present", 52.52, 13.40)};
+  std::vector<std::pair<std::int64_t, OutgoingRecord>> morning{
+      payment(0, "2026-11-27T09:00:00Z", "card_present", 52.52, 13.40)};
   for (int n = 1; n <= 40; ++n) {
     char at[32];
     std::snprintf(at, sizeof at, "2026-11-27T09:%02d:30Z", n + 18);
@@ -362,7 +384,8 @@ TEST_CASE("a replica that reloads a card finds its last card-present payment beh
   rules::FeatureEngine first_engine(starter), second_engine(starter);
   REQUIRE(first.apply(partition_batch(first.claim("t", 0).epoch, morning), first_engine).processed == 41);
   // The partition moves; its new owner meets the card for the first time: New York at 11:00.
-  auto noon = partition_batch(second.claim("t", 0).epoch, {payment(41, "2026-11-27T11:00:00Z", "card_present", 40.71, -74.0)});
+  auto noon =
+      partition_batch(second.claim("t", 0).epoch, {payment(41, "2026-11-27T11:00:00Z", "card_present", 40.71, -74.0)});
   REQUIRE(second.apply(noon, second_engine).processed == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'impossible_travel'") == 1);
 }

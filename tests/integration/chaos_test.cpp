@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <thread>
 #include <random>
 #include <regex>
+#include <thread>
 
 #include "tests/integration/cluster.h"
 
@@ -61,7 +61,8 @@ TEST_CASE("replicas killed with SIGKILL at any moment lose nothing and apply not
     if (cluster.replica(slot).running()) return;
     ++failpoint_deaths;
     auto status = cluster.replica(slot).exit_status().value_or(-1);
-    CHECK_MESSAGE(status == 128 + SIGKILL, "replica " << slot << " ended with status " << status << ", not the failpoint");
+    CHECK_MESSAGE(status == 128 + SIGKILL,
+                  "replica " << slot << " ended with status " << status << ", not the failpoint");
   };
   for (int w = 0; w < kWaves; ++w) {
     cluster.produce(wave(w * kEvents / kWaves, (w + 1) * kEvents / kWaves, 10, 997));
@@ -142,7 +143,8 @@ TEST_CASE("a frozen zombie replica writes nothing for the partitions it lost") {
   // Awake, the zombie writes its batch after its successor committed: the fence must refuse
   // it, and the offsets its successor committed stay as they were (a claim changes only the
   // epoch and the owner; no new events arrive meanwhile).
-  REQUIRE(wait_until(30s, [&] { return read_file(cluster.log_path(0)).find("failpoint: resumed") != std::string::npos; }));
+  REQUIRE(
+      wait_until(30s, [&] { return read_file(cluster.log_path(0)).find("failpoint: resumed") != std::string::npos; }));
   CHECK(wait_until(60s, [&] { return read_file(cluster.log_path(0)).find("batch fenced") != std::string::npos; }));
   CHECK(offsets() == before_wake);
   cluster.produce(wave(40000, 50000, 10));
@@ -180,12 +182,15 @@ void ride_out_restarts(const std::string& service, int waves) {
 
 TEST_CASE("PostgreSQL restarted under load: the replicas recover by themselves") { ride_out_restarts("postgres", 4); }
 
-TEST_CASE("the Kafka broker restarted under load: the replicas recover by themselves") { ride_out_restarts("kafka", 3); }
+TEST_CASE("the Kafka broker restarted under load: the replicas recover by themselves") {
+  ride_out_restarts("kafka", 3);
+}
 
 TEST_CASE("feature values stay exact across SIGKILL and rebalances") {
   constexpr int kAccounts = 20, kPerAccount = 150;
   Cluster cluster(4, "features");
-  auto rules = std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
+  auto rules =
+      std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
   cluster.start(0, rules);
   cluster.start(1, rules);
   REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
@@ -225,7 +230,8 @@ TEST_CASE("feature values stay exact across SIGKILL and rebalances") {
 TEST_CASE("copies applied first on another partition leave every account's counts exact across SIGKILL") {
   constexpr int kAccounts = 20, kPerAccount = 60;
   Cluster cluster(4, "rekeyed");
-  auto rules = std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
+  auto rules =
+      std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
   cluster.start(0, rules);
   cluster.start(1, rules);
   REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));

@@ -35,7 +35,7 @@ class Cluster {
   ChildProcess& start(std::size_t slot, std::map<std::string, std::string> extra = {}) {
     if (replicas_.size() <= slot) replicas_.resize(slot + 1);
     replicas_[slot] = std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env(extra),
-                                                log_path(slot));
+                                                     log_path(slot));
     return *replicas_[slot];
   }
 
@@ -43,7 +43,9 @@ class Cluster {
   std::size_t size() const { return replicas_.size(); }
   std::string log_path(std::size_t slot) const { return log_dir_ + "/replica-" + std::to_string(slot) + ".log"; }
 
-  void produce(const std::vector<OutgoingRecord>& records) { fraud::testing::produce(services_.bootstrap_servers, topic_, records); }
+  void produce(const std::vector<OutgoingRecord>& records) {
+    fraud::testing::produce(services_.bootstrap_servers, topic_, records);
+  }
   bool caught_up() { return offsets_at_end(db_, services_, topic_, partitions_); }
   void check_exactly_once() { check_applied_exactly_once(db_, services_, topic_, partitions_); }
   TestDatabase& db() { return db_; }
@@ -54,7 +56,8 @@ class Cluster {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     auto owner = std::string(host) + "-" + std::to_string(replica(slot).pid());
-    return db_.count("SELECT count(*) FROM consumer_offsets WHERE topic = '" + topic_ + "' AND owner = '" + owner + "'") > 0;
+    return db_.count("SELECT count(*) FROM consumer_offsets WHERE topic = '" + topic_ + "' AND owner = '" + owner +
+                     "'") > 0;
   }
 
   /// True once `n` distinct replicas hold partitions of the topic.

@@ -38,10 +38,10 @@ TEST_CASE("a grant lost mid-run pauses the partition and rejects nothing, and ev
   db.query("REVOKE INSERT ON fraud_alerts FROM fraud_service");  // batches with alerts now fail with 42501
   produce(services.bootstrap_servers, topic, two_hundred_events());
   auto log = "/tmp/" + unique_name("replica") + ".log";
-  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
-                       replica_environment(services, db.service_url(), topic, unique_name("fraud"),
-                                           {{"FRAUD_BATCH_MAX_RECORDS", "50"}}),
-                       log);
+  ChildProcess replica(
+      {FRAUD_CONSUMER_BINARY, "run"},
+      replica_environment(services, db.service_url(), topic, unique_name("fraud"), {{"FRAUD_BATCH_MAX_RECORDS", "50"}}),
+      log);
   REQUIRE(wait_until(60s, [&] { return log_mentions(log, "\"reason\":\"privilege\""); }));
   CHECK(db.count("SELECT count(*) FROM rejected_events") == 0);
   CHECK(db.count("SELECT count(*) FROM processed_events") < 200);
@@ -90,9 +90,8 @@ TEST_CASE("replicas stopped in the middle of a rebalance, many times, all exit 0
   create_topic(services.bootstrap_servers, topic, 4);
   auto env = replica_environment(services, db.service_url(), topic, group);
   ChildProcess steady({FRAUD_CONSUMER_BINARY, "run"}, env);
-  REQUIRE(wait_until(60s, [&] {
-    return db.count("SELECT count(*) FROM consumer_offsets WHERE group_id = '" + group + "'") == 4;
-  }));
+  REQUIRE(wait_until(
+      60s, [&] { return db.count("SELECT count(*) FROM consumer_offsets WHERE group_id = '" + group + "'") == 4; }));
   // A newcomer joins, and is stopped while the group is still rebalancing for it: before its
   // first assignment, or in the middle of taking it (librdkafka's issue #4312 aborted here).
   std::vector<int> statuses;

@@ -17,7 +17,8 @@ constexpr int kPartitions = 4;
 std::map<std::string, std::string> replica_env(const Services& s, const TestDatabase& db, const std::string& topic,
                                                const std::string& group) {
   return replica_environment(s, db.service_url(), topic, group,
-                             {{"FRAUD_BATCH_MAX_RECORDS", "100"}, {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
+                             {{"FRAUD_BATCH_MAX_RECORDS", "100"},
+                              {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
                               {"FRAUD_LOG_LEVEL", "warn"},
                               {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/exactly_once_rules.yaml"}});
 }
@@ -45,7 +46,8 @@ TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate de
   // Both replicas join and hold partitions before anything is produced, so both do work.
   auto env = replica_env(services, db, topic, group);
   std::vector<std::unique_ptr<ChildProcess>> replicas;
-  for (int i = 0; i < 2; ++i) replicas.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env));
+  for (int i = 0; i < 2; ++i)
+    replicas.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env));
   REQUIRE(wait_until(60s, [&] {
     return db.count("SELECT count(DISTINCT owner) FROM consumer_offsets WHERE topic = '" + topic + "'") == 2 &&
            db.count("SELECT count(*) FROM consumer_offsets WHERE topic = '" + topic + "'") == kPartitions;

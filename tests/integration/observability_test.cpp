@@ -55,7 +55,8 @@ long series_count(unsigned short port, const std::string& query) {
 }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
   return s;
 }
 
@@ -119,7 +120,8 @@ TEST_CASE("Prometheus scrapes two replicas and every dashboard and alert express
   std::vector<unsigned short> ports;
   for (int i = 0; i < 2; ++i) {
     auto log = dir + "/replica-" + std::to_string(i) + ".log";
-    replicas.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env, log));
+    replicas.push_back(
+        std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"}, env, log));
     REQUIRE(wait_until(30s, [&] { return metrics_port(log) != 0; }));
     ports.push_back(metrics_port(log));
   }
@@ -166,10 +168,10 @@ TEST_CASE("Prometheus scrapes two replicas and every dashboard and alert express
   {  // every dashboard panel and alert condition returns data in Prometheus
     auto prometheus_port = free_port();
     write_prometheus_config(dir + "/prometheus.yml", ports);
-    ChildProcess prometheus({"/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
-                             "--storage.tsdb.path=" + dir + "/data",
-                             "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)},
-                            {}, dir + "/prometheus.log");
+    ChildProcess prometheus(
+        {"/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml", "--storage.tsdb.path=" + dir + "/data",
+         "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)},
+        {}, dir + "/prometheus.log");
     // Rates need two samples in their window: wait for a few scrapes of both replicas.
     REQUIRE(wait_until(60s, [&] {
       return series_count(prometheus_port, "count_over_time(up{job=\"fraud-consumer\"}[1m]) >= 5") == 2;

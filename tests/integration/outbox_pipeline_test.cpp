@@ -36,15 +36,14 @@ TEST_CASE("every simulated transaction is processed once and every alert recorde
   ChildProcess consumer({FRAUD_CONSUMER_BINARY, "run"}, consumer_env, dir + "/consumer.log");
   auto relay_env = env;
   relay_env["FRAUD_POSTGRES_URL"] = db.relay_url();  // least privilege: the relay's own role
-  ChildProcess service_relay({FRAUD_RELAY_BINARY, "run", "--preset", "service"}, relay_env,
-                             dir + "/service-relay.log");
+  ChildProcess service_relay({FRAUD_RELAY_BINARY, "run", "--preset", "service"}, relay_env, dir + "/service-relay.log");
   REQUIRE(wait_until(60s, [&] { return !bank.running(); }));
 
   // The bank's relay dies twice right after publishing a batch, before marking it sent.
   for (const char* crash_after : {"2", "3"}) {
-    ChildProcess crashing({FRAUD_RELAY_BINARY, "run", "--preset", "bank", "--batch-rows", "100", "--crash-after-batches",
-                           crash_after},
-                          env, dir + "/bank-relay.log");
+    ChildProcess crashing(
+        {FRAUD_RELAY_BINARY, "run", "--preset", "bank", "--batch-rows", "100", "--crash-after-batches", crash_after},
+        env, dir + "/bank-relay.log");
     REQUIRE(wait_until(60s, [&] { return !crashing.running(); }));
   }
   ChildProcess bank_relay({FRAUD_RELAY_BINARY, "run", "--preset", "bank", "--duplicate-rate", "0.05"}, env,
@@ -75,7 +74,8 @@ TEST_CASE("every simulated transaction is processed once and every alert recorde
   CHECK(db.count("SELECT count(DISTINCT (event_id, rule_id)) FROM fraud_alerts") ==
         db.count("SELECT count(*) FROM fraud_alerts"));
   std::set<std::string> published;
-  for (const auto& r : read_topic(services.bootstrap_servers, alerts_topic, 1)) published.insert(json_field(r.value, "event_id"));
+  for (const auto& r : read_topic(services.bootstrap_servers, alerts_topic, 1))
+    published.insert(json_field(r.value, "event_id"));
   std::int64_t unpublished = 0;
   for (const auto& row : db.query("SELECT alert_id FROM fraud_alerts WHERE NOT shadow"))
     unpublished += published.count("fraud-alert-" + row[0].as<std::string>()) ? 0 : 1;

@@ -89,8 +89,8 @@ TEST_CASE("the relay marks a row published only when the broker acknowledged tha
     small_payloads.insert(payload);
     insert_row(db, topic, "key-" + std::to_string(i), "'" + payload + "'");
   }
-  const std::string small_marked = "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND outbox_id <> " +
-                                   std::to_string(oversized);
+  const std::string small_marked =
+      "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND outbox_id <> " + std::to_string(oversized);
   auto log = log_path("relay");
   auto port = free_port();
   {
@@ -138,7 +138,9 @@ TEST_CASE("a row too large to publish is reported again by a restarted relay and
   CHECK(read_topic(services.bootstrap_servers, topic, 1).size() >= 1);
 }
 
-TEST_CASE("the relay never marks a row published for a topic the broker does not have, and publishes it once the topic exists") {
+TEST_CASE(
+    "the relay never marks a row published for a topic the broker does not have, and publishes it once the topic "
+    "exists") {
   auto services = Services::from_environment();
   TestDatabase db(services);
   auto missing = unique_name("missing");  // the local broker would create it on a producer's request
@@ -164,7 +166,8 @@ TEST_CASE("the relay never marks a row published for a topic the broker does not
   CHECK(relay.stop(SIGTERM, 30s) == 0);
 }
 
-TEST_CASE("a row the broker refuses for its size is found among its batch and never marked, and the rest are published") {
+TEST_CASE(
+    "a row the broker refuses for its size is found among its batch and never marked, and the rest are published") {
   auto services = Services::from_environment();
   TestDatabase db(services);
   auto topic = unique_name("dead_letters");

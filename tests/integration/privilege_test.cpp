@@ -22,8 +22,8 @@ std::string outcome_as_service(const TestDatabase& db, const std::string& sql) {
     return "ok";
   } catch (const pqxx::sql_error& e) {
     std::string message = e.what();
-    bool denied = message.find("permission denied") != std::string::npos ||
-                  message.find("must be owner") != std::string::npos;
+    bool denied =
+        message.find("permission denied") != std::string::npos || message.find("must be owner") != std::string::npos;
     return denied ? "denied" : message;
   }
 }
@@ -32,13 +32,13 @@ std::string outcome_as_service(const TestDatabase& db, const std::string& sql) {
 
 TEST_CASE("the service's role cannot drop, truncate, alter or create tables, nor delete or rewrite history") {
   TestDatabase db(Services::from_environment());
-  for (const char* sql : {"DROP TABLE processed_events", "DROP TABLE fraud_alerts", "DROP TABLE outbox",
-                          "TRUNCATE processed_events", "TRUNCATE consumer_offsets", "TRUNCATE transactions",
-                          "ALTER TABLE fraud_alerts ADD COLUMN note text", "CREATE TABLE stash (x int)",
-                          "DELETE FROM processed_events", "DELETE FROM consumer_offsets",
-                          "UPDATE fraud_alerts SET decision = 'allow'", "UPDATE transactions SET amount_minor = 0",
-                          "DELETE FROM outbox", "SELECT * FROM outbox", "INSERT INTO fraud_labels VALUES ('t', false)",
-                          "DROP TABLE schema_migrations", "CREATE TEMPORARY TABLE stash (x int)"}) {
+  for (const char* sql :
+       {"DROP TABLE processed_events", "DROP TABLE fraud_alerts", "DROP TABLE outbox", "TRUNCATE processed_events",
+        "TRUNCATE consumer_offsets", "TRUNCATE transactions", "ALTER TABLE fraud_alerts ADD COLUMN note text",
+        "CREATE TABLE stash (x int)", "DELETE FROM processed_events", "DELETE FROM consumer_offsets",
+        "UPDATE fraud_alerts SET decision = 'allow'", "UPDATE transactions SET amount_minor = 0", "DELETE FROM outbox",
+        "SELECT * FROM outbox", "INSERT INTO fraud_labels VALUES ('t', false)", "DROP TABLE schema_migrations",
+        "CREATE TEMPORARY TABLE stash (x int)"}) {
     CAPTURE(std::string(sql));
     CHECK(outcome_as_service(db, sql) == "denied");
   }
@@ -89,15 +89,16 @@ TEST_CASE("secrets stay out of the logs when the database cannot be reached or r
   auto good = db.service_url();
   auto with_password = [&](std::string url) { return url.insert(url.find('@'), ":" + password); };
   auto unreachable = with_password(good);
-  unreachable.replace(unreachable.rfind(':'), unreachable.rfind('/') - unreachable.rfind(':'), ":1");  // nothing listens
+  unreachable.replace(unreachable.rfind(':'), unreachable.rfind('/') - unreachable.rfind(':'),
+                      ":1");  // nothing listens
   auto no_such_database = with_password(good.substr(0, good.rfind('/')) + "/no_such_database_e4b1");
   for (const auto& url : {unreachable, no_such_database}) {
     CAPTURE(url.substr(url.rfind('@')));
     auto log = "/tmp/" + unique_name("secrets") + ".log";
     {
-      ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
-                           replica_environment(services, url, topic, unique_name("fraud"), {{"FRAUD_LOG_LEVEL", "debug"}}),
-                           log);
+      ChildProcess replica(
+          {FRAUD_CONSUMER_BINARY, "run"},
+          replica_environment(services, url, topic, unique_name("fraud"), {{"FRAUD_LOG_LEVEL", "debug"}}), log);
       CHECK(wait_until(60s, [&] { return read_file(log).find("claim failed") != std::string::npos; }));
       replica.stop(SIGTERM, 30s);
     }

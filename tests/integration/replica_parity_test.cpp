@@ -146,7 +146,8 @@ TEST_CASE("the starter pack decides every event alike with one, two and four rep
   CHECK(differences(decided[1], decided[4]) == "");
 }
 
-TEST_CASE("six cards on one device across three partitions three replicas own fire the device rule on the fourth to sixth") {
+TEST_CASE(
+    "six cards on one device across three partitions three replicas own fire the device rule on the fourth to sixth") {
   Cluster cluster(3, "device");
   std::map<std::string, std::string> env = {{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml"},
                                             {"FRAUD_RETENTION_DAYS", "0"}};

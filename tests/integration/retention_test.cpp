@@ -35,9 +35,12 @@ bool has_partition(TestDatabase& db, const std::string& name) {
 
 /// A history row of event `id`, as a batch writes it.
 void insert_history(TestDatabase& db, const std::string& id, events::Timestamp occurred_at) {
-  db.query("INSERT INTO transactions (event_id, occurred_at, account_id, amount_minor, currency, transaction_id, body, "
-           "applied_seq) VALUES ('" + id + "', '" + events::format_rfc3339(occurred_at) + "', 'acc-1', 100, 'EUR', 'tx', "
-           "'{}', nextval('applied_batches') * 131072)");
+  db.query(
+      "INSERT INTO transactions (event_id, occurred_at, account_id, amount_minor, currency, transaction_id, body, "
+      "applied_seq) VALUES ('" +
+      id + "', '" + events::format_rfc3339(occurred_at) +
+      "', 'acc-1', 100, 'EUR', 'tx', "
+      "'{}', nextval('applied_batches') * 131072)");
 }
 
 /// A batch of the one event `id`, as the batch loop hands it to the store.
@@ -128,9 +131,8 @@ TEST_CASE("a rotation of the dedup generations waits for the batches in flight")
                   .dedup_rotated;
   });
   // The rotation waits on the gate while the batch is open...
-  CHECK(wait_until(30s, [&] {
-    return db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 1;
-  }));
+  CHECK(wait_until(
+      30s, [&] { return db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 1; }));
   CHECK(db.count("SELECT current_slot FROM dedup_generation") == 0);
   batch.commit();  // ...and switches once it ends.
   prune.join();
@@ -147,9 +149,9 @@ TEST_CASE("an event older than the dedup window is rejected with its reason, not
   produce(services.bootstrap_servers, topic,
           {transaction_event(1, "10.00", events::format_rfc3339(now.count() - 40 * kDay)),
            transaction_event(2, "10.00", events::format_rfc3339(now.count() - 20 * kDay))});
-  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
-                       replica_environment(services, db.service_url(), topic, unique_name("fraud"),
-                                           {{"FRAUD_RETENTION_DAYS", "30"}}));
+  ChildProcess replica(
+      {FRAUD_CONSUMER_BINARY, "run"},
+      replica_environment(services, db.service_url(), topic, unique_name("fraud"), {{"FRAUD_RETENTION_DAYS", "30"}}));
   CHECK(wait_until(60s, [&] { return offsets_at_end(db, services, topic, 1); }));
   CHECK(replica.stop(SIGTERM, 30s) == 0);
   CHECK(db.count("SELECT count(*) FROM processed_events WHERE event_id = 'evt-2'") == 1);

@@ -41,11 +41,11 @@ struct ReloadingReplica {
     rules = dir + "/rules.yaml", log = dir + "/replica.log";
     write_rules(rules, "v1", "10000");
     create_topic(services.bootstrap_servers, topic, 1);
-    process = std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"},
-                                             replica_environment(services, db.service_url(), topic, unique_name("fraud"),
-                                                                 {{"FRAUD_RULES_FILE", rules},
-                                                                  {"FRAUD_RULES_WATCH_INTERVAL_MS", watch_ms}}),
-                                             log);
+    process = std::make_unique<ChildProcess>(
+        std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"},
+        replica_environment(services, db.service_url(), topic, unique_name("fraud"),
+                            {{"FRAUD_RULES_FILE", rules}, {"FRAUD_RULES_WATCH_INTERVAL_MS", watch_ms}}),
+        log);
     REQUIRE(wait_until(30s, [&] { return active("v1"); }));
   }
 

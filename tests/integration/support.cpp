@@ -3,24 +3,24 @@
 #include <cstdio>
 #include <utility>  // before Boost 1.74's asio, which needs std::exchange
 
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 #include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -88,7 +88,7 @@ namespace {
 // Login roles for the group roles of migrations/0004_least_privilege.sql.
 constexpr const char* kServiceLogin = "fraud_consumer_test";
 constexpr const char* kRelayLogin = "fraud_relay_test";
-}
+}  // namespace
 
 TestDatabase::TestDatabase(const Services& services)
     : admin_url_(services.postgres_url), name_(unique_name("fraud_it")), url_(with_database(admin_url_, name_)) {
@@ -96,7 +96,8 @@ TestDatabase::TestDatabase(const Services& services)
   pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
   dedup::migrate(url_, dedup::embedded_migrations());
   // Roles are cluster-wide: each login role is made once and kept.
-  for (auto [login, group] : {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"}}) {
+  for (auto [login, group] :
+       {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"}}) {
     try {
       pqxx::nontransaction(admin).exec0(std::string("CREATE ROLE ") + login + " LOGIN IN ROLE " + group);
     } catch (const pqxx::sql_error&) {
@@ -136,17 +137,18 @@ pqxx::result TestDatabase::query(const std::string& sql) {
 std::map<std::string, std::string> replica_environment(const Services& services, const std::string& database_url,
                                                        const std::string& topic, const std::string& group,
                                                        const std::map<std::string, std::string>& overrides) {
-  std::map<std::string, std::string> env = {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services.bootstrap_servers},
-                                            {"FRAUD_POSTGRES_URL", database_url},
-                                            {"FRAUD_KAFKA_TOPICS", topic},
-                                            {"FRAUD_KAFKA_GROUP_ID", group},
-                                            {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
-                                            {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
-                                            {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
-                                            // The tests' events have fixed dates; only the
-                                            // retention test runs with a dedup window.
-                                            {"FRAUD_RETENTION_DAYS", "0"},
-                                            {"FRAUD_LOG_LEVEL", "info"}};
+  std::map<std::string, std::string> env = {
+      {"FRAUD_KAFKA_BOOTSTRAP_SERVERS", services.bootstrap_servers},
+      {"FRAUD_POSTGRES_URL", database_url},
+      {"FRAUD_KAFKA_TOPICS", topic},
+      {"FRAUD_KAFKA_GROUP_ID", group},
+      {"FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS", "6000"},
+      {"FRAUD_METRICS_LISTEN", "127.0.0.1:0"},
+      {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"},
+      // The tests' events have fixed dates; only the
+      // retention test runs with a dedup window.
+      {"FRAUD_RETENTION_DAYS", "0"},
+      {"FRAUD_LOG_LEVEL", "info"}};
   for (const auto& [name, value] : overrides) env[name] = value;
   return env;
 }
@@ -178,7 +180,8 @@ std::map<std::int32_t, std::int64_t> high_watermarks(const std::string& bootstra
   std::map<std::int32_t, std::int64_t> out;
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
-    if (rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), p, &low, &high, 5000) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
       out[p] = high;
   }
   return out;
@@ -209,7 +212,7 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
 }
 
 ChildProcess::ChildProcess(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                 const std::string& log_path) {
+                           const std::string& log_path) {
   pid_ = fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
@@ -316,7 +319,8 @@ void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::
   std::size_t misplaced = 0;
   for (const auto& row : rows) {
     auto it = first_delivery.find(row[0].as<std::string>());
-    if (it == first_delivery.end() || it->second != std::make_pair(row[1].as<std::int32_t>(), row[2].as<std::int64_t>()))
+    if (it == first_delivery.end() ||
+        it->second != std::make_pair(row[1].as<std::int32_t>(), row[2].as<std::int64_t>()))
       ++misplaced;
   }
   CHECK_MESSAGE(misplaced == 0, misplaced << " events applied at other than their first delivery");

@@ -84,7 +84,7 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
 class ChildProcess {
  public:
   ChildProcess(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-          const std::string& log_path = "");
+               const std::string& log_path = "");
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;

@@ -29,9 +29,9 @@ class FakeDatabase final : public dedup::BatchWriter {
     std::vector<std::int64_t> offsets;
     std::vector<std::string> rejections;  ///< per record: empty unless refused
   };
-  std::vector<std::vector<Applied>> transactions;  ///< every attempt, committed or not
-  std::set<std::int32_t> fenced;                   ///< partitions another replica owns
-  int transient_failures = 0;                      ///< the next attempts that fail so
+  std::vector<std::vector<Applied>> transactions;                ///< every attempt, committed or not
+  std::set<std::int32_t> fenced;                                 ///< partitions another replica owns
+  int transient_failures = 0;                                    ///< the next attempts that fail so
   std::optional<std::pair<std::int32_t, std::int64_t>> refused;  ///< a record the database refuses
 
   dedup::Claim claim(const std::string&, std::int32_t) override { return {1, std::nullopt}; }
@@ -43,7 +43,8 @@ class FakeDatabase final : public dedup::BatchWriter {
     auto& attempt = transactions.emplace_back();
     for (const auto& b : batches) {
       auto& applied = attempt.emplace_back(Applied{b.partition, {}, {}});
-      for (const auto& r : b.records) applied.offsets.push_back(r.record.offset), applied.rejections.push_back(r.rejection);
+      for (const auto& r : b.records)
+        applied.offsets.push_back(r.record.offset), applied.rejections.push_back(r.rejection);
     }
     if (transient_failures > 0) {
       --transient_failures;
@@ -76,7 +77,8 @@ class FakeDatabase final : public dedup::BatchWriter {
 class FakeSource final : public consumer::RecordSource {
  public:
   FakeSource(consumer::PartitionOwner& owner, std::deque<events::Record> records, std::atomic<bool>& stop)
-      : owner_(owner), records_(std::move(records)), stop_(stop), deadline_(std::chrono::steady_clock::now() + std::chrono::seconds(10)) {}
+      : owner_(owner), records_(std::move(records)), stop_(stop),
+        deadline_(std::chrono::steady_clock::now() + std::chrono::seconds(10)) {}
 
   std::function<bool()> done = [] { return false; };
   std::map<std::int32_t, std::int64_t> committed;
@@ -97,7 +99,9 @@ class FakeSource final : public consumer::RecordSource {
     }
     return std::nullopt;
   }
-  void commit(const consumer::TopicPartition& tp, std::int64_t next_offset) override { committed[tp.partition] = next_offset; }
+  void commit(const consumer::TopicPartition& tp, std::int64_t next_offset) override {
+    committed[tp.partition] = next_offset;
+  }
   void pause(const consumer::TopicPartition& tp) override { paused.insert(tp.partition), ++pauses[tp.partition]; }
   void resume(const consumer::TopicPartition& tp) override { paused.erase(tp.partition); }
   bool seek(const consumer::TopicPartition&, std::int64_t) override { return true; }
@@ -143,7 +147,8 @@ struct Harness {
   }
   consumer::BatchLoop loop(std::int64_t max_records) {
     auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(
-        "version: t\nrules: [{id: r, when: amount > 1000000, score: 1}]\ndecision: {review_at: 1, block_at: 2}\n", "t.yaml"));
+        "version: t\nrules: [{id: r, when: amount > 1000000, score: 1}]\ndecision: {review_at: 1, block_at: 2}\n",
+        "t.yaml"));
     return consumer::BatchLoop({.max_records = max_records, .max_wait_ms = 60000}, {}, {.days = 0, .days_ahead = 7},
                                database, rules, metrics, health);
   }

@@ -75,7 +75,8 @@ TEST_CASE("a wrong value says what is wrong") {
   CHECK(error_of("", with(kRequired, "FRAUD_BATCH_MAX_RECORDS", "0")).find("batch.max_records") != std::string::npos);
   CHECK(error_of("", with(kRequired, "FRAUD_POSTGRES_URL", "host=x")).find("postgresql://") != std::string::npos);
   CHECK(error_of("", with(kRequired, "FRAUD_LOG_LEVEL", "loud")).find("log.level") != std::string::npos);
-  CHECK(error_of("", with(kRequired, "FRAUD_RULES_FILE", "")).find("rules.file (FRAUD_RULES_FILE)") != std::string::npos);
+  CHECK(error_of("", with(kRequired, "FRAUD_RULES_FILE", "")).find("rules.file (FRAUD_RULES_FILE)") !=
+        std::string::npos);
 }
 
 TEST_CASE("an unknown key in the file is an error with its line and column") {

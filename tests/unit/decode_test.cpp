@@ -49,7 +49,8 @@ std::string plain_json() {
   return s.str();
 }
 
-Decoded decode_value(const std::string& value, std::vector<std::pair<std::string, std::optional<std::string>>> headers = {}) {
+Decoded decode_value(const std::string& value,
+                     std::vector<std::pair<std::string, std::optional<std::string>>> headers = {}) {
   Record r;
   r.value = value;
   r.headers = std::move(headers);
@@ -173,7 +174,8 @@ TEST_CASE("a free-text field or attribute longer than the limit is rejected, nam
   auto d = r.decode(decoder);
   CHECK_FALSE(d.event);
   CHECK(d.error.find("merchant.name: longer than 64 bytes") != std::string::npos);
-  r.value = replace(plain_json(), "\"location\"", "\"attributes\":{\"note\":\"" + std::string(65, 'y') + "\"},\"location\"");
+  r.value =
+      replace(plain_json(), "\"location\"", "\"attributes\":{\"note\":\"" + std::string(65, 'y') + "\"},\"location\"");
   d = r.decode(decoder);
   CHECK_FALSE(d.event);
   CHECK(d.error.find("attributes.note: longer than 64 bytes") != std::string::npos);
@@ -215,8 +217,9 @@ TEST_CASE("CloudEvents binary headers are read as raw text, whatever they start 
   auto body = replace(plain_json(), "\"event_id\":\"0b9f6a4e-3c1a-4c84-9a53-2f0d5e6b7c11\",", "");
   for (std::string id : {"{3F2504E0-4F89-11D3-9A0C-0305E82C3301}", "\"42\"", "42"}) {
     CAPTURE(id);
-    auto d = decode_value(body, {{"ce_id", id}, {"ce_source", std::string("/bank")},
-                                 {"ce_type", std::string("com.bank.TransactionRecorded")}});
+    auto d = decode_value(
+        body,
+        {{"ce_id", id}, {"ce_source", std::string("/bank")}, {"ce_type", std::string("com.bank.TransactionRecorded")}});
     REQUIRE_MESSAGE(d.event, d.error);
     CHECK(d.event->event_id == id);  // "42" with its quotes is not the event 42
   }
@@ -280,7 +283,7 @@ TEST_CASE("a rejection reason is storable text whatever bytes it quotes") {
 
 TEST_CASE("storable_text keeps valid characters and spells every other byte") {
   CHECK(storable_text("plain é text") == "plain é text");
-  CHECK(storable_text(std::string("a\xc3") ) == "a\\xc3");
+  CHECK(storable_text(std::string("a\xc3")) == "a\\xc3");
   CHECK(storable_text(std::string("\xe2\x82\xac\xe2\x82")) == "\xe2\x82\xac\\xe2\\x82");
   CHECK(storable_text(std::string("x\0y", 3)) == "x\\x00y");
 }

@@ -19,10 +19,11 @@ using rules::Value;
 namespace {
 
 const rules::Schema& schema() {
-  static const rules::Schema s{{{"spend_24h", Type::number}, {"tx_count_10m", Type::number}, {"tx_count_1h", Type::number}},
-                               {{"risky", {"kp", "IR"}}},
-                               4096,
-                               64};
+  static const rules::Schema s{
+      {{"spend_24h", Type::number}, {"tx_count_10m", Type::number}, {"tx_count_1h", Type::number}},
+      {{"risky", {"kp", "IR"}}},
+      4096,
+      64};
   return s;
 }
 
@@ -100,7 +101,8 @@ TEST_CASE("arithmetic is exact and a division by zero at run time is missing") {
 }
 
 TEST_CASE("an explanation shows each part with the value it had") {
-  CHECK(explain("amount > 100 and location.country == 'DE'") == "amount (150) > 100 and location.country ('DE') == 'DE'");
+  CHECK(explain("amount > 100 and location.country == 'DE'") ==
+        "amount (150) > 100 and location.country ('DE') == 'DE'");
   CHECK(explain("amount > 1000 or spend_24h >= 900") == "spend_24h (900) >= 900");
   CHECK(explain("location.country in ['FR', 'DE']") == "location.country ('DE') in ['FR', 'DE']");
 }
@@ -127,8 +129,8 @@ TEST_CASE("every function's example in the table compiles") {
 }
 
 TEST_CASE("a compile error names what is wrong and where it is") {
-  CHECK(error_of("amount > 'x'") == std::pair<std::string, std::size_t>{
-                                        "type mismatch: 'amount' is a number but ''x'' is a string", 9});
+  CHECK(error_of("amount > 'x'") ==
+        std::pair<std::string, std::size_t>{"type mismatch: 'amount' is a number but ''x'' is a string", 9});
   CHECK(error_of("amount > 1 and 'x'").second == 15);
   CHECK(error_of("amount > 1 and frobnicate(amount)") ==
         std::pair<std::string, std::size_t>{
@@ -139,7 +141,8 @@ TEST_CASE("a compile error names what is wrong and where it is") {
         std::pair<std::string, std::size_t>{"abs() takes 1 argument, e.g. abs(amount - 100)", 0});
   CHECK(error_of("min(amount) > 0").first == "min() takes 2 or more arguments, e.g. min(spend_24h, 5000)");
   CHECK(error_of("matches(merchant.name, merchant.id)").second == 23);
-  CHECK(error_of("hour_of_day('Mars/Olympus') == 1").first.starts_with("hour_of_day(): unknown time zone 'Mars/Olympus'"));
+  CHECK(error_of("hour_of_day('Mars/Olympus') == 1")
+            .first.starts_with("hour_of_day(): unknown time zone 'Mars/Olympus'"));
   CHECK(error_of("merchant.name == 'ACME").first == "unterminated string");
   CHECK(error_of("amount > 1 ?").first == "unexpected character '?'");
   CHECK(error_of("card.colour == 'red'").first == "unknown field or feature 'card.colour'");

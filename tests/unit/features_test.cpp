@@ -52,12 +52,12 @@ TEST_CASE("a windowed feature keyed by account and merchant counts the account's
   engine.observe(purchase("acc-2", "m-1", 2, "card-3"));  // another account at the same merchant
   engine.observe(purchase("acc-1", "m-1", 3, "card-4"));
   auto values = engine.observe(purchase("acc-1", "m-1", 4, "card-4"));
-  CHECK(str(values[0]) == "3");      // minutes 0, 3 and 4 at m-1
-  CHECK(str(values[1]) == "30");     // three times 10.00
-  CHECK(str(values[2]) == "2");      // card-1 and card-4
-  CHECK(str(values[3]) == "4");      // the account's events anywhere
+  CHECK(str(values[0]) == "3");   // minutes 0, 3 and 4 at m-1
+  CHECK(str(values[1]) == "30");  // three times 10.00
+  CHECK(str(values[2]) == "2");   // card-1 and card-4
+  CHECK(str(values[3]) == "4");   // the account's events anywhere
   auto elsewhere = engine.observe(purchase("acc-1", "m-3", 5));
-  CHECK(str(elsewhere[0]) == "1");   // only itself: the account's first at m-3
+  CHECK(str(elsewhere[0]) == "1");  // only itself: the account's first at m-3
 }
 
 TEST_CASE("a pair-keyed feature is missing for an event without the key's second field") {

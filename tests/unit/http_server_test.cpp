@@ -1,9 +1,9 @@
 // The operator endpoint keeps answering probes and scrapes through what a busy process meets.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <utility>  // Boost 1.74's asio uses std::exchange without including it

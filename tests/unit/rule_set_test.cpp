@@ -59,7 +59,7 @@ std::string load_error(const std::string& text, const rules::RuleLimits& limits 
 
 TEST_CASE("scores add up and thresholds turn them into a decision") {
   auto rules = RuleSet::parse(kFile, "r.yaml");
-  CHECK(rules.evaluate(event_of(500), {}).decision == Decision::allow);    // big: 30
+  CHECK(rules.evaluate(event_of(500), {}).decision == Decision::allow);      // big: 30
   CHECK(rules.evaluate(event_of(200000), {}).decision == Decision::review);  // big + bigger: 70
   auto verdict = rules.evaluate(event_of(200000), {});
   CHECK(verdict.score == 70);
@@ -101,7 +101,8 @@ TEST_CASE("missing_rate says what an amount without a rate gets: review, block, 
   CHECK(with("allow").currencies_without_rate().size() > 100);
   CHECK(load_error(std::string(kFile) + "missing_rate: maybe\n").find("missing_rate must be review, block or allow") !=
         std::string::npos);
-  CHECK(load_error("version: x\nrules:\n  - {id: missing_rate, when: amount > 1}\ndecision: {review_at: 1, block_at: 2}\n")
+  CHECK(load_error(
+            "version: x\nrules:\n  - {id: missing_rate, when: amount > 1}\ndecision: {review_at: 1, block_at: 2}\n")
             .find("rule id 'missing_rate' is the built-in rule") != std::string::npos);
 }
 
@@ -119,7 +120,8 @@ TEST_CASE("the version records the file's version and a hash of its content") {
 }
 
 TEST_CASE("load errors name file, line and column") {
-  CHECK(load_error("version: x\nrules:\n  - id: a\n    when: amout > 1\n    score: 1\ndecision: {review_at: 1, block_at: 2}\n")
+  CHECK(load_error(
+            "version: x\nrules:\n  - id: a\n    when: amout > 1\n    score: 1\ndecision: {review_at: 1, block_at: 2}\n")
             .find("r.yaml:4:11: rule 'a': unknown field or feature 'amout'") != std::string::npos);
   CHECK(load_error("version: x\nrules:\n  - id: a\n    when: kind > 1\ndecision: {review_at: 1, block_at: 2}\n")
             .find("type mismatch") != std::string::npos);
@@ -136,7 +138,8 @@ TEST_CASE("a score or threshold that is not a whole number is a located load err
                      "\ndecision: {review_at: 1, block_at: 2}\n")
               .find("r.yaml:5:12: rule 'a': score must be a whole number") != std::string::npos);
   }
-  CHECK(load_error("version: x\nrules:\n  - {id: a, when: amount > 1, score: 1}\ndecision: {review_at: 1.5, block_at: 2}\n")
+  CHECK(load_error(
+            "version: x\nrules:\n  - {id: a, when: amount > 1, score: 1}\ndecision: {review_at: 1.5, block_at: 2}\n")
             .find("r.yaml:4:23: decision.review_at must be a whole number") != std::string::npos);
 }
 
@@ -159,14 +162,16 @@ TEST_CASE("features cannot read features, so they cannot form a cycle") {
 
 TEST_CASE("a pair key takes two different fields, on windowed aggregates and first_seen only") {
   auto with_feature = [](const std::string& feature) {
-    return load_error("version: x\nfeatures:\n  f: " + feature + "\nrules: [{id: r, when: amount > 1}]\n"
+    return load_error("version: x\nfeatures:\n  f: " + feature +
+                      "\nrules: [{id: r, when: amount > 1}]\n"
                       "decision: {review_at: 1, block_at: 2}\n");
   };
   CHECK(with_feature("{aggregate: time_since_last, key: [account_id, merchant.id]}")
             .find("time_since_last and speed_kmh take one key field") != std::string::npos);
-  CHECK(with_feature("{aggregate: count, key: [account_id, account_id], window: 1h}")
-            .find("two different fields") != std::string::npos);
-  CHECK(with_feature("{aggregate: first_seen, key: account_id}").find("first_seen needs a pair key") != std::string::npos);
+  CHECK(with_feature("{aggregate: count, key: [account_id, account_id], window: 1h}").find("two different fields") !=
+        std::string::npos);
+  CHECK(with_feature("{aggregate: first_seen, key: account_id}").find("first_seen needs a pair key") !=
+        std::string::npos);
   CHECK(with_feature("{aggregate: count, key: [account_id, merchant.id, device.id], window: 1h}")
             .find("key is one field or a pair") != std::string::npos);
 }
@@ -234,7 +239,8 @@ rules:
   - {id: equal, when: "currency == 'eur'", score: 1}
   - {id: names_are_exact, when: "location.city == 'tehran'", score: 1}
 decision: {review_at: 50, block_at: 100}
-)", "r.yaml");
+)",
+                            "r.yaml");
   auto e = event_of(100);
   e.location.country = "IR", e.merchant.country = "IR", e.location.city = "Tehran";
   std::vector<std::string> ids;
@@ -249,7 +255,8 @@ rules:
   - {id: berlin_night, when: "hour_of_day('Europe/Berlin') < 5", score: 1}
   - {id: fixed_offset, when: "hour_of_day('+01:00') < 5", score: 1}
 decision: {review_at: 50, block_at: 100}
-)", "r.yaml");
+)",
+                            "r.yaml");
   auto at = [&](const char* when) {
     auto e = event_of(100);
     e.occurred_at = *events::parse_rfc3339(when);
@@ -274,7 +281,8 @@ rules:
   - {id: anchored, when: "matches(merchant.name, '^CASINO')", score: 1}
   - {id: nested, when: "matches(lower(merchant.name), 'casino (ltd|plc)$')", score: 1}
 decision: {review_at: 50, block_at: 100}
-)yaml", "r.yaml");
+)yaml",
+                            "r.yaml");
   auto e = event_of(100);
   e.merchant.name = "Royal CASINO Ltd";
   std::vector<std::string> ids;
@@ -288,7 +296,8 @@ decision: {review_at: 50, block_at: 100}
 version: "t1"
 rules: [{id: evil, when: "matches(merchant.name, '^(a+)+$')", score: 1}]
 decision: {review_at: 50, block_at: 100}
-)yaml", "r.yaml");
+)yaml",
+                               "r.yaml");
   e.merchant.name = std::string(100000, 'a') + "!";
   CHECK(nested.evaluate(e, {}).hits.empty());
 
@@ -303,7 +312,8 @@ decision: {review_at: 50, block_at: 100}
 version: "t1"
 rules: [{id: dynamic, when: "matches(merchant.name, merchant.id)", score: 1}]
 decision: {review_at: 50, block_at: 100}
-)yaml").find("must be a pattern in a string literal") != std::string::npos);
+)yaml")
+            .find("must be a pattern in a string literal") != std::string::npos);
 }
 
 TEST_CASE("a duration is a positive number and a unit, s, m, h or d, up to a hundred years") {
@@ -322,7 +332,8 @@ TEST_CASE("every key field is a string field of the event, under the same name")
   for (const auto& key : rules::kKeyFieldSpecs) {
     CAPTURE(key.name);
     bool found = false;
-    for (const auto& [name, type] : rules::event_fields()) found = found || (name == key.name && type == rules::Type::string);
+    for (const auto& [name, type] : rules::event_fields())
+      found = found || (name == key.name && type == rules::Type::string);
     CHECK(found);
     CHECK(rules::to_string(key.field) == key.name);
   }

@@ -81,7 +81,8 @@ TEST_CASE("spend_spike_24h compares the day's spend with the 30-day daily averag
 
 TEST_CASE("impossible_travel between card-present transactions") {
   auto berlin = tx("2026-11-27T09:00:00Z");
-  berlin.channel = "card_present", berlin.card.fingerprint = "card-1", berlin.location.lat = 52.52, berlin.location.lon = 13.405;
+  berlin.channel = "card_present", berlin.card.fingerprint = "card-1", berlin.location.lat = 52.52,
+  berlin.location.lon = 13.405;
   auto new_york = tx("2026-11-27T10:00:00Z");
   new_york.channel = "card_present", new_york.card.fingerprint = "card-1";
   new_york.location.lat = 40.71, new_york.location.lon = -74.0;
@@ -155,8 +156,8 @@ TEST_CASE("round_atm_night") {
     e.channel = "atm", e.kind = events::Kind::withdrawal;
     return e;
   };
-  CHECK(fires("round_atm_night", {}, atm("2026-11-27T01:30:00Z", "400.00")));   // 02:30 CET
-  CHECK(fires("round_atm_night", {}, atm("2026-07-15T02:30:00Z", "400.00")));   // 04:30 CEST
+  CHECK(fires("round_atm_night", {}, atm("2026-11-27T01:30:00Z", "400.00")));        // 02:30 CET
+  CHECK(fires("round_atm_night", {}, atm("2026-07-15T02:30:00Z", "400.00")));        // 04:30 CEST
   CHECK_FALSE(fires("round_atm_night", {}, atm("2026-07-15T03:30:00Z", "400.00")));  // 05:30 CEST, 04:30 CET
   CHECK_FALSE(fires("round_atm_night", {}, atm("2026-11-27T11:30:00Z", "400.00")));
   CHECK_FALSE(fires("round_atm_night", {}, atm("2026-11-27T01:30:00Z", "450.00")));
