@@ -150,7 +150,7 @@ int backtest(const std::vector<std::string>& args) {
     else if (args[i] == "--config") config_path = args[i + 1];
     else return std::cerr << "fraud-consumer: unknown argument '" << args[i] << "'\n" << kUsage, 2;
   }
-  auto time = [](std::string t) { return events::parse_rfc3339(t.size() == 10 ? t + "T00:00:00Z" : t); };
+  auto time = [](const std::string& t) { return events::parse_rfc3339(t.size() == 10 ? t + "T00:00:00Z" : t); };
   auto from = time(since), to = time(until);
   if (candidate.empty() || args.size() % 2 || !from || !to)
     return std::cerr << "fraud-consumer: backtest needs --rules FILE; times are RFC 3339 or YYYY-MM-DD\n" << kUsage, 2;

@@ -98,7 +98,7 @@ class BatchWriter {
 class BatchStore final : public BatchWriter {
  public:
   BatchStore(std::string postgres_url, std::string group_id, std::string owner, OutboxTopics topics);
-  ~BatchStore();
+  ~BatchStore() override;
   BatchStore(const BatchStore&) = delete;
   BatchStore& operator=(const BatchStore&) = delete;
 

@@ -77,7 +77,9 @@ void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vec
       it->second.since = std::min(it->second.since, request.since);
       it->second.latest_before = std::max(it->second.latest_before, request.latest_before);
     }
-  for (const auto& [field, w] : wanted) {
+  for (const auto& entry : wanted) {
+    auto field = entry.first;  // not a structured binding: the lambdas below capture it
+    const auto& w = entry.second;
     auto since = events::format_rfc3339(w.since);
     std::map<std::string, int> older;  // per key: the events of the last query at or before `since`
     auto remember = [&](const pqxx::result& rows) {

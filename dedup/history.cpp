@@ -41,7 +41,8 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
   pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(c);
   // The pairs of the replayed events' keys, whenever they were recorded: whether a pair was new
   // to an event depends on which event recorded it, not on which events the replay includes.
-  for (const auto& [a, b] : visit.pair_kinds) {
+  for (const auto& kind : visit.pair_kinds) {
+    auto a = kind.first, b = kind.second;  // not a binding: clang 14 cannot capture one in the lambda below
     auto query =
         "SELECT p.first_key, p.second_key, p.first_seq, "
         "(extract(epoch FROM p.first_at) * 1000000)::bigint FROM first_seen_pairs p "

@@ -60,9 +60,9 @@ void create_day(pqxx::work& tx, const std::string& table, events::Timestamp day,
   auto name = table + "_p" + day_suffix(day);
   auto range = "occurred_at >= " + timestamp_literal(day) + " AND occurred_at < " + timestamp_literal(day + kDay);
   tx.exec0("CREATE TABLE " + name + " (LIKE " + table + " INCLUDING DEFAULTS)");
-  report.rows_moved += tx.exec0("WITH moved AS (DELETE FROM " + table + "_default WHERE " + range +
-                                " RETURNING *) INSERT INTO " + name + " SELECT * FROM moved")
-                           .affected_rows();
+  auto moved = tx.exec0("WITH moved AS (DELETE FROM " + table + "_default WHERE " + range +
+                        " RETURNING *) INSERT INTO " + name + " SELECT * FROM moved");
+  report.rows_moved += static_cast<std::int64_t>(moved.affected_rows());
   tx.exec0("ALTER TABLE " + table + " ATTACH PARTITION " + name + " FOR VALUES FROM (" + timestamp_literal(day) +
            ") TO (" + timestamp_literal(day + kDay) + ")");
   report.created.push_back(name);
@@ -92,8 +92,8 @@ void maintain(pqxx::connection& c, const std::string& table, const RetentionPoli
       tx.exec0("DROP TABLE " + name);
       report.dropped.push_back(name);
     }
-    report.rows_expired +=
-        tx.exec0("DELETE FROM " + table + "_default WHERE occurred_at < " + timestamp_literal(horizon)).affected_rows();
+    auto expired = tx.exec0("DELETE FROM " + table + "_default WHERE occurred_at < " + timestamp_literal(horizon));
+    report.rows_expired += static_cast<std::int64_t>(expired.affected_rows());
   }
   tx.commit();
 }

@@ -21,7 +21,7 @@ struct BadRecord : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-[[noreturn]] void bad(std::string reason) { throw BadRecord(std::move(reason)); }
+[[noreturn]] void bad(const std::string& reason) { throw BadRecord(reason); }
 
 const char* type_name(element_type type) {
   switch (type) {

@@ -86,7 +86,7 @@ class RuleFileReader {
   std::string at(const YAML::Node& node) const { return file_position(name_, node.Mark()); }
   void error(const YAML::Node& node, const std::string& message) { errors_.push_back(at(node) + ": " + message); }
 
-  void check_keys(const YAML::Node& map, std::set<std::string> known) {
+  void check_keys(const YAML::Node& map, const std::set<std::string>& known) {
     for (const auto& entry : map) {
       auto key = key_of(entry.first);
       if (!known.count(key)) error(entry.first, "unknown key '" + key + "'");

@@ -102,7 +102,7 @@ void Bank::ordinary(const Customer& c) {
   } else if (roll < 0.95) {
     e.kind = events::Kind::withdrawal;
     e.channel = "atm";
-    e.amount.minor_units = std::uniform_int_distribution<int>(1, 15)(random_) * 2000;
+    e.amount.minor_units = std::uniform_int_distribution<std::int64_t>(1, 15)(random_) * 2000;
     e.card = {c.card, "411111"};
   } else {
     e.kind = events::Kind::deposit, e.direction = events::Direction::credit;

@@ -117,7 +117,7 @@ int run(const Options& o) {
   if (population.run_id == "sim") population.run_id = "sim" + std::to_string(now_s);
   // Simulated time starts at midnight UTC 30 days ago, so that its events fall inside the
   // service's dedup window (retention.days) whenever the simulator runs.
-  population.start = (now_s - now_s % 86400 - 30 * 86400) * events::Timestamp{1'000'000};
+  population.start = (now_s - now_s % 86400 - 30 * std::int64_t{86400}) * events::Timestamp{1'000'000};
   sim::Bank bank(population);
   std::mt19937 random(population.seed);
   std::uniform_real_distribution<double> poison(0, 1000);
