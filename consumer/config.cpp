@@ -8,7 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
-#include <set>
+#include <limits>
 
 #include <unistd.h>
 
@@ -53,54 +53,87 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
-/// One configurable value: where it lives and how it is stored into the struct.
-struct Field {
+/// One setting: where it lives, how its text is stored, and what values it takes. Reading
+/// (the file and the environment) and validation both go through this table.
+struct Setting {
   std::string section, key;
   std::function<void(Config&, const std::string& text, const std::string& where)> set;
+  /// What is wrong with the value the setting holds; empty when nothing is.
+  std::function<std::string(const Config&)> check;
 };
 
-const std::vector<Field>& fields() {
-  static const std::vector<Field> table = {
-      {"kafka", "bootstrap_servers", [](Config& c, const std::string& v, auto&) { c.kafka.bootstrap_servers = v; }},
-      {"kafka", "group_id", [](Config& c, const std::string& v, auto&) { c.kafka.group_id = v; }},
-      {"kafka", "topics", [](Config& c, const std::string& v, auto&) { c.kafka.topics = split_list(v); }},
-      {"postgres", "url", [](Config& c, const std::string& v, auto&) { c.postgres.url = v; }},
-      {"postgres", "migration_url", [](Config& c, const std::string& v, auto&) { c.postgres.migration_url = v; }},
-      {"batch", "max_records", [](Config& c, const std::string& v, auto& w) { c.batch.max_records = to_int(v, w); }},
-      {"batch", "max_wait_ms", [](Config& c, const std::string& v, auto& w) { c.batch.max_wait_ms = to_int(v, w); }},
-      {"limits", "max_record_bytes",
-       [](Config& c, const std::string& v, auto& w) { c.limits.max_record_bytes = to_int(v, w); }},
-      {"limits", "max_json_depth",
-       [](Config& c, const std::string& v, auto& w) { c.limits.max_json_depth = to_int(v, w); }},
-      {"limits", "max_string_bytes",
-       [](Config& c, const std::string& v, auto& w) { c.limits.max_string_bytes = to_int(v, w); }},
-      {"limits", "max_rules", [](Config& c, const std::string& v, auto& w) { c.limits.max_rules = to_int(v, w); }},
-      {"limits", "max_features",
-       [](Config& c, const std::string& v, auto& w) { c.limits.max_features = to_int(v, w); }},
-      {"limits", "max_expression_length",
-       [](Config& c, const std::string& v, auto& w) { c.limits.max_expression_length = to_int(v, w); }},
-      {"limits", "max_expression_depth",
-       [](Config& c, const std::string& v, auto& w) { c.limits.max_expression_depth = to_int(v, w); }},
-      {"rules", "file", [](Config& c, const std::string& v, auto&) { c.rules.file = v; }},
-      {"rules", "watch_interval_ms",
-       [](Config& c, const std::string& v, auto& w) { c.rules.watch_interval_ms = to_int(v, w); }},
-      {"retention", "days", [](Config& c, const std::string& v, auto& w) { c.retention.days = to_int(v, w); }},
-      {"retention", "days_ahead",
-       [](Config& c, const std::string& v, auto& w) { c.retention.days_ahead = to_int(v, w); }},
-      {"outbox", "alerts_topic", [](Config& c, const std::string& v, auto&) { c.outbox.alerts_topic = v; }},
-      {"outbox", "dead_letter_topic", [](Config& c, const std::string& v, auto&) { c.outbox.dead_letter_topic = v; }},
-      {"shutdown", "timeout_seconds",
-       [](Config& c, const std::string& v, auto& w) { c.shutdown.timeout_seconds = to_int(v, w); }},
-      {"metrics", "listen", [](Config& c, const std::string& v, auto&) { c.metrics.listen = v; }},
-      {"health", "max_rebalance_seconds",
-       [](Config& c, const std::string& v, auto& w) { c.health.max_rebalance_seconds = to_int(v, w); }},
-      {"log", "level", [](Config& c, const std::string& v, auto&) { c.log.level = v; }},
+/// An integer setting in [min, max] (or 0 too, when `zero_too`); `rule` words the range
+/// when "must be min..max" would not say it well.
+template <class Section>
+Setting integer(const char* section, const char* key, Section Config::*part, std::int64_t Section::*member,
+                std::int64_t min, std::int64_t max, std::string rule = {}, bool zero_too = false) {
+  if (rule.empty()) rule = "must be " + std::to_string(min) + ".." + std::to_string(max);
+  return {section, key, [=](Config& c, const std::string& v, const std::string& w) { c.*part.*member = to_int(v, w); },
+          [=](const Config& c) {
+            auto v = c.*part.*member;
+            return (v >= min && v <= max) || (zero_too && v == 0) ? std::string() : rule;
+          }};
+}
+
+/// A text setting; `ok` says whether a value is acceptable, `rule` what is.
+template <class Section>
+Setting text(const char* section, const char* key, Section Config::*part, std::string Section::*member,
+             bool (*ok)(const std::string&) = nullptr, const std::string& rule = {}) {
+  return {section, key, [=](Config& c, const std::string& v, const std::string&) { c.*part.*member = v; },
+          [=](const Config& c) { return !ok || ok(c.*part.*member) ? std::string() : rule; }};
+}
+
+bool filled(const std::string& v) { return !v.empty(); }
+bool libpq_uri(const std::string& v) { return v.starts_with("postgresql://") || v.starts_with("postgres://"); }
+bool libpq_uri_or_empty(const std::string& v) { return v.empty() || libpq_uri(v); }
+bool log_level(const std::string& v) { return v == "debug" || v == "info" || v == "warn" || v == "error"; }
+bool host_port(const std::string& v) { return v.rfind(':') != std::string::npos && v.rfind(':') + 1 < v.size(); }
+
+constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
+
+const std::vector<Setting>& settings() {
+  using C = Config;
+  static_assert(100000 < dedup::kAppliedSeqPerBatch, "a batch's events are numbered below kAppliedSeqPerBatch");
+  static const std::vector<Setting> table = {
+      // Required only by the service (validate()): the database commands never touch Kafka.
+      text("kafka", "bootstrap_servers", &C::kafka, &KafkaConfig::bootstrap_servers),
+      text("kafka", "group_id", &C::kafka, &KafkaConfig::group_id),
+      {"kafka", "topics", [](Config& c, const std::string& v, auto&) { c.kafka.topics = split_list(v); }, {}},
+      text("postgres", "url", &C::postgres, &PostgresConfig::url, libpq_uri,
+           "required, a libpq URI starting with postgresql://, e.g. postgresql://user@host:5432/db"),
+      text("postgres", "migration_url", &C::postgres, &PostgresConfig::migration_url, libpq_uri_or_empty,
+           "must be empty (use url) or a libpq URI starting with postgresql://"),
+      integer("batch", "max_records", &C::batch, &BatchConfig::max_records, 1, 100000),
+      integer("batch", "max_wait_ms", &C::batch, &BatchConfig::max_wait_ms, 0, 60000),
+      integer("limits", "max_record_bytes", &C::limits, &LimitsConfig::max_record_bytes, 256, 64 << 20),
+      integer("limits", "max_json_depth", &C::limits, &LimitsConfig::max_json_depth, 4, 1024),
+      integer("limits", "max_string_bytes", &C::limits, &LimitsConfig::max_string_bytes, 64, 1 << 20),
+      integer("limits", "max_rules", &C::limits, &LimitsConfig::max_rules, 1, 100000),
+      // The feature engine keeps one bit per feature for `where` filters (rules/features.h).
+      integer("limits", "max_features", &C::limits, &LimitsConfig::max_features, 0, 64),
+      integer("limits", "max_expression_length", &C::limits, &LimitsConfig::max_expression_length, 16, 1 << 20),
+      // The parser recurses once per level: the upper bound keeps a hostile file off the stack's end.
+      integer("limits", "max_expression_depth", &C::limits, &LimitsConfig::max_expression_depth, 4, 256),
+      text("rules", "file", &C::rules, &RulesConfig::file, filled, "required: the path of the rule file"),
+      integer("rules", "watch_interval_ms", &C::rules, &RulesConfig::watch_interval_ms, 0, kUnbounded,
+              "must be 0 (off) or more"),
+      // Two days at least: prune keeps one day beyond the window for clock skew.
+      integer("retention", "days", &C::retention, &RetentionConfig::days, 2, 36500,
+              "must be 0 (keep everything) or 2..36500", true),
+      integer("retention", "days_ahead", &C::retention, &RetentionConfig::days_ahead, 1, 366),
+      text("outbox", "alerts_topic", &C::outbox, &OutboxConfig::alerts_topic, filled, "must not be empty"),
+      text("outbox", "dead_letter_topic", &C::outbox, &OutboxConfig::dead_letter_topic, filled, "must not be empty"),
+      integer("shutdown", "timeout_seconds", &C::shutdown, &ShutdownConfig::timeout_seconds, 1, 600),
+      text("metrics", "listen", &C::metrics, &MetricsConfig::listen, host_port, "must be host:port, e.g. 0.0.0.0:9464"),
+      integer("health", "max_rebalance_seconds", &C::health, &HealthConfig::max_rebalance_seconds, 1, kUnbounded,
+              "must be at least 1"),
+      text("log", "level", &C::log, &LogConfig::level, log_level, "must be debug, info, warn or error"),
   };
   return table;
 }
 
-const Field* find_field(const std::string& section, const std::string& key) {
-  for (const auto& f : fields())
+const Setting* find_setting(const std::string& section, const std::string& key) {
+  for (const auto& f : settings())
     if (f.section == section && f.key == key) return &f;
   return nullptr;
 }
@@ -151,7 +184,7 @@ void read_file(Config& config, const std::string& path) {
         read_properties(config, entry.second, at(path, entry.first));
         continue;
       }
-      const Field* field = find_field(name, key);
+      const Setting* field = find_setting(name, key);
       if (!field) throw ConfigError(where + ": unknown setting");
       field->set(config, scalar_text(entry.second, where), where);
     }
@@ -187,7 +220,7 @@ void read_property_overrides(Config& config, const Environment& env) {
 }
 
 void read_environment(Config& config, const Environment& env) {
-  for (const auto& f : fields()) {
+  for (const auto& f : settings()) {
     auto name = env_name(f.section, f.key);
     if (auto file = env.find(name + "_FILE"); file != env.end())
       f.set(config, secret_from_file(name + "_FILE", file->second), label(f.section, f.key));
@@ -206,44 +239,9 @@ void validate(const Config& c, ConfigUse use) {
     require(!c.kafka.group_id.empty(), "kafka", "group_id", "must not be empty");
     require(!c.kafka.topics.empty(), "kafka", "topics", "name at least one topic");
   }
-  require(c.postgres.url.starts_with("postgresql://") || c.postgres.url.starts_with("postgres://"), "postgres", "url",
-          c.postgres.url.empty() ? "required, a libpq URI such as postgresql://user@host:5432/db"
-                                 : "must be a libpq URI starting with postgresql://");
-  require(c.postgres.migration_url.empty() || c.postgres.migration_url.starts_with("postgresql://") ||
-              c.postgres.migration_url.starts_with("postgres://"),
-          "postgres", "migration_url", "must be empty (use url) or a libpq URI starting with postgresql://");
-  static_assert(100000 < dedup::kAppliedSeqPerBatch, "a batch's events are numbered below kAppliedSeqPerBatch");
-  require(c.batch.max_records >= 1 && c.batch.max_records <= 100000, "batch", "max_records", "must be 1..100000");
-  require(c.batch.max_wait_ms >= 0 && c.batch.max_wait_ms <= 60000, "batch", "max_wait_ms", "must be 0..60000");
-  require(c.limits.max_record_bytes >= 256 && c.limits.max_record_bytes <= (64 << 20), "limits", "max_record_bytes",
-          "must be 256..67108864");
-  require(c.limits.max_json_depth >= 4 && c.limits.max_json_depth <= 1024, "limits", "max_json_depth",
-          "must be 4..1024");
-  require(c.limits.max_string_bytes >= 64 && c.limits.max_string_bytes <= (1 << 20), "limits", "max_string_bytes",
-          "must be 64..1048576");
-  require(c.limits.max_rules >= 1 && c.limits.max_rules <= 100000, "limits", "max_rules", "must be 1..100000");
-  // The feature engine keeps one bit per feature for `where` filters (rules/features.h).
-  require(c.limits.max_features >= 0 && c.limits.max_features <= 64, "limits", "max_features", "must be 0..64");
-  require(c.limits.max_expression_length >= 16 && c.limits.max_expression_length <= (1 << 20), "limits",
-          "max_expression_length", "must be 16..1048576");
-  // The parser recurses once per level: the upper bound keeps a hostile file off the stack's end.
-  require(c.limits.max_expression_depth >= 4 && c.limits.max_expression_depth <= 256, "limits", "max_expression_depth",
-          "must be 4..256");
-  // Two days at least: prune keeps one day beyond the window for clock skew.
-  require(c.retention.days == 0 || (c.retention.days >= 2 && c.retention.days <= 36500), "retention", "days",
-          "must be 0 (keep everything) or 2..36500");
-  require(c.retention.days_ahead >= 1 && c.retention.days_ahead <= 366, "retention", "days_ahead", "must be 1..366");
-  require(!c.rules.file.empty(), "rules", "file", "required: the path of the rule file");
-  require(c.rules.watch_interval_ms >= 0, "rules", "watch_interval_ms", "must be 0 (off) or more");
-  require(std::set<std::string>{"debug", "info", "warn", "error"}.count(c.log.level) == 1, "log", "level",
-          "must be debug, info, warn or error");
-  require(c.shutdown.timeout_seconds >= 1 && c.shutdown.timeout_seconds <= 600, "shutdown", "timeout_seconds",
-          "must be 1..600");
-  require(c.metrics.listen.rfind(':') != std::string::npos && c.metrics.listen.rfind(':') + 1 < c.metrics.listen.size(),
-          "metrics", "listen", "must be host:port, e.g. 0.0.0.0:9464");
-  require(c.health.max_rebalance_seconds >= 1, "health", "max_rebalance_seconds", "must be at least 1");
-  require(!c.outbox.alerts_topic.empty(), "outbox", "alerts_topic", "must not be empty");
-  require(!c.outbox.dead_letter_topic.empty(), "outbox", "dead_letter_topic", "must not be empty");
+  for (const auto& setting : settings())
+    if (auto wrong = setting.check ? setting.check(c) : std::string(); !wrong.empty())
+      throw ConfigError(label(setting.section, setting.key) + ": " + wrong);
   // The guarantees rest on these; a pass-through property must not quietly undo them.
   // Offsets commit only after the database does and start where the database says; the
   // assignor is the one whose rebalances the batch loop is built and tested for.

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "dedup/batch_store.h"
+#include "dedup/retention.h"
 #include "events/decode.h"
 #include "rules/rule_set.h"
 
@@ -50,13 +52,15 @@ struct BatchConfig {
 /// with a message naming it: a record is rejected (and kept in rejected_events), a rule file
 /// does not load.
 struct LimitsConfig {
-  std::int64_t max_record_bytes = 1 << 20;    ///< a record's value
-  std::int64_t max_json_depth = 64;           ///< nesting of a record's JSON
-  std::int64_t max_string_bytes = 1024;       ///< a free-text field of a record
-  std::int64_t max_rules = 500;               ///< rules in a rule file
-  std::int64_t max_features = 64;             ///< features in a rule file
-  std::int64_t max_expression_length = 4096;  ///< characters of one `when` or `where`
-  std::int64_t max_expression_depth = 64;     ///< nesting of one expression
+  // The defaults are the decoder's and the rule reader's own (events/decode.h, rules/rule_set.h).
+  std::int64_t max_record_bytes = events::DecodeLimits{}.max_record_bytes;  ///< a record's value
+  std::int64_t max_json_depth = events::DecodeLimits{}.max_json_depth;      ///< nesting of a record's JSON
+  std::int64_t max_string_bytes = events::DecodeLimits{}.max_string_bytes;  ///< a free-text field of a record
+  std::int64_t max_rules = rules::RuleLimits{}.max_rules;                   ///< rules in a rule file
+  std::int64_t max_features = rules::RuleLimits{}.max_features;             ///< features in a rule file
+  /// characters of one `when` or `where`
+  std::int64_t max_expression_length = rules::RuleLimits{}.max_expression_length;
+  std::int64_t max_expression_depth = rules::RuleLimits{}.max_expression_depth;  ///< nesting of one expression
 
   events::DecodeLimits decode() const;
   rules::RuleLimits rules() const;
@@ -74,13 +78,13 @@ struct RulesConfig {
 /// records, events older than this, whose duplicates could no longer be recognised. It bounds
 /// what features can see too: time_since_last looks back at most this far.
 struct RetentionConfig {
-  std::int64_t days = 400;      ///< 0: keep everything, and accept events of any age
-  std::int64_t days_ahead = 7;  ///< partitions prune makes ahead of today
+  std::int64_t days = dedup::RetentionPolicy{}.retention_days;    ///< 0: keep everything, and accept events of any age
+  std::int64_t days_ahead = dedup::RetentionPolicy{}.days_ahead;  ///< partitions prune makes ahead of today
 };
 
 struct OutboxConfig {
-  std::string alerts_topic = "fraud-alerts";
-  std::string dead_letter_topic = "transactions.dlq";
+  std::string alerts_topic = dedup::OutboxTopics{}.alerts;
+  std::string dead_letter_topic = dedup::OutboxTopics{}.dead_letters;
 };
 
 struct MetricsConfig {

@@ -96,8 +96,8 @@ inline constexpr const char* kMissingRateRule = "missing_rate";
 struct RuleLimits {
   std::size_t max_rules = 500;
   std::size_t max_features = 64;
-  std::size_t max_expression_length = 4096;
-  std::size_t max_expression_depth = 64;
+  std::size_t max_expression_length = Schema{}.max_length;
+  std::size_t max_expression_depth = Schema{}.max_depth;
 };
 
 /// Everything wrong with a rule file, one "file:line:column: message" per entry.
