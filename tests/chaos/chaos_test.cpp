@@ -14,7 +14,7 @@
 #include <regex>
 #include <thread>
 
-#include "tests/integration/cluster.h"
+#include "tests/chaos/cluster.h"
 
 using namespace fraud::testing;
 using namespace std::chrono_literals;

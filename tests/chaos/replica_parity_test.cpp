@@ -12,7 +12,7 @@
 #include "events/time.h"
 #include "rules/features.h"
 #include "sim/bank.h"
-#include "tests/integration/cluster.h"
+#include "tests/chaos/cluster.h"
 
 using namespace fraud;
 using namespace fraud::testing;
