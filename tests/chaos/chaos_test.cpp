@@ -186,14 +186,25 @@ TEST_CASE("the Kafka broker restarted under load: the replicas recover by themse
   ride_out_restarts("kafka", 3);
 }
 
-TEST_CASE("feature values stay exact across SIGKILL and rebalances") {
-  constexpr int kAccounts = 20, kPerAccount = 150;
-  Cluster cluster(4, "features");
+namespace {
+
+/// Starts replicas 0 and 1 of `cluster` on the feature test rules and waits until both own
+/// partitions; returns the environment that names the rules.
+std::map<std::string, std::string> start_two_with_feature_rules(Cluster& cluster) {
   auto rules =
       std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
   cluster.start(0, rules);
   cluster.start(1, rules);
   REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
+  return rules;
+}
+
+}  // namespace
+
+TEST_CASE("feature values stay exact across SIGKILL and rebalances") {
+  constexpr int kAccounts = 20, kPerAccount = 150;
+  Cluster cluster(4, "features");
+  auto rules = start_two_with_feature_rules(cluster);
   // Each account's n-th event (by event time, all within one hour) must see tx_count_1h = n.
   std::vector<OutgoingRecord> wave_of[3];
   for (int n = 0; n < kPerAccount; ++n)
@@ -230,11 +241,7 @@ TEST_CASE("feature values stay exact across SIGKILL and rebalances") {
 TEST_CASE("copies applied first on another partition leave every account's counts exact across SIGKILL") {
   constexpr int kAccounts = 20, kPerAccount = 60;
   Cluster cluster(4, "rekeyed");
-  auto rules =
-      std::map<std::string, std::string>{{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}};
-  cluster.start(0, rules);
-  cluster.start(1, rules);
-  REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
+  auto rules = start_two_with_feature_rules(cluster);
   // Each account's n-th event (by event time, all within one hour) must see tx_count_1h = n,
   // in commit order, which these phases make event-time order per account.
   auto event = [](int n, int a) {

@@ -71,13 +71,9 @@ std::string log_path(const std::string& name) {
   return dir + "/" + name + ".log";
 }
 
-}  // namespace
-
-TEST_CASE("the relay marks a row published only when the broker acknowledged that row") {
-  auto services = Services::from_environment();
-  TestDatabase db(services);
-  auto topic = unique_name("dead_letters");
-  create_topic(services.bootstrap_servers, topic, 1);
+/// Ten rows for `topic`: nine small payloads, and the fifth past the broker's size limit.
+/// Returns the small payloads and the oversized row's id.
+std::pair<std::set<std::string>, std::int64_t> insert_rows_one_oversized(TestDatabase& db, const std::string& topic) {
   std::set<std::string> small_payloads;
   std::int64_t oversized = 0;
   for (int i = 0; i < 10; ++i) {
@@ -89,6 +85,17 @@ TEST_CASE("the relay marks a row published only when the broker acknowledged tha
     small_payloads.insert(payload);
     insert_row(db, topic, "key-" + std::to_string(i), "'" + payload + "'");
   }
+  return {small_payloads, oversized};
+}
+
+}  // namespace
+
+TEST_CASE("the relay marks a row published only when the broker acknowledged that row") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("dead_letters");
+  create_topic(services.bootstrap_servers, topic, 1);
+  auto [small_payloads, oversized] = insert_rows_one_oversized(db, topic);
   const std::string small_marked =
       "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND outbox_id <> " + std::to_string(oversized);
   auto log = log_path("relay");
@@ -172,17 +179,7 @@ TEST_CASE(
   TestDatabase db(services);
   auto topic = unique_name("dead_letters");
   create_topic(services.bootstrap_servers, topic, 1);
-  std::set<std::string> small_payloads;
-  std::int64_t oversized = 0;
-  for (int i = 0; i < 10; ++i) {
-    if (i == 4) {
-      oversized = insert_row(db, topic, "key-4", "repeat('x', " + std::to_string(kOversizedBytes) + ")");
-      continue;
-    }
-    auto payload = "{\"n\":" + std::to_string(i) + "}";
-    small_payloads.insert(payload);
-    insert_row(db, topic, "key-" + std::to_string(i), "'" + payload + "'");
-  }
+  auto [small_payloads, oversized] = insert_rows_one_oversized(db, topic);
   auto port = free_port();
   // The producer lets the row through, so the broker (message.max.bytes about 1 MiB) refuses
   // it, in a delivery report, after the rest of the batch went out.
