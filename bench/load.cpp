@@ -18,6 +18,11 @@
 #include <string>
 #include <thread>
 
+#include "ops/cli.h"
+#include "ops/kafka.h"
+
+using namespace fraud;
+
 namespace {
 
 /// Event `i` of this load; ids are unique per topic and seed, so loads never collide.
@@ -58,20 +63,20 @@ int main(int argc, char** argv) {
     else if (flag == "--duplicates") duplicates = std::stod(v);
     else if (flag == "--accounts") accounts = std::stol(v);  // 0: a new account for every event
     else if (flag == "--seed") seed = std::stoul(v);
-    else return std::cerr << "bench-load: unknown flag " << flag << "\n", 2;
+    else return ops::refuse("bench-load: unknown flag " + flag + "\n");
   }
   const char* bootstrap = std::getenv("FRAUD_KAFKA_BOOTSTRAP_SERVERS");
-  if (topic.empty() || events <= 0 || !bootstrap) return std::cerr << "usage: see bench/load.cpp\n", 2;
+  if (topic.empty() || events <= 0 || !bootstrap) return ops::refuse("usage: see bench/load.cpp\n");
   std::string error;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  conf->set("bootstrap.servers", bootstrap, error);
+  ops::set_property(*conf, "bootstrap.servers", bootstrap);
   // Paced, it hands the broker what is due every 5 ms, as a relay that reads its outbox in
   // batches does: one produce request per event (linger 0) took enough of the two cores to
   // hold the replica to 3,400 events/s at 5,000 offered (bench/run, 2026-11-28).
-  conf->set("linger.ms", rate > 0 ? "5" : "20", error);
-  conf->set("compression.type", "lz4", error);
+  ops::set_property(*conf, "linger.ms", rate > 0 ? "5" : "20");
+  ops::set_property(*conf, "compression.type", "lz4");
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
-  if (!producer) return std::cerr << "bench-load: " << error << "\n", 1;
+  if (!producer) return ops::refuse("bench-load: " + error + "\n", 1);
   std::mt19937_64 random(seed);
   std::bernoulli_distribution again(duplicates);
   auto start = std::chrono::steady_clock::now();

@@ -22,12 +22,6 @@ constexpr auto kProgressEvery = 10s;
 
 std::string where(const TopicPartition& tp) { return tp.topic + "/" + std::to_string(tp.partition); }
 
-/// Wall-clock time in microseconds: for latency and the dedup window, never for ordering.
-std::int64_t now_micros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void add(LoopCounters& c, const dedup::BatchResult& r) {
   ++c.batches;
   c.processed += r.processed, c.duplicates += r.duplicates, c.rejected += r.rejected, c.alerts += r.alerts;
@@ -314,7 +308,8 @@ void BatchLoop::fenced(const TopicPartition& tp, Partition& p) {
 dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
   dedup::PartitionBatch batch{tp.topic, tp.partition, p.epoch, {}};
   batch.records.reserve(count);
-  auto horizon = retention_days_ > 0 ? dedup::retention_horizon(now_micros(), retention_days_) : events::Timestamp{0};
+  auto horizon =
+      retention_days_ > 0 ? dedup::retention_horizon(events::wall_clock_now(), retention_days_) : events::Timestamp{0};
   for (std::size_t i = 0; i < count; ++i) {
     const auto& record = p.pending[i];
     auto decoded = record.decode(decoder_);
@@ -391,7 +386,7 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
     if (alert.shadow) metrics_.shadow_hits(alert.rule).Increment();
     else metrics_.alerts(alert.rule, alert.decision).Increment();
   }
-  auto now_us = now_micros();
+  auto now_us = events::wall_clock_now();
   for (auto origin : result.applied_origins)
     metrics_.end_to_end_seconds.Observe(static_cast<double>(std::max<std::int64_t>(0, now_us - origin)) / 1e6);
 }

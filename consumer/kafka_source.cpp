@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "ops/kafka.h"
 #include "ops/log.h"
 
 namespace fraud::consumer {
@@ -13,26 +14,14 @@ namespace fraud::consumer {
 namespace log = ops::log;
 namespace {
 
-/// Owns the TopicPartition objects librdkafka's C++ API hands out as raw pointers.
-struct PartitionList {
-  std::vector<RdKafka::TopicPartition*> items;
-  PartitionList() = default;
-  PartitionList(const PartitionList&) = delete;
-  PartitionList& operator=(const PartitionList&) = delete;
-  ~PartitionList() { RdKafka::TopicPartition::destroy(items); }
-};
-
 std::vector<TopicPartition> to_partitions(const std::vector<RdKafka::TopicPartition*>& list) {
   std::vector<TopicPartition> out;
   for (auto* tp : list) out.push_back({tp->topic(), tp->partition()});
   return out;
 }
 
-void set(RdKafka::Conf& conf, const std::string& name, const std::string& value) {
-  std::string error;
-  if (conf.set(name, value, error) != RdKafka::Conf::CONF_OK)
-    throw std::runtime_error("kafka property " + name + ": " + error);
-}
+using ops::PartitionList;
+using ops::set_property;
 
 events::Record to_record(RdKafka::Message& m) {
   events::Record r;
@@ -164,20 +153,20 @@ KafkaSource::KafkaSource(const KafkaConfig& config, const std::string& client_id
                          ServiceMetrics& metrics, HealthState& health)
     : callbacks_(std::make_unique<Callbacks>(owner, metrics, health)), health_(health) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  set(*conf, "client.id", client_id);
-  set(*conf, "statistics.interval.ms", "5000");  // lag, committed offsets, brokers for metrics
-  set(*conf, "auto.offset.reset", "earliest");
-  set(*conf, "partition.assignment.strategy", "cooperative-sticky");
+  set_property(*conf, "client.id", client_id);
+  set_property(*conf, "statistics.interval.ms", "5000");  // lag, committed offsets, brokers for metrics
+  set_property(*conf, "auto.offset.reset", "earliest");
+  set_property(*conf, "partition.assignment.strategy", "cooperative-sticky");
   // librdkafka prefetches up to 64 MB by default, which is most of a replica's memory on a
   // backlog; 16 MB is still seconds of records at full speed. A property overrides it.
-  set(*conf, "queued.max.messages.kbytes", "16384");
-  for (const auto& [name, value] : config.properties) set(*conf, name, value);
+  set_property(*conf, "queued.max.messages.kbytes", "16384");
+  for (const auto& [name, value] : config.properties) set_property(*conf, name, value);
   // Not overridable (config validation refuses them): offsets are committed by hand, and
   // only after the database transaction that wrote them committed.
-  set(*conf, "bootstrap.servers", config.bootstrap_servers);
-  set(*conf, "group.id", config.group_id);
-  set(*conf, "enable.auto.commit", "false");
-  set(*conf, "enable.auto.offset.store", "false");
+  set_property(*conf, "bootstrap.servers", config.bootstrap_servers);
+  set_property(*conf, "group.id", config.group_id);
+  set_property(*conf, "enable.auto.commit", "false");
+  set_property(*conf, "enable.auto.offset.store", "false");
   std::string error;
   if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(callbacks_.get()), error) !=
           RdKafka::Conf::CONF_OK ||

@@ -31,8 +31,10 @@
 #include "dedup/migrations.h"
 #include "dedup/retention.h"
 #include "events/time.h"
+#include "ops/cli.h"
 #include "ops/http_server.h"
 #include "ops/log.h"
+#include "ops/stop_signal.h"
 #include "rules/backtest.h"
 #include "rules/rule_set.h"
 
@@ -40,16 +42,13 @@ namespace {
 
 using namespace fraud;
 
-std::atomic<bool> stop_requested{false};
 std::atomic<unsigned> reload_requests{0};
 
 extern "C" void request_reload(int) { reload_requests.fetch_add(1); }
 unsigned shutdown_timeout_seconds = 30;
 
-// Async-signal-safe only: set the flag and arm the alarm that bounds the shutdown.
-extern "C" void request_stop(int) {
-  if (!stop_requested.exchange(true)) alarm(shutdown_timeout_seconds);
-}
+// Runs in the signal handler at the first SIGTERM: async-signal-safe only.
+void arm_shutdown_alarm() { alarm(shutdown_timeout_seconds); }
 
 extern "C" void shutdown_overran(int) {
   static const char message[] =
@@ -122,7 +121,7 @@ void warn_missing_rates(const std::string& file, const rules::RuleSet& rules) {
 }
 
 int check_rules(const std::vector<std::string>& files) {
-  if (files.empty()) return std::cerr << kUsage, 2;
+  if (files.empty()) return ops::refuse(kUsage);
   int status = 0;
   for (const auto& file : files) {
     try {
@@ -148,12 +147,13 @@ int backtest(const std::vector<std::string>& args) {
     else if (args[i] == "--until") until = args[i + 1];
     else if (args[i] == "--warmup") warmup = args[i + 1];
     else if (args[i] == "--config") config_path = args[i + 1];
-    else return std::cerr << "fraud-consumer: unknown argument '" << args[i] << "'\n" << kUsage, 2;
+    else return ops::refuse("fraud-consumer: unknown argument '" + args[i] + "'\n" + kUsage);
   }
   auto time = [](const std::string& t) { return events::parse_rfc3339(t.size() == 10 ? t + "T00:00:00Z" : t); };
   auto from = time(since), to = time(until);
   if (candidate.empty() || args.size() % 2 || !from || !to)
-    return std::cerr << "fraud-consumer: backtest needs --rules FILE; times are RFC 3339 or YYYY-MM-DD\n" << kUsage, 2;
+    return ops::refuse(std::string("fraud-consumer: backtest needs --rules FILE; times are RFC 3339 or YYYY-MM-DD\n") +
+                       kUsage);
   auto config = consumer::load_config(config_path, consumer::process_environment(), consumer::ConfigUse::database_only);
   auto candidate_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(candidate, config.limits.rules()));
   auto active_rules =
@@ -164,7 +164,7 @@ int backtest(const std::vector<std::string>& args) {
     for (const auto& f : set->features()) lead = std::max(lead, f.window_us);
   if (!warmup.empty()) {
     auto w = rules::parse_duration(warmup);
-    if (!w) return std::cerr << "fraud-consumer: --warmup takes a duration such as 12h or 200d\n", 2;
+    if (!w) return ops::refuse("fraud-consumer: --warmup takes a duration such as 12h or 200d\n");
     lead = *w;
   }
   rules::Backtest replay(candidate_rules, active_rules);
@@ -188,9 +188,9 @@ int backtest(const std::vector<std::string>& args) {
 // (postgres.migration_url). Run it daily.
 // --from also makes the partitions of older days, before a backfill of older events.
 int prune(const consumer::Config& config, events::Timestamp from) {
-  auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
-  auto report = dedup::maintain_partitions(config.postgres.for_migrations(),
-                                           {config.retention.days, config.retention.days_ahead, from}, now.count());
+  auto report =
+      dedup::maintain_partitions(config.postgres.for_migrations(),
+                                 {config.retention.days, config.retention.days_ahead, from}, events::wall_clock_now());
   auto list = [](const std::vector<std::string>& names) {
     std::string all;
     for (const auto& n : names) all += (all.empty() ? "" : ",") + n;
@@ -219,8 +219,7 @@ int run(const consumer::Config& config) {
   shutdown_timeout_seconds = static_cast<unsigned>(config.shutdown.timeout_seconds);
   std::signal(SIGALRM, shutdown_overran);
   std::signal(SIGHUP, request_reload);
-  std::signal(SIGTERM, request_stop);
-  std::signal(SIGINT, request_stop);
+  const auto& stop_requested = ops::stop_on_signals(arm_shutdown_alarm);
   setenv("PGCONNECT_TIMEOUT", "5", 0);  // a dead database must not hang a connection attempt
   auto name = replica_name();
   prometheus::Registry registry;
@@ -274,13 +273,13 @@ int main(int argc, char** argv) {
       if (argc >= 3 && std::string(argv[2]) == "check") return check_rules(files);
       if (argc >= 3 && std::string(argv[2]) == "backtest") return backtest(files);
     } catch (const consumer::ConfigError& e) {
-      return std::cerr << "fraud-consumer: configuration error: " << e.what() << "\n", 2;
+      return ops::refuse(std::string("fraud-consumer: configuration error: ") + e.what() + "\n");
     } catch (const rules::RuleFileError& e) {
       return print_rule_errors(e), 2;
     } catch (const std::exception& e) {
-      return std::cerr << "fraud-consumer: " << e.what() << "\n", 1;
+      return ops::refuse(std::string("fraud-consumer: ") + e.what() + "\n", 1);
     }
-    return std::cerr << kUsage, 2;
+    return ops::refuse(kUsage);
   }
   int first_option = 2;
   if (command == "dedup" && argc >= 3 && std::string(argv[2]) == "prune") command = "dedup prune", first_option = 3;
@@ -290,10 +289,10 @@ int main(int argc, char** argv) {
     else if (command == "dedup prune" && !std::strcmp(argv[i], "--from") && i + 1 < argc &&
              (from = events::parse_rfc3339(std::string(argv[i + 1]) + "T00:00:00Z")))
       ++i;
-    else return std::cerr << "fraud-consumer: unknown argument '" << argv[i] << "'\n" << kUsage, 2;
+    else return ops::refuse(std::string("fraud-consumer: unknown argument '") + argv[i] + "'\n" + kUsage);
   }
   if (command != "run" && command != "migrate" && command != "dedup prune")
-    return std::cerr << "fraud-consumer: unknown command '" << command << "'\n" << kUsage, 2;
+    return ops::refuse("fraud-consumer: unknown command '" + command + "'\n" + kUsage);
 
   consumer::Config config;
   try {

@@ -58,6 +58,11 @@ bool offset(std::string_view s, std::size_t& at, int& minutes) {
 
 }  // namespace
 
+Timestamp wall_clock_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::optional<Timestamp> parse_rfc3339(std::string_view s) {
   using namespace std::chrono;
   std::size_t at = 0;

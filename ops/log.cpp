@@ -31,9 +31,8 @@ void set_level(std::string_view level) {
 
 void write(Level level, std::string_view message, Fields fields) {
   if (level < threshold.load(std::memory_order_relaxed)) return;
-  auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
   std::string line =
-      "{\"ts\":\"" + events::format_rfc3339(now.count()) + "\",\"level\":\"" + name(level) + "\",\"msg\":";
+      "{\"ts\":\"" + events::format_rfc3339(events::wall_clock_now()) + "\",\"level\":\"" + name(level) + "\",\"msg\":";
   events::append_json_string(line, message);
   for (const auto& [key, value] : fields) {
     line += ',';

@@ -28,16 +28,15 @@
 
 #include <unistd.h>  // environ
 
+#include "ops/cli.h"
 #include "ops/http_server.h"
 #include "ops/log.h"
+#include "ops/stop_signal.h"
 #include "outbox/relay.h"
 
 namespace {
 
 using namespace fraud;
-
-std::atomic<bool> stop_requested{false};
-extern "C" void request_stop(int) { stop_requested.store(true); }
 
 constexpr const char* kUsage =
     "usage: outbox-relay run [--preset service|bank] [--table T --id-column C --topic-column C --key-column C\n"
@@ -120,8 +119,7 @@ bool parse(int argc, char** argv, Options& o) {
 }
 
 int run(Options& o) {
-  std::signal(SIGTERM, request_stop);
-  std::signal(SIGINT, request_stop);
+  const auto& stop_requested = ops::stop_on_signals();
   prometheus::Registry registry;
   auto& published = prometheus::BuildCounter()
                         .Name("fraud_outbox_published_total")
@@ -179,9 +177,9 @@ int run(Options& o) {
 int main(int argc, char** argv) {
   Options options;
   try {
-    if (!parse(argc, argv, options)) return std::cerr << kUsage, 2;
+    if (!parse(argc, argv, options)) return ops::refuse(kUsage);
   } catch (const std::exception&) {
-    return std::cerr << kUsage, 2;
+    return ops::refuse(kUsage);
   }
   try {
     if (options.command == "republish") {

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "events/time.h"
+#include "ops/kafka.h"
 #include "ops/log.h"
 #include "ops/mechanism_switch.h"
 
@@ -180,11 +182,6 @@ RdKafka::Headers* headers_of(const std::string& json, simdjson::dom::parser& par
   return headers;
 }
 
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 struct Relay::Impl {
@@ -224,10 +221,7 @@ struct Relay::Impl {
   void make_producer() {
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     std::string error;
-    auto set = [&](const std::string& name, const std::string& value) {
-      if (conf->set(name, value, error) != RdKafka::Conf::CONF_OK)
-        throw std::runtime_error("kafka property " + name + ": " + error);
-    };
+    auto set = [&](const std::string& name, const std::string& value) { ops::set_property(*conf, name, value); };
     set("linger.ms", "5");
     for (const auto& [name, value] : config.kafka_properties) set(name, value);
     set("bootstrap.servers", config.bootstrap_servers);
@@ -402,7 +396,7 @@ struct Relay::Impl {
 
   void record_latency(const pqxx::result& rows, const std::vector<std::size_t>& acknowledged) {
     if (!stats.observe_latency) return;
-    auto now = now_us();
+    auto now = events::wall_clock_now();
     for (auto i : acknowledged)
       if (!rows[i][5].is_null()) stats.observe_latency(static_cast<double>(now - rows[i][5].as<std::int64_t>()) / 1e6);
   }

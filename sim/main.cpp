@@ -19,16 +19,15 @@
 #include "events/encode.h"
 #include "events/json_text.h"
 #include "events/time.h"
+#include "ops/cli.h"
 #include "ops/log.h"
+#include "ops/stop_signal.h"
 #include "sim/bank.h"
 
 namespace {
 
 using namespace fraud;
 using Clock = std::chrono::steady_clock;
-
-std::atomic<bool> stop_requested{false};
-extern "C" void request_stop(int) { stop_requested.store(true); }
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS core_transactions (
@@ -107,13 +106,13 @@ void record(pqxx::connection& c, const Batch& batch, const std::string& topic) {
   tx.commit();
 }
 
-int run(const Options& o) {
+int run(const Options& o, const std::atomic<bool>& stop_requested) {
   const char* url = std::getenv("FRAUD_POSTGRES_URL");
-  if (!url) return std::cerr << "bank-sim: set FRAUD_POSTGRES_URL\n", 2;
+  if (!url) return ops::refuse("bank-sim: set FRAUD_POSTGRES_URL\n");
   pqxx::connection c(url);
   pqxx::nontransaction(c).exec(kSchema);
   auto population = o.population;
-  auto now_s = std::chrono::system_clock::now().time_since_epoch() / std::chrono::seconds(1);
+  auto now_s = events::wall_clock_now() / 1'000'000;
   if (population.run_id == "sim") population.run_id = "sim" + std::to_string(now_s);
   // Simulated time starts at midnight UTC 30 days ago, so that its events fall inside the
   // service's dedup window (retention.days) whenever the simulator runs.
@@ -157,14 +156,13 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   Options options;
   try {
-    if (!parse(argc, argv, options)) return std::cerr << "usage: see the comment at the top of sim/main.cpp\n", 2;
+    if (!parse(argc, argv, options)) return ops::refuse("usage: see the comment at the top of sim/main.cpp\n");
   } catch (const std::exception&) {
-    return std::cerr << "bank-sim: bad number in the arguments\n", 2;
+    return ops::refuse("bank-sim: bad number in the arguments\n");
   }
-  std::signal(SIGTERM, request_stop);
-  std::signal(SIGINT, request_stop);
+  const auto& stop_requested = ops::stop_on_signals();
   try {
-    return run(options);
+    return run(options, stop_requested);
   } catch (const std::exception& e) {
     ops::log::error("bank-sim failed", {{"error", e.what()}});
     return 1;
