@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS core_transactions (
 );
 CREATE TABLE IF NOT EXISTS bank_outbox (
   id           bigserial PRIMARY KEY,
+  -- The event's id, for a relay that routes by column (Debezium's EventRouter takes it as
+  -- the record's id header, table.field.event.id); a poison row gets one of its own.
+  event_id     text NOT NULL DEFAULT gen_random_uuid()::text,
   aggregate_id text,
   topic        text NOT NULL,
   headers      jsonb NOT NULL DEFAULT '[]',
@@ -48,6 +51,7 @@ CREATE TABLE IF NOT EXISTS bank_outbox (
   created_at   timestamptz NOT NULL DEFAULT now(),
   published_at timestamptz
 );
+ALTER TABLE bank_outbox ADD COLUMN IF NOT EXISTS event_id text NOT NULL DEFAULT gen_random_uuid()::text;
 CREATE INDEX IF NOT EXISTS bank_outbox_unpublished ON bank_outbox (id) WHERE published_at IS NULL;
 )sql";
 
@@ -93,8 +97,9 @@ void record(pqxx::connection& c, const Batch& batch, const std::string& topic) {
     std::string headers = "[[\"event_id\",";
     events::append_json_string(headers, e.event_id);
     headers += "],[\"event_type\",\"TransactionRecorded\"]]";
-    tx.exec_params0("INSERT INTO bank_outbox (aggregate_id, topic, headers, payload) VALUES ($1, $2, $3::jsonb, $4)",
-                    e.account_id, topic, headers, events::to_json(e));
+    tx.exec_params0(
+        "INSERT INTO bank_outbox (event_id, aggregate_id, topic, headers, payload) VALUES ($1, $2, $3, $4::jsonb, $5)",
+        e.event_id, e.account_id, topic, headers, events::to_json(e));
     tx.exec_params0(
         "INSERT INTO fraud_labels (transaction_id, is_fraud, scenario) VALUES ($1, $2, NULLIF($3, '')) "
         "ON CONFLICT (transaction_id) DO NOTHING",
