@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <pqxx/pqxx>
+#include <regex>
 
 #include "tests/integration/support.h"
 
@@ -19,30 +20,41 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// One converter setting: its name (also its table's, topic's and slot's) and the connector
-/// properties that make it.
+/// One converter setting: its name (also its table's, topic's and slot's), the connector
+/// properties that make it, and what its records look like on the topic (ECMAScript
+/// patterns for the headers, as kcat prints them, and the value): so a property Connect
+/// ignored cannot pass for the setting.
 struct Setting {
   std::string name;
   std::vector<std::string> properties;
+  std::string headers, value;
 };
 
 const std::vector<Setting>& settings() {
+  constexpr auto kJson = "value.converter=org.apache.kafka.connect.json.JsonConverter";
+  constexpr auto kJsonHeaders = "header.converter=org.apache.kafka.connect.json.JsonConverter";
+  constexpr auto kTypeHeader = "transforms.outbox.table.fields.additional.placement=type:header:type";
   static const std::vector<Setting> all = {
-      {"json", {"value.converter=org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable=false"}},
-      {"json_schemas",
-       {"value.converter=org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable=true"}},
+      {"json", {kJson, "value.converter.schemas.enable=false"}, "(^|,)id=[0-9a-f]", R"(^"\{\\"kind\\": )"},
+      {"json_schemas", {kJson, "value.converter.schemas.enable=true"}, "(^|,)id=[0-9a-f]", R"(^\{"schema":\{)"},
       {"json_expanded",
-       {"value.converter=org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable=false",
-        "transforms.outbox.table.expand.json.payload=true"}},
-      {"string", {"value.converter=org.apache.kafka.connect.storage.StringConverter"}},
+       {kJson, "value.converter.schemas.enable=false", "transforms.outbox.table.expand.json.payload=true"},
+       "(^|,)id=[0-9a-f]",
+       R"(^\{"kind":"purchase",)"},
+      {"string",
+       {"value.converter=org.apache.kafka.connect.storage.StringConverter"},
+       "(^|,)id=[0-9a-f]",
+       R"(^\{"kind": "purchase",)"},
       {"json_headers",
-       {"value.converter=org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable=false",
-        "header.converter=org.apache.kafka.connect.json.JsonConverter", "header.converter.schemas.enable=false",
-        "transforms.outbox.table.fields.additional.placement=type:header:type"}},
+       {kJson, "value.converter.schemas.enable=false", kJsonHeaders, "header.converter.schemas.enable=false",
+        kTypeHeader},
+       R"((^|,)id="[0-9a-f-]+".*type="TransactionRecorded")",
+       R"(^"\{)"},
       {"json_headers_schemas",
-       {"value.converter=org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable=false",
-        "header.converter=org.apache.kafka.connect.json.JsonConverter", "header.converter.schemas.enable=true",
-        "transforms.outbox.table.fields.additional.placement=type:header:type"}},
+       {kJson, "value.converter.schemas.enable=false", kJsonHeaders, "header.converter.schemas.enable=true",
+        kTypeHeader},
+       R"((^|,)id=\{"schema":.*type=\{"schema":)",
+       R"(^"\{)"},
   };
   return all;
 }
@@ -94,15 +106,28 @@ class Connect {
     }
   }
 
-  // The replication slots go with the connectors: a database with a slot cannot be dropped,
-  // and a slot nobody reads keeps its WAL forever.
+  // The replication slots go with the connectors: a slot nobody reads keeps its WAL for ever,
+  // and an active one (its walsender outlives a killed Connect for a moment) stops the
+  // database from being dropped. Each slot is ended, then dropped by its exact name.
   ~Connect() {
     worker_.reset();
     try {
       pqxx::connection c(database_url_);
-      pqxx::nontransaction(c).exec(
-          "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE " +
-          c.quote(run_ + "%"));
+      for (const auto& s : settings()) {
+        auto name = c.quote(slot(s));
+        bool inactive = wait_until(20s, [&] {
+          pqxx::nontransaction tx(c);
+          tx.exec("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = " + name +
+                  " AND active");
+          return tx.exec("SELECT 1 FROM pg_replication_slots WHERE slot_name = " + name + " AND active").empty();
+        });
+        if (inactive)
+          pqxx::nontransaction(c).exec(
+              "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+              "WHERE slot_name = " +
+              name);
+        else MESSAGE("replication slot " << slot(s) << " still active; not dropped");
+      }
     } catch (const std::exception& e) {
       MESSAGE("could not drop the replication slots of " << run_ << ": " << e.what());
     }
@@ -137,10 +162,14 @@ class Connect {
     worker_ = std::make_unique<ChildProcess>(args, std::map<std::string, std::string>{}, log());
   }
 
-  /// SIGTERM: Connect flushes its offsets and exits. SIGKILL: it flushes nothing.
+  /// SIGTERM: Connect flushes its offsets and exits (Java's status for SIGTERM is 143); a
+  /// stop that needed a kill would flush nothing, and the test would not be what it says.
+  /// SIGKILL: it flushes nothing.
   void stop(int signal) {
-    worker_->stop(signal, 60s);
+    auto status = worker_->stop(signal, 60s);
     worker_.reset();
+    if (signal == SIGTERM)
+      REQUIRE_MESSAGE((status == 0 || status == 143), "Connect did not stop cleanly on SIGTERM; see " << log());
   }
 
   /// Forgets what Connect has read: its next start snapshots every table again.
@@ -181,8 +210,9 @@ bool every_topic_holds(const Services& services, const Connect& connect, std::in
 
 }  // namespace
 
-TEST_CASE("Debezium's outbox EventRouter: every id applied once in every converter setting across a crash and a "
-          "re-snapshot") {
+TEST_CASE(
+    "Debezium's outbox EventRouter: every id applied once in every converter setting across a crash and a "
+    "re-snapshot") {
   constexpr int kRows = 20;  // per table and phase
   auto services = Services::from_environment();
   TestDatabase db(services);
@@ -198,11 +228,10 @@ TEST_CASE("Debezium's outbox EventRouter: every id applied once in every convert
   }
   // Every event raises one alert recording its account's count of events in the last hour:
   // a redelivery applied twice would count twice.
-  ChildProcess replica(
-      {FRAUD_CONSUMER_BINARY, "run"},
-      replica_environment(services, db.service_url(), topics, unique_name("fraud"),
-                          {{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}}),
-      connect.log() + ".replica");
+  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
+                       replica_environment(services, db.service_url(), topics, unique_name("fraud"),
+                                           {{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}}),
+                       connect.log() + ".replica");
 
   // Snapshot: rows written before the connectors ever ran. A clean stop flushes the offsets.
   insert_rows(db, connect, 0, kRows);
@@ -235,6 +264,13 @@ TEST_CASE("Debezium's outbox EventRouter: every id applied once in every convert
 
   for (const auto& s : settings()) {
     CAPTURE(s.name);
+    // The first record as Connect wrote it: the setting's headers and value.
+    auto first = output_of("kcat -C -q -e -c 1 -o beginning -b " + services.bootstrap_servers + " -t " +
+                           connect.topic(s) + " -f '%h\\n%s\\n'");
+    auto newline = first.find('\n');
+    CAPTURE(first);
+    CHECK(std::regex_search(first.substr(0, newline), std::regex(s.headers)));
+    CHECK(std::regex_search(first.substr(newline + 1), std::regex(s.value)));
     auto topic = "'" + connect.topic(s) + "'", table = connect.table(s);
     CHECK(records_in(services, connect.topic(s)) >= 7 * kRows);  // every row delivered twice or more
     CHECK(db.count("SELECT count(*) FROM rejected_events WHERE topic = " + topic) == 0);
@@ -244,8 +280,7 @@ TEST_CASE("Debezium's outbox EventRouter: every id applied once in every convert
                    " o ON t.event_id = o.id::text WHERE t.account_id = o.aggregateid AND t.amount_minor = "
                    "((o.payload->'amount'->>'value')::numeric * 100)::bigint") == 3 * kRows);
     // Each account's n-th event (rows are written and delivered in event-time order) saw n.
-    CHECK(db.count("SELECT count(*) FROM fraud_alerts a JOIN " + table + " o ON a.event_id = o.id::text") ==
-          3 * kRows);
+    CHECK(db.count("SELECT count(*) FROM fraud_alerts a JOIN " + table + " o ON a.event_id = o.id::text") == 3 * kRows);
     CHECK(db.count("SELECT count(*) FROM (SELECT a.reason, rank() OVER (PARTITION BY t.account_id ORDER BY "
                    "t.occurred_at) AS n FROM fraud_alerts a JOIN transactions t USING (event_source, event_id) JOIN " +
                    table + " o ON t.event_id = o.id::text) x WHERE x.reason <> 'tx_count_1h (' || x.n || ') >= 1'") ==
