@@ -329,6 +329,13 @@ void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::
   CHECK(offsets_at_end(db, s, topic, partitions));
 }
 
+std::int64_t miscounted_alerts(TestDatabase& db, const std::string& join) {
+  return db.count(
+      "SELECT count(*) FROM (SELECT a.reason, rank() OVER (PARTITION BY t.account_id ORDER BY t.occurred_at) AS n "
+      "FROM fraud_alerts a JOIN transactions t USING (event_source, event_id) " +
+      join + ") x WHERE x.reason <> 'tx_count_1h (' || x.n || ') >= 1'");
+}
+
 std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status) {
   namespace beast = boost::beast;
   namespace http = beast::http;

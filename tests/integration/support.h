@@ -124,6 +124,11 @@ bool offsets_at_end(TestDatabase& db, const Services& s, const std::string& topi
 /// rejected_events; every partition's stored offset is at its end (no range skipped).
 void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::string& topic, int partitions);
 
+/// Alerts of tests/data/feature_rules.yaml (every event's alert records its account's
+/// tx_count_1h) whose count is not the event's rank in its account by event time: a count
+/// lost or doubled. `join` narrows the events, e.g. "JOIN outbox o ON t.event_id = o.id::text".
+std::int64_t miscounted_alerts(TestDatabase& db, const std::string& join = "");
+
 /// The body of GET http://127.0.0.1:`port``target`, or nothing when it cannot be fetched;
 /// `status` receives the HTTP status.
 std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status = nullptr);
