@@ -1,6 +1,6 @@
 // Exactly-once effects while the cluster misbehaves: replicas killed at any moment (and
-// deliberately between the database commit and the Kafka commit), a frozen zombie replica,
-// PostgreSQL and Kafka restarted under load. Each test checks against what the topic really
+// deliberately between the database commit and the Kafka commit), a frozen zombie replica
+// (restarts_test.cpp restarts PostgreSQL and Kafka). Each test checks against what the topic really
 // holds: every event applied once at its first delivery, every poison record rejected, every
 // partition's offset at its end.
 #include <doctest/doctest.h>
@@ -20,21 +20,6 @@ using namespace fraud::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Events `from`..`to`-1 (every 50th one large) with `duplicate_every`-th ones delivered
-/// again right after the wave, and a poison record every `poison_every`.
-std::vector<OutgoingRecord> wave(int from, int to, int duplicate_every, int poison_every = 0) {
-  std::vector<OutgoingRecord> out, again;
-  for (int i = from; i < to; ++i) {
-    out.push_back(transaction_event(i, i % 50 == 0 ? "12500.00" : "42.10"));
-    if (duplicate_every && i % duplicate_every == 0) again.push_back(out.back());
-    if (poison_every && i % poison_every == 0) out.push_back({out.back().key, "{\"event_id\":\"poison", {}});
-  }
-  out.insert(out.end(), again.begin(), again.end());
-  return out;
-}
-
-std::int64_t large_events_below(int n) { return (n + 49) / 50; }
 
 /// The value of `key` in the last "consumer stopped" log line, or -1.
 long stopped_counter(const std::string& log, const std::string& key) {
@@ -155,35 +140,6 @@ TEST_CASE("a frozen zombie replica writes nothing for the partitions it lost") {
   cluster.check_exactly_once();
   CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == 50000);
   CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == large_events_below(50000));
-}
-
-namespace {
-
-/// Two replicas consume `waves` waves of 25,000 events while `service` is restarted after
-/// each wave is published; nothing may be lost or doubled.
-void ride_out_restarts(const std::string& service, int waves) {
-  Cluster cluster(4, service + "-restart");
-  cluster.start(0);
-  cluster.start(1);
-  REQUIRE(wait_until(60s, [&] { return cluster.owners_are(2); }));
-  for (int w = 0; w < waves; ++w) {
-    cluster.produce(wave(w * 25000, (w + 1) * 25000, 10, 1009));
-    restart_service(service);
-  }
-  CHECK(wait_until(120s, [&] { return cluster.caught_up(); }));
-  cluster.stop_all();
-
-  cluster.check_exactly_once();
-  CHECK(cluster.db().count("SELECT count(*) FROM processed_events") == waves * 25000);
-  CHECK(cluster.db().count("SELECT count(*) FROM fraud_alerts") == large_events_below(waves * 25000));
-}
-
-}  // namespace
-
-TEST_CASE("PostgreSQL restarted under load: the replicas recover by themselves") { ride_out_restarts("postgres", 4); }
-
-TEST_CASE("the Kafka broker restarted under load: the replicas recover by themselves") {
-  ride_out_restarts("kafka", 3);
 }
 
 namespace {

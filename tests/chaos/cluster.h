@@ -13,6 +13,21 @@ namespace fraud::testing {
 
 using namespace std::chrono_literals;
 
+/// Events `from`..`to`-1 (every 50th one large) with `duplicate_every`-th ones delivered
+/// again right after the wave, and a poison record every `poison_every`.
+inline std::vector<OutgoingRecord> wave(int from, int to, int duplicate_every, int poison_every = 0) {
+  std::vector<OutgoingRecord> out, again;
+  for (int i = from; i < to; ++i) {
+    out.push_back(transaction_event(i, i % 50 == 0 ? "12500.00" : "42.10"));
+    if (duplicate_every && i % duplicate_every == 0) again.push_back(out.back());
+    if (poison_every && i % poison_every == 0) out.push_back({out.back().key, "{\"event_id\":\"poison", {}});
+  }
+  out.insert(out.end(), again.begin(), again.end());
+  return out;
+}
+
+inline std::int64_t large_events_below(int n) { return (n + 49) / 50; }
+
 /// A topic, a database, and a group of replicas consuming the one into the other.
 class Cluster {
  public:
