@@ -8,6 +8,7 @@
 #include <set>
 #include <span>
 
+#include "dedup/cases.h"
 #include "dedup/database_error.h"
 #include "dedup/dedup_gate.h"
 #include "dedup/feature_history.h"
@@ -230,6 +231,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
         events.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
     auto pair_flags = state_->pairs.claim(tx, features, events, applied_batch);
     AlertColumns alerts;
+    CaseColumns cases;
     const auto& rules = features.rules();
     std::vector<rules::Verdict> verdicts;
     verdicts.reserve(events.size());
@@ -245,9 +247,11 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
         result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
         ++result.alerts;
       }
+      cases.add(event, verdict);
     }
     if (!events.empty()) insert_history(tx, events, verdicts, rules.version(), applied_batch);
     if (alerts.count > 0) alerts.insert(tx, rules.version(), topics_.alerts);
+    if (cases.count > 0) cases.insert(tx);
     tx.commit();
     state_->pairs.committed();
     return results;

@@ -57,7 +57,7 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
   }
   auto events = std::string(
                     "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq "
-                    "FROM transactions t LEFT JOIN fraud_labels l ON l.transaction_id = t.transaction_id "
+                    "FROM transactions t LEFT JOIN transaction_labels l ON l.transaction_id = t.transaction_id "
                     "WHERE ") +
                 kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
   events::Decoder decoder;

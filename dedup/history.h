@@ -13,7 +13,7 @@
 
 namespace fraud::dedup {
 
-/// A stored event, its fraud label when one was recorded in fraud_labels, the decision the
+/// A stored event, its fraud label when it has one (transaction_labels: a case's first), the decision the
 /// service made for it with the version of the rules that made it (NULL before 0010), and
 /// where it was applied (NULL before 0011).
 struct LabelledEvent {

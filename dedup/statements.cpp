@@ -1,5 +1,6 @@
 #include "dedup/statements.h"
 
+#include "dedup/cases.h"
 #include "dedup/connect.h"
 #include "dedup/dedup_gate.h"
 #include "events/time.h"
@@ -181,6 +182,7 @@ std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url) 
   c->prepare("history", kHistory);
   c->prepare("pairs", kPairs);
   c->prepare("key_versions", kKeyVersions);
+  c->prepare("open_cases", kOpenCases);
   return c;
 }
 

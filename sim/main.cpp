@@ -101,8 +101,8 @@ void record(pqxx::connection& c, const Batch& batch, const std::string& topic) {
         "INSERT INTO bank_outbox (event_id, aggregate_id, topic, headers, payload) VALUES ($1, $2, $3, $4::jsonb, $5)",
         e.event_id, e.account_id, topic, headers, events::to_json(e));
     tx.exec_params0(
-        "INSERT INTO fraud_labels (transaction_id, is_fraud, scenario) VALUES ($1, $2, NULLIF($3, '')) "
-        "ON CONFLICT (transaction_id) DO NOTHING",
+        "INSERT INTO fraud_labels (transaction_id, is_fraud, scenario, source) VALUES ($1, $2, NULLIF($3, ''), "
+        "'simulator') ON CONFLICT (transaction_id, source) DO NOTHING",
         e.transaction_id, t.fraud, t.scenario);
   }
   for (int i = 0; i < batch.poison; ++i)  // a producer bug: an event that is not one

@@ -62,7 +62,12 @@ class Cluster {
     fraud::testing::produce(services_.bootstrap_servers, topic_, records);
   }
   bool caught_up() { return offsets_at_end(db_, services_, topic_, partitions_); }
-  void check_exactly_once() { check_applied_exactly_once(db_, services_, topic_, partitions_); }
+  /// Every record applied once (check_applied_exactly_once), and every flagged event in its
+  /// account's one case once.
+  void check_exactly_once() {
+    check_applied_exactly_once(db_, services_, topic_, partitions_);
+    CHECK(miscased_accounts(db_) == 0);
+  }
   TestDatabase& db() { return db_; }
   const std::string& topic() const { return topic_; }
 

@@ -78,6 +78,9 @@ TEST_CASE("two replicas apply 1,000 events exactly once despite 300 duplicate de
   // What no constraint forces: each event counted once in its account's feature state.
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'count_recorder'") == 1000);
   CHECK(accounts_with_wrong_counts(db) == 0);
+  // The 50 large events are reviews: each in its account's one case, once.
+  CHECK(db.count("SELECT sum(event_count) FROM fraud_cases") == 50);
+  CHECK(miscased_accounts(db) == 0);
 }
 
 TEST_CASE("a poison record is rejected with its reason and its partition moves on") {

@@ -88,6 +88,7 @@ namespace {
 // Login roles for the group roles of migrations/0004_least_privilege.sql.
 constexpr const char* kServiceLogin = "fraud_consumer_test";
 constexpr const char* kRelayLogin = "fraud_relay_test";
+constexpr const char* kConsoleLogin = "fraud_console_test";
 }  // namespace
 
 TestDatabase::TestDatabase(const Services& services)
@@ -96,8 +97,8 @@ TestDatabase::TestDatabase(const Services& services)
   pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
   dedup::migrate(url_, dedup::embedded_migrations());
   // Roles are cluster-wide: each login role is made once and kept.
-  for (auto [login, group] :
-       {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"}}) {
+  for (auto [login, group] : {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"},
+                              std::pair{kConsoleLogin, "fraud_console"}}) {
     try {
       pqxx::nontransaction(admin).exec0(std::string("CREATE ROLE ") + login + " LOGIN IN ROLE " + group);
     } catch (const pqxx::sql_error&) {
@@ -114,6 +115,7 @@ std::string as_login(const std::string& url, const char* login) {
 
 std::string TestDatabase::service_url() const { return as_login(url_, kServiceLogin); }
 std::string TestDatabase::relay_url() const { return as_login(url_, kRelayLogin); }
+std::string TestDatabase::console_url() const { return as_login(url_, kConsoleLogin); }
 
 TestDatabase::~TestDatabase() {
   try {
@@ -334,6 +336,19 @@ std::int64_t miscounted_alerts(TestDatabase& db, const std::string& join) {
       "SELECT count(*) FROM (SELECT a.reason, rank() OVER (PARTITION BY t.account_id ORDER BY t.occurred_at) AS n "
       "FROM fraud_alerts a JOIN transactions t USING (event_source, event_id) " +
       join + ") x WHERE x.reason <> 'tx_count_1h (' || x.n || ') >= 1'");
+}
+
+std::int64_t miscased_accounts(TestDatabase& db) {
+  return db.count(R"sql(
+    WITH flagged AS (
+      SELECT account_id, count(*) AS n FROM transactions WHERE decision IN ('review', 'block') GROUP BY account_id
+    ), cased AS (
+      SELECT c.account_id, sum(c.event_count) AS counted, count(*) AS cases,
+             sum((SELECT count(*) FROM fraud_case_events e WHERE e.case_id = c.case_id)) AS linked
+      FROM fraud_cases c GROUP BY c.account_id
+    )
+    SELECT count(*) FROM flagged f FULL JOIN cased c USING (account_id)
+    WHERE f.n IS DISTINCT FROM c.counted OR f.n IS DISTINCT FROM c.linked OR c.cases <> 1)sql");
 }
 
 std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status) {

@@ -43,6 +43,8 @@ class TestDatabase {
   std::string service_url() const;
   /// The service's outbox relay's connection: a member of fraud_outbox_relay only.
   std::string relay_url() const;
+  /// The analysts' console's connection: a member of fraud_console only (migrations/0013).
+  std::string console_url() const;
   /// The first column of the first row of `sql`, as an integer.
   std::int64_t count(const std::string& sql);
   /// All rows of `sql`.
@@ -128,6 +130,12 @@ void check_applied_exactly_once(TestDatabase& db, const Services& s, const std::
 /// tx_count_1h) whose count is not the event's rank in its account by event time: a count
 /// lost or doubled. `join` narrows the events, e.g. "JOIN outbox o ON t.event_id = o.id::text".
 std::int64_t miscounted_alerts(TestDatabase& db, const std::string& join = "");
+
+/// Accounts whose cases do not hold their flagged events (decision review or block in the
+/// history) exactly once: not one case, or a case whose event count or linked events differ.
+/// For tests in which no case is closed. A copy applied twice shows in the event count, which
+/// no constraint forces.
+std::int64_t miscased_accounts(TestDatabase& db);
 
 /// The body of GET http://127.0.0.1:`port``target`, or nothing when it cannot be fetched;
 /// `status` receives the HTTP status.

@@ -1,0 +1,120 @@
+// Cases (migrations/0013): opened in the batch's transaction, one open case per account that
+// each flagged event joins once; closed by an analyst (cases/case_desk.h) with a disposition
+// that labels its transactions for the next backtest, audited, as the console's role.
+#include <doctest/doctest.h>
+
+#include "cases/case_desk.h"
+#include "dedup/batch_store.h"
+#include "tests/integration/support.h"
+
+using namespace fraud;
+using namespace fraud::testing;
+
+namespace {
+
+constexpr const char* kRules = FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml";
+
+/// A fresh database, and a BatchStore that applies batches of partition 0 of topic "t" under
+/// the large-amount rules (above 10,000 EUR: review), as the service would.
+struct AppliedHistory {
+  Services services = Services::from_environment();
+  TestDatabase db{services};
+  rules::FeatureEngine engine{std::make_shared<const rules::RuleSet>(rules::RuleSet::load(kRules))};
+  dedup::BatchStore store{db.service_url(), "g", "test", {}};
+  std::int64_t epoch = store.claim("t", 0).epoch;
+
+  void apply(const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records) {
+    store.apply(partition_batch(epoch, records), engine);
+  }
+};
+
+std::int64_t open_case_of(TestDatabase& db, const std::string& account) {
+  return db.count("SELECT case_id FROM fraud_cases WHERE state <> 'closed' AND account_id = '" + account + "'");
+}
+
+}  // namespace
+
+TEST_CASE("each flagged event joins its account's one open case once, and only flagged events do") {
+  AppliedHistory history;
+  auto& db = history.db;
+  // acc-a: two large payments (reviews) and a small one; acc-b: one large. The first batch
+  // holds a copy of evt-1 too, and the second delivers evt-1 and evt-2 again.
+  history.apply({{0, transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
+         {1, transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
+         {2, transaction_event(2, "50.00", "2026-11-27T09:01:00Z", "acc-a")},
+         {3, transaction_event(3, "20000.00", "2026-11-27T09:02:00Z", "acc-b")}});
+  history.apply({{4, transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
+         {5, transaction_event(2, "50.00", "2026-11-27T09:01:00Z", "acc-a")},
+         {6, transaction_event(4, "11000.00", "2026-11-27T09:03:00Z", "acc-a")}});
+
+  auto cases = db.query("SELECT account_id, state, decision, event_count, last_event_at = '2026-11-27T09:03:00Z' "
+                        "FROM fraud_cases ORDER BY account_id");
+  REQUIRE(cases.size() == 2);
+  CHECK(cases[0][0].as<std::string>() == "acc-a");
+  CHECK(cases[0][1].as<std::string>() == "open");
+  CHECK(cases[0][2].as<std::string>() == "review");
+  CHECK(cases[0][3].as<int>() == 2);  // evt-1 once and evt-4; not the small evt-2
+  CHECK(cases[0][4].as<bool>());
+  CHECK(cases[1][3].as<int>() == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_case_events e JOIN fraud_cases c USING (case_id) "
+                 "WHERE c.account_id = 'acc-a' AND e.event_id IN ('evt-1', 'evt-4')") == 2);
+  CHECK(miscased_accounts(db) == 0);
+}
+
+TEST_CASE("closing a case as fraud labels its transactions for the backtest and is audited") {
+  AppliedHistory history;
+  auto& db = history.db;
+  history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
+         {1, transaction_event(1, "15000.00", "2026-11-27T09:01:00Z", "acc-a")},
+         {2, transaction_event(2, "12500.00", "2026-11-27T09:02:00Z", "acc-b")},
+         {3, transaction_event(3, "50.00", "2026-11-27T09:03:00Z", "acc-c")}});
+  // The simulator thought txn-1 legitimate; its label stays beside the analyst's.
+  db.query("INSERT INTO fraud_labels (transaction_id, is_fraud, source) VALUES ('txn-1', false, 'simulator')");
+  cases::CaseDesk desk(db.console_url());
+
+  auto closed = desk.close(open_case_of(db, "acc-a"), cases::Disposition::fraud, "alice");
+  CHECK(closed.labelled == 2);
+  CHECK(desk.close(open_case_of(db, "acc-b"), cases::Disposition::unsure, "bob").labelled == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'alice' "
+                 "AND case_id = " +
+                 std::to_string(closed.case_id)) == 2);
+  CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE transaction_id = 'txn-1'") == 2);
+  CHECK(db.count("SELECT count(*) FROM transaction_labels WHERE is_fraud AND source = 'case'") == 2);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice' AND action = 'case.close' AND "
+                 "before ->> 'state' = 'open' AND after ->> 'disposition' = 'fraud'") == 1);
+
+  // A closed case stays closed, whoever asks: no second disposition over alice's.
+  CHECK_THROWS_AS(desk.close(closed.case_id, cases::Disposition::legitimate, "mallory"), cases::CaseRefused);
+  CHECK_THROWS_AS(desk.close(999999, cases::Disposition::fraud, "alice"), cases::CaseRefused);
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE disposition = 'fraud' AND closed_by = 'alice'") == 1);
+
+  // The next backtest counts the analyst's labels: txn-0 and txn-1 fraud, the rest unlabelled.
+  auto report = output_of("FRAUD_POSTGRES_URL='" + db.service_url() +
+                          "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 FRAUD_RULES_FILE=" + kRules + " " +
+                          FRAUD_CONSUMER_BINARY " rules backtest --rules " + kRules + " 2>&1");
+  CAPTURE(report);
+  CHECK(report.find("labels           2 fraud, 0 legitimate, 2 unlabelled") != std::string::npos);
+
+  // A later flagged event of the account opens a new case; the closed one keeps its events.
+  history.apply({{4, transaction_event(4, "13000.00", "2026-11-27T10:00:00Z", "acc-a")}});
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE account_id = 'acc-a'") == 2);
+  CHECK(db.count("SELECT event_count FROM fraud_cases WHERE case_id = " + std::to_string(closed.case_id)) == 2);
+}
+
+TEST_CASE("the console's role can neither rewrite the audit nor labels nor what the service decided") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  db.query("INSERT INTO audit_log (actor, action, object) VALUES ('alice', 'case.close', 'case:1')");
+  db.query("INSERT INTO fraud_labels (transaction_id, is_fraud, source) VALUES ('txn-1', true, 'simulator')");
+  for (const std::string sql :
+       {"UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log",
+        "UPDATE fraud_labels SET is_fraud = false", "DELETE FROM fraud_labels", "DELETE FROM fraud_cases",
+        "UPDATE fraud_cases SET event_count = 0", "UPDATE transactions SET decision = 'allow'",
+        "DELETE FROM fraud_alerts", "INSERT INTO processed_events (event_source, event_id) VALUES ('', 'x')"}) {
+    CAPTURE(sql);
+    pqxx::connection console(db.console_url());
+    pqxx::nontransaction tx(console);
+    CHECK_THROWS_AS(tx.exec0(sql), pqxx::insufficient_privilege);
+  }
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 1);
+}
