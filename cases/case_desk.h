@@ -1,8 +1,9 @@
 #pragma once
-// What an analyst does to a case (migrations/0013): close it with a disposition, which labels
-// its transactions for the backtest. Each change is one transaction with its audit row, run
-// as a member of fraud_console, so the console that calls it can rewrite neither the labels
-// nor the audit.
+// What an analyst reads and does to cases (migrations/0013): the queue, a case with its
+// events, alerts and the account's recent transactions, assignment, and closing with a
+// disposition that labels its transactions for the backtest. Each change is one transaction
+// with its audit row, run as a member of fraud_console, so the console that calls it can
+// rewrite neither the labels nor the audit. Reads come back as JSON that PostgreSQL builds.
 
 #include <cstddef>
 #include <cstdint>
@@ -25,20 +26,51 @@ class CaseRefused : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The case asked for does not exist.
+class CaseNotFound : public CaseRefused {
+ public:
+  using CaseRefused::CaseRefused;
+};
+
 struct ClosedCase {
   std::int64_t case_id = 0;
   std::size_t labelled = 0;  ///< transactions labelled by this close (none for unsure)
 };
 
-class CaseDesk {
+/// Which cases the queue shows; an empty field does not filter.
+struct QueueFilter {
+  std::string state;     ///< open, assigned or closed
+  std::string decision;  ///< review or block
+  std::string rule;      ///< a rule that fired on one of its events
+  int limit = 100;
+};
+
+/// The seam between the console's API and the database (fakes in unit tests).
+class Cases {
+ public:
+  virtual ~Cases() = default;
+  /// {"cases": [...]}, most recent activity first.
+  virtual std::string queue(const QueueFilter& filter) = 0;
+  /// The case with its events, their alerts and the account's recent transactions; nothing
+  /// when there is no such case.
+  virtual std::optional<std::string> find(std::int64_t case_id) = 0;
+  /// Assigns an open or assigned case to `assignee`, as `analyst`.
+  virtual void assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) = 0;
+  virtual ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) = 0;
+};
+
+class CaseDesk : public Cases {
  public:
   /// `url`: a PostgreSQL URL of a login role in fraud_console.
   explicit CaseDesk(std::string url) : url_(std::move(url)) {}
 
+  std::string queue(const QueueFilter& filter) override;
+  std::optional<std::string> find(std::int64_t case_id) override;
+  void assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) override;
   /// Closes an open or assigned case as `analyst`. Fraud and legitimate label each of its
   /// transactions that has no case label yet (source 'case', with the case and the analyst);
   /// unsure labels nothing. A closed case stays closed: a later event opens a new case.
-  ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst);
+  ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) override;
 
  private:
   std::string url_;

@@ -40,8 +40,8 @@ void CaseColumns::add(const events::Event& e, const rules::Verdict& verdict) {
 }
 
 void CaseColumns::insert(pqxx::work& tx) const {
-  tx.exec_prepared("open_cases", source.str(), id.str(), transaction.str(), account.str(), decision.str(),
-                   score.str(), occurred.str());
+  tx.exec_prepared("open_cases", source.str(), id.str(), transaction.str(), account.str(), decision.str(), score.str(),
+                   occurred.str());
 }
 
 }  // namespace fraud::dedup

@@ -23,28 +23,44 @@ using tcp = asio::ip::tcp;
 
 tcp::endpoint parse_endpoint(const std::string& address) {
   auto colon = address.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("metrics.listen: '" + address + "' is not host:port");
+  if (colon == std::string::npos) throw std::runtime_error("listen address '" + address + "' is not host:port");
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(address.substr(0, colon), ec);
-  if (ec) throw std::runtime_error("metrics.listen: '" + address + "' has no IP address: " + ec.message());
+  if (ec) throw std::runtime_error("listen address '" + address + "' has no IP address: " + ec.message());
   return {ip, static_cast<unsigned short>(std::stoi(address.substr(colon + 1)))};
 }
 
 using Routes = std::vector<std::pair<std::string, HttpHandler>>;
 
-HttpResponse respond(const Routes& routes, const http::request<http::string_body>& request) {
-  if (request.method() != http::verb::get) return {405, "method not allowed\n"};
-  std::string target(request.target());
-  target = target.substr(0, target.find('?'));
-  for (const auto& [path, handler] : routes) {
-    if (path != target) continue;
-    try {
-      return handler();
-    } catch (const std::exception& e) {
-      return {500, std::string(e.what()) + "\n"};
-    }
+/// The operator's endpoints: GET of an exact path.
+HttpRequestHandler route(Routes routes) {
+  return [routes = std::move(routes)](const HttpRequest& request) -> HttpResponse {
+    if (request.method != "GET") return {405, "method not allowed\n"};
+    for (const auto& [path, handler] : routes)
+      if (path == request.path) return handler();
+    return {404, "not found\n"};
+  };
+}
+
+HttpRequest to_request(const http::request<http::string_body>& from) {
+  HttpRequest request;
+  request.method = std::string(from.method_string());
+  std::string target(from.target());
+  auto question = target.find('?');
+  request.path = target.substr(0, question);
+  if (question != std::string::npos) request.query = target.substr(question + 1);
+  if (auto it = from.find(http::field::authorization); it != from.end())
+    request.authorization = std::string(it->value());
+  request.body = from.body();
+  return request;
+}
+
+HttpResponse respond(const HttpRequestHandler& handler, const http::request<http::string_body>& request) {
+  try {
+    return handler(to_request(request));
+  } catch (const std::exception& e) {
+    return {500, std::string(e.what()) + "\n"};
   }
-  return {404, "not found\n"};
 }
 
 /// Connections served at once, at most; more are closed on arrival. Prometheus and the
@@ -54,34 +70,36 @@ constexpr std::size_t kMaxConnections = 64;
 /// One request on one connection. Scrapes and probes are small: one request per connection
 /// keeps this simple, and a client that stalls is cut off after five seconds.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket socket, const Routes& r, std::set<Session*>& all)
-      : stream(std::move(socket)), routes(r), live(all) {
+  Session(tcp::socket socket, const HttpRequestHandler& h, std::set<Session*>& all)
+      : stream(std::move(socket)), handler(h), live(all) {
     live.insert(this);
+    parser.body_limit(kMaxRequestBody);
   }
   ~Session() { live.erase(this); }  // on the server's one thread, like the constructor
 
   void start() {
     stream.expires_after(std::chrono::seconds(5));
-    http::async_read(stream, buffer, request, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-      if (!ec) self->reply();
+    http::async_read(stream, buffer, parser, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (!ec) self->reply(respond(self->handler, self->parser.get()));
+      else if (ec == http::error::body_limit) self->reply({413, "request body too large\n"});
     });
   }
 
-  void reply();
+  void reply(HttpResponse answer);
 
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
-  http::request<http::string_body> request;
+  http::request_parser<http::string_body> parser;
   http::response<http::string_body> response;
-  const Routes& routes;
+  const HttpRequestHandler& handler;
   std::set<Session*>& live;  ///< the server's open sessions, to close them when it stops
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> r)
-      : routes(std::move(r)), acceptor(io, parse_endpoint(address)), retry(io) {
+  Impl(const std::string& address, HttpRequestHandler h)
+      : handler(std::move(h)), acceptor(io, parse_endpoint(address)), retry(io) {
     accept();
     thread = std::thread([this] { io.run(); });
   }
@@ -122,10 +140,10 @@ struct HttpServer::Impl {
 
   void serve(tcp::socket socket) {
     if (sessions.size() >= kMaxConnections) return;  // the socket closes as it goes out of scope
-    std::make_shared<Session>(std::move(socket), routes, sessions)->start();
+    std::make_shared<Session>(std::move(socket), handler, sessions)->start();
   }
 
-  std::vector<std::pair<std::string, HttpHandler>> routes;
+  HttpRequestHandler handler;
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::steady_timer retry;
@@ -134,11 +152,11 @@ struct HttpServer::Impl {
   std::thread thread;
 };
 
-void Session::reply() {
-  auto answer = respond(routes, request);
+void Session::reply(HttpResponse answer) {
   response.result(static_cast<http::status>(answer.status));
-  response.version(request.version());
+  response.version(parser.get().version());
   response.set(http::field::content_type, answer.content_type);
+  for (const auto& [name, value] : answer.headers) response.set(name, value);
   response.keep_alive(false);
   response.body() = std::move(answer.body);
   response.prepare_payload();
@@ -149,7 +167,10 @@ void Session::reply() {
 }
 
 HttpServer::HttpServer(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> routes)
-    : impl_(std::make_unique<Impl>(address, std::move(routes))) {}
+    : impl_(std::make_unique<Impl>(address, route(std::move(routes)))) {}
+
+HttpServer::HttpServer(const std::string& address, HttpRequestHandler handler)
+    : impl_(std::make_unique<Impl>(address, std::move(handler))) {}
 
 HttpServer::~HttpServer() = default;
 

@@ -14,20 +14,6 @@ namespace {
 
 constexpr const char* kRules = FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml";
 
-/// A fresh database, and a BatchStore that applies batches of partition 0 of topic "t" under
-/// the large-amount rules (above 10,000 EUR: review), as the service would.
-struct AppliedHistory {
-  Services services = Services::from_environment();
-  TestDatabase db{services};
-  rules::FeatureEngine engine{std::make_shared<const rules::RuleSet>(rules::RuleSet::load(kRules))};
-  dedup::BatchStore store{db.service_url(), "g", "test", {}};
-  std::int64_t epoch = store.claim("t", 0).epoch;
-
-  void apply(const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records) {
-    store.apply(partition_batch(epoch, records), engine);
-  }
-};
-
 std::int64_t open_case_of(TestDatabase& db, const std::string& account) {
   return db.count("SELECT case_id FROM fraud_cases WHERE state <> 'closed' AND account_id = '" + account + "'");
 }
@@ -40,15 +26,16 @@ TEST_CASE("each flagged event joins its account's one open case once, and only f
   // acc-a: two large payments (reviews) and a small one; acc-b: one large. The first batch
   // holds a copy of evt-1 too, and the second delivers evt-1 and evt-2 again.
   history.apply({{0, transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
-         {1, transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
-         {2, transaction_event(2, "50.00", "2026-11-27T09:01:00Z", "acc-a")},
-         {3, transaction_event(3, "20000.00", "2026-11-27T09:02:00Z", "acc-b")}});
+                 {1, transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
+                 {2, transaction_event(2, "50.00", "2026-11-27T09:01:00Z", "acc-a")},
+                 {3, transaction_event(3, "20000.00", "2026-11-27T09:02:00Z", "acc-b")}});
   history.apply({{4, transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
-         {5, transaction_event(2, "50.00", "2026-11-27T09:01:00Z", "acc-a")},
-         {6, transaction_event(4, "11000.00", "2026-11-27T09:03:00Z", "acc-a")}});
+                 {5, transaction_event(2, "50.00", "2026-11-27T09:01:00Z", "acc-a")},
+                 {6, transaction_event(4, "11000.00", "2026-11-27T09:03:00Z", "acc-a")}});
 
-  auto cases = db.query("SELECT account_id, state, decision, event_count, last_event_at = '2026-11-27T09:03:00Z' "
-                        "FROM fraud_cases ORDER BY account_id");
+  auto cases = db.query(
+      "SELECT account_id, state, decision, event_count, last_event_at = '2026-11-27T09:03:00Z' "
+      "FROM fraud_cases ORDER BY account_id");
   REQUIRE(cases.size() == 2);
   CHECK(cases[0][0].as<std::string>() == "acc-a");
   CHECK(cases[0][1].as<std::string>() == "open");
@@ -65,9 +52,9 @@ TEST_CASE("closing a case as fraud labels its transactions for the backtest and 
   AppliedHistory history;
   auto& db = history.db;
   history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")},
-         {1, transaction_event(1, "15000.00", "2026-11-27T09:01:00Z", "acc-a")},
-         {2, transaction_event(2, "12500.00", "2026-11-27T09:02:00Z", "acc-b")},
-         {3, transaction_event(3, "50.00", "2026-11-27T09:03:00Z", "acc-c")}});
+                 {1, transaction_event(1, "15000.00", "2026-11-27T09:01:00Z", "acc-a")},
+                 {2, transaction_event(2, "12500.00", "2026-11-27T09:02:00Z", "acc-b")},
+                 {3, transaction_event(3, "50.00", "2026-11-27T09:03:00Z", "acc-c")}});
   // The simulator thought txn-1 legitimate; its label stays beside the analyst's.
   db.query("INSERT INTO fraud_labels (transaction_id, is_fraud, source) VALUES ('txn-1', false, 'simulator')");
   cases::CaseDesk desk(db.console_url());

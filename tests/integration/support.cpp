@@ -351,15 +351,20 @@ std::int64_t miscased_accounts(TestDatabase& db) {
     WHERE f.n IS DISTINCT FROM c.counted OR f.n IS DISTINCT FROM c.linked OR c.cases <> 1)sql");
 }
 
-std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status) {
+std::optional<std::string> http_call(unsigned short port, const HttpCall& call, int* status) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   try {
     boost::asio::io_context io;
     beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(30));
     stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-    http::request<http::empty_body> request{http::verb::get, target, 11};
+    http::request<http::string_body> request{http::string_to_verb(call.method), call.target, 11};
     request.set(http::field::host, "127.0.0.1");
+    if (!call.authorization.empty()) request.set(http::field::authorization, call.authorization);
+    if (!call.body.empty()) request.set(http::field::content_type, "application/json");
+    request.body() = call.body;
+    request.prepare_payload();
     http::write(stream, request);
     beast::flat_buffer buffer;
     http::response<http::string_body> response;
@@ -369,6 +374,10 @@ std::optional<std::string> http_get(unsigned short port, const std::string& targ
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status) {
+  return http_call(port, {"GET", target}, status);
 }
 
 unsigned short free_port() {
@@ -449,6 +458,16 @@ dedup::PartitionBatch partition_batch(std::int64_t epoch,
     batch.records.push_back({record, decoded.event, decoded.error});
   }
   return batch;
+}
+
+AppliedHistory::AppliedHistory()
+    : services(Services::from_environment()), db(services),
+      engine(std::make_shared<const rules::RuleSet>(
+          rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"))),
+      store(db.service_url(), "g", "test", {}), epoch(store.claim("t", 0).epoch) {}
+
+void AppliedHistory::apply(const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records) {
+  store.apply(partition_batch(epoch, records), engine);
 }
 
 }  // namespace fraud::testing

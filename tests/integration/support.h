@@ -137,6 +137,12 @@ std::int64_t miscounted_alerts(TestDatabase& db, const std::string& join = "");
 /// no constraint forces.
 std::int64_t miscased_accounts(TestDatabase& db);
 
+/// A request to http://127.0.0.1:`port`: a body is sent as JSON.
+struct HttpCall {
+  std::string method, target, authorization = {}, body = {};
+};
+/// The response body to `call`, or nothing when there was none; `status` receives the HTTP status.
+std::optional<std::string> http_call(unsigned short port, const HttpCall& call, int* status = nullptr);
 /// The body of GET http://127.0.0.1:`port``target`, or nothing when it cannot be fetched;
 /// `status` receives the HTTP status.
 std::optional<std::string> http_get(unsigned short port, const std::string& target, int* status = nullptr);
@@ -172,5 +178,19 @@ OutgoingRecord card_on_shared_device(int i);
 /// decodes it, for tests that drive dedup::BatchStore directly.
 dedup::PartitionBatch partition_batch(std::int64_t epoch,
                                       const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records);
+
+/// A fresh database, and a BatchStore that applies batches of partition 0 of topic "t" under
+/// tests/data/large_amount_rules.yaml (above 10,000 EUR: review), as the service would.
+struct AppliedHistory {
+  AppliedHistory();
+  /// Applies `records` (offset, record) as one batch.
+  void apply(const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records);
+
+  Services services;
+  TestDatabase db;
+  rules::FeatureEngine engine;
+  dedup::BatchStore store;
+  std::int64_t epoch;
+};
 
 }  // namespace fraud::testing

@@ -1,0 +1,37 @@
+#pragma once
+// The console's JSON API and its page (console/openapi.yaml describes the API). Every /api
+// request carries a bearer token (console/tokens.h); every change goes through cases::Cases,
+// which audits it. The page at / is static and uses the same API.
+
+#include "cases/case_desk.h"
+#include "console/tokens.h"
+#include "ops/http_server.h"
+
+namespace fraud::console {
+
+class ConsoleApi {
+ public:
+  ConsoleApi(const TokenBook& tokens, cases::Cases& cases) : tokens_(tokens), cases_(cases) {}
+
+  /// Answers one request; never throws (a database failure is a 500 whose detail is logged).
+  ops::HttpResponse handle(const ops::HttpRequest& request);
+
+ private:
+  ops::HttpResponse api(const ops::HttpRequest& request, const Analyst& analyst);
+  ops::HttpResponse case_action(const ops::HttpRequest& request, const Analyst& analyst, std::int64_t case_id,
+                                const std::string& action);
+
+  const TokenBook& tokens_;
+  cases::Cases& cases_;
+};
+
+/// The static files the console serves: the page, its script and style, the OpenAPI file.
+struct WebFile {
+  const char* path;
+  const char* content_type;
+  const char* body;
+};
+extern const WebFile kWebFiles[];
+extern const std::size_t kWebFileCount;
+
+}  // namespace fraud::console

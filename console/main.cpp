@@ -1,0 +1,80 @@
+// fraud-console: the analysts' console, a web page and a JSON API over the service's database.
+//
+//   fraud-console run                  serves until SIGTERM or SIGINT
+//   fraud-console token NAME ROLE      makes a token: prints it once, and its tokens-file line
+//
+// Settings come from the environment, never the command line (where passwords show in `ps`):
+// FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console), FRAUD_CONSOLE_TOKENS_FILE and
+// FRAUD_CONSOLE_LISTEN (default 127.0.0.1:8090). Exit status: 0 done, 1 failed, 2 usage.
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "cases/case_desk.h"
+#include "console/api.h"
+#include "console/tokens.h"
+#include "ops/cli.h"
+#include "ops/http_server.h"
+#include "ops/log.h"
+#include "ops/stop_signal.h"
+
+namespace {
+
+using namespace fraud;
+
+constexpr const char* kUsage =
+    "usage: fraud-console run\n"
+    "       fraud-console token NAME analyst|lead\n"
+    "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE and FRAUD_CONSOLE_LISTEN configure run.\n";
+
+std::string setting(const char* name, const char* fallback = nullptr) {
+  const char* value = std::getenv(name);
+  if (value && *value) return value;
+  if (fallback) return fallback;
+  throw std::runtime_error(std::string(name) + " is not set");
+}
+
+int make_token(const std::string& name, const std::string& role) {
+  if (name.empty() || name.find_first_of(" \t#") != std::string::npos)
+    return ops::refuse("fraud-console token: NAME must be one word\n");
+  if (role != "analyst" && role != "lead") return ops::refuse("fraud-console token: ROLE is analyst or lead\n");
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return ops::refuse("fraud-console token: no randomness\n", 1);
+  std::string token;
+  for (unsigned char b : bytes) token += "0123456789abcdef"[b >> 4], token += "0123456789abcdef"[b & 0xf];
+  std::cout << "token (give it to " << name << "; it is not kept): " << token << "\n"
+            << "tokens-file line: " << name << " " << role << " " << console::sha256_hex(token) << "\n";
+  return 0;
+}
+
+int run() {
+  auto tokens = console::TokenBook::load(setting("FRAUD_CONSOLE_TOKENS_FILE"));
+  cases::CaseDesk desk(setting("FRAUD_CONSOLE_POSTGRES_URL"));
+  console::ConsoleApi api(tokens, desk);
+  const auto& stop = ops::stop_on_signals();
+  ops::HttpServer server(setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),
+                         [&api](const ops::HttpRequest& request) { return api.handle(request); });
+  ops::log::info("console started",
+                 {{"port", std::to_string(server.port())}, {"analysts", std::to_string(tokens.size())}});
+  while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ops::log::info("console stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string command = argc > 1 ? argv[1] : "";
+  try {
+    if (command == "run" && argc == 2) return run();
+    if (command == "token" && argc == 4) return make_token(argv[2], argv[3]);
+  } catch (const std::exception& e) {
+    return ops::refuse(std::string("fraud-console: ") + e.what() + "\n", 1);
+  }
+  return ops::refuse(kUsage);
+}

@@ -1,0 +1,81 @@
+#include "console/tokens.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace fraud::console {
+
+const char* to_string(Role role) { return role == Role::lead ? "lead" : "analyst"; }
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+namespace {
+
+bool is_digest(const std::string& text) {
+  if (text.size() != 64) return false;
+  for (char c : text)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+}  // namespace
+
+TokenBook TokenBook::parse(std::string_view text, const std::string& origin) {
+  TokenBook book;
+  std::istringstream lines{std::string(text)};
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    auto where = origin + ":" + std::to_string(number) + ": ";
+    std::istringstream fields(line.substr(0, line.find('#')));
+    std::string name, role, digest, extra;
+    if (!(fields >> name)) continue;  // blank or a comment
+    if (!(fields >> role >> digest) || (fields >> extra))
+      throw std::runtime_error(where + "expected three fields: name, role (analyst or lead), sha256 of the token");
+    if (role != "analyst" && role != "lead")
+      throw std::runtime_error(where + "role '" + role + "' is neither analyst nor lead");
+    if (!is_digest(digest))
+      throw std::runtime_error(where + "the third field is not a SHA-256 digest (64 lowercase hex characters)");
+    for (const auto& entry : book.entries_)
+      if (entry.analyst.name == name) throw std::runtime_error(where + "'" + name + "' appears twice");
+    book.entries_.push_back({{name, role == "lead" ? Role::lead : Role::analyst}, digest});
+  }
+  return book;
+}
+
+TokenBook TokenBook::load(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw std::runtime_error(path + ": cannot be read");
+  std::stringstream text;
+  text << file.rdbuf();
+  return parse(text.str(), path);
+}
+
+std::optional<Analyst> TokenBook::authenticate(std::string_view authorization) const {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.substr(0, kScheme.size()) != kScheme) return std::nullopt;
+  auto token = authorization.substr(kScheme.size());
+  if (token.empty()) return std::nullopt;
+  auto digest = sha256_hex(token);
+  std::optional<Analyst> found;
+  for (const auto& entry : entries_)
+    if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) == 0) found = entry.analyst;
+  return found;
+}
+
+}  // namespace fraud::console

@@ -1,0 +1,130 @@
+// The console page: signs in with a bearer token (kept for this tab only) and works the
+// queue through the JSON API (/openapi.yaml). Everything shown is set as text, never as HTML.
+"use strict";
+
+let token = sessionStorage.getItem("fraud-console-token") || "";
+let me = null;
+let current = null;
+
+const $ = (id) => document.getElementById(id);
+
+async function call(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: Object.assign({ Authorization: "Bearer " + token }, body ? { "Content-Type": "application/json" } : {}),
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+function money(minor, currency) {
+  return (Number(minor) / 100).toFixed(2) + " " + currency;
+}
+
+async function signIn(event) {
+  if (event) event.preventDefault();
+  if (event) token = $("token").value;
+  try {
+    me = await call("GET", "/api/me");
+  } catch (e) {
+    $("login-error").textContent = "Sign-in refused: " + e.message;
+    return;
+  }
+  sessionStorage.setItem("fraud-console-token", token);
+  $("login").hidden = true;
+  $("console").hidden = false;
+  $("who").textContent = me.name + " (" + me.role + ")";
+  await loadQueue();
+}
+
+async function loadQueue(event) {
+  if (event) event.preventDefault();
+  const query = new URLSearchParams({
+    state: $("filter-state").value, decision: $("filter-decision").value, rule: $("filter-rule").value.trim(),
+  });
+  const data = await call("GET", "/api/cases?" + query);
+  const body = $("cases").tBodies[0];
+  body.replaceChildren();
+  for (const c of data.cases) {
+    const row = body.insertRow();
+    row.className = "case-row";
+    row.dataset.caseId = c.case_id;
+    cell(row, "#" + c.case_id);
+    cell(row, c.account_id);
+    cell(row, c.decision, "decision-" + c.decision);
+    cell(row, c.event_count);
+    cell(row, c.rules.join(", "));
+    cell(row, c.last_event_at);
+    cell(row, c.state + (c.disposition ? " (" + c.disposition + ")" : ""));
+    cell(row, c.assignee);
+    row.addEventListener("click", () => openCase(c.case_id));
+  }
+}
+
+async function openCase(id) {
+  const data = await call("GET", "/api/cases/" + id);
+  current = data.case;
+  $("case").hidden = false;
+  $("case-title").textContent = "Case #" + current.case_id + " — account " + current.account_id;
+  $("case-summary").textContent = current.event_count + " flagged event(s), strongest decision " + current.decision +
+    ", " + current.state + (current.assignee ? ", assigned to " + current.assignee : "") +
+    (current.disposition ? ", closed as " + current.disposition + " by " + current.closed_by : "");
+  $("case-actions").hidden = current.state === "closed";
+  $("case-message").textContent = "";
+  const events = $("case-events").tBodies[0];
+  events.replaceChildren();
+  for (const e of data.events) {
+    const row = events.insertRow();
+    cell(row, e.occurred_at);
+    cell(row, e.transaction_id);
+    cell(row, e.decision, "decision-" + e.decision);
+    cell(row, e.score);
+    const reasons = cell(row, "");
+    for (const a of e.alerts) {
+      const line = document.createElement("div");
+      line.className = "reason";
+      line.textContent = a.rule_id + (a.shadow ? " (shadow)" : "") + " +" + a.score + ": " + a.reason;
+      reasons.appendChild(line);
+    }
+  }
+  const recent = $("recent").tBodies[0];
+  recent.replaceChildren();
+  for (const t of data.recent_transactions) {
+    const row = recent.insertRow();
+    cell(row, t.occurred_at);
+    cell(row, t.transaction_id);
+    cell(row, money(t.amount_minor, t.currency));
+    cell(row, t.merchant_id);
+    cell(row, t.device_id);
+    cell(row, t.decision, "decision-" + t.decision);
+  }
+}
+
+async function act(path, body, done) {
+  try {
+    await call("POST", "/api/cases/" + current.case_id + "/" + path, body);
+    await openCase(current.case_id);
+    $("case-message").textContent = done;
+    await loadQueue();
+  } catch (e) {
+    $("case-message").textContent = "Refused: " + e.message;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login").addEventListener("submit", signIn);
+  $("filters").addEventListener("submit", loadQueue);
+  $("assign-me").addEventListener("click", () => act("assign", { assignee: me.name }, "Assigned to you."));
+  $("close-case").addEventListener("click", () =>
+    act("close", { disposition: $("disposition").value }, "Closed as " + $("disposition").value + "."));
+  if (token) signIn();
+});

@@ -1,0 +1,132 @@
+// The console's pure parts: the tokens file, and the API's routing and rights over a fake
+// case store (tests/integration/console_test.cpp runs the real one).
+#include <doctest/doctest.h>
+
+#include "console/api.h"
+#include "console/tokens.h"
+
+using namespace fraud;
+
+namespace {
+
+const std::string kTokens = "# name role digest\nalice analyst " + console::sha256_hex("a-secret") +
+                            "\nlena lead " + console::sha256_hex("l-secret") + "  # the team lead\n";
+
+/// Records what the API asked of it.
+struct FakeCases : cases::Cases {
+  std::string queue(const cases::QueueFilter& filter) override {
+    last_filter = filter;
+    return R"({"cases":[]})";
+  }
+  std::optional<std::string> find(std::int64_t case_id) override {
+    if (case_id != 7) return std::nullopt;
+    return R"({"case":{"case_id":7}})";
+  }
+  void assign(std::int64_t, const std::string& assignee, const std::string& analyst) override {
+    assigned = assignee + " by " + analyst;
+  }
+  cases::ClosedCase close(std::int64_t case_id, cases::Disposition, const std::string&) override {
+    if (case_id != 7) throw cases::CaseNotFound("case does not exist");
+    if (closed) throw cases::CaseRefused("case 7 is closed already");
+    closed = true;
+    return {7, 3};
+  }
+  cases::QueueFilter last_filter;
+  std::string assigned;
+  bool closed = false;
+};
+
+ops::HttpRequest request(std::string method, std::string target, std::string token, std::string body = "") {
+  ops::HttpRequest r;
+  r.method = std::move(method);
+  auto question = target.find('?');
+  r.path = target.substr(0, question);
+  if (question != std::string::npos) r.query = target.substr(question + 1);
+  if (!token.empty()) r.authorization = "Bearer " + token;
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("the tokens file names each analyst's role and keeps only digests") {
+  auto book = console::TokenBook::parse(kTokens, "tokens");
+  CHECK(book.size() == 2);
+  auto alice = book.authenticate("Bearer a-secret");
+  REQUIRE(alice);
+  CHECK(alice->name == "alice");
+  CHECK(alice->role == console::Role::analyst);
+  CHECK(book.authenticate("Bearer l-secret")->role == console::Role::lead);
+  CHECK_FALSE(book.authenticate("Bearer wrong"));
+  CHECK_FALSE(book.authenticate("a-secret"));  // no scheme
+  CHECK_FALSE(book.authenticate("Basic a-secret"));
+  CHECK_FALSE(book.authenticate("Bearer "));
+  CHECK(console::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("a bad tokens file is refused with its file and line") {
+  auto refusal = [](const std::string& text) {
+    try {
+      console::TokenBook::parse(text, "tokens.txt");
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(refusal("alice analyst") == "tokens.txt:1: expected three fields: name, role (analyst or lead), sha256 of "
+                                    "the token");
+  CHECK(refusal("\nalice admin " + std::string(64, 'a')) == "tokens.txt:2: role 'admin' is neither analyst nor lead");
+  CHECK(refusal("alice analyst a-secret").find("tokens.txt:1: the third field is not a SHA-256 digest") == 0);
+  CHECK(refusal("alice analyst " + std::string(64, 'a') + "\nalice lead " + std::string(64, 'b')) ==
+        "tokens.txt:2: 'alice' appears twice");
+}
+
+TEST_CASE("the console's API answers by token and role") {
+  auto book = console::TokenBook::parse(kTokens, "tokens");
+  FakeCases cases;
+  console::ConsoleApi api(book, cases);
+
+  auto refused = api.handle(request("GET", "/api/cases", ""));
+  CHECK(refused.status == 401);
+  CHECK(api.handle(request("GET", "/api/cases/7", "guess")).status == 401);
+  CHECK(api.handle(request("GET", "/api/me", "l-secret")).body == R"({"name":"lena","role":"lead"})");
+
+  CHECK(api.handle(request("GET", "/api/cases?state=open&rule=large%5Famount&decision=block", "a-secret")).status ==
+        200);
+  CHECK(cases.last_filter.state == "open");
+  CHECK(cases.last_filter.rule == "large_amount");
+  CHECK(cases.last_filter.decision == "block");
+  CHECK(api.handle(request("GET", "/api/cases?limit=0", "a-secret")).status == 400);
+  CHECK(api.handle(request("GET", "/api/cases?limit=5000", "a-secret")).status == 400);
+
+  CHECK(api.handle(request("GET", "/api/cases/7", "a-secret")).status == 200);
+  CHECK(api.handle(request("GET", "/api/cases/8", "a-secret")).status == 404);
+  CHECK(api.handle(request("GET", "/api/cases/-1", "a-secret")).status == 404);
+  CHECK(api.handle(request("GET", "/api/cases/7/close", "a-secret")).status == 405);
+  CHECK(api.handle(request("POST", "/api/cases/7/reopen", "a-secret", "{}")).status == 404);
+
+  CHECK(api.handle(request("POST", "/api/cases/7/assign", "a-secret", R"({"assignee":"bob"})")).status == 403);
+  CHECK(api.handle(request("POST", "/api/cases/7/assign", "a-secret", R"({"assignee":"alice"})")).status == 200);
+  CHECK(api.handle(request("POST", "/api/cases/7/assign", "l-secret", R"({"assignee":"bob"})")).status == 200);
+  CHECK(cases.assigned == "bob by lena");
+
+  CHECK(api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":1})")).status == 400);
+  CHECK(api.handle(request("POST", "/api/cases/8/close", "a-secret", R"({"disposition":"fraud"})")).status == 404);
+  auto closed = api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":"fraud"})"));
+  CHECK(closed.status == 200);
+  CHECK(closed.body == R"({"case_id":7,"labelled":3})");
+  auto again = api.handle(request("POST", "/api/cases/7/close", "l-secret", R"({"disposition":"legitimate"})"));
+  CHECK(again.status == 409);
+  CHECK(again.body == R"({"error":"case 7 is closed already"})");
+
+  // The page is public and static; every answer forbids framing and sniffing.
+  auto page = api.handle(request("GET", "/", ""));
+  CHECK(page.status == 200);
+  CHECK(page.content_type == "text/html; charset=utf-8");
+  CHECK(api.handle(request("GET", "/openapi.yaml", "")).body.find("openapi: 3.0.3") == 0);
+  CHECK(api.handle(request("POST", "/", "")).status == 405);
+  bool framing_refused = false;
+  for (const auto& [name, value] : page.headers)
+    framing_refused |= name == "Content-Security-Policy" && value.find("frame-ancestors 'none'") != std::string::npos;
+  CHECK(framing_refused);
+}
