@@ -24,7 +24,7 @@ FROM (
           JOIN fraud_alerts a ON a.event_source = e.event_source AND a.event_id = e.event_id AND NOT a.shadow
           WHERE e.case_id = c.case_id) AS rules
   FROM fraud_cases c
-  WHERE ($1 = '' OR c.state = $1) AND ($2 = '' OR c.decision = $2)
+  WHERE ($1 = '' OR c.state = $1 OR ($1 = 'active' AND c.state <> 'closed')) AND ($2 = '' OR c.decision = $2)
     AND ($3 = '' OR EXISTS (SELECT FROM fraud_case_events e JOIN fraud_alerts a
                             ON a.event_source = e.event_source AND a.event_id = e.event_id
                             WHERE e.case_id = c.case_id AND a.rule_id = $3 AND NOT a.shadow))

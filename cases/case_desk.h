@@ -39,7 +39,7 @@ struct ClosedCase {
 
 /// Which cases the queue shows; an empty field does not filter.
 struct QueueFilter {
-  std::string state;     ///< open, assigned or closed
+  std::string state;     ///< open, assigned, closed, or active (open or assigned)
   std::string decision;  ///< review or block
   std::string rule;      ///< a rule that fired on one of its events
   int limit = 100;

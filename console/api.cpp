@@ -132,8 +132,8 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
   return error(404, "no such endpoint");
 }
 
-ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const Analyst& analyst,
-                                          std::int64_t case_id, const std::string& action) {
+ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const Analyst& analyst, std::int64_t case_id,
+                                          const std::string& action) {
   try {
     if (action == "assign") {
       auto assignee = string_field(request.body, "assignee");
@@ -148,8 +148,8 @@ ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const
       auto disposition = text ? cases::parse_disposition(*text) : std::nullopt;
       if (!disposition) return error(400, "the body must be {\"disposition\": \"fraud|legitimate|unsure\"}");
       auto closed = cases_.close(case_id, *disposition, analyst.name);
-      return json(200, "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" +
-                           std::to_string(closed.labelled) + "}");
+      return json(200,
+                  "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" + std::to_string(closed.labelled) + "}");
     }
   } catch (const cases::CaseNotFound& e) {
     return error(404, e.what());

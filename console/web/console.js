@@ -75,9 +75,10 @@ async function openCase(id) {
   current = data.case;
   $("case").hidden = false;
   $("case-title").textContent = "Case #" + current.case_id + " — account " + current.account_id;
+  const state = current.state === "closed" ? "closed as " + current.disposition + " by " + current.closed_by
+    : current.assignee ? "assigned to " + current.assignee : "open, unassigned";
   $("case-summary").textContent = current.event_count + " flagged event(s), strongest decision " + current.decision +
-    ", " + current.state + (current.assignee ? ", assigned to " + current.assignee : "") +
-    (current.disposition ? ", closed as " + current.disposition + " by " + current.closed_by : "");
+    "; " + state;
   $("case-actions").hidden = current.state === "closed";
   $("case-message").textContent = "";
   const events = $("case-events").tBodies[0];

@@ -4,51 +4,11 @@
 
 #include <signal.h>
 
-#include <fstream>
-
-#include "console/tokens.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
 using namespace fraud::testing;
 using namespace std::chrono_literals;
-
-namespace {
-
-/// A console over `db` with three analysts: alice and bob (analysts), lena (a lead), each
-/// whose token is their name with "-token" after it.
-struct RunningConsole {
-  explicit RunningConsole(TestDatabase& db)
-      : port(free_port()), log("/tmp/" + unique_name("console") + ".log") {
-    auto tokens = "/tmp/" + unique_name("tokens");
-    std::ofstream(tokens) << "# name role sha256\n"
-                          << "alice analyst " << console::sha256_hex("alice-token") << "\n"
-                          << "bob analyst " << console::sha256_hex("bob-token") << "\n"
-                          << "lena lead " << console::sha256_hex("lena-token") << "\n";
-    process = std::make_unique<ChildProcess>(
-        std::vector<std::string>{FRAUD_CONSOLE_BINARY, "run"},
-        std::map<std::string, std::string>{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
-                                           {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
-                                           {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}},
-        log);
-    REQUIRE(wait_until(30s, [&] { return http_get(port, "/healthz").has_value(); }));
-  }
-
-  /// The status of `method` `target` as `who` (no token when empty).
-  int status(const std::string& method, const std::string& target, const std::string& who,
-             const std::string& body = "", std::string* answer = nullptr) {
-    int code = 0;
-    auto response = http_call(port, {method, target, who.empty() ? "" : "Bearer " + who + "-token", body}, &code);
-    if (answer && response) *answer = *response;
-    return code;
-  }
-
-  unsigned short port;
-  std::string log;
-  std::unique_ptr<ChildProcess> process;
-};
-
-}  // namespace
 
 TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, and audits what it allows") {
   AppliedHistory history;
@@ -57,7 +17,7 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
                  {1, transaction_event(1, "15000.00", "2026-11-27T09:01:00Z", "acc-a")},
                  {2, transaction_event(2, "50.00", "2026-11-27T09:02:00Z", "acc-a")}});
   auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases WHERE account_id = 'acc-a'"));
-  RunningConsole console(db);
+  ConsoleProcess console(db);
 
   // Nobody without a valid token reads anything.
   CHECK(console.status("GET", "/api/cases", "") == 401);
@@ -70,7 +30,7 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(answer.find("\"account_id\":\"acc-a\"") != std::string::npos);
   CHECK(answer.find("\"rules\":[\"large_amount\"]") != std::string::npos);
   CHECK(console.status("GET", "/api/cases/" + id, "alice", "", &answer) == 200);
-  CHECK(answer.find("amount_base") != std::string::npos);  // each rule's explanation: what it saw
+  CHECK(answer.find("amount_base") != std::string::npos);                   // each rule's explanation: what it saw
   CHECK(answer.find("\"transaction_id\":\"txn-2\"") != std::string::npos);  // the account's recent ones
   CHECK(console.status("GET", "/api/cases/999999", "alice") == 404);
 
@@ -89,8 +49,7 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(answer.find("\"labelled\":2") != std::string::npos);
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "alice", R"({"disposition":"legitimate"})") == 409);
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "lena", R"({"disposition":"legitimate"})") == 409);
-  CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'bob'") ==
-        2);
+  CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'bob'") == 2);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE object = 'case:" + id + "'") == 2);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'lena' AND action = 'case.assign' AND "
                  "after ->> 'assignee' = 'bob'") == 1);

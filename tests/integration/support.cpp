@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "console/tokens.h"
 #include "dedup/migrations.h"
 
 namespace fraud::testing {
@@ -468,6 +469,29 @@ AppliedHistory::AppliedHistory()
 
 void AppliedHistory::apply(const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records) {
   store.apply(partition_batch(epoch, records), engine);
+}
+
+ConsoleProcess::ConsoleProcess(TestDatabase& db) : port(free_port()), log("/tmp/" + unique_name("console") + ".log") {
+  auto tokens = "/tmp/" + unique_name("tokens");
+  std::ofstream(tokens) << "# name role sha256\n"
+                        << "alice analyst " << console::sha256_hex("alice-token") << "\n"
+                        << "bob analyst " << console::sha256_hex("bob-token") << "\n"
+                        << "lena lead " << console::sha256_hex("lena-token") << "\n";
+  process = std::make_unique<ChildProcess>(
+      std::vector<std::string>{FRAUD_CONSOLE_BINARY, "run"},
+      std::map<std::string, std::string>{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
+                                         {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
+                                         {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}},
+      log);
+  REQUIRE(wait_until(30s, [&] { return http_get(port, "/healthz").has_value(); }));
+}
+
+int ConsoleProcess::status(const std::string& method, const std::string& target, const std::string& who,
+                           const std::string& body, std::string* answer) {
+  int code = 0;
+  auto response = http_call(port, {method, target, who.empty() ? "" : "Bearer " + who + "-token", body}, &code);
+  if (answer && response) *answer = *response;
+  return code;
 }
 
 }  // namespace fraud::testing

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -191,6 +192,19 @@ struct AppliedHistory {
   rules::FeatureEngine engine;
   dedup::BatchStore store;
   std::int64_t epoch;
+};
+
+/// fraud-console over `db` as a child process, with three analysts: alice and bob
+/// (analysts) and lena (a lead), each whose token is their name with "-token" after it.
+struct ConsoleProcess {
+  explicit ConsoleProcess(TestDatabase& db);
+  /// The status of `method` `target` as `who` (no token when empty); `answer` gets the body.
+  int status(const std::string& method, const std::string& target, const std::string& who, const std::string& body = "",
+             std::string* answer = nullptr);
+
+  unsigned short port;
+  std::string log;
+  std::unique_ptr<ChildProcess> process;
 };
 
 }  // namespace fraud::testing

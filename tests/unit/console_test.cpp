@@ -9,8 +9,8 @@ using namespace fraud;
 
 namespace {
 
-const std::string kTokens = "# name role digest\nalice analyst " + console::sha256_hex("a-secret") +
-                            "\nlena lead " + console::sha256_hex("l-secret") + "  # the team lead\n";
+const std::string kTokens = "# name role digest\nalice analyst " + console::sha256_hex("a-secret") + "\nlena lead " +
+                            console::sha256_hex("l-secret") + "  # the team lead\n";
 
 /// Records what the API asked of it.
 struct FakeCases : cases::Cases {
@@ -73,8 +73,9 @@ TEST_CASE("a bad tokens file is refused with its file and line") {
     }
     return std::string("accepted");
   };
-  CHECK(refusal("alice analyst") == "tokens.txt:1: expected three fields: name, role (analyst or lead), sha256 of "
-                                    "the token");
+  CHECK(refusal("alice analyst") ==
+        "tokens.txt:1: expected three fields: name, role (analyst or lead), sha256 of "
+        "the token");
   CHECK(refusal("\nalice admin " + std::string(64, 'a')) == "tokens.txt:2: role 'admin' is neither analyst nor lead");
   CHECK(refusal("alice analyst a-secret").find("tokens.txt:1: the third field is not a SHA-256 digest") == 0);
   CHECK(refusal("alice analyst " + std::string(64, 'a') + "\nalice lead " + std::string(64, 'b')) ==

@@ -1,0 +1,74 @@
+// An analyst's walk through fraud-console in a real Chromium (Debian's package), driven by
+// Playwright: sign in, find the account's case in the queue, read why each rule fired, close
+// it as fraud. tests/browser/browser_test.cpp sets up the database, a replica and the console,
+// runs this, and checks what the close left in the database.
+//
+//   FRAUD_CONSOLE_URL=http://127.0.0.1:8090 FRAUD_CONSOLE_TOKEN=... FRAUD_CASE_ACCOUNT=acc-7 \
+//   [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
+//
+// Every wait is bounded (Playwright's timeouts, set below); exit status 0 when every step held.
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const url = process.env.FRAUD_CONSOLE_URL;
+const token = process.env.FRAUD_CONSOLE_TOKEN;
+const account = process.env.FRAUD_CASE_ACCOUNT;
+const shots = process.env.FRAUD_SCREENSHOTS_DIR;
+assert.ok(url && token && account, "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN and FRAUD_CASE_ACCOUNT are required");
+
+const browser = await chromium.launch({
+  executablePath: process.env.FRAUD_CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox"],  // CI runs as root, where Chromium's sandbox cannot start
+  timeout: 60_000,
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(15_000);
+  const failures = [];
+  page.on("pageerror", (error) => failures.push(error.message));
+
+  // A wrong token is refused, and says so.
+  await page.goto(url);
+  await page.fill("#token", "not-a-token");
+  await page.click("#login button");
+  await page.locator("#login-error").filter({ hasText: "Sign-in refused" }).waitFor();
+
+  // Signed in, the queue shows the account's open case.
+  await page.fill("#token", token);
+  await page.click("#login button");
+  await page.locator("#who").filter({ hasText: "(analyst)" }).waitFor();
+  const row = page.locator("#cases tbody tr", { hasText: account });
+  await row.waitFor();
+  assert.match(await row.innerText(), /large_amount/);
+  if (shots) await page.screenshot({ path: `${shots}/console-queue.png` });
+
+  // The case: each event with what every rule saw, and the account's recent transactions.
+  await row.click();
+  await page.locator("#case-title").filter({ hasText: account }).waitFor();
+  const reasons = page.locator("#case-events .reason");
+  await reasons.first().waitFor();
+  assert.match(await reasons.first().innerText(), /^large_amount \+60: amount_base \(/);
+  assert.ok((await page.locator("#recent tbody tr").count()) >= 2, "the account's recent transactions are listed");
+
+  // Assigned to herself, then closed as fraud: the actions disappear with the open case.
+  await page.click("#assign-me");
+  await page.locator("#case-message").filter({ hasText: "Assigned to you." }).waitFor();
+  await page.locator("#cases tbody tr", { hasText: account }).filter({ hasText: "alice" }).waitFor();
+  await page.selectOption("#disposition", "fraud");
+  if (shots) await page.screenshot({ path: `${shots}/console-case.png`, fullPage: true });
+  await page.click("#close-case");
+  await page.locator("#case-message").filter({ hasText: "Closed as fraud." }).waitFor();
+  await page.locator("#case-summary").filter({ hasText: "closed as fraud by" }).waitFor();
+  assert.equal(await page.locator("#case-actions").isVisible(), false);
+
+  // Gone from the queue of open and assigned cases; there among the closed.
+  await page.locator("#cases tbody tr", { hasText: account }).waitFor({ state: "detached" });
+  await page.selectOption("#filter-state", "closed");
+  await page.click("#filters button");
+  await page.locator("#cases tbody tr", { hasText: account }).waitFor();
+
+  assert.deepEqual(failures, [], "the page raised no script errors");
+  console.log("browser: the analyst's walk passed");
+} finally {
+  await browser.close();
+}
