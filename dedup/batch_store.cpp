@@ -13,6 +13,7 @@
 #include "dedup/dedup_gate.h"
 #include "dedup/feature_history.h"
 #include "dedup/first_seen_pairs.h"
+#include "dedup/list_entries.h"
 #include "dedup/statements.h"
 #include "ops/mechanism_switch.h"
 
@@ -25,6 +26,7 @@ struct BatchStore::State {
   std::unique_ptr<pqxx::connection> open;
   events::Decoder history_decoder;  ///< reads back the history's stored event bodies
   FirstSeenPairs pairs;
+  ListSnapshot lists;
   /// The key fields this replica's rules registered (migrations/0012), and whether each
   /// one's versions are complete. Registered fields stay registered.
   std::map<rules::KeyField, bool> versions_complete;
@@ -230,6 +232,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
     auto applied_batch =
         events.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
     auto pair_flags = state_->pairs.claim(tx, features, events, applied_batch);
+    const auto& lists = state_->lists.refresh(tx);
     AlertColumns alerts;
     CaseColumns cases;
     const auto& rules = features.rules();
@@ -240,7 +243,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
       auto& result = results[applied[i].batch];
       auto started = std::chrono::steady_clock::now();
       auto values = features.observe(event, &pair_flags[i]);
-      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values));
+      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, &lists));
       result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& hit : verdict.hits) {
         alerts.add(event, hit, verdict);

@@ -3,6 +3,7 @@
 #include <limits>
 #include <pqxx/pqxx>
 
+#include "dedup/list_entries.h"
 #include "events/record.h"
 
 namespace fraud::dedup {
@@ -39,6 +40,7 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
   pqxx::connection c(postgres_url);
   // One snapshot for the pairs and the events, so the two agree.
   pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(c);
+  if (visit.lists) visit.lists(read_list_entries(tx));
   // The pairs of the replayed events' keys, whenever they were recorded: whether a pair was new
   // to an event depends on which event recorded it, not on which events the replay includes.
   for (const auto& kind : visit.pair_kinds) {

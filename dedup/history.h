@@ -10,6 +10,7 @@
 
 #include "events/event.h"
 #include "rules/rule_set.h"
+#include "rules/runtime_lists.h"
 
 namespace fraud::dedup {
 
@@ -40,6 +41,8 @@ struct RecordedPair {
 
 /// What a replay reads, in one snapshot.
 struct StoredHistory {
+  /// Called first, when set, with every runtime list entry and when it was in force.
+  std::function<void(rules::RuntimeLists)> lists;
   /// The kinds of first-seen pair the replay's rules use.
   std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds;
   /// Called first, for every such pair whose first member is a key of a replayed event.

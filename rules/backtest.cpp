@@ -72,7 +72,7 @@ Decision Backtest::score(FeatureEngine& engine, std::set<PairKey>& seen, const e
                          std::optional<bool> is_fraud, bool counted, std::map<std::string, RuleScore>& rules,
                          RuleScore& flagged, std::optional<std::int64_t> applied_seq) {
   auto flags = new_pairs(engine, seen, event, applied_seq);
-  auto verdict = engine.rules().evaluate(event, engine.observe(event, &flags));
+  auto verdict = engine.rules().evaluate(event, engine.observe(event, &flags), &lists_);
   if (!counted) return verdict.decision;
   auto amount = engine.rules().amount_base(event);
   auto tally = [&](RuleScore& s) {

@@ -18,6 +18,7 @@
 
 #include "rules/features.h"
 #include "rules/rule_set.h"
+#include "rules/runtime_lists.h"
 
 namespace fraud::rules {
 
@@ -40,6 +41,10 @@ struct StoredDecision {
 class Backtest {
  public:
   Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<const RuleSet> active);
+
+  /// The runtime lists' entries, with when each was in force: each event is decided with
+  /// those in force when it occurred, as the service decided it.
+  void use_lists(RuntimeLists lists) { lists_ = std::move(lists); }
 
   /// The kinds of first-seen pair either rule file uses.
   std::vector<std::pair<KeyField, KeyField>> first_seen_kinds() const;
@@ -92,6 +97,7 @@ class Backtest {
   std::set<PairKey> candidate_seen_, active_seen_;  ///< pairs each replay met
 
   FeatureEngine candidate_, active_;
+  RuntimeLists lists_;
   std::map<std::string, RuleScore> candidate_rules_, active_rules_;
   RuleScore candidate_flagged_, active_flagged_;                    ///< decisions other than allow
   std::map<std::pair<Decision, Decision>, std::uint64_t> changes_;  ///< (active, candidate) where they differ

@@ -150,8 +150,13 @@ class Parser {
     auto set_start = peek().offset;
     if (peek().kind == Tok::name) {
       auto name = std::string(next().text);
+      if (std::find(schema_.runtime_lists.begin(), schema_.runtime_lists.end(), name) != schema_.runtime_lists.end()) {
+        require(left, Type::string, "the value tested against runtime list '" + name + "'");
+        return std::make_unique<InRuntimeList>(std::move(left), name, negated, source_from(start), start);
+      }
       auto list = schema_.lists.find(name);
-      if (list == schema_.lists.end()) fail("unknown list '" + name + "' (declare it under lists:)", set_start);
+      if (list == schema_.lists.end())
+        fail("unknown list '" + name + "' (declare it under lists: or runtime_lists:)", set_start);
       texts = list->second;
       require(left, Type::string, "the value tested against list '" + name + "'");
       if (is_code(*left))

@@ -21,6 +21,7 @@
 
 #include "events/event.h"
 #include "rules/decimal.h"
+#include "rules/runtime_lists.h"
 
 namespace fraud::rules {
 
@@ -54,6 +55,8 @@ struct EvalContext {
   /// Strings made while evaluating (lower()), which values view until the context ends. A
   /// forward_list allocates nothing until used (a deque would, for every event).
   mutable std::forward_list<std::string> scratch = {};
+  /// The runtime lists' entries (rules/runtime_lists.h); none: nothing is on them.
+  const RuntimeLists* lists = nullptr;
 };
 
 /// The names a rule file declares, which expressions may use besides the event's fields.
@@ -62,6 +65,8 @@ struct Schema {
   std::map<std::string, std::vector<std::string>> lists;  ///< named lists of strings
   std::size_t max_length = 4096;                          ///< characters per expression
   std::size_t max_depth = 64;                             ///< nesting of the parse tree
+  /// Lists whose entries analysts change at runtime (runtime_lists: in a rule file).
+  std::vector<std::string> runtime_lists = {};
 };
 
 /// A compile error at `offset` characters into the expression.

@@ -233,6 +233,22 @@ void In::explain(const EvalContext& c, std::string& out) const {
   out += set;
 }
 
+InRuntimeList::InRuntimeList(NodePtr l, std::string list_name, bool negated, std::string_view source, std::size_t at)
+    : Node(Type::boolean, source, at), left(std::move(l)), list(std::move(list_name)), negate(negated) {}
+
+Value InRuntimeList::eval(const EvalContext& c) const {
+  auto v = left->eval(c);
+  if (v.kind != Value::Kind::string) return {};
+  bool found = c.lists && c.lists->contains(list, v.string, c.event.occurred_at);
+  return Value::of(found != negate);
+}
+
+void InRuntimeList::explain(const EvalContext& c, std::string& out) const {
+  left->explain(c, out);
+  out += negate ? " not in " : " in ";
+  out += list;
+}
+
 Call::Call(Type t, Fn f, std::vector<NodePtr> arguments, std::string_view source, std::size_t at)
     : Node(t, source, at), fn(std::move(f)), args(std::move(arguments)) {}
 

@@ -142,6 +142,17 @@ struct In : Node {
   std::string set;  ///< as written, for explanations
 };
 
+/// `x in name` for a runtime list: on the list for an event that occurred when the entry was
+/// in force (rules/runtime_lists.h).
+struct InRuntimeList : Node {
+  InRuntimeList(NodePtr l, std::string list_name, bool negated, std::string_view source, std::size_t at);
+  Value eval(const EvalContext& c) const override;
+  void explain(const EvalContext& c, std::string& out) const override;
+  NodePtr left;
+  std::string list;
+  bool negate;
+};
+
 /// A function call (expression_functions.h): its evaluation over its argument nodes.
 struct Call : Node {
   using Fn = std::function<Value(const EvalContext&, const std::vector<NodePtr>&)>;

@@ -65,10 +65,11 @@ class RuleFileReader {
     set_.schema_.max_length = limits_.max_expression_length;
     set_.schema_.max_depth = limits_.max_expression_depth;
     try {
-      check_keys(root, {"version", "base_currency", "currency_rates", "missing_rate", "lists", "features", "rules",
-                        "decision"});
+      check_keys(root, {"version", "base_currency", "currency_rates", "missing_rate", "lists", "runtime_lists",
+                        "features", "rules", "decision"});
       read_header(root);
       read_lists(root["lists"]);
+      read_runtime_lists(root["runtime_lists"]);
       read_features(root["features"]);
       read_rules(root["rules"]);
       read_thresholds(root["decision"]);
@@ -148,6 +149,22 @@ class RuleFileReader {
       auto& values = set_.schema_.lists[name];
       for (const auto& item : entry.second)
         if (auto value = scalar(item, "an item of list '" + name + "'")) values.push_back(*value);
+    }
+  }
+
+  // Names only: the entries live in fraud_list_entries (migrations/0014), whose names follow
+  // the same pattern. Not usable in a feature's where: (features do not depend on lists).
+  void read_runtime_lists(const YAML::Node& names) {
+    if (!names) return;
+    if (!names.IsSequence()) return error(names, "runtime_lists is a sequence of list names, e.g. [deny_cards]");
+    for (const auto& item : names) {
+      auto name = scalar(item, "a runtime list's name");
+      if (!name) continue;
+      bool valid = !name->empty() && name->size() <= 63 && (*name)[0] >= 'a' && (*name)[0] <= 'z';
+      for (char c : *name) valid = valid && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+      if (!valid) error(item, "runtime list name '" + *name + "' must be lowercase letters, digits and _ (at most 63)");
+      else if (set_.schema_.lists.count(*name)) error(item, "'" + *name + "' is both a list and a runtime list");
+      else set_.schema_.runtime_lists.push_back(*name);
     }
   }
 

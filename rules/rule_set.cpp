@@ -53,8 +53,10 @@ Decision RuleSet::decide(int score) const {
   return score >= block_at_ ? Decision::block : score >= review_at_ ? Decision::review : Decision::allow;
 }
 
-Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> features) const {
+Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> features,
+                          const RuntimeLists* lists) const {
   EvalContext context{event, amount_base(event), features};
+  context.lists = lists;
   Verdict verdict;
   Decision forced = Decision::allow, shadow_forced = Decision::allow;
   for (const auto& rule : rules_) {

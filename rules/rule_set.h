@@ -125,8 +125,10 @@ class RuleSet {
   Value amount_base(const events::Event& event) const;
 
   /// Evaluates every rule; `features` holds the declared features' values for this event,
-  /// in declaration order (missing where unknown).
-  Verdict evaluate(const events::Event& event, std::span<const Value> features) const;
+  /// in declaration order (missing where unknown); `lists`, the runtime lists' entries
+  /// (none: nothing is on them).
+  Verdict evaluate(const events::Event& event, std::span<const Value> features,
+                   const RuntimeLists* lists = nullptr) const;
 
   /// Every (rule id, shadow) pair an alert can carry: a bounded label set for metrics.
   std::vector<std::pair<std::string, bool>> rule_ids() const;

@@ -33,10 +33,10 @@ TEST_CASE("an analyst reads a case's explanation in the browser and closes it as
   ConsoleProcess console(db);
   auto screenshots = std::filesystem::current_path() / "screenshots";
   std::filesystem::create_directories(screenshots);
-  auto output = output_of("cd " FRAUD_SOURCE_DIR "/tests/browser && FRAUD_CONSOLE_URL=http://127.0.0.1:" +
-                          std::to_string(console.port) +
-                          " FRAUD_CONSOLE_TOKEN=alice-token FRAUD_CASE_ACCOUNT=acc-7 FRAUD_SCREENSHOTS_DIR=" +
-                          screenshots.string() + " timeout 120 node console.mjs 2>&1; echo \"exit $?\"");
+  auto output = output_of(
+      "cd " FRAUD_SOURCE_DIR "/tests/browser && FRAUD_CONSOLE_URL=http://127.0.0.1:" + std::to_string(console.port) +
+      " FRAUD_CONSOLE_TOKEN=alice-token FRAUD_CASE_ACCOUNT=acc-7 FRAUD_SCREENSHOTS_DIR=" + screenshots.string() +
+      " timeout 120 node console.mjs 2>&1; echo \"exit $?\"");
   CAPTURE(output);
   CHECK(output.find("browser: the analyst's walk passed") != std::string::npos);
   CHECK(output.find("exit 0") != std::string::npos);

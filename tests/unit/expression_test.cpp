@@ -146,7 +146,8 @@ TEST_CASE("a compile error names what is wrong and where it is") {
   CHECK(error_of("merchant.name == 'ACME").first == "unterminated string");
   CHECK(error_of("amount > 1 ?").first == "unexpected character '?'");
   CHECK(error_of("card.colour == 'red'").first == "unknown field or feature 'card.colour'");
-  CHECK(error_of("merchant.id in unknown_list").first == "unknown list 'unknown_list' (declare it under lists:)");
+  CHECK(error_of("merchant.id in unknown_list").first ==
+        "unknown list 'unknown_list' (declare it under lists: or runtime_lists:)");
   CHECK(error_of(std::string(100, '(') + "1" + std::string(100, ')')).first == "nested deeper than 64 levels");
 }
 

@@ -1,0 +1,29 @@
+#pragma once
+// The runtime lists' entries (migrations/0014) read from the database: every entry with when
+// it was in force, for the batch transaction and for backtests. Internal to the dedup module.
+
+#include <pqxx/pqxx>
+
+#include <cstdint>
+
+#include "rules/runtime_lists.h"
+
+namespace fraud::dedup {
+
+/// Every entry ever made (ended ones too: a late event is decided with what was in force
+/// when it occurred). Analysts make them by hand, so there are few.
+rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
+
+/// The lists as a replica's batches see them: the version is read in each batch's own
+/// transaction, and the entries reloaded when it moved, so a change is in force on every
+/// replica from its next batch, with no reload of the rules and no loss of feature state.
+class ListSnapshot {
+ public:
+  const rules::RuntimeLists& refresh(pqxx::work& tx);
+
+ private:
+  std::int64_t version_ = -1;
+  rules::RuntimeLists lists_;
+};
+
+}  // namespace fraud::dedup
