@@ -131,8 +131,12 @@ TEST_CASE("a rotation of the dedup generations waits for the batches in flight")
                   .dedup_rotated;
   });
   // The rotation waits on the gate while the batch is open...
-  CHECK(wait_until(
-      30s, [&] { return db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 1; }));
+  CHECK(wait_until(30s, [&] {
+    // This database's lock only: other tests run beside this one.
+    return db.count(
+               "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND "
+               "database = (SELECT oid FROM pg_database WHERE datname = current_database())") == 1;
+  }));
   CHECK(db.count("SELECT current_slot FROM dedup_generation") == 0);
   batch.commit();  // ...and switches once it ends.
   prune.join();
