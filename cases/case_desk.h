@@ -1,9 +1,10 @@
 #pragma once
 // What an analyst reads and does to cases (migrations/0013): the queue, a case with its
 // events, alerts and the account's recent transactions, assignment, and closing with a
-// disposition that labels its transactions for the backtest. Each change is one transaction
-// with its audit row, run as a member of fraud_console, so the console that calls it can
-// rewrite neither the labels nor the audit. Reads come back as JSON that PostgreSQL builds.
+// disposition that labels its transactions for the backtest. Each change is one call of a
+// function of migrations/0013, which writes its audit row and any labels in the same
+// statement: the role fraud_console may call those and read, nothing else. Reads come back
+// as JSON that PostgreSQL builds.
 
 #include <cstddef>
 #include <cstdint>
@@ -26,8 +27,14 @@ class CaseRefused : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// The case asked for does not exist.
+/// The case (or list entry) asked for does not exist.
 class CaseNotFound : public CaseRefused {
+ public:
+  using CaseRefused::CaseRefused;
+};
+
+/// An argument the database refuses: an empty analyst, a disposition or list name it does not know, …
+class CaseInvalid : public CaseRefused {
  public:
   using CaseRefused::CaseRefused;
 };

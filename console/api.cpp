@@ -2,10 +2,12 @@
 
 #include <simdjson.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
 #include "events/json_text.h"
+#include "events/money.h"
 #include "ops/log.h"
 
 namespace fraud::console {
@@ -35,7 +37,8 @@ std::string query_value(std::string_view query, std::string_view name) {
     auto raw = pair.substr(eq + 1);
     for (std::size_t i = 0; i < raw.size(); ++i) {
       int byte = 0;
-      if (raw[i] == '%' && i + 2 < raw.size() &&
+      if (raw[i] == '%' && i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+          std::isxdigit(static_cast<unsigned char>(raw[i + 2])) &&
           std::from_chars(raw.data() + i + 1, raw.data() + i + 3, byte, 16).ptr == raw.data() + i + 3) {
         value += static_cast<char>(byte);
         i += 2;
@@ -64,6 +67,30 @@ std::optional<std::string> string_field(const std::string& body, const char* nam
   std::string_view value;
   if (root[name].get(value) != simdjson::SUCCESS) return std::nullopt;
   return std::string(value);
+}
+
+/// An integer field, or nothing when absent; `valid` turns false when present but not one.
+std::optional<std::int64_t> integer_field(const std::string& body, const char* name, bool& valid) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  valid = parser.parse(body).get(root) == simdjson::SUCCESS && root.is_object();
+  if (!valid) return std::nullopt;
+  auto field = root[name];
+  if (field.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
+  std::int64_t value = 0;
+  valid = field.get(value) == simdjson::SUCCESS;
+  return valid ? std::optional(value) : std::nullopt;
+}
+
+/// {"EUR":2,"JPY":0,…}: how many decimals each currency's minor units have, from the same
+/// ISO 4217 table the service decodes amounts with.
+std::string currency_exponents() {
+  std::string body = "{";
+  for (auto code : events::currency_codes()) {
+    if (body.size() > 1) body += ',';
+    body += '"' + std::string(code) + "\":" + std::to_string(*events::currency_exponent(code));
+  }
+  return body + "}";
 }
 
 ops::HttpResponse static_file(const std::string& path) {
@@ -104,6 +131,8 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
     events::append_json_string(body, analyst.name);
     return json(200, body + ",\"role\":\"" + to_string(analyst.role) + "\"}");
   }
+  if (request.path == "/api/currencies") return json(200, currency_exponents());
+  if (request.path == "/api/lists" || request.path.rfind("/api/lists/", 0) == 0) return list_action(request, analyst);
   if (request.path == "/api/cases") {
     if (request.method != "GET") return error(405, "GET only");
     cases::QueueFilter filter{query_value(request.query, "state"), query_value(request.query, "decision"),
@@ -153,10 +182,52 @@ ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const
     }
   } catch (const cases::CaseNotFound& e) {
     return error(404, e.what());
+  } catch (const cases::CaseInvalid& e) {
+    return error(400, e.what());
   } catch (const cases::CaseRefused& e) {
     return error(409, e.what());
   }
   return error(404, "no such action; assign or close");
+}
+
+// GET /api/lists: the entries in force. POST /api/lists/{name}/entries {value, reason,
+// days?}: adds one; an allow list (allow_…) lowers decisions, so only a lead adds to one.
+// POST /api/lists/entries/{id}/end: ends one.
+ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const Analyst& analyst) {
+  try {
+    if (request.path == "/api/lists") {
+      if (request.method != "GET") return error(405, "GET only");
+      return json(200, lists_.in_force());
+    }
+    if (request.method != "POST") return error(405, "POST only");
+    std::string_view rest = std::string_view(request.path).substr(std::strlen("/api/lists/"));
+    constexpr std::string_view kEntries = "entries/", kEnd = "/end";
+    if (rest.rfind(kEntries, 0) == 0 && rest.size() > kEntries.size() + kEnd.size() &&
+        rest.substr(rest.size() - kEnd.size()) == kEnd) {
+      auto id = positive(rest.substr(kEntries.size(), rest.size() - kEntries.size() - kEnd.size()));
+      if (!id) return error(404, "no such list entry");
+      lists_.end(*id, analyst.name);
+      return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
+    }
+    auto slash = rest.find('/');
+    if (slash == std::string_view::npos || rest.substr(slash) != "/entries") return error(404, "no such endpoint");
+    cases::NewListEntry entry{std::string(rest.substr(0, slash)), string_field(request.body, "value").value_or(""),
+                              string_field(request.body, "reason").value_or(""), std::nullopt};
+    bool valid = true;
+    if (auto days = integer_field(request.body, "days", valid)) {
+      if (*days < 1 || *days > 3650) return error(400, "days must be 1 to 3650");
+      entry.days = static_cast<int>(*days);
+    }
+    if (!valid) return error(400, "the body must be {\"value\": …, \"reason\": …, \"days\": N (optional)}");
+    if (entry.list.rfind("allow_", 0) == 0 && analyst.role != Role::lead)
+      return error(403, "only a lead may add to an allow list");
+    auto id = lists_.add(entry, analyst.name);
+    return json(201, "{\"entry_id\":" + std::to_string(id) + "}");
+  } catch (const cases::CaseNotFound& e) {
+    return error(404, e.what());
+  } catch (const cases::CaseInvalid& e) {
+    return error(400, e.what());
+  }
 }
 
 }  // namespace fraud::console

@@ -1,9 +1,11 @@
 #pragma once
 // The console's JSON API and its page (console/openapi.yaml describes the API). Every /api
-// request carries a bearer token (console/tokens.h); every change goes through cases::Cases,
-// which audits it. The page at / is static and uses the same API.
+// request carries a bearer token (console/tokens.h); every change goes through cases::Cases
+// or cases::Lists, whose database functions audit it. The page at / is static and uses the
+// same API.
 
 #include "cases/case_desk.h"
+#include "cases/list_desk.h"
 #include "console/tokens.h"
 #include "ops/http_server.h"
 
@@ -11,7 +13,8 @@ namespace fraud::console {
 
 class ConsoleApi {
  public:
-  ConsoleApi(const TokenBook& tokens, cases::Cases& cases) : tokens_(tokens), cases_(cases) {}
+  ConsoleApi(const TokenBook& tokens, cases::Cases& cases, cases::Lists& lists)
+      : tokens_(tokens), cases_(cases), lists_(lists) {}
 
   /// Answers one request; never throws (a database failure is a 500 whose detail is logged).
   ops::HttpResponse handle(const ops::HttpRequest& request);
@@ -20,9 +23,11 @@ class ConsoleApi {
   ops::HttpResponse api(const ops::HttpRequest& request, const Analyst& analyst);
   ops::HttpResponse case_action(const ops::HttpRequest& request, const Analyst& analyst, std::int64_t case_id,
                                 const std::string& action);
+  ops::HttpResponse list_action(const ops::HttpRequest& request, const Analyst& analyst);
 
   const TokenBook& tokens_;
   cases::Cases& cases_;
+  cases::Lists& lists_;
 };
 
 /// The static files the console serves: the page, its script and style, the OpenAPI file.

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cases/case_desk.h"
+#include "cases/list_desk.h"
 #include "console/api.h"
 #include "console/tokens.h"
 #include "ops/cli.h"
@@ -54,8 +55,10 @@ int make_token(const std::string& name, const std::string& role) {
 
 int run() {
   auto tokens = console::TokenBook::load(setting("FRAUD_CONSOLE_TOKENS_FILE"));
-  cases::CaseDesk desk(setting("FRAUD_CONSOLE_POSTGRES_URL"));
-  console::ConsoleApi api(tokens, desk);
+  auto url = setting("FRAUD_CONSOLE_POSTGRES_URL");
+  cases::CaseDesk desk(url);
+  cases::ListDesk lists(url);
+  console::ConsoleApi api(tokens, desk, lists);
   const auto& stop = ops::stop_on_signals();
   ops::HttpServer server(setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),
                          [&api](const ops::HttpRequest& request) { return api.handle(request); });

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -51,8 +52,11 @@ TokenBook TokenBook::parse(std::string_view text, const std::string& origin) {
       throw std::runtime_error(where + "role '" + role + "' is neither analyst nor lead");
     if (!is_digest(digest))
       throw std::runtime_error(where + "the third field is not a SHA-256 digest (64 lowercase hex characters)");
-    for (const auto& entry : book.entries_)
+    for (const auto& entry : book.entries_) {
       if (entry.analyst.name == name) throw std::runtime_error(where + "'" + name + "' appears twice");
+      if (entry.digest == digest)
+        throw std::runtime_error(where + "'" + name + "' has the token of '" + entry.analyst.name + "'");
+    }
     book.entries_.push_back({{name, role == "lead" ? Role::lead : Role::analyst}, digest});
   }
   return book;
@@ -67,8 +71,11 @@ TokenBook TokenBook::load(const std::string& path) {
 }
 
 std::optional<Analyst> TokenBook::authenticate(std::string_view authorization) const {
-  constexpr std::string_view kScheme = "Bearer ";
-  if (authorization.substr(0, kScheme.size()) != kScheme) return std::nullopt;
+  // The scheme is case-insensitive (RFC 9110).
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization.size() < kScheme.size()) return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return std::nullopt;
   auto token = authorization.substr(kScheme.size());
   if (token.empty()) return std::nullopt;
   auto digest = sha256_hex(token);

@@ -59,8 +59,8 @@ GRANT SELECT, INSERT ON fraud_cases, fraud_case_events TO fraud_service;
 GRANT UPDATE (decision, event_count, last_event_at, updated_at) ON fraud_cases TO fraud_service;
 GRANT USAGE ON SEQUENCE fraud_cases_case_id_seq TO fraud_service;
 
--- Every change an analyst makes (who, what, before, after, when). Append-only: the console's
--- role may insert and read it, never update or delete it.
+-- Every change an analyst makes (who, what, before, after, when). Append-only: only the
+-- functions below write it, and no role is granted UPDATE or DELETE on it.
 CREATE TABLE audit_log (
   audit_id  bigserial   PRIMARY KEY,
   at        timestamptz NOT NULL DEFAULT now(),
@@ -71,10 +71,13 @@ CREATE TABLE audit_log (
   after     jsonb
 );
 
--- The console (cases/; issue 18) runs as a member of fraud_console: it reads what the service
--- decided, changes only what analysts own, and adds to labels and the audit without rewriting
--- either (a case's label is the first disposition that named the transaction). The role is
--- made as 0004 makes the service's.
+-- The console (console/, cases/) runs as a member of fraud_console. It changes nothing
+-- directly: every change is one of the functions below, SECURITY DEFINER, which locks the
+-- case, checks its state, makes the change, writes the labels a close makes and the audit
+-- row, all in one statement. So even a compromised console cannot forge a label, reopen a
+-- closed case or change anything without its audit row; it can only name the analyst. The
+-- functions bound their lock waits: a batch joining the case waits at most that long.
+-- The role is made as 0004 makes the service's.
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fraud_console') THEN
@@ -87,9 +90,93 @@ EXCEPTION
   WHEN unique_violation OR duplicate_object THEN
     NULL;  -- a migration of another database created it at the same moment
 END $$;
+
+-- SQLSTATEs the console maps: P0002 no such case (404), 55000 closed already (409), 22023 a
+-- bad argument (400).
+
+-- Locks a case that is not closed and returns it; called only by the two below, as their
+-- owner (no role may call it).
+CREATE FUNCTION fraud_case_lock_open(p_case bigint)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public
+AS $$
+DECLARE
+  was jsonb;
+  current_state text;
+BEGIN
+  SELECT to_jsonb(c), c.state INTO was, current_state FROM fraud_cases c WHERE case_id = p_case FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'case % does not exist', p_case USING ERRCODE = 'P0002';
+  ELSIF current_state = 'closed' THEN
+    RAISE EXCEPTION 'case % is closed already', p_case USING ERRCODE = '55000';
+  END IF;
+  RETURN was;
+END $$;
+REVOKE EXECUTE ON FUNCTION fraud_case_lock_open(bigint) FROM PUBLIC;
+
+CREATE FUNCTION fraud_case_assign(p_case bigint, p_assignee text, p_actor text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+  was jsonb;
+  now_is jsonb;
+BEGIN
+  IF coalesce(p_actor, '') = '' OR coalesce(p_assignee, '') = '' OR length(p_assignee) > 100 THEN
+    RAISE EXCEPTION 'an assignee (at most 100 characters) and an actor are required' USING ERRCODE = '22023';
+  END IF;
+  was := fraud_case_lock_open(p_case);
+  UPDATE fraud_cases SET state = 'assigned', assignee = p_assignee, updated_at = now()
+  WHERE case_id = p_case RETURNING to_jsonb(fraud_cases) INTO now_is;
+  INSERT INTO audit_log (actor, action, object, before, after)
+  VALUES (p_actor, 'case.assign', 'case:' || p_case, was, now_is);
+END $$;
+
+-- Fraud and legitimate label each of the case's transactions that has no case label yet
+-- (source 'case', with the case and the analyst); unsure labels nothing. Returns how many
+-- it labelled.
+CREATE FUNCTION fraud_case_close(p_case bigint, p_disposition text, p_actor text)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+  was jsonb;
+  now_is jsonb;
+  labelled integer := 0;
+BEGIN
+  IF coalesce(p_actor, '') = '' OR p_disposition IS NULL OR p_disposition NOT IN ('fraud', 'legitimate', 'unsure') THEN
+    RAISE EXCEPTION 'a disposition (fraud, legitimate or unsure) and an actor are required' USING ERRCODE = '22023';
+  END IF;
+  was := fraud_case_lock_open(p_case);
+  UPDATE fraud_cases SET state = 'closed', disposition = p_disposition, closed_by = p_actor, closed_at = now(),
+                         updated_at = now()
+  WHERE case_id = p_case RETURNING to_jsonb(fraud_cases) INTO now_is;
+  IF p_disposition <> 'unsure' THEN
+    INSERT INTO fraud_labels (transaction_id, is_fraud, source, case_id, labelled_by)
+    SELECT DISTINCT transaction_id, p_disposition = 'fraud', 'case', p_case, p_actor
+    FROM fraud_case_events WHERE case_id = p_case
+    ON CONFLICT (transaction_id, source) DO NOTHING;
+    GET DIAGNOSTICS labelled = ROW_COUNT;
+  END IF;
+  INSERT INTO audit_log (actor, action, object, before, after)
+  VALUES (p_actor, 'case.close', 'case:' || p_case, was, now_is);
+  RETURN labelled;
+END $$;
+
+REVOKE EXECUTE ON FUNCTION fraud_case_assign(bigint, text, text), fraud_case_close(bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fraud_case_assign(bigint, text, text), fraud_case_close(bigint, text, text)
+  TO fraud_console;
 GRANT USAGE ON SCHEMA public TO fraud_console;
-GRANT SELECT ON fraud_cases, fraud_case_events, fraud_alerts, transactions, fraud_labels, transaction_labels,
-                audit_log TO fraud_console;
-GRANT UPDATE (state, assignee, disposition, closed_by, closed_at, updated_at) ON fraud_cases TO fraud_console;
-GRANT INSERT ON fraud_labels, audit_log TO fraud_console;
-GRANT USAGE ON SEQUENCE audit_log_audit_id_seq TO fraud_console;
+-- Reads: the cases, their alerts, the audit, and of the history only what a case shows (not
+-- the event bodies, with their devices' addresses and customers' details).
+GRANT SELECT ON fraud_cases, fraud_case_events, fraud_alerts, transaction_labels, audit_log TO fraud_console;
+GRANT SELECT (event_source, event_id, transaction_id, occurred_at, account_id, amount_minor, currency, merchant_id,
+              device_id, decision, score) ON transactions TO fraud_console;
+
+-- The backtest reads labels through transaction_labels only.
+REVOKE SELECT ON fraud_labels FROM fraud_service;

@@ -26,7 +26,60 @@ CREATE TABLE fraud_list_version (
 INSERT INTO fraud_list_version VALUES (true, 0);
 
 GRANT SELECT ON fraud_list_entries, fraud_list_version TO fraud_service;
-GRANT SELECT, INSERT ON fraud_list_entries TO fraud_console;
-GRANT UPDATE (expires_at, ended_by) ON fraud_list_entries TO fraud_console;
-GRANT USAGE ON SEQUENCE fraud_list_entries_entry_id_seq TO fraud_console;
-GRANT SELECT, UPDATE ON fraud_list_version TO fraud_console;
+
+-- The console changes lists only through these, as it changes cases (0013): each change
+-- bumps the version and writes its audit row in the same statement. SQLSTATEs: P0002 no
+-- such entry in force (404), 22023 a bad argument (400).
+CREATE FUNCTION fraud_list_add(p_list text, p_value text, p_reason text, p_days integer, p_actor text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public
+AS $$
+DECLARE
+  id bigint;
+  now_is jsonb;
+BEGIN
+  IF coalesce(p_actor, '') = '' OR p_list IS NULL OR p_list !~ '^[a-z][a-z0-9_]{0,62}$'
+     OR coalesce(p_value, '') = '' OR length(p_value) > 512 OR coalesce(p_reason, '') = ''
+     OR length(p_reason) > 1000 OR (p_days IS NOT NULL AND (p_days < 1 OR p_days > 3650)) THEN
+    RAISE EXCEPTION 'a list name (lowercase letters, digits, _), a value (at most 512 characters), a reason (at most 1000) and days from 1 to 3650 or none are required'
+      USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO fraud_list_entries (list_name, value, reason, author, expires_at)
+  VALUES (p_list, p_value, p_reason, p_actor, now() + p_days * interval '1 day')
+  RETURNING entry_id, to_jsonb(fraud_list_entries) INTO id, now_is;
+  UPDATE fraud_list_version SET version = version + 1;
+  INSERT INTO audit_log (actor, action, object, before, after)
+  VALUES (p_actor, 'list.add', 'list_entry:' || id, NULL, now_is);
+  RETURN id;
+END $$;
+
+CREATE FUNCTION fraud_list_end(p_entry bigint, p_actor text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+  was jsonb;
+  now_is jsonb;
+BEGIN
+  IF coalesce(p_actor, '') = '' THEN
+    RAISE EXCEPTION 'an actor is required' USING ERRCODE = '22023';
+  END IF;
+  SELECT to_jsonb(e) INTO was FROM fraud_list_entries e
+  WHERE entry_id = p_entry AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no list entry % is in force', p_entry USING ERRCODE = 'P0002';
+  END IF;
+  UPDATE fraud_list_entries SET expires_at = now(), ended_by = p_actor
+  WHERE entry_id = p_entry RETURNING to_jsonb(fraud_list_entries) INTO now_is;
+  UPDATE fraud_list_version SET version = version + 1;
+  INSERT INTO audit_log (actor, action, object, before, after)
+  VALUES (p_actor, 'list.end', 'list_entry:' || p_entry, was, now_is);
+END $$;
+
+REVOKE EXECUTE ON FUNCTION fraud_list_add(text, text, text, integer, text), fraud_list_end(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fraud_list_add(text, text, text, integer, text), fraud_list_end(bigint, text)
+  TO fraud_console;
+GRANT SELECT ON fraud_list_entries TO fraud_console;

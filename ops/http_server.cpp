@@ -153,6 +153,8 @@ struct HttpServer::Impl {
 };
 
 void Session::reply(HttpResponse answer) {
+  // The handler ran on this thread; the answer gets its own five seconds to be written.
+  stream.expires_after(std::chrono::seconds(5));
   response.result(static_cast<http::status>(answer.status));
   response.version(parser.get().version());
   response.set(http::field::content_type, answer.content_type);

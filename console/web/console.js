@@ -5,6 +5,7 @@
 let token = sessionStorage.getItem("fraud-console-token") || "";
 let me = null;
 let current = null;
+let exponents = {};  // decimals of each currency's minor units, from the service's ISO 4217 table
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,7 +28,8 @@ function cell(row, text, className) {
 }
 
 function money(minor, currency) {
-  return (Number(minor) / 100).toFixed(2) + " " + currency;
+  const digits = exponents[currency] ?? 2;
+  return (Number(minor) / 10 ** digits).toFixed(digits) + " " + currency;
 }
 
 async function signIn(event) {
@@ -43,7 +45,52 @@ async function signIn(event) {
   $("login").hidden = true;
   $("console").hidden = false;
   $("who").textContent = me.name + " (" + me.role + ")";
+  exponents = await call("GET", "/api/currencies");
   await loadQueue();
+  await loadLists();
+}
+
+async function loadLists() {
+  const data = await call("GET", "/api/lists");
+  const body = $("list-entries").tBodies[0];
+  body.replaceChildren();
+  for (const e of data.entries) {
+    const row = body.insertRow();
+    cell(row, e.list_name);
+    cell(row, e.value);
+    cell(row, e.reason);
+    cell(row, e.author);
+    cell(row, e.created_at);
+    cell(row, e.expires_at || "until ended");
+    const end = document.createElement("button");
+    end.type = "button";
+    end.textContent = "End";
+    end.addEventListener("click", async () => {
+      try {
+        await call("POST", "/api/lists/entries/" + e.entry_id + "/end");
+        $("list-message").textContent = "Ended " + e.list_name + " " + e.value + ".";
+      } catch (error) {
+        $("list-message").textContent = "Refused: " + error.message;
+      }
+      await loadLists();
+    });
+    row.insertCell().appendChild(end);
+  }
+}
+
+async function addListEntry(event) {
+  event.preventDefault();
+  const list = $("list-name").value.trim(), value = $("list-value").value.trim();
+  const entry = { value, reason: $("list-reason").value.trim() };
+  if ($("list-days").value) entry.days = Number($("list-days").value);
+  try {
+    await call("POST", "/api/lists/" + encodeURIComponent(list) + "/entries", entry);
+    $("list-message").textContent = "Added " + value + " to " + list + ".";
+    $("list-form").reset();
+  } catch (error) {
+    $("list-message").textContent = "Refused: " + error.message;
+  }
+  await loadLists();
 }
 
 async function loadQueue(event) {
@@ -124,6 +171,7 @@ async function act(path, body, done) {
 document.addEventListener("DOMContentLoaded", () => {
   $("login").addEventListener("submit", signIn);
   $("filters").addEventListener("submit", loadQueue);
+  $("list-form").addEventListener("submit", addListEntry);
   $("assign-me").addEventListener("click", () => act("assign", { assignee: me.name }, "Assigned to you."));
   $("close-case").addEventListener("click", () =>
     act("close", { disposition: $("disposition").value }, "Closed as " + $("disposition").value + "."));

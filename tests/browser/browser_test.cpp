@@ -1,7 +1,8 @@
 // The console in a real Chromium (Debian's package) driven by Playwright (tests/browser/
-// console.mjs), against the real database, a replica that decided the events, and the real
-// console: an analyst reads why a case was opened and closes it as fraud, and the next
-// backtest counts the label. Screenshots go to build/screenshots/ (the README shows them).
+// console.mjs), against the real database, a running replica and the real console: an
+// analyst reads why a case was opened and closes it as fraud, and the next backtest counts
+// the label; the analyst deny-lists a card, and the replica blocks its next payment within
+// seconds. Screenshots go to build/tests/screenshots/.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -13,7 +14,7 @@
 using namespace fraud::testing;
 using namespace std::chrono_literals;
 
-TEST_CASE("an analyst reads a case's explanation in the browser and closes it as fraud, and the backtest counts it") {
+TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browser, and both take effect") {
   auto services = Services::from_environment();
   TestDatabase db(services);
   auto topic = unique_name("transactions"), group = unique_name("fraud");
@@ -23,11 +24,10 @@ TEST_CASE("an analyst reads a case's explanation in the browser and closes it as
            transaction_event(2, "42.10", "2026-11-27T09:05:00Z", "acc-7"),
            transaction_event(3, "18000.00", "2026-11-27T09:10:00Z", "acc-7"),
            transaction_event(4, "42.10", "2026-11-27T09:15:00Z", "acc-8")});
-  {
-    ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"}, replica_environment(services, db.service_url(), topic, group));
-    REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic, 1); }));
-    CHECK(replica.stop(SIGTERM, 30s) == 0);
-  }
+  auto rules = FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml";
+  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
+                       replica_environment(services, db.service_url(), topic, group, {{"FRAUD_RULES_FILE", rules}}));
+  REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic, 1); }));
   REQUIRE(db.count("SELECT event_count FROM fraud_cases WHERE account_id = 'acc-7'") == 2);
 
   ConsoleProcess console(db);
@@ -35,8 +35,8 @@ TEST_CASE("an analyst reads a case's explanation in the browser and closes it as
   std::filesystem::create_directories(screenshots);
   auto output = output_of(
       "cd " FRAUD_SOURCE_DIR "/tests/browser && FRAUD_CONSOLE_URL=http://127.0.0.1:" + std::to_string(console.port) +
-      " FRAUD_CONSOLE_TOKEN=alice-token FRAUD_CASE_ACCOUNT=acc-7 FRAUD_SCREENSHOTS_DIR=" + screenshots.string() +
-      " timeout 120 node console.mjs 2>&1; echo \"exit $?\"");
+      " FRAUD_CONSOLE_TOKEN=alice-token FRAUD_CASE_ACCOUNT=acc-7 FRAUD_DENY_CARD=card-77 FRAUD_SCREENSHOTS_DIR=" +
+      screenshots.string() + " timeout 120 node console.mjs 2>&1; echo \"exit $?\"");
   CAPTURE(output);
   CHECK(output.find("browser: the analyst's walk passed") != std::string::npos);
   CHECK(output.find("exit 0") != std::string::npos);
@@ -45,12 +45,19 @@ TEST_CASE("an analyst reads a case's explanation in the browser and closes it as
                  "disposition = 'fraud' AND closed_by = 'alice'") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'alice' "
                  "AND transaction_id IN ('txn-1', 'txn-3')") == 2);
-  CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 2);  // the assign and the close
-  auto report = output_of("FRAUD_POSTGRES_URL='" + db.service_url() +
-                          "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 FRAUD_RULES_FILE=" FRAUD_SOURCE_DIR
-                          "/tests/data/large_amount_rules.yaml " FRAUD_CONSUMER_BINARY
-                          " rules backtest --rules " FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml 2>&1");
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 3);  // assign, close, list.add
+
+  // The deny-listed card's next payment, on the running replica, with no reload.
+  produce(services.bootstrap_servers, topic, {paid_now(5, "acc-9", "card-77", "20.00")});
+  CHECK(wait_until(30s, [&] {
+    return db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-5' AND decision = 'block'") == 1;
+  }));
+  CHECK(replica.stop(SIGTERM, 30s) == 0);
+
+  auto report =
+      output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 " +
+                "FRAUD_RULES_FILE=" + rules + " " + FRAUD_CONSUMER_BINARY " rules backtest --rules " + rules + " 2>&1");
   CAPTURE(report);
-  CHECK(report.find("labels           2 fraud, 0 legitimate, 2 unlabelled") != std::string::npos);
+  CHECK(report.find("labels           2 fraud, 0 legitimate, 3 unlabelled") != std::string::npos);
   CHECK(console.process->stop(SIGTERM, 30s) == 0);
 }

@@ -1,10 +1,11 @@
 // An analyst's walk through fraud-console in a real Chromium (Debian's package), driven by
 // Playwright: sign in, find the account's case in the queue, read why each rule fired, close
-// it as fraud. tests/browser/browser_test.cpp sets up the database, a replica and the console,
-// runs this, and checks what the close left in the database.
+// it as fraud, deny-list the card. tests/browser/browser_test.cpp sets up the database, a
+// replica and the console, runs this, and checks what it left in the database and that the
+// replica blocks the card's next payment.
 //
 //   FRAUD_CONSOLE_URL=http://127.0.0.1:8090 FRAUD_CONSOLE_TOKEN=... FRAUD_CASE_ACCOUNT=acc-7 \
-//   [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
+//   FRAUD_DENY_CARD=card-77 [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
 //
 // Every wait is bounded (Playwright's timeouts, set below); exit status 0 when every step held.
 import assert from "node:assert/strict";
@@ -13,8 +14,9 @@ import { chromium } from "playwright-core";
 const url = process.env.FRAUD_CONSOLE_URL;
 const token = process.env.FRAUD_CONSOLE_TOKEN;
 const account = process.env.FRAUD_CASE_ACCOUNT;
+const card = process.env.FRAUD_DENY_CARD;
 const shots = process.env.FRAUD_SCREENSHOTS_DIR;
-assert.ok(url && token && account, "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN and FRAUD_CASE_ACCOUNT are required");
+assert.ok(url && token && account && card, "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN, FRAUD_CASE_ACCOUNT and FRAUD_DENY_CARD are required");
 
 const browser = await chromium.launch({
   executablePath: process.env.FRAUD_CHROMIUM || "/usr/bin/chromium",
@@ -66,6 +68,15 @@ try {
   await page.selectOption("#filter-state", "closed");
   await page.click("#filters button");
   await page.locator("#cases tbody tr", { hasText: account }).waitFor();
+
+  // The card goes on the deny list for 14 days; the replica's next batch has it.
+  await page.fill("#list-name", "deny_cards");
+  await page.fill("#list-value", card);
+  await page.fill("#list-reason", "reported stolen");
+  await page.fill("#list-days", "14");
+  await page.click("#list-form button");
+  await page.locator("#list-message").filter({ hasText: `Added ${card} to deny_cards.` }).waitFor();
+  await page.locator("#list-entries tbody tr", { hasText: card }).filter({ hasText: "reported stolen" }).waitFor();
 
   assert.deepEqual(failures, [], "the page raised no script errors");
   console.log("browser: the analyst's walk passed");

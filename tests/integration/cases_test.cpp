@@ -88,7 +88,7 @@ TEST_CASE("closing a case as fraud labels its transactions for the backtest and 
   CHECK(db.count("SELECT event_count FROM fraud_cases WHERE case_id = " + std::to_string(closed.case_id)) == 2);
 }
 
-TEST_CASE("the console's role can neither rewrite the audit nor labels nor what the service decided") {
+TEST_CASE("the console's role can neither rewrite the audit nor labels nor cases nor what the service decided") {
   auto services = Services::from_environment();
   TestDatabase db(services);
   db.query("INSERT INTO audit_log (actor, action, object) VALUES ('alice', 'case.close', 'case:1')");
@@ -96,8 +96,13 @@ TEST_CASE("the console's role can neither rewrite the audit nor labels nor what 
   for (const std::string sql :
        {"UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log",
         "UPDATE fraud_labels SET is_fraud = false", "DELETE FROM fraud_labels", "DELETE FROM fraud_cases",
-        "UPDATE fraud_cases SET event_count = 0", "UPDATE transactions SET decision = 'allow'",
-        "DELETE FROM fraud_alerts", "INSERT INTO processed_events (event_source, event_id) VALUES ('', 'x')"}) {
+        "INSERT INTO fraud_labels (transaction_id, is_fraud, source) VALUES ('txn-2', true, 'manual')",
+        "INSERT INTO audit_log (actor, action, object) VALUES ('x', 'case.close', 'case:1')",
+        "UPDATE fraud_cases SET state = 'open', disposition = NULL", "UPDATE fraud_cases SET event_count = 0",
+        "INSERT INTO fraud_list_entries (list_name, value, reason, author) VALUES ('deny_cards', 'c', 'r', 'x')",
+        "UPDATE fraud_list_version SET version = 0", "SELECT body FROM transactions",
+        "UPDATE transactions SET decision = 'allow'", "DELETE FROM fraud_alerts",
+        "INSERT INTO processed_events (event_source, event_id) VALUES ('', 'x')"}) {
     CAPTURE(sql);
     pqxx::connection console(db.console_url());
     pqxx::nontransaction tx(console);

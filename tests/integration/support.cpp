@@ -26,6 +26,7 @@
 
 #include "console/tokens.h"
 #include "dedup/migrations.h"
+#include "events/time.h"
 
 namespace fraud::testing {
 namespace {
@@ -428,6 +429,12 @@ bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condi
   return true;
 }
 
+OutgoingRecord paid_now(int i, const std::string& account, const std::string& card, const std::string& amount) {
+  auto record = transaction_event(i, amount, events::format_rfc3339(events::wall_clock_now()), account);
+  record.value.insert(record.value.rfind('}'), ",\"card\":{\"fingerprint\":\"" + card + "\"}");
+  return record;
+}
+
 OutgoingRecord card_on_shared_device(int i) {
   char when[32];
   std::snprintf(when, sizeof when, "2026-11-27T09:%02d:00Z", i);
@@ -483,7 +490,11 @@ ConsoleProcess::ConsoleProcess(TestDatabase& db) : port(free_port()), log("/tmp/
                                          {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
                                          {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}},
       log);
-  REQUIRE(wait_until(30s, [&] { return http_get(port, "/healthz").has_value(); }));
+  // The console's own file, not /healthz, which a replica that took the port would answer too.
+  REQUIRE(wait_until(30s, [&] {
+    int code = 0;
+    return http_get(port, "/openapi.yaml", &code).has_value() && code == 200;
+  }));
 }
 
 int ConsoleProcess::status(const std::string& method, const std::string& target, const std::string& who,

@@ -172,6 +172,10 @@ OutgoingRecord transaction_event(int i, const std::string& amount,
                                  const std::string& occurred_at = "2026-11-27T09:15:02.123Z",
                                  const std::string& account = "");
 
+/// Event `i` of `account`, paid with `card`, occurring now (a runtime list's entry is in
+/// force for the events that occur after it was added).
+OutgoingRecord paid_now(int i, const std::string& account, const std::string& card, const std::string& amount);
+
 /// The device tests' event `i`: card-i on acc-i, paying at 09:0i on 2026-11-27 from dev-1.
 OutgoingRecord card_on_shared_device(int i);
 

@@ -36,6 +36,19 @@ struct FakeCases : cases::Cases {
   bool closed = false;
 };
 
+struct FakeLists : cases::Lists {
+  std::string in_force() override { return R"({"entries":[]})"; }
+  std::int64_t add(const cases::NewListEntry& entry, const std::string& analyst) override {
+    added = entry.list + "/" + entry.value + "/" + entry.reason + "/" + std::to_string(entry.days.value_or(0)) +
+            " by " + analyst;
+    return 11;
+  }
+  void end(std::int64_t entry_id, const std::string&) override {
+    if (entry_id != 11) throw cases::CaseNotFound("no list entry is in force");
+  }
+  std::string added;
+};
+
 ops::HttpRequest request(std::string method, std::string target, std::string token, std::string body = "") {
   ops::HttpRequest r;
   r.method = std::move(method);
@@ -85,7 +98,8 @@ TEST_CASE("a bad tokens file is refused with its file and line") {
 TEST_CASE("the console's API answers by token and role") {
   auto book = console::TokenBook::parse(kTokens, "tokens");
   FakeCases cases;
-  console::ConsoleApi api(book, cases);
+  FakeLists lists;
+  console::ConsoleApi api(book, cases, lists);
 
   auto refused = api.handle(request("GET", "/api/cases", ""));
   CHECK(refused.status == 401);
@@ -130,4 +144,42 @@ TEST_CASE("the console's API answers by token and role") {
   for (const auto& [name, value] : page.headers)
     framing_refused |= name == "Content-Security-Policy" && value.find("frame-ancestors 'none'") != std::string::npos;
   CHECK(framing_refused);
+}
+
+TEST_CASE("the console's lists API adds and ends entries and keeps allow lists to leads") {
+  auto book = console::TokenBook::parse(kTokens, "tokens");
+  FakeCases cases;
+  FakeLists lists;
+  console::ConsoleApi api(book, cases, lists);
+  CHECK(api.handle(request("GET", "/api/lists", "")).status == 401);
+  CHECK(api.handle(request("GET", "/api/lists", "a-secret")).body == R"({"entries":[]})");
+  auto added = api.handle(
+      request("POST", "/api/lists/deny_cards/entries", "a-secret", R"({"value":"fp-1","reason":"stolen","days":14})"));
+  CHECK(added.status == 201);
+  CHECK(added.body == R"({"entry_id":11})");
+  CHECK(lists.added == "deny_cards/fp-1/stolen/14 by alice");
+  CHECK(api.handle(request("POST", "/api/lists/deny_cards/entries", "a-secret",
+                           R"({"value":"fp-1","reason":"x","days":"14"})"))
+            .status == 400);
+  CHECK(api.handle(request("POST", "/api/lists/deny_cards/entries", "a-secret",
+                           R"({"value":"fp-1","reason":"x","days":0})"))
+            .status == 400);
+  CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "a-secret", R"({"value":"fp-2","reason":"vip"})"))
+            .status == 403);
+  CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "l-secret", R"({"value":"fp-2","reason":"vip"})"))
+            .status == 201);
+  CHECK(lists.added == "allow_cards/fp-2/vip/0 by lena");
+  CHECK(api.handle(request("POST", "/api/lists/entries/11/end", "a-secret")).status == 200);
+  CHECK(api.handle(request("POST", "/api/lists/entries/12/end", "a-secret")).status == 404);
+  CHECK(api.handle(request("POST", "/api/lists/entries/x/end", "a-secret")).status == 404);
+  CHECK(api.handle(request("GET", "/api/currencies", "a-secret")).body.find("\"JPY\":0") != std::string::npos);
+}
+
+TEST_CASE("a bearer token's scheme is case-insensitive and two analysts never share a token") {
+  auto book = console::TokenBook::parse(kTokens, "tokens");
+  CHECK(book.authenticate("bearer a-secret"));
+  CHECK(book.authenticate("BEARER a-secret"));
+  CHECK_THROWS_WITH_AS(console::TokenBook::parse(
+                           "a analyst " + console::sha256_hex("t") + "\nb lead " + console::sha256_hex("t"), "tokens"),
+                       "tokens:2: 'b' has the token of 'a'", std::runtime_error);
 }

@@ -213,8 +213,32 @@ TEST_CASE("a list item or key that is not a plain value is a located load error,
 
 TEST_CASE("the starter pack loads") {
   auto rules = RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml");
-  CHECK(rules.rules().size() == 11);
+  CHECK(rules.rules().size() == 13);
   CHECK(rules.features().size() == 9);
+  CHECK(rules.schema().runtime_lists.size() == 6);
+}
+
+TEST_CASE("the starter pack's deny lists block and its allow list lets what one rule would review pass") {
+  auto rules = RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml");
+  rules::RuntimeLists lists;
+  lists.add("deny_devices", "dev-9", 0, std::nullopt);
+  lists.add("allow_accounts", "acc-vip", 0, std::nullopt);
+  std::vector<rules::Value> no_features(rules.features().size());
+  auto event = event_of(2000);  // 20 EUR
+  event.occurred_at = 100;
+  event.device.id = "dev-9";
+  auto denied = rules.evaluate(event, no_features, &lists);
+  CHECK(denied.decision == Decision::block);
+  CHECK(denied.hits.at(0).rule_id == "deny_listed");
+  auto large = event_of(1'500'000);  // 15,000 EUR: large_amount alone reviews it
+  large.occurred_at = 100;
+  CHECK(rules.evaluate(large, no_features, &lists).decision == Decision::review);
+  large.account_id = "acc-vip";
+  auto allowed = rules.evaluate(large, no_features, &lists);
+  CHECK(allowed.decision == Decision::allow);
+  CHECK(allowed.score == 10);
+  large.device.id = "dev-9";  // a deny entry's block wins over an allow entry
+  CHECK(rules.evaluate(large, no_features, &lists).decision == Decision::block);
 }
 
 TEST_CASE("arithmetic past the exact range is missing, never a wrapped number") {
@@ -337,4 +361,56 @@ TEST_CASE("every key field is a string field of the event, under the same name")
     CHECK(found);
     CHECK(rules::to_string(key.field) == key.name);
   }
+}
+
+TEST_CASE("a runtime list holds a value for the events that occurred while its entry was in force") {
+  auto rules = RuleSet::parse(R"(
+version: lists
+base_currency: EUR
+runtime_lists: [deny_accounts]
+rules:
+  - {id: denied, when: account_id in deny_accounts, score: 0, action: block}
+  - {id: not_denied, when: account_id not in deny_accounts, score: 0}
+decision: {review_at: 50, block_at: 100}
+)",
+                              "r.yaml");
+  rules::RuntimeLists lists;
+  lists.add("deny_accounts", "acc-1", 1000, 2000);  // in force from 1000 until 2000
+  lists.add("deny_accounts", "acc-2", 1000, std::nullopt);
+  auto decide = [&](const std::string& account, events::Timestamp at, const rules::RuntimeLists* with) {
+    auto event = event_of(100);
+    event.account_id = account;
+    event.occurred_at = at;
+    return rules.evaluate(event, {}, with).decision;
+  };
+  CHECK(decide("acc-1", 999, &lists) == Decision::allow);
+  CHECK(decide("acc-1", 1000, &lists) == Decision::block);
+  CHECK(decide("acc-1", 1999, &lists) == Decision::block);
+  CHECK(decide("acc-1", 2000, &lists) == Decision::allow);
+  CHECK(decide("acc-2", 1'000'000, &lists) == Decision::block);
+  CHECK(decide("acc-3", 1500, &lists) == Decision::allow);
+  CHECK(decide("acc-1", 1500, nullptr) == Decision::allow);  // no lists loaded: nothing is on them
+  auto event = event_of(100);
+  event.occurred_at = 1500;
+  auto verdict = rules.evaluate(event, {}, &lists);
+  REQUIRE(verdict.hits.size() == 1);
+  CHECK(verdict.hits[0].explanation == "account_id ('acc-1') in deny_accounts");
+  // A list name and a value are one key: no crafted pair reads as another.
+  rules::RuntimeLists crafted;
+  crafted.add("deny_a", "ccounts", 0, std::nullopt);
+  CHECK_FALSE(crafted.contains("deny_accounts", "", 1));
+}
+
+TEST_CASE("runtime lists are refused with what is wrong and where") {
+  const std::string thresholds = "decision: {review_at: 50, block_at: 100}\n";
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: deny\nrules: []\n" + thresholds) ==
+        "r.yaml:3:16: runtime_lists is a sequence of list names, e.g. [deny_cards]\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [Deny-Cards]\nrules: []\n" + thresholds) ==
+        "r.yaml:3:17: runtime list name 'Deny-Cards' must be lowercase letters, digits and _ (at most 63)\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nlists: {deny: [a]}\nruntime_lists: [deny]\nrules: []\n" +
+                   thresholds) == "r.yaml:4:17: 'deny' is both a list and a runtime list\n");
+  // Feature state must not depend on when a list changed.
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [deny]\nfeatures:\n  n: {aggregate: count, key: "
+                   "account_id, window: 1h, where: account_id in deny}\nrules: []\n")
+            .find("unknown list 'deny'") != std::string::npos);
 }

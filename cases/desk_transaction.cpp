@@ -1,0 +1,25 @@
+#include "cases/desk_transaction.h"
+
+namespace fraud::cases::detail {
+namespace {
+
+/// The server's primary message: "case 5 does not exist" out of "ERROR:  case 5 does not
+/// exist\nCONTEXT: …".
+std::string primary_message(const std::string& what) {
+  auto text = what.substr(0, what.find('\n'));
+  constexpr std::string_view kPrefix = "ERROR:  ";
+  if (text.rfind(kPrefix, 0) == 0) text = text.substr(kPrefix.size());
+  return text;
+}
+
+}  // namespace
+
+void rethrow_desk_error(const pqxx::sql_error& error) {
+  auto state = error.sqlstate();
+  if (state == "P0002") throw CaseNotFound(primary_message(error.what()));
+  if (state == "55000") throw CaseRefused(primary_message(error.what()));
+  if (state == "22023") throw CaseInvalid(primary_message(error.what()));
+  throw;
+}
+
+}  // namespace fraud::cases::detail

@@ -1,0 +1,36 @@
+#pragma once
+// One transaction of a desk (case_desk.cpp, list_desk.cpp) on a connection of its own, its
+// statements bounded, and the SQLSTATEs the migrations' functions raise turned into the
+// desk's errors. Internal to the cases module.
+
+#include <pqxx/pqxx>
+
+#include <string>
+
+#include "cases/case_desk.h"
+
+namespace fraud::cases::detail {
+
+/// Throws the desk error `error`'s SQLSTATE stands for (P0002, 55000, 22023), else `error`.
+[[noreturn]] void rethrow_desk_error(const pqxx::sql_error& error);
+
+/// Runs `work(tx)` in one transaction and commits; whatever `work` returns.
+template <typename Work>
+auto in_transaction(const std::string& url, Work work) {
+  try {
+    pqxx::connection connection(url);
+    pqxx::work tx(connection);
+    // A console request never holds a row, or the console's one thread, for long: a batch
+    // joining a case waits at most the functions' lock_timeout, a slow read ends at the
+    // statement timeout, and a console frozen before its commit loses its session (and the
+    // case's lock) after 10 s.
+    tx.exec0("SET LOCAL statement_timeout = '5s'; SET LOCAL idle_in_transaction_session_timeout = '10s'");
+    auto result = work(tx);
+    tx.commit();
+    return result;
+  } catch (const pqxx::sql_error& e) {
+    rethrow_desk_error(e);
+  }
+}
+
+}  // namespace fraud::cases::detail

@@ -1,0 +1,34 @@
+#include "cases/list_desk.h"
+
+#include <pqxx/pqxx>
+
+#include "cases/desk_transaction.h"
+
+namespace fraud::cases {
+namespace {
+
+constexpr const char* kInForce = R"sql(
+SELECT json_build_object('entries', coalesce(json_agg(e ORDER BY e.created_at DESC, e.entry_id DESC), '[]'))::text
+FROM fraud_list_entries e WHERE e.expires_at IS NULL OR e.expires_at > now())sql";
+
+}  // namespace
+
+std::string ListDesk::in_force() {
+  return detail::in_transaction(url_, [](pqxx::work& tx) { return std::string(tx.exec1(kInForce)[0].c_str()); });
+}
+
+std::int64_t ListDesk::add(const NewListEntry& entry, const std::string& analyst) {
+  return detail::in_transaction(url_, [&](pqxx::work& tx) {
+    return tx.exec_params1("SELECT fraud_list_add($1, $2, $3, $4, $5)", entry.list, entry.value, entry.reason,
+                           entry.days, analyst)[0]
+        .as<std::int64_t>();
+  });
+}
+
+void ListDesk::end(std::int64_t entry_id, const std::string& analyst) {
+  detail::in_transaction(url_, [&](pqxx::work& tx) {
+    return tx.exec_params1("SELECT fraud_list_end($1, $2)", entry_id, analyst).size();
+  });
+}
+
+}  // namespace fraud::cases
