@@ -33,6 +33,12 @@ class CaseNotFound : public CaseRefused {
   using CaseRefused::CaseRefused;
 };
 
+/// The database was too busy to answer in time (a lock or statement timeout): try again.
+class DeskBusy : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// An argument the database refuses: an empty analyst, a disposition or list name it does not know, …
 class CaseInvalid : public CaseRefused {
  public:

@@ -18,7 +18,8 @@ void rethrow_desk_error(const pqxx::sql_error& error) {
   auto state = error.sqlstate();
   if (state == "P0002") throw CaseNotFound(primary_message(error.what()));
   if (state == "55000") throw CaseRefused(primary_message(error.what()));
-  if (state == "22023") throw CaseInvalid(primary_message(error.what()));
+  if (state == "22023" || state == "23514") throw CaseInvalid(primary_message(error.what()));
+  if (state == "55P03" || state == "57014") throw DeskBusy("the database is busy; try again");
   throw;
 }
 

@@ -19,16 +19,16 @@ std::string ListDesk::in_force() {
 
 std::int64_t ListDesk::add(const NewListEntry& entry, const std::string& analyst) {
   return detail::in_transaction(url_, [&](pqxx::work& tx) {
-    return tx.exec_params1("SELECT fraud_list_add($1, $2, $3, $4, $5)", entry.list, entry.value, entry.reason,
-                           entry.days, analyst)[0]
+    return tx
+        .exec_params1("SELECT fraud_list_add($1, $2, $3, $4, $5)", entry.list, entry.value, entry.reason, entry.days,
+                      analyst)[0]
         .as<std::int64_t>();
   });
 }
 
 void ListDesk::end(std::int64_t entry_id, const std::string& analyst) {
-  detail::in_transaction(url_, [&](pqxx::work& tx) {
-    return tx.exec_params1("SELECT fraud_list_end($1, $2)", entry_id, analyst).size();
-  });
+  detail::in_transaction(
+      url_, [&](pqxx::work& tx) { return tx.exec_params1("SELECT fraud_list_end($1, $2)", entry_id, analyst).size(); });
 }
 
 }  // namespace fraud::cases

@@ -115,6 +115,9 @@ ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
       response = error(401, "a valid bearer token is required");
       response.headers.emplace_back("WWW-Authenticate", "Bearer");
     }
+  } catch (const cases::DeskBusy& e) {
+    response = error(503, e.what());
+    response.headers.emplace_back("Retry-After", "1");
   } catch (const std::exception& e) {
     ops::log::error("console request failed", {{"path", request.path}, {"error", e.what()}});
     response = error(500, "internal error; the console's log has the detail");

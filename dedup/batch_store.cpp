@@ -41,6 +41,7 @@ struct BatchStore::State {
     } catch (...) {
       rethrow_as_database_error();
     }
+    lists = ListSnapshot{};  // another server (a failover) may have other versions
     if (connected_before && on_reconnect) on_reconnect();
     connected_before = true;
     return *open;
@@ -232,10 +233,11 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
     auto applied_batch =
         events.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
     auto pair_flags = state_->pairs.claim(tx, features, events, applied_batch);
-    const auto& lists = state_->lists.refresh(tx);
     AlertColumns alerts;
     CaseColumns cases;
     const auto& rules = features.rules();
+    // Only rules that test runtime lists read them: one statement per batch when they do.
+    const auto* lists = rules.schema().runtime_lists.empty() ? nullptr : &state_->lists.refresh(tx);
     std::vector<rules::Verdict> verdicts;
     verdicts.reserve(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) {
@@ -243,7 +245,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
       auto& result = results[applied[i].batch];
       auto started = std::chrono::steady_clock::now();
       auto values = features.observe(event, &pair_flags[i]);
-      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, &lists));
+      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, lists));
       result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& hit : verdict.hits) {
         alerts.add(event, hit, verdict);

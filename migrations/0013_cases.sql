@@ -99,7 +99,7 @@ END $$;
 CREATE FUNCTION fraud_case_lock_open(p_case bigint)
 RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
   was jsonb;
@@ -118,7 +118,7 @@ REVOKE EXECUTE ON FUNCTION fraud_case_lock_open(bigint) FROM PUBLIC;
 CREATE FUNCTION fraud_case_assign(p_case bigint, p_assignee text, p_actor text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, public, pg_temp
 SET lock_timeout = '2s'
 AS $$
 DECLARE
@@ -141,7 +141,7 @@ END $$;
 CREATE FUNCTION fraud_case_close(p_case bigint, p_disposition text, p_actor text)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, public, pg_temp
 SET lock_timeout = '2s'
 AS $$
 DECLARE

@@ -33,7 +33,7 @@ GRANT SELECT ON fraud_list_entries, fraud_list_version TO fraud_service;
 CREATE FUNCTION fraud_list_add(p_list text, p_value text, p_reason text, p_days integer, p_actor text)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
   id bigint;
@@ -57,7 +57,7 @@ END $$;
 CREATE FUNCTION fraud_list_end(p_entry bigint, p_actor text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, public
+SET search_path = pg_catalog, public, pg_temp
 SET lock_timeout = '2s'
 AS $$
 DECLARE
@@ -72,7 +72,8 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no list entry % is in force', p_entry USING ERRCODE = 'P0002';
   END IF;
-  UPDATE fraud_list_entries SET expires_at = now(), ended_by = p_actor
+  -- Never at or before created_at (the CHECK), even ended at once or after a clock step back.
+  UPDATE fraud_list_entries SET expires_at = greatest(now(), created_at + interval '1 microsecond'), ended_by = p_actor
   WHERE entry_id = p_entry RETURNING to_jsonb(fraud_list_entries) INTO now_is;
   UPDATE fraud_list_version SET version = version + 1;
   INSERT INTO audit_log (actor, action, object, before, after)
@@ -83,3 +84,9 @@ REVOKE EXECUTE ON FUNCTION fraud_list_add(text, text, text, integer, text), frau
 GRANT EXECUTE ON FUNCTION fraud_list_add(text, text, text, integer, text), fraud_list_end(bigint, text)
   TO fraud_console;
 GRANT SELECT ON fraud_list_entries TO fraud_console;
+
+-- A SECURITY DEFINER function must not find a caller's temporary table before its own
+-- (PostgreSQL searches pg_temp first unless the path names it last). 0008's function did not
+-- say so; every one of these does.
+ALTER FUNCTION fraud_release_stalled_owner(text, text, integer, interval)
+  SET search_path = pg_catalog, public, pg_temp;

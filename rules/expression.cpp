@@ -152,6 +152,9 @@ class Parser {
       auto name = std::string(next().text);
       if (std::find(schema_.runtime_lists.begin(), schema_.runtime_lists.end(), name) != schema_.runtime_lists.end()) {
         require(left, Type::string, "the value tested against runtime list '" + name + "'");
+        if (is_code(*left))
+          fail("runtime lists hold ids compared exactly; test a country or currency code against a list under lists:",
+               set_start);
         return std::make_unique<InRuntimeList>(std::move(left), name, negated, source_from(start), start);
       }
       auto list = schema_.lists.find(name);

@@ -101,7 +101,9 @@ TEST_CASE("the console's role can neither rewrite the audit nor labels nor cases
         "UPDATE fraud_cases SET state = 'open', disposition = NULL", "UPDATE fraud_cases SET event_count = 0",
         "INSERT INTO fraud_list_entries (list_name, value, reason, author) VALUES ('deny_cards', 'c', 'r', 'x')",
         "UPDATE fraud_list_version SET version = 0", "SELECT body FROM transactions",
-        "UPDATE transactions SET decision = 'allow'", "DELETE FROM fraud_alerts",
+        "UPDATE transactions SET decision = 'allow'",
+        // A temporary table would shadow the functions' tables if their search_path let it.
+        "CREATE TEMP TABLE audit_log (x int)", "SELECT fraud_case_lock_open(1)", "DELETE FROM fraud_alerts",
         "INSERT INTO processed_events (event_source, event_id) VALUES ('', 'x')"}) {
     CAPTURE(sql);
     pqxx::connection console(db.console_url());

@@ -409,6 +409,10 @@ TEST_CASE("runtime lists are refused with what is wrong and where") {
         "r.yaml:3:17: runtime list name 'Deny-Cards' must be lowercase letters, digits and _ (at most 63)\n");
   CHECK(load_error("version: v\nbase_currency: EUR\nlists: {deny: [a]}\nruntime_lists: [deny]\nrules: []\n" +
                    thresholds) == "r.yaml:4:17: 'deny' is both a list and a runtime list\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [deny]\nrules:\n  - {id: r, when: "
+                   "\"merchant.country in deny\", score: 1}\n" +
+                   thresholds)
+            .find("runtime lists hold ids compared exactly") != std::string::npos);
   // Feature state must not depend on when a list changed.
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [deny]\nfeatures:\n  n: {aggregate: count, key: "
                    "account_id, window: 1h, where: account_id in deny}\nrules: []\n")
