@@ -46,6 +46,26 @@ SELECT json_build_object(
 )::text
 FROM fraud_cases c WHERE c.case_id = $1)sql";
 
+// Precision is over the labelled hits only (transaction_labels: a case's label first); a rule
+// whose hits nobody labelled has none.
+constexpr const char* kRulePerformance = R"sql(
+WITH hits AS (
+  SELECT a.rule_id, a.transaction_id, (a.created_at AT TIME ZONE 'UTC')::date AS day
+  FROM fraud_alerts a WHERE NOT a.shadow AND a.created_at >= now() - $1::int * interval '1 day'
+), per_rule AS (
+  SELECT h.rule_id, count(*) AS hits, count(*) FILTER (WHERE l.is_fraud) AS fraud,
+         count(*) FILTER (WHERE NOT l.is_fraud) AS legitimate
+  FROM hits h LEFT JOIN transaction_labels l USING (transaction_id) GROUP BY h.rule_id
+), trend AS (
+  SELECT rule_id, json_agg(json_build_object('day', day, 'hits', n) ORDER BY day) AS days
+  FROM (SELECT rule_id, day, count(*) AS n FROM hits GROUP BY rule_id, day) d GROUP BY rule_id
+)
+SELECT json_build_object('days', $1::int, 'rules', coalesce(json_agg(json_build_object(
+    'rule_id', p.rule_id, 'hits', p.hits, 'labelled_fraud', p.fraud, 'labelled_legitimate', p.legitimate,
+    'precision', CASE WHEN p.fraud + p.legitimate > 0 THEN round(p.fraud::numeric / (p.fraud + p.legitimate), 3) END,
+    'trend', t.days) ORDER BY p.hits DESC, p.rule_id), '[]'))::text
+FROM per_rule p JOIN trend t USING (rule_id))sql";
+
 }  // namespace
 
 std::optional<Disposition> parse_disposition(std::string_view text) {
@@ -68,6 +88,11 @@ std::string CaseDesk::queue(const QueueFilter& filter) {
   return detail::in_transaction(url_, [&](pqxx::work& tx) {
     return std::string(tx.exec_params1(kQueue, filter.state, filter.decision, filter.rule, filter.limit)[0].c_str());
   });
+}
+
+std::string CaseDesk::rule_performance(int days) {
+  return detail::in_transaction(
+      url_, [&](pqxx::work& tx) { return std::string(tx.exec_params1(kRulePerformance, days)[0].c_str()); });
 }
 
 std::optional<std::string> CaseDesk::find(std::int64_t case_id) {

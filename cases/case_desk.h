@@ -70,6 +70,9 @@ class Cases {
   /// Assigns an open or assigned case to `assignee`, as `analyst`.
   virtual void assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) = 0;
   virtual ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) = 0;
+  /// Per live rule over the last `days` days: its hits, how many of those the labels call
+  /// fraud or legitimate, its precision against them, and its hits per day.
+  virtual std::string rule_performance(int days) = 0;
 };
 
 class CaseDesk : public Cases {
@@ -84,6 +87,7 @@ class CaseDesk : public Cases {
   /// transactions that has no case label yet (source 'case', with the case and the analyst);
   /// unsure labels nothing. A closed case stays closed: a later event opens a new case.
   ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) override;
+  std::string rule_performance(int days) override;
 
  private:
   std::string url_;

@@ -135,6 +135,12 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
     return json(200, body + ",\"role\":\"" + to_string(analyst.role) + "\"}");
   }
   if (request.path == "/api/currencies") return json(200, currency_exponents());
+  if (request.path == "/api/rules") {
+    auto days = positive(query_value(request.query, "days"));
+    if (!query_value(request.query, "days").empty() && (!days || *days > 400))
+      return error(400, "days must be 1 to 400");
+    return json(200, cases_.rule_performance(static_cast<int>(days.value_or(30))));
+  }
   if (request.path == "/api/lists" || request.path.rfind("/api/lists/", 0) == 0) return list_action(request, analyst);
   if (request.path == "/api/cases") {
     if (request.method != "GET") return error(405, "GET only");

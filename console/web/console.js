@@ -48,6 +48,26 @@ async function signIn(event) {
   exponents = await call("GET", "/api/currencies");
   await loadQueue();
   await loadLists();
+  await loadRules();
+}
+
+// Per rule: hits, what the labels say of them, precision, and a bar per day as a trend.
+async function loadRules() {
+  const data = await call("GET", "/api/rules?days=30");
+  const body = $("rule-performance").tBodies[0];
+  body.replaceChildren();
+  const bars = "▁▂▃▄▅▆▇█";
+  for (const r of data.rules) {
+    const row = body.insertRow();
+    cell(row, r.rule_id);
+    cell(row, r.hits);
+    cell(row, r.labelled_fraud);
+    cell(row, r.labelled_legitimate);
+    cell(row, r.precision === null ? "no labels" : Number(r.precision).toFixed(3));
+    const most = Math.max(...r.trend.map((d) => d.hits));
+    cell(row, r.trend.map((d) => bars[Math.round((d.hits / most) * (bars.length - 1))]).join(""), "reason")
+      .title = r.trend.map((d) => d.day + ": " + d.hits).join("\n");
+  }
 }
 
 async function loadLists() {
@@ -163,6 +183,7 @@ async function act(path, body, done) {
     await openCase(current.case_id);
     $("case-message").textContent = done;
     await loadQueue();
+    await loadRules();
   } catch (e) {
     $("case-message").textContent = "Refused: " + e.message;
   }

@@ -63,6 +63,9 @@ try {
   await page.locator("#case-summary").filter({ hasText: "closed as fraud by" }).waitFor();
   assert.equal(await page.locator("#case-actions").isVisible(), false);
 
+  // The rule's precision now counts the two transactions the close labelled fraud.
+  await page.locator("#rule-performance tbody tr", { hasText: "large_amount" }).filter({ hasText: "1.000" }).waitFor();
+
   // Gone from the queue of open and assigned cases; there among the closed.
   await page.locator("#cases tbody tr", { hasText: account }).waitFor({ state: "detached" });
   await page.selectOption("#filter-state", "closed");

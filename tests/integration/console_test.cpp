@@ -51,6 +51,11 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "lena", R"({"disposition":"legitimate"})") == 409);
   CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'bob'") == 2);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE object = 'case:" + id + "'") == 2);
+  // Per rule: large_amount's two hits, both now labelled fraud by bob's close.
+  CHECK(console.status("GET", "/api/rules?days=30", "alice", "", &answer) == 200);
+  CAPTURE(answer);
+  CHECK(answer.find(R"("rule_id" : "large_amount", "hits" : 2, "labelled_fraud" : 2, "labelled_legitimate" : 0, )"
+                    R"("precision" : 1.000)") != std::string::npos);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'lena' AND action = 'case.assign' AND "
                  "after ->> 'assignee' = 'bob'") == 1);
 

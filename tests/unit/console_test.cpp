@@ -31,6 +31,7 @@ struct FakeCases : cases::Cases {
     closed = true;
     return {7, 3};
   }
+  std::string rule_performance(int days) override { return "{\"days\":" + std::to_string(days) + "}"; }
   cases::QueueFilter last_filter;
   std::string assigned;
   bool closed = false;
@@ -173,6 +174,10 @@ TEST_CASE("the console's lists API adds and ends entries and keeps allow lists t
   CHECK(api.handle(request("POST", "/api/lists/entries/12/end", "a-secret")).status == 404);
   CHECK(api.handle(request("POST", "/api/lists/entries/x/end", "a-secret")).status == 404);
   CHECK(api.handle(request("GET", "/api/currencies", "a-secret")).body.find("\"JPY\":0") != std::string::npos);
+  CHECK(api.handle(request("GET", "/api/rules", "a-secret")).body == R"({"days":30})");
+  CHECK(api.handle(request("GET", "/api/rules?days=7", "a-secret")).body == R"({"days":7})");
+  CHECK(api.handle(request("GET", "/api/rules?days=0", "a-secret")).status == 400);
+  CHECK(api.handle(request("GET", "/api/rules", "")).status == 401);
 }
 
 TEST_CASE("a bearer token's scheme is case-insensitive and two analysts never share a token") {
