@@ -59,28 +59,38 @@ std::optional<std::int64_t> positive(std::string_view text) {
   return value;
 }
 
-/// The string field `name` of a JSON object body; nothing when the body is not such an object.
-std::optional<std::string> string_field(const std::string& body, const char* name) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(body).get(root) != simdjson::SUCCESS) return std::nullopt;
-  std::string_view value;
-  if (root[name].get(value) != simdjson::SUCCESS) return std::nullopt;
-  return std::string(value);
-}
+/// A request's body as a JSON object, parsed once.
+class JsonBody {
+ public:
+  explicit JsonBody(const std::string& text) {
+    valid_ = parser_.parse(text).get(root_) == simdjson::SUCCESS && root_.is_object();
+  }
+  /// False when the body is not a JSON object, or a field read as an integer was not one.
+  bool valid() const { return valid_; }
 
-/// An integer field, or nothing when absent; `valid` turns false when present but not one.
-std::optional<std::int64_t> integer_field(const std::string& body, const char* name, bool& valid) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  valid = parser.parse(body).get(root) == simdjson::SUCCESS && root.is_object();
-  if (!valid) return std::nullopt;
-  auto field = root[name];
-  if (field.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
-  std::int64_t value = 0;
-  valid = field.get(value) == simdjson::SUCCESS;
-  return valid ? std::optional(value) : std::nullopt;
-}
+  /// The string field `name`; nothing when absent or not a string.
+  std::optional<std::string> text(const char* name) const {
+    std::string_view value;
+    if (!valid_ || root_[name].get(value) != simdjson::SUCCESS) return std::nullopt;
+    return std::string(value);
+  }
+
+  /// The integer field `name`, or nothing when absent; present but not an integer makes the
+  /// body invalid.
+  std::optional<std::int64_t> integer(const char* name) {
+    if (!valid_) return std::nullopt;
+    auto field = root_[name];
+    if (field.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
+    std::int64_t value = 0;
+    valid_ = field.get(value) == simdjson::SUCCESS;
+    return valid_ ? std::optional(value) : std::nullopt;
+  }
+
+ private:
+  simdjson::dom::parser parser_;
+  simdjson::dom::element root_;
+  bool valid_ = false;
+};
 
 /// {"EUR":2,"JPY":0,…}: how many decimals each currency's minor units have, from the same
 /// ISO 4217 table the service decodes amounts with.
@@ -115,6 +125,12 @@ ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
       response = error(401, "a valid bearer token is required");
       response.headers.emplace_back("WWW-Authenticate", "Bearer");
     }
+  } catch (const cases::CaseNotFound& e) {
+    response = error(404, e.what());
+  } catch (const cases::CaseInvalid& e) {
+    response = error(400, e.what());
+  } catch (const cases::CaseRefused& e) {  // closed already
+    response = error(409, e.what());
   } catch (const cases::DeskBusy& e) {
     response = error(503, e.what());
     response.headers.emplace_back("Retry-After", "1");
@@ -172,29 +188,22 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
 
 ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const Analyst& analyst, std::int64_t case_id,
                                           const std::string& action) {
-  try {
-    if (action == "assign") {
-      auto assignee = string_field(request.body, "assignee");
-      if (!assignee || assignee->empty()) return error(400, "the body must be {\"assignee\": \"name\"}");
-      if (*assignee != analyst.name && analyst.role != Role::lead)
-        return error(403, "an analyst may assign a case only to themself");
-      cases_.assign(case_id, *assignee, analyst.name);
-      return json(200, "{\"case_id\":" + std::to_string(case_id) + "}");
-    }
-    if (action == "close") {
-      auto text = string_field(request.body, "disposition");
-      auto disposition = text ? cases::parse_disposition(*text) : std::nullopt;
-      if (!disposition) return error(400, "the body must be {\"disposition\": \"fraud|legitimate|unsure\"}");
-      auto closed = cases_.close(case_id, *disposition, analyst.name);
-      return json(200,
-                  "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" + std::to_string(closed.labelled) + "}");
-    }
-  } catch (const cases::CaseNotFound& e) {
-    return error(404, e.what());
-  } catch (const cases::CaseInvalid& e) {
-    return error(400, e.what());
-  } catch (const cases::CaseRefused& e) {
-    return error(409, e.what());
+  JsonBody body(request.body);
+  if (action == "assign") {
+    auto assignee = body.text("assignee");
+    if (!assignee || assignee->empty()) return error(400, "the body must be {\"assignee\": \"name\"}");
+    if (*assignee != analyst.name && analyst.role != Role::lead)
+      return error(403, "an analyst may assign a case only to themself");
+    cases_.assign(case_id, *assignee, analyst.name);
+    return json(200, "{\"case_id\":" + std::to_string(case_id) + "}");
+  }
+  if (action == "close") {
+    auto text = body.text("disposition");
+    auto disposition = text ? cases::parse_disposition(*text) : std::nullopt;
+    if (!disposition) return error(400, "the body must be {\"disposition\": \"fraud|legitimate|unsure\"}");
+    auto closed = cases_.close(case_id, *disposition, analyst.name);
+    return json(200,
+                "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" + std::to_string(closed.labelled) + "}");
   }
   return error(404, "no such action; assign or close");
 }
@@ -203,40 +212,34 @@ ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const
 // days?}: adds one; an allow list (allow_…) lowers decisions, so only a lead adds to one.
 // POST /api/lists/entries/{id}/end: ends one.
 ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const Analyst& analyst) {
-  try {
-    if (request.path == "/api/lists") {
-      if (request.method != "GET") return error(405, "GET only");
-      return json(200, lists_.in_force());
-    }
-    if (request.method != "POST") return error(405, "POST only");
-    std::string_view rest = std::string_view(request.path).substr(std::strlen("/api/lists/"));
-    constexpr std::string_view kEntries = "entries/", kEnd = "/end";
-    if (rest.rfind(kEntries, 0) == 0 && rest.size() > kEntries.size() + kEnd.size() &&
-        rest.substr(rest.size() - kEnd.size()) == kEnd) {
-      auto id = positive(rest.substr(kEntries.size(), rest.size() - kEntries.size() - kEnd.size()));
-      if (!id) return error(404, "no such list entry");
-      lists_.end(*id, analyst.name);
-      return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
-    }
-    auto slash = rest.find('/');
-    if (slash == std::string_view::npos || rest.substr(slash) != "/entries") return error(404, "no such endpoint");
-    cases::NewListEntry entry{std::string(rest.substr(0, slash)), string_field(request.body, "value").value_or(""),
-                              string_field(request.body, "reason").value_or(""), std::nullopt};
-    bool valid = true;
-    if (auto days = integer_field(request.body, "days", valid)) {
-      if (*days < 1 || *days > 3650) return error(400, "days must be 1 to 3650");
-      entry.days = static_cast<int>(*days);
-    }
-    if (!valid) return error(400, "the body must be {\"value\": …, \"reason\": …, \"days\": N (optional)}");
-    if (entry.list.rfind("allow_", 0) == 0 && analyst.role != Role::lead)
-      return error(403, "only a lead may add to an allow list");
-    auto id = lists_.add(entry, analyst.name);
-    return json(201, "{\"entry_id\":" + std::to_string(id) + "}");
-  } catch (const cases::CaseNotFound& e) {
-    return error(404, e.what());
-  } catch (const cases::CaseInvalid& e) {
-    return error(400, e.what());
+  if (request.path == "/api/lists") {
+    if (request.method != "GET") return error(405, "GET only");
+    return json(200, lists_.in_force());
   }
+  if (request.method != "POST") return error(405, "POST only");
+  std::string_view rest = std::string_view(request.path).substr(std::strlen("/api/lists/"));
+  constexpr std::string_view kEntries = "entries/", kEnd = "/end";
+  if (rest.rfind(kEntries, 0) == 0 && rest.size() > kEntries.size() + kEnd.size() &&
+      rest.substr(rest.size() - kEnd.size()) == kEnd) {
+    auto id = positive(rest.substr(kEntries.size(), rest.size() - kEntries.size() - kEnd.size()));
+    if (!id) return error(404, "no such list entry");
+    lists_.end(*id, analyst.name);
+    return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
+  }
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos || rest.substr(slash) != "/entries") return error(404, "no such endpoint");
+  JsonBody body(request.body);
+  cases::NewListEntry entry{std::string(rest.substr(0, slash)), body.text("value").value_or(""),
+                            body.text("reason").value_or(""), std::nullopt};
+  if (auto days = body.integer("days")) {
+    if (*days < 1 || *days > 3650) return error(400, "days must be 1 to 3650");
+    entry.days = static_cast<int>(*days);
+  }
+  if (!body.valid()) return error(400, "the body must be {\"value\": …, \"reason\": …, \"days\": N (optional)}");
+  if (entry.list.rfind("allow_", 0) == 0 && analyst.role != Role::lead)
+    return error(403, "only a lead may add to an allow list");
+  auto id = lists_.add(entry, analyst.name);
+  return json(201, "{\"entry_id\":" + std::to_string(id) + "}");
 }
 
 }  // namespace fraud::console
