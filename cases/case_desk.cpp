@@ -26,10 +26,17 @@ FROM (
 ) q)sql";
 
 // A case, its 200 latest events with every rule that fired on them (the explanation is what
-// each rule saw), and the account's 20 latest transactions with the decisions the service made.
+// each rule saw), its comments and what analysts did to it (the audit), and the account's 20
+// latest transactions with the decisions the service made.
 constexpr const char* kCase = R"sql(
 SELECT json_build_object(
   'case', to_jsonb(c),
+  'comments', (SELECT coalesce(json_agg(json_build_object('comment_id', m.comment_id, 'author', m.author,
+                                                          'body', m.body, 'at', m.at) ORDER BY m.comment_id), '[]')
+    FROM fraud_case_comments m WHERE m.case_id = c.case_id),
+  'audit', (SELECT coalesce(json_agg(json_build_object('at', l.at, 'actor', l.actor, 'action', l.action)
+                                     ORDER BY l.audit_id), '[]')
+    FROM audit_log l WHERE l.object = 'case:' || c.case_id),
   'events', (SELECT coalesce(json_agg(json_build_object(
       'event_id', e.event_id, 'transaction_id', e.transaction_id, 'decision', e.decision, 'score', e.score,
       'occurred_at', e.occurred_at,
@@ -106,6 +113,12 @@ std::optional<std::string> CaseDesk::find(std::int64_t case_id) {
 void CaseDesk::assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) {
   detail::in_transaction(url_, [&](pqxx::work& tx) {
     return tx.exec_params1("SELECT fraud_case_assign($1, $2, $3)", case_id, assignee, analyst).size();
+  });
+}
+
+std::int64_t CaseDesk::comment(std::int64_t case_id, const std::string& body, const std::string& analyst) {
+  return detail::in_transaction(url_, [&](pqxx::work& tx) {
+    return tx.exec_params1("SELECT fraud_case_comment($1, $2, $3)", case_id, body, analyst)[0].as<std::int64_t>();
   });
 }
 

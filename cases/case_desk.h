@@ -1,10 +1,10 @@
 #pragma once
-// What an analyst reads and does to cases (migrations/0013): the queue, a case with its
-// events, alerts and the account's recent transactions, assignment, and closing with a
-// disposition that labels its transactions for the backtest. Each change is one call of a
-// function of migrations/0013, which writes its audit row and any labels in the same
-// statement: the role fraud_console may call those and read, nothing else. Reads come back
-// as JSON that PostgreSQL builds.
+// What an analyst reads and does to cases (migrations/0013, 0015): the queue, a case with its
+// events, alerts, comments, audit and the account's recent transactions, assignment,
+// comments, and closing with a disposition that labels its transactions for the backtest.
+// Each change is one call of a function of those migrations, which writes its audit row and
+// any labels in the same statement: the role fraud_console may call those and read, nothing
+// else. Reads come back as JSON that PostgreSQL builds.
 
 #include <cstddef>
 #include <cstdint>
@@ -70,6 +70,8 @@ class Cases {
   /// Assigns an open or assigned case to `assignee`, as `analyst`.
   virtual void assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) = 0;
   virtual ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) = 0;
+  /// Adds `analyst`'s comment to a case, closed or not; returns its id.
+  virtual std::int64_t comment(std::int64_t case_id, const std::string& body, const std::string& analyst) = 0;
   /// Per live rule over the last `days` days: its hits, how many of those the labels call
   /// fraud or legitimate, its precision against them, and its hits per day.
   virtual std::string rule_performance(int days) = 0;
@@ -87,6 +89,7 @@ class CaseDesk : public Cases {
   /// transactions that has no case label yet (source 'case', with the case and the analyst);
   /// unsure labels nothing. A closed case stays closed: a later event opens a new case.
   ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) override;
+  std::int64_t comment(std::int64_t case_id, const std::string& body, const std::string& analyst) override;
   std::string rule_performance(int days) override;
 
  private:

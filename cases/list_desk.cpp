@@ -8,8 +8,11 @@ namespace fraud::cases {
 namespace {
 
 constexpr const char* kInForce = R"sql(
-SELECT json_build_object('entries', coalesce(json_agg(e ORDER BY e.created_at DESC, e.entry_id DESC), '[]'))::text
-FROM fraud_list_entries e WHERE e.expires_at IS NULL OR e.expires_at > now())sql";
+SELECT json_build_object(
+  'entries', (SELECT coalesce(json_agg(e ORDER BY e.created_at DESC, e.entry_id DESC), '[]')
+              FROM fraud_list_entries e WHERE e.expires_at IS NULL OR e.expires_at > now()),
+  'suppressions', (SELECT coalesce(json_agg(s ORDER BY s.created_at DESC, s.suppression_id DESC), '[]')
+                   FROM fraud_suppressions s WHERE s.expires_at > now()))::text)sql";
 
 }  // namespace
 
@@ -29,6 +32,21 @@ std::int64_t ListDesk::add(const NewListEntry& entry, const std::string& analyst
 void ListDesk::end(std::int64_t entry_id, const std::string& analyst) {
   detail::in_transaction(
       url_, [&](pqxx::work& tx) { return tx.exec_params1("SELECT fraud_list_end($1, $2)", entry_id, analyst).size(); });
+}
+
+std::int64_t ListDesk::suppress(const NewSuppression& suppression, const std::string& analyst) {
+  return detail::in_transaction(url_, [&](pqxx::work& tx) {
+    return tx
+        .exec_params1("SELECT fraud_suppression_add($1, $2, $3, $4, $5)", suppression.rule, suppression.account,
+                      suppression.reason, suppression.days, analyst)[0]
+        .as<std::int64_t>();
+  });
+}
+
+void ListDesk::end_suppression(std::int64_t suppression_id, const std::string& analyst) {
+  detail::in_transaction(url_, [&](pqxx::work& tx) {
+    return tx.exec_params1("SELECT fraud_suppression_end($1, $2)", suppression_id, analyst).size();
+  });
 }
 
 }  // namespace fraud::cases

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstring>
@@ -103,6 +104,35 @@ std::string currency_exponents() {
   return body + "}";
 }
 
+/// {"rules":[…],"lists":[…]}.
+std::string catalog_json(const RuleCatalog& catalog) {
+  auto names = [](const std::vector<std::string>& all) {
+    std::string array = "[";
+    for (const auto& name : all) {
+      if (array.size() > 1) array += ',';
+      events::append_json_string(array, name);
+    }
+    return array + "]";
+  };
+  return "{\"rules\":" + names(catalog.rules) + ",\"lists\":" + names(catalog.lists) + "}";
+}
+
+/// Refuses `name` when `known` does not hold it, naming those it does.
+std::optional<ops::HttpResponse> unknown(const std::vector<std::string>& known, const std::string& name,
+                                         const char* what) {
+  if (std::find(known.begin(), known.end(), name) != known.end()) return std::nullopt;
+  std::string message = std::string("the rules file declares no ") + what + " '" + name + "'; it declares:";
+  for (const auto& k : known) message += " " + k;
+  return error(400, message);
+}
+
+/// The id of "{id}/end", or nothing when `rest` is not of that shape.
+std::optional<std::int64_t> id_to_end(std::string_view rest) {
+  constexpr std::string_view kEnd = "/end";
+  if (rest.size() <= kEnd.size() || rest.substr(rest.size() - kEnd.size()) != kEnd) return std::nullopt;
+  return positive(rest.substr(0, rest.size() - kEnd.size()));
+}
+
 ops::HttpResponse static_file(const std::string& path) {
   for (std::size_t i = 0; i < kWebFileCount; ++i)
     if (path == kWebFiles[i].path) return {200, kWebFiles[i].body, kWebFiles[i].content_type};
@@ -151,6 +181,8 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
     return json(200, body + ",\"role\":\"" + to_string(analyst.role) + "\"}");
   }
   if (request.path == "/api/currencies") return json(200, currency_exponents());
+  if (request.path == "/api/catalog") return json(200, catalog_json(catalog_()));
+  if (request.path.rfind("/api/suppressions", 0) == 0) return suppression_action(request, analyst);
   if (request.path == "/api/rules") {
     auto days = positive(query_value(request.query, "days"));
     if (!query_value(request.query, "days").empty() && (!days || *days > 400))
@@ -205,7 +237,13 @@ ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const
     return json(200,
                 "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" + std::to_string(closed.labelled) + "}");
   }
-  return error(404, "no such action; assign or close");
+  if (action == "comment") {
+    auto text = body.text("body");
+    if (!text || text->empty()) return error(400, "the body must be {\"body\": \"the comment\"}");
+    auto id = cases_.comment(case_id, *text, analyst.name);
+    return json(201, "{\"comment_id\":" + std::to_string(id) + "}");
+  }
+  return error(404, "no such action; assign, comment or close");
 }
 
 // GET /api/lists: the entries in force. POST /api/lists/{name}/entries {value, reason,
@@ -218,10 +256,9 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
   }
   if (request.method != "POST") return error(405, "POST only");
   std::string_view rest = std::string_view(request.path).substr(std::strlen("/api/lists/"));
-  constexpr std::string_view kEntries = "entries/", kEnd = "/end";
-  if (rest.rfind(kEntries, 0) == 0 && rest.size() > kEntries.size() + kEnd.size() &&
-      rest.substr(rest.size() - kEnd.size()) == kEnd) {
-    auto id = positive(rest.substr(kEntries.size(), rest.size() - kEntries.size() - kEnd.size()));
+  constexpr std::string_view kEntries = "entries/";
+  if (rest.rfind(kEntries, 0) == 0) {
+    auto id = id_to_end(rest.substr(kEntries.size()));
     if (!id) return error(404, "no such list entry");
     lists_.end(*id, analyst.name);
     return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
@@ -238,8 +275,38 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
   if (!body.valid()) return error(400, "the body must be {\"value\": …, \"reason\": …, \"days\": N (optional)}");
   if (entry.list.rfind("allow_", 0) == 0 && analyst.role != Role::lead)
     return error(403, "only a lead may add to an allow list");
+  if (auto refused = unknown(catalog_().lists, entry.list, "runtime list")) return *refused;
   auto id = lists_.add(entry, analyst.name);
   return json(201, "{\"entry_id\":" + std::to_string(id) + "}");
+}
+
+// POST /api/suppressions {rule, account_id, reason, days?}: one rule does not fire for one
+// account (14 days unless said). It lowers decisions as an allow list does, so only a lead
+// suppresses; anyone may end one early. POST /api/suppressions/{id}/end: ends one. Those in
+// force are in GET /api/lists.
+ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request, const Analyst& analyst) {
+  if (request.method != "POST") return error(405, "POST only");
+  constexpr std::string_view kOne = "/api/suppressions/";
+  if (request.path.rfind(kOne, 0) == 0) {
+    auto id = id_to_end(std::string_view(request.path).substr(kOne.size()));
+    if (!id) return error(404, "no such suppression");
+    lists_.end_suppression(*id, analyst.name);
+    return json(200, "{\"suppression_id\":" + std::to_string(*id) + "}");
+  }
+  if (request.path != "/api/suppressions") return error(404, "no such endpoint");
+  JsonBody body(request.body);
+  cases::NewSuppression suppression{body.text("rule").value_or(""), body.text("account_id").value_or(""),
+                                    body.text("reason").value_or("")};
+  if (auto days = body.integer("days")) {
+    if (*days < 1 || *days > 365) return error(400, "days must be 1 to 365");
+    suppression.days = static_cast<int>(*days);
+  }
+  if (!body.valid() || suppression.account.empty() || suppression.reason.empty())
+    return error(400, "the body must be {\"rule\": …, \"account_id\": …, \"reason\": …, \"days\": N (optional, 14)}");
+  if (analyst.role != Role::lead) return error(403, "only a lead may suppress a rule");
+  if (auto refused = unknown(catalog_().rules, suppression.rule, "rule")) return *refused;
+  auto id = lists_.suppress(suppression, analyst.name);
+  return json(201, "{\"suppression_id\":" + std::to_string(id) + "}");
 }
 
 }  // namespace fraud::console

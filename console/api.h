@@ -4,6 +4,10 @@
 // or cases::Lists, whose database functions audit it. The page at / is static and uses the
 // same API.
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "cases/case_desk.h"
 #include "cases/list_desk.h"
 #include "console/tokens.h"
@@ -11,10 +15,18 @@
 
 namespace fraud::console {
 
+/// What the replicas' rules file declares: the rules an analyst may suppress and the runtime
+/// lists an analyst may add to. Anything else is refused: an entry on a list no rule reads
+/// would be accepted and do nothing.
+struct RuleCatalog {
+  std::vector<std::string> rules, lists;
+};
+
 class ConsoleApi {
  public:
-  ConsoleApi(const TokenBook& tokens, cases::Cases& cases, cases::Lists& lists)
-      : tokens_(tokens), cases_(cases), lists_(lists) {}
+  /// `catalog` is asked on every request that needs it, so it may follow the rules file.
+  ConsoleApi(const TokenBook& tokens, cases::Cases& cases, cases::Lists& lists, std::function<RuleCatalog()> catalog)
+      : tokens_(tokens), cases_(cases), lists_(lists), catalog_(std::move(catalog)) {}
 
   /// Answers one request; never throws (a database failure is a 500 whose detail is logged).
   ops::HttpResponse handle(const ops::HttpRequest& request);
@@ -24,10 +36,12 @@ class ConsoleApi {
   ops::HttpResponse case_action(const ops::HttpRequest& request, const Analyst& analyst, std::int64_t case_id,
                                 const std::string& action);
   ops::HttpResponse list_action(const ops::HttpRequest& request, const Analyst& analyst);
+  ops::HttpResponse suppression_action(const ops::HttpRequest& request, const Analyst& analyst);
 
   const TokenBook& tokens_;
   cases::Cases& cases_;
   cases::Lists& lists_;
+  std::function<RuleCatalog()> catalog_;
 };
 
 /// The static files the console serves: the page, its script and style, the OpenAPI file.

@@ -4,7 +4,8 @@
 //   fraud-console token NAME ROLE      makes a token: prints it once, and its tokens-file line
 //
 // Settings come from the environment, never the command line (where passwords show in `ps`):
-// FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console), FRAUD_CONSOLE_TOKENS_FILE and
+// FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console), FRAUD_CONSOLE_TOKENS_FILE,
+// FRAUD_RULES_FILE (the replicas' rules file: which rules and lists exist) and
 // FRAUD_CONSOLE_LISTEN (default 127.0.0.1:8090). Exit status: 0 done, 1 failed, 2 usage.
 
 #include <openssl/rand.h>
@@ -23,6 +24,7 @@
 #include "ops/http_server.h"
 #include "ops/log.h"
 #include "ops/stop_signal.h"
+#include "rules/rule_set.h"
 
 namespace {
 
@@ -31,7 +33,7 @@ using namespace fraud;
 constexpr const char* kUsage =
     "usage: fraud-console run\n"
     "       fraud-console token NAME analyst|lead\n"
-    "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE and FRAUD_CONSOLE_LISTEN configure run.\n";
+    "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE, FRAUD_RULES_FILE and FRAUD_CONSOLE_LISTEN configure run.\n";
 
 std::string setting(const char* name, const char* fallback = nullptr) {
   const char* value = std::getenv(name);
@@ -53,12 +55,41 @@ int make_token(const std::string& name, const std::string& role) {
   return 0;
 }
 
+/// The rules and lists the rules file declares, read again on each call so that a rule or
+/// list the replicas gained is known without a restart. A file that stops loading keeps the
+/// last that did (as the replicas' reload does), said in the log.
+class RuleCatalogFile {
+ public:
+  explicit RuleCatalogFile(std::string path) : path_(std::move(path)), last_(read()) {}
+
+  console::RuleCatalog operator()() {
+    try {
+      last_ = read();
+    } catch (const std::exception& e) {
+      ops::log::warn("the rules file does not load; the console keeps what it last read",
+                     {{"file", path_}, {"error", e.what()}});
+    }
+    return last_;
+  }
+
+ private:
+  console::RuleCatalog read() const {
+    auto set = rules::RuleSet::load(path_);
+    console::RuleCatalog catalog;
+    for (const auto& rule : set.rules()) catalog.rules.push_back(rule.id);
+    catalog.lists = set.schema().runtime_lists;
+    return catalog;
+  }
+  std::string path_;
+  console::RuleCatalog last_;
+};
+
 int run() {
   auto tokens = console::TokenBook::load(setting("FRAUD_CONSOLE_TOKENS_FILE"));
   auto url = setting("FRAUD_CONSOLE_POSTGRES_URL");
   cases::CaseDesk desk(url);
   cases::ListDesk lists(url);
-  console::ConsoleApi api(tokens, desk, lists);
+  console::ConsoleApi api(tokens, desk, lists, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
   const auto& stop = ops::stop_on_signals();
   ops::HttpServer server(setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),
                          [&api](const ops::HttpRequest& request) { return api.handle(request); });

@@ -169,8 +169,8 @@ int backtest(const std::vector<std::string>& args) {
   }
   rules::Backtest replay(candidate_rules, active_rules);
   dedup::StoredHistory visit;
-  if (!candidate_rules->schema().runtime_lists.empty() || !active_rules->schema().runtime_lists.empty())
-    visit.lists = [&](rules::RuntimeLists lists) { replay.use_lists(std::move(lists)); };
+  // Lists and suppressions: any rule may have been suppressed for an account.
+  visit.lists = [&](rules::RuntimeLists lists) { replay.use_lists(std::move(lists)); };
   visit.pair_kinds = replay.first_seen_kinds();
   visit.pair_recorded = [&](const dedup::RecordedPair& p) {
     replay.recorded_pair(p.a, p.b, p.first, p.second, p.first_seq, p.first_at);

@@ -236,8 +236,8 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
     AlertColumns alerts;
     CaseColumns cases;
     const auto& rules = features.rules();
-    // Only rules that test runtime lists read them: one statement per batch when they do.
-    const auto* lists = rules.schema().runtime_lists.empty() ? nullptr : &state_->lists.refresh(tx);
+    // One statement per batch (the version), and a reload when lists or suppressions changed.
+    const auto* lists = &state_->lists.refresh(tx);
     std::vector<rules::Verdict> verdicts;
     verdicts.reserve(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) {

@@ -41,7 +41,7 @@ struct RecordedPair {
 
 /// What a replay reads, in one snapshot.
 struct StoredHistory {
-  /// Called first, when set, with every runtime list entry and when it was in force.
+  /// Called first, when set, with every runtime list entry and suppression and when each was in force.
   std::function<void(rules::RuntimeLists)> lists;
   /// The kinds of first-seen pair the replay's rules use.
   std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds;

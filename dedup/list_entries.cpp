@@ -12,6 +12,9 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx) {
     if (!row[3].is_null()) until = row[3].as<events::Timestamp>();
     lists.add(row[0].c_str(), row[1].c_str(), row[2].as<events::Timestamp>(), until);
   }
+  for (const auto& row : tx.exec("SELECT rule_id, account_id, (extract(epoch FROM created_at) * 1000000)::bigint, "
+                                 "(extract(epoch FROM expires_at) * 1000000)::bigint FROM fraud_suppressions"))
+    lists.suppress(row[0].c_str(), row[1].c_str(), row[2].as<events::Timestamp>(), row[3].as<events::Timestamp>());
   return lists;
 }
 

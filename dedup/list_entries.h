@@ -1,6 +1,7 @@
 #pragma once
-// The runtime lists' entries (migrations/0014) read from the database: every entry with when
-// it was in force, for the batch transaction and for backtests. Internal to the dedup module.
+// The runtime lists' entries and the rule suppressions (migrations/0014, 0015) read from the
+// database: every one with when it was in force, for the batch transaction and for
+// backtests. Internal to the dedup module.
 
 #include <pqxx/pqxx>
 
@@ -10,12 +11,12 @@
 
 namespace fraud::dedup {
 
-/// Every entry ever made (ended ones too: a late event is decided with what was in force
-/// when it occurred). Analysts make them by hand, so there are few.
+/// Every entry and suppression ever made (ended ones too: a late event is decided with what
+/// was in force when it occurred). Analysts make them by hand, so there are few.
 rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
 
 /// The lists as a replica's batches see them: the version is read in each batch's own
-/// transaction, and the entries reloaded when it moved, so a change is in force on every
+/// transaction, and everything reloaded when it moved, so a change is in force on every
 /// replica from its next batch, with no reload of the rules and no loss of feature state.
 class ListSnapshot {
  public:

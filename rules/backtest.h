@@ -42,8 +42,8 @@ class Backtest {
  public:
   Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<const RuleSet> active);
 
-  /// The runtime lists' entries, with when each was in force: each event is decided with
-  /// those in force when it occurred, as the service decided it.
+  /// The runtime lists' entries and the suppressions, with when each was in force: each event is
+  /// decided with those in force when it occurred, as the service decided it.
   void use_lists(RuntimeLists lists) { lists_ = std::move(lists); }
 
   /// The kinds of first-seen pair either rule file uses.

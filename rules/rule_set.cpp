@@ -60,6 +60,7 @@ Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> fea
   Verdict verdict;
   Decision forced = Decision::allow, shadow_forced = Decision::allow;
   for (const auto& rule : rules_) {
+    if (lists && lists->suppressed(rule.id, event.account_id, event.occurred_at)) continue;
     if (!rule.when.holds(context)) continue;
     verdict.hits.push_back({rule.id, rule.score, rule.shadow, rule.when.explain(context)});
     verdict.shadow_score += rule.score;

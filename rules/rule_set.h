@@ -125,8 +125,9 @@ class RuleSet {
   Value amount_base(const events::Event& event) const;
 
   /// Evaluates every rule; `features` holds the declared features' values for this event,
-  /// in declaration order (missing where unknown); `lists`, the runtime lists' entries
-  /// (none: nothing is on them).
+  /// in declaration order (missing where unknown); `lists`, the runtime lists' entries and
+  /// the suppressions (none: nothing is on them). A rule suppressed for the event's account
+  /// does not fire, live or shadow; the built-in missing_rate rule cannot be suppressed.
   Verdict evaluate(const events::Event& event, std::span<const Value> features,
                    const RuntimeLists* lists = nullptr) const;
 

@@ -1,7 +1,8 @@
 #pragma once
-// The entries of the lists analysts change at runtime (migrations/0014), as the rules see
-// them: a value is on a list for the events that occurred from when it was added until it
-// expired. Pure data: the batch transaction and the backtest load it (dedup/list_entries.h).
+// What analysts change at runtime (migrations/0014, 0015), as the rules see it: a value is on
+// a list, and a rule is suppressed for an account, for the events that occurred from when the
+// entry was made until it expired. Pure data: the batch transaction and the backtest load it
+// (dedup/list_entries.h).
 
 #include <optional>
 #include <string>
@@ -20,17 +21,33 @@ class RuntimeLists {
            std::optional<events::Timestamp> until);
   /// Whether `value` was on `list` for an event that occurred at `at`.
   bool contains(std::string_view list, std::string_view value, events::Timestamp at) const;
-  std::size_t size() const { return entries_; }
+
+  /// `rule` does not fire for `account`'s events that occurred in [from, until).
+  void suppress(std::string_view rule, std::string_view account, events::Timestamp from, events::Timestamp until);
+  /// Whether `rule` was suppressed for `account` for an event that occurred at `at`.
+  bool suppressed(std::string_view rule, std::string_view account, events::Timestamp at) const;
+
+  /// List entries and suppressions held.
+  std::size_t size() const { return lists_.size() + suppressions_.size(); }
 
  private:
-  struct Window {
-    events::Timestamp from;
-    std::optional<events::Timestamp> until;
+  /// When each (name, value) pair was in force.
+  class InForce {
+   public:
+    void add(std::string_view name, std::string_view value, events::Timestamp from,
+             std::optional<events::Timestamp> until);
+    bool at(std::string_view name, std::string_view value, events::Timestamp at) const;
+    std::size_t size() const { return entries_; }
+
+   private:
+    struct Window {
+      events::Timestamp from;
+      std::optional<events::Timestamp> until;
+    };
+    std::unordered_map<std::string, std::vector<Window>> windows_;
+    std::size_t entries_ = 0;
   };
-  /// Keyed by the list's name's length, the name and the value: no two pairs share a key.
-  static std::string key(std::string_view list, std::string_view value);
-  std::unordered_map<std::string, std::vector<Window>> windows_;
-  std::size_t entries_ = 0;
+  InForce lists_, suppressions_;
 };
 
 }  // namespace fraud::rules

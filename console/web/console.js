@@ -32,6 +32,27 @@ function money(minor, currency) {
   return (Number(minor) / 10 ** digits).toFixed(digits) + " " + currency;
 }
 
+function fillOptions(datalist, values) {
+  datalist.replaceChildren(...values.map((value) => Object.assign(document.createElement("option"), { value })));
+}
+
+// An "End" button for a list entry or a suppression: ends it, says so, and reloads the lists.
+function endButton(path, what) {
+  const end = document.createElement("button");
+  end.type = "button";
+  end.textContent = "End";
+  end.addEventListener("click", async () => {
+    try {
+      await call("POST", path);
+      $("list-message").textContent = "Ended " + what + ".";
+    } catch (error) {
+      $("list-message").textContent = "Refused: " + error.message;
+    }
+    await loadLists();
+  });
+  return end;
+}
+
 async function signIn(event) {
   if (event) event.preventDefault();
   if (event) token = $("token").value;
@@ -46,6 +67,11 @@ async function signIn(event) {
   $("console").hidden = false;
   $("who").textContent = me.name + " (" + me.role + ")";
   exponents = await call("GET", "/api/currencies");
+  const catalog = await call("GET", "/api/catalog");
+  fillOptions($("known-lists"), catalog.lists);
+  fillOptions($("known-rules"), catalog.rules);
+  $("suppress-form").hidden = me.role !== "lead";
+  $("suppress-lead-only").hidden = me.role === "lead";
   await loadQueue();
   await loadLists();
   await loadRules();
@@ -70,32 +96,39 @@ async function loadRules() {
   }
 }
 
+// A table of what is in force: a row per item with its fields, and a button that ends it.
+function inForceRows(table, items, fields, end) {
+  const body = $(table).tBodies[0];
+  body.replaceChildren();
+  for (const item of items) {
+    const row = body.insertRow();
+    for (const field of fields) cell(row, item[field]);
+    const [path, what] = end(item);
+    row.insertCell().appendChild(endButton(path, what));
+  }
+}
+
 async function loadLists() {
   const data = await call("GET", "/api/lists");
-  const body = $("list-entries").tBodies[0];
-  body.replaceChildren();
-  for (const e of data.entries) {
-    const row = body.insertRow();
-    cell(row, e.list_name);
-    cell(row, e.value);
-    cell(row, e.reason);
-    cell(row, e.author);
-    cell(row, e.created_at);
-    cell(row, e.expires_at || "until ended");
-    const end = document.createElement("button");
-    end.type = "button";
-    end.textContent = "End";
-    end.addEventListener("click", async () => {
-      try {
-        await call("POST", "/api/lists/entries/" + e.entry_id + "/end");
-        $("list-message").textContent = "Ended " + e.list_name + " " + e.value + ".";
-      } catch (error) {
-        $("list-message").textContent = "Refused: " + error.message;
-      }
-      await loadLists();
-    });
-    row.insertCell().appendChild(end);
+  for (const e of data.entries) e.expires_at = e.expires_at || "until ended";
+  inForceRows("list-entries", data.entries, ["list_name", "value", "reason", "author", "created_at", "expires_at"],
+    (e) => ["/api/lists/entries/" + e.entry_id + "/end", e.list_name + " " + e.value]);
+  inForceRows("suppressions", data.suppressions, ["rule_id", "account_id", "reason", "author", "created_at", "expires_at"],
+    (s) => ["/api/suppressions/" + s.suppression_id + "/end", s.rule_id + " for " + s.account_id]);
+}
+
+async function suppress(event) {
+  event.preventDefault();
+  const rule = $("suppress-rule").value.trim(), account = $("suppress-account").value.trim();
+  try {
+    await call("POST", "/api/suppressions",
+      { rule, account_id: account, reason: $("suppress-reason").value.trim(), days: Number($("suppress-days").value) });
+    $("suppress-message").textContent = "Suppressed " + rule + " for " + account + ".";
+    $("suppress-form").reset();
+  } catch (error) {
+    $("suppress-message").textContent = "Refused: " + error.message;
   }
+  await loadLists();
 }
 
 async function addListEntry(event) {
@@ -164,6 +197,8 @@ async function openCase(id) {
       reasons.appendChild(line);
     }
   }
+  showTimeline(data);
+  $("suppress-account").value = current.account_id;  // a lead suppressing from a case suppresses for its account
   const recent = $("recent").tBodies[0];
   recent.replaceChildren();
   for (const t of data.recent_transactions) {
@@ -175,6 +210,19 @@ async function openCase(id) {
     cell(row, t.device_id);
     cell(row, t.decision, "decision-" + t.decision);
   }
+}
+
+// The case's story in time order: its flagged events, what analysts did, and their comments.
+function showTimeline(data) {
+  const items = data.events.map((e) => [e.occurred_at, "event " + e.transaction_id + " flagged: " + e.decision])
+    .concat(data.audit.filter((a) => a.action !== "case.comment").map((a) => [a.at, a.actor + ": " + a.action]))
+    .concat(data.comments.map((c) => [c.at, c.author + " commented: " + c.body]));
+  items.sort((a, b) => Date.parse(a[0]) - Date.parse(b[0]));
+  $("timeline").replaceChildren(...items.map(([at, text]) => {
+    const item = document.createElement("li");
+    item.textContent = at + " — " + text;
+    return item;
+  }));
 }
 
 async function act(path, body, done) {
@@ -193,6 +241,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("login").addEventListener("submit", signIn);
   $("filters").addEventListener("submit", loadQueue);
   $("list-form").addEventListener("submit", addListEntry);
+  $("suppress-form").addEventListener("submit", suppress);
+  $("comment-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act("comment", { body: $("comment-body").value.trim() }, "Comment added.").then(() => $("comment-form").reset());
+  });
   $("assign-me").addEventListener("click", () => act("assign", { assignee: me.name }, "Assigned to you."));
   $("close-case").addEventListener("click", () =>
     act("close", { disposition: $("disposition").value }, "Closed as " + $("disposition").value + "."));

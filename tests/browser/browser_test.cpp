@@ -15,22 +15,17 @@ using namespace fraud::testing;
 using namespace std::chrono_literals;
 
 TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browser, and both take effect") {
-  auto services = Services::from_environment();
-  TestDatabase db(services);
-  auto topic = unique_name("transactions"), group = unique_name("fraud");
-  create_topic(services.bootstrap_servers, topic, 1);
-  produce(services.bootstrap_servers, topic,
-          {transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-7"),
-           transaction_event(2, "42.10", "2026-11-27T09:05:00Z", "acc-7"),
-           transaction_event(3, "18000.00", "2026-11-27T09:10:00Z", "acc-7"),
-           transaction_event(4, "42.10", "2026-11-27T09:15:00Z", "acc-8")});
   auto rules = FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml";
-  ChildProcess replica({FRAUD_CONSUMER_BINARY, "run"},
-                       replica_environment(services, db.service_url(), topic, group, {{"FRAUD_RULES_FILE", rules}}));
-  REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic, 1); }));
+  RunningReplica replica(rules);
+  auto& db = replica.db;
+  replica.produce({transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-7"),
+                   transaction_event(2, "42.10", "2026-11-27T09:05:00Z", "acc-7"),
+                   transaction_event(3, "18000.00", "2026-11-27T09:10:00Z", "acc-7"),
+                   transaction_event(4, "42.10", "2026-11-27T09:15:00Z", "acc-8")});
+  REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, replica.services, replica.topic, 1); }));
   REQUIRE(db.count("SELECT event_count FROM fraud_cases WHERE account_id = 'acc-7'") == 2);
 
-  ConsoleProcess console(db);
+  ConsoleProcess console(db, rules);
   auto screenshots = std::filesystem::current_path() / "screenshots";
   std::filesystem::create_directories(screenshots);
   auto output = output_of(
@@ -45,18 +40,16 @@ TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browse
                  "disposition = 'fraud' AND closed_by = 'alice'") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'alice' "
                  "AND transaction_id IN ('txn-1', 'txn-3')") == 2);
-  CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 3);  // assign, close, list.add
+  // assign, comment, close, list.add
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 4);
+  CHECK(db.count("SELECT count(*) FROM fraud_case_comments WHERE author = 'alice'") == 1);
 
   // The deny-listed card's next payment, on the running replica, with no reload.
-  produce(services.bootstrap_servers, topic, {paid_now(5, "acc-9", "card-77", "20.00")});
-  CHECK(wait_until(30s, [&] {
-    return db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-5' AND decision = 'block'") == 1;
-  }));
-  CHECK(replica.stop(SIGTERM, 30s) == 0);
+  replica.produce({paid_now(5, "acc-9", "card-77", "20.00")});
+  CHECK(replica.decided(5, "block"));
+  CHECK(replica.process.stop(SIGTERM, 30s) == 0);
 
-  auto report =
-      output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 " +
-                "FRAUD_RULES_FILE=" + rules + " " + FRAUD_CONSUMER_BINARY " rules backtest --rules " + rules + " 2>&1");
+  auto report = backtest_report(db, rules);
   CAPTURE(report);
   CHECK(report.find("labels           2 fraud, 0 legitimate, 3 unlabelled") != std::string::npos);
   CHECK(console.process->stop(SIGTERM, 30s) == 0);

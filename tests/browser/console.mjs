@@ -1,6 +1,6 @@
 // An analyst's walk through fraud-console in a real Chromium (Debian's package), driven by
-// Playwright: sign in, find the account's case in the queue, read why each rule fired, close
-// it as fraud, deny-list the card. tests/browser/browser_test.cpp sets up the database, a
+// Playwright: sign in, find the account's case in the queue, read why each rule fired,
+// comment, close it as fraud, deny-list the card. tests/browser/browser_test.cpp sets up the database, a
 // replica and the console, runs this, and checks what it left in the database and that the
 // replica blocks the card's next payment.
 //
@@ -56,6 +56,10 @@ try {
   await page.click("#assign-me");
   await page.locator("#case-message").filter({ hasText: "Assigned to you." }).waitFor();
   await page.locator("#cases tbody tr", { hasText: account }).filter({ hasText: "alice" }).waitFor();
+  await page.fill("#comment-body", "customer denies both large payments");
+  await page.click("#comment-form button");
+  await page.locator("#timeline li", { hasText: "alice commented: customer denies both large payments" }).waitFor();
+  await page.locator("#timeline li", { hasText: "alice: case.assign" }).waitFor();
   await page.selectOption("#disposition", "fraud");
   if (shots) await page.screenshot({ path: `${shots}/console-case.png`, fullPage: true });
   await page.click("#close-case");
@@ -71,6 +75,10 @@ try {
   await page.selectOption("#filter-state", "closed");
   await page.click("#filters button");
   await page.locator("#cases tbody tr", { hasText: account }).waitFor();
+
+  // An analyst does not suppress rules (a lead does), and the page says so.
+  assert.equal(await page.locator("#suppress-form").isVisible(), false);
+  await page.locator("#suppress-lead-only").waitFor();
 
   // The card goes on the deny list for 14 days; the replica's next batch has it.
   await page.fill("#list-name", "deny_cards");

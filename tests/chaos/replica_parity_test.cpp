@@ -77,8 +77,7 @@ std::string decisions(TestDatabase& db) {
 /// process replaying the stored events in the order they were applied, an independent
 /// reference for every replica count.
 std::string backtest_verdict(TestDatabase& db, const std::string& rules_file) {
-  auto out = output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
-                       FRAUD_CONSUMER_BINARY + " rules backtest --rules " + rules_file);
+  auto out = backtest_report(db, rules_file);
   auto at = out.find("service decisions under the active rules:");
   return at == std::string::npos ? out : out.substr(at, out.find('\n', at) - at);
 }

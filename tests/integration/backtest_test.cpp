@@ -174,8 +174,7 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
            " RETURNING 1) SELECT count(*) FROM l");
   REQUIRE(db.count("SELECT count(*) FROM transactions WHERE decision <> 'allow'") > 0);  // rules decided something
 
-  auto report = output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
-                          FRAUD_CONSUMER_BINARY " rules backtest --rules " + rules_file);
+  auto report = backtest_report(db, rules_file);
   CAPTURE(report);
   CHECK(report.find("events replayed  3002") != std::string::npos);
   CHECK(report.find("service decisions under the active rules: 3002 compared, 3002 reproduced") != std::string::npos);
@@ -192,9 +191,7 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
 
   // A later period with a warm-up shorter than the history: the payees paid before it are
   // still not new, as the service's first_seen_pairs say (the replay alone would call them new).
-  auto later =
-      output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
-                FRAUD_CONSUMER_BINARY " rules backtest --rules " + rules_file + " --since 2026-11-04 --warmup 1d");
+  auto later = backtest_report(db, rules_file, "--since 2026-11-04 --warmup 1d");
   CAPTURE(later);
   auto at = later.find("\nlarge_transfer_new_payee ");
   REQUIRE(at != std::string::npos);
@@ -206,9 +203,7 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
 
   // One day in the middle, warmed up on everything before it, while events of later days were
   // applied among its own: each of its decisions is reproduced.
-  auto day = output_of("FRAUD_POSTGRES_URL='" + db.service_url() + "' FRAUD_RULES_FILE=" + rules_file + " " +
-                       FRAUD_CONSUMER_BINARY " rules backtest --rules " + rules_file +
-                       " --since 2026-11-03 --until 2026-11-04");
+  auto day = backtest_report(db, rules_file, "--since 2026-11-03 --until 2026-11-04");
   CAPTURE(day);
   std::smatch compared;
   REQUIRE(std::regex_search(day, compared, std::regex("active rules: ([0-9]+) compared, ([0-9]+) reproduced")));

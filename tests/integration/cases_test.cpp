@@ -76,9 +76,7 @@ TEST_CASE("closing a case as fraud labels its transactions for the backtest and 
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE disposition = 'fraud' AND closed_by = 'alice'") == 1);
 
   // The next backtest counts the analyst's labels: txn-0 and txn-1 fraud, the rest unlabelled.
-  auto report = output_of("FRAUD_POSTGRES_URL='" + db.service_url() +
-                          "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 FRAUD_RULES_FILE=" + kRules + " " +
-                          FRAUD_CONSUMER_BINARY " rules backtest --rules " + kRules + " 2>&1");
+  auto report = backtest_report(db, kRules);
   CAPTURE(report);
   CHECK(report.find("labels           2 fraud, 0 legitimate, 2 unlabelled") != std::string::npos);
 
@@ -101,6 +99,10 @@ TEST_CASE("the console's role can neither rewrite the audit nor labels nor cases
         "UPDATE fraud_cases SET state = 'open', disposition = NULL", "UPDATE fraud_cases SET event_count = 0",
         "INSERT INTO fraud_list_entries (list_name, value, reason, author) VALUES ('deny_cards', 'c', 'r', 'x')",
         "UPDATE fraud_list_version SET version = 0", "SELECT body FROM transactions",
+        "UPDATE fraud_case_comments SET body = 'x'", "DELETE FROM fraud_case_comments",
+        "INSERT INTO fraud_suppressions (rule_id, account_id, reason, author, expires_at) "
+        "VALUES ('r', 'a', 'r', 'x', now() + interval '1 day')",
+        "UPDATE fraud_suppressions SET expires_at = now() + interval '9 years'",
         "UPDATE transactions SET decision = 'allow'",
         // A temporary table would shadow the functions' tables if their search_path let it.
         "CREATE TEMP TABLE audit_log (x int)", "SELECT fraud_case_lock_open(1)", "DELETE FROM fraud_alerts",

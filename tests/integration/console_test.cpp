@@ -44,13 +44,24 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "bob", "not json") == 400);
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "bob", std::string(70 * 1024, 'x')) == 413);
 
+  // Comments go on the case's timeline, before and after close, each with its audit row.
+  CHECK(console.status("POST", "/api/cases/" + id + "/comment", "bob", R"({"body":"customer denies both"})") == 201);
+  CHECK(console.status("POST", "/api/cases/" + id + "/comment", "bob", R"({"body":""})") == 400);
+  CHECK(console.status("POST", "/api/cases/999999/comment", "bob", R"({"body":"lost"})") == 404);
+
   // Closed as fraud by bob; nobody changes that disposition afterwards, a lead included.
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "bob", R"({"disposition":"fraud"})", &answer) == 200);
   CHECK(answer.find("\"labelled\":2") != std::string::npos);
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "alice", R"({"disposition":"legitimate"})") == 409);
   CHECK(console.status("POST", "/api/cases/" + id + "/close", "lena", R"({"disposition":"legitimate"})") == 409);
   CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'bob'") == 2);
-  CHECK(db.count("SELECT count(*) FROM audit_log WHERE object = 'case:" + id + "'") == 2);
+  CHECK(console.status("POST", "/api/cases/" + id + "/comment", "alice", R"({"body":"chargeback filed"})") == 201);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE object = 'case:" + id + "'") == 4);
+  CHECK(console.status("GET", "/api/cases/" + id, "alice", "", &answer) == 200);
+  auto denies = answer.find("\"author\" : \"bob\", \"body\" : \"customer denies both\"");
+  CHECK(denies != std::string::npos);
+  CHECK(answer.find("\"author\" : \"alice\", \"body\" : \"chargeback filed\"") > denies);  // in order
+  CHECK(answer.find("\"action\" : \"case.close\"") != std::string::npos);
   // Per rule: large_amount's two hits, both now labelled fraud by bob's close.
   CHECK(console.status("GET", "/api/rules?days=30", "alice", "", &answer) == 200);
   CAPTURE(answer);

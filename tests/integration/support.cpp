@@ -420,6 +420,12 @@ std::string output_of(const std::string& command) {
   return out;
 }
 
+std::string backtest_report(TestDatabase& db, const std::string& rules_file, const std::string& arguments) {
+  return output_of("FRAUD_POSTGRES_URL='" + db.service_url() +
+                   "' FRAUD_KAFKA_BOOTSTRAP_SERVERS=unused:1 FRAUD_RULES_FILE=" + rules_file + " " +
+                   FRAUD_CONSUMER_BINARY + " rules backtest --rules " + rules_file + " " + arguments + " 2>&1");
+}
+
 bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!condition()) {
@@ -478,7 +484,34 @@ void AppliedHistory::apply(const std::vector<std::pair<std::int64_t, OutgoingRec
   store.apply(partition_batch(epoch, records), engine);
 }
 
-ConsoleProcess::ConsoleProcess(TestDatabase& db) : port(free_port()), log("/tmp/" + unique_name("console") + ".log") {
+namespace {
+
+std::string new_topic(const Services& services) {
+  auto topic = unique_name("transactions");
+  create_topic(services.bootstrap_servers, topic, 1);
+  return topic;
+}
+
+}  // namespace
+
+RunningReplica::RunningReplica(const std::string& rules_file)
+    : services(Services::from_environment()), db(services), topic(new_topic(services)), group(unique_name("fraud")),
+      process({FRAUD_CONSUMER_BINARY, "run"},
+              replica_environment(services, db.service_url(), topic, group, {{"FRAUD_RULES_FILE", rules_file}})) {}
+
+void RunningReplica::produce(const std::vector<OutgoingRecord>& records) {
+  testing::produce(services.bootstrap_servers, topic, records);
+}
+
+bool RunningReplica::decided(int i, const std::string& decision) {
+  return wait_until(30s, [&] {
+    return db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-" + std::to_string(i) +
+                    "' AND decision = '" + decision + "'") == 1;
+  });
+}
+
+ConsoleProcess::ConsoleProcess(TestDatabase& db, const std::string& rules_file)
+    : port(free_port()), log("/tmp/" + unique_name("console") + ".log") {
   auto tokens = "/tmp/" + unique_name("tokens");
   std::ofstream(tokens) << "# name role sha256\n"
                         << "alice analyst " << console::sha256_hex("alice-token") << "\n"
@@ -488,6 +521,7 @@ ConsoleProcess::ConsoleProcess(TestDatabase& db) : port(free_port()), log("/tmp/
       std::vector<std::string>{FRAUD_CONSOLE_BINARY, "run"},
       std::map<std::string, std::string>{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
                                          {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
+                                         {"FRAUD_RULES_FILE", rules_file},
                                          {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}},
       log);
   // The console's own file, not /healthz, which a replica that took the port would answer too.

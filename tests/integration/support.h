@@ -163,6 +163,10 @@ std::string read_file(const std::string& path);
 /// Runs a shell command and returns what it printed on stdout.
 std::string output_of(const std::string& command);
 
+/// What `fraud-consumer rules backtest --rules <rules_file> <arguments>` prints (stdout and
+/// stderr) over `db`'s history, with `rules_file` as the active rules too.
+std::string backtest_report(TestDatabase& db, const std::string& rules_file, const std::string& arguments = "");
+
 /// Polls `condition` every 100 ms until it holds or `timeout` passes; returns whether it held.
 bool wait_until(std::chrono::seconds timeout, const std::function<bool()>& condition);
 
@@ -198,10 +202,25 @@ struct AppliedHistory {
   std::int64_t epoch;
 };
 
+/// A fresh database, a one-partition topic and a group of their own, and one replica with
+/// `rules_file` consuming them: the setting of the tests that watch a running replica decide.
+struct RunningReplica {
+  explicit RunningReplica(const std::string& rules_file);
+  void produce(const std::vector<OutgoingRecord>& records);
+  /// Whether the service recorded `decision` for the event evt-`i` within 30 s.
+  bool decided(int i, const std::string& decision);
+
+  Services services;
+  TestDatabase db;
+  std::string topic, group;
+  ChildProcess process;
+};
+
 /// fraud-console over `db` as a child process, with three analysts: alice and bob
-/// (analysts) and lena (a lead), each whose token is their name with "-token" after it.
+/// (analysts) and lena (a lead), each whose token is their name with "-token" after it, and
+/// the rules and lists of `rules_file`.
 struct ConsoleProcess {
-  explicit ConsoleProcess(TestDatabase& db);
+  explicit ConsoleProcess(TestDatabase& db, const std::string& rules_file = FRAUD_SOURCE_DIR "/config/rules.yaml");
   /// The status of `method` `target` as `who` (no token when empty); `answer` gets the body.
   int status(const std::string& method, const std::string& target, const std::string& who, const std::string& body = "",
              std::string* answer = nullptr);

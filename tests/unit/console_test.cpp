@@ -32,8 +32,13 @@ struct FakeCases : cases::Cases {
     return {7, 3};
   }
   std::string rule_performance(int days) override { return "{\"days\":" + std::to_string(days) + "}"; }
+  std::int64_t comment(std::int64_t case_id, const std::string& body, const std::string& analyst) override {
+    if (case_id != 7) throw cases::CaseNotFound("case does not exist");
+    commented = body + " by " + analyst;
+    return 21;
+  }
   cases::QueueFilter last_filter;
-  std::string assigned;
+  std::string assigned, commented;
   bool closed = false;
 };
 
@@ -47,8 +52,17 @@ struct FakeLists : cases::Lists {
   void end(std::int64_t entry_id, const std::string&) override {
     if (entry_id != 11) throw cases::CaseNotFound("no list entry is in force");
   }
-  std::string added;
+  std::int64_t suppress(const cases::NewSuppression& s, const std::string& analyst) override {
+    suppressed = s.rule + "/" + s.account + "/" + s.reason + "/" + std::to_string(s.days) + " by " + analyst;
+    return 31;
+  }
+  void end_suppression(std::int64_t id, const std::string&) override {
+    if (id != 31) throw cases::CaseNotFound("no suppression is in force");
+  }
+  std::string added, suppressed;
 };
+
+console::RuleCatalog catalog() { return {{"large_amount", "velocity_10m"}, {"deny_cards", "allow_cards"}}; }
 
 ops::HttpRequest request(std::string method, std::string target, std::string token, std::string body = "") {
   ops::HttpRequest r;
@@ -100,7 +114,7 @@ TEST_CASE("the console's API answers by token and role") {
   auto book = console::TokenBook::parse(kTokens, "tokens");
   FakeCases cases;
   FakeLists lists;
-  console::ConsoleApi api(book, cases, lists);
+  console::ConsoleApi api(book, cases, lists, catalog);
 
   auto refused = api.handle(request("GET", "/api/cases", ""));
   CHECK(refused.status == 401);
@@ -120,6 +134,13 @@ TEST_CASE("the console's API answers by token and role") {
   CHECK(api.handle(request("GET", "/api/cases/-1", "a-secret")).status == 404);
   CHECK(api.handle(request("GET", "/api/cases/7/close", "a-secret")).status == 405);
   CHECK(api.handle(request("POST", "/api/cases/7/reopen", "a-secret", "{}")).status == 404);
+
+  auto commented = api.handle(request("POST", "/api/cases/7/comment", "a-secret", R"({"body":"called the customer"})"));
+  CHECK(commented.status == 201);
+  CHECK(commented.body == R"({"comment_id":21})");
+  CHECK(cases.commented == "called the customer by alice");
+  CHECK(api.handle(request("POST", "/api/cases/7/comment", "a-secret", R"({"body":""})")).status == 400);
+  CHECK(api.handle(request("POST", "/api/cases/8/comment", "a-secret", R"({"body":"x"})")).status == 404);
 
   CHECK(api.handle(request("POST", "/api/cases/7/assign", "a-secret", R"({"assignee":"bob"})")).status == 403);
   CHECK(api.handle(request("POST", "/api/cases/7/assign", "a-secret", R"({"assignee":"alice"})")).status == 200);
@@ -151,7 +172,7 @@ TEST_CASE("the console's lists API adds and ends entries and keeps allow lists t
   auto book = console::TokenBook::parse(kTokens, "tokens");
   FakeCases cases;
   FakeLists lists;
-  console::ConsoleApi api(book, cases, lists);
+  console::ConsoleApi api(book, cases, lists, catalog);
   CHECK(api.handle(request("GET", "/api/lists", "")).status == 401);
   CHECK(api.handle(request("GET", "/api/lists", "a-secret")).body == R"({"entries":[]})");
   auto added = api.handle(
@@ -178,6 +199,42 @@ TEST_CASE("the console's lists API adds and ends entries and keeps allow lists t
   CHECK(api.handle(request("GET", "/api/rules?days=7", "a-secret")).body == R"({"days":7})");
   CHECK(api.handle(request("GET", "/api/rules?days=0", "a-secret")).status == 400);
   CHECK(api.handle(request("GET", "/api/rules", "")).status == 401);
+
+  // A list no rule reads is refused with those that exist.
+  auto unread =
+      api.handle(request("POST", "/api/lists/deny_card/entries", "a-secret", R"({"value":"x","reason":"y"})"));
+  CHECK(unread.status == 400);
+  CHECK(unread.body ==
+        R"({"error":"the rules file declares no runtime list 'deny_card'; it declares: deny_cards allow_cards"})");
+  CHECK(api.handle(request("GET", "/api/catalog", "a-secret")).body ==
+        R"({"rules":["large_amount","velocity_10m"],"lists":["deny_cards","allow_cards"]})");
+}
+
+TEST_CASE("only a lead suppresses a rule for an account and only a rule the rules file declares") {
+  auto book = console::TokenBook::parse(kTokens, "tokens");
+  FakeCases cases;
+  FakeLists lists;
+  console::ConsoleApi api(book, cases, lists, catalog);
+  const std::string payroll = R"({"rule":"large_amount","account_id":"acc-1","reason":"monthly payroll")";
+  CHECK(api.handle(request("POST", "/api/suppressions", "", payroll + "}")).status == 401);
+  CHECK(api.handle(request("POST", "/api/suppressions", "a-secret", payroll + "}")).status == 403);
+  auto added = api.handle(request("POST", "/api/suppressions", "l-secret", payroll + "}"));
+  CHECK(added.status == 201);
+  CHECK(added.body == R"({"suppression_id":31})");
+  CHECK(lists.suppressed == "large_amount/acc-1/monthly payroll/14 by lena");  // 14 days unless said
+  CHECK(api.handle(request("POST", "/api/suppressions", "l-secret", payroll + R"(,"days":30})")).status == 201);
+  CHECK(lists.suppressed == "large_amount/acc-1/monthly payroll/30 by lena");
+  CHECK(api.handle(request("POST", "/api/suppressions", "l-secret", payroll + R"(,"days":366})")).status == 400);
+  CHECK(api.handle(request("POST", "/api/suppressions", "l-secret", R"({"rule":"large_amount","account_id":"a"})"))
+            .status == 400);
+  auto unknown = api.handle(request("POST", "/api/suppressions", "l-secret",
+                                    R"({"rule":"large_amont","account_id":"acc-1","reason":"typo"})"));
+  CHECK(unknown.status == 400);
+  CHECK(unknown.body.find("declares no rule 'large_amont'") != std::string::npos);
+  CHECK(api.handle(request("GET", "/api/suppressions", "l-secret")).status == 405);
+  CHECK(api.handle(request("POST", "/api/suppressions/31/end", "a-secret")).status == 200);
+  CHECK(api.handle(request("POST", "/api/suppressions/32/end", "a-secret")).status == 404);
+  CHECK(api.handle(request("POST", "/api/suppressions/x/end", "a-secret")).status == 404);
 }
 
 TEST_CASE("a bearer token's scheme is case-insensitive and two analysts never share a token") {

@@ -401,6 +401,40 @@ decision: {review_at: 50, block_at: 100}
   CHECK_FALSE(crafted.contains("deny_accounts", "", 1));
 }
 
+TEST_CASE("a suppression silences one rule for one account while it is in force and nothing else") {
+  auto rules = RuleSet::parse(R"(
+version: suppressions
+base_currency: EUR
+rules:
+  - {id: large, when: amount_base > 100, score: 60}
+  - {id: trial, when: amount_base > 100, score: 60, mode: shadow}
+  - {id: huge, when: amount_base > 1000, score: 0, action: block}
+decision: {review_at: 50, block_at: 100}
+)",
+                              "r.yaml");
+  rules::RuntimeLists lists;
+  lists.suppress("large", "acc-1", 1000, 2000);
+  lists.suppress("trial", "acc-1", 1000, 2000);
+  auto verdict = [&](const std::string& account, events::Timestamp at, std::int64_t cents) {
+    auto event = event_of(cents);
+    event.account_id = account;
+    event.occurred_at = at;
+    return rules.evaluate(event, {}, &lists);
+  };
+  CHECK(verdict("acc-1", 1500, 20'000).decision == Decision::allow);
+  CHECK(verdict("acc-1", 1500, 20'000).hits.empty());  // shadow too: a suppressed rule does not fire
+  CHECK(verdict("acc-1", 1500, 20'000).shadow_decision == Decision::allow);
+  CHECK(verdict("acc-1", 999, 20'000).decision == Decision::review);   // before it
+  CHECK(verdict("acc-1", 2000, 20'000).decision == Decision::review);  // after it ended
+  CHECK(verdict("acc-2", 1500, 20'000).decision == Decision::review);  // another account
+  auto other_rule = verdict("acc-1", 1500, 200'000);                   // huge is not suppressed
+  CHECK(other_rule.decision == Decision::block);
+  REQUIRE(other_rule.hits.size() == 1);
+  CHECK(other_rule.hits[0].rule_id == "huge");
+  CHECK(lists.size() == 2);
+  CHECK_FALSE(lists.contains("large", "acc-1", 1500));  // a suppression is not a list entry
+}
+
 TEST_CASE("runtime lists are refused with what is wrong and where") {
   const std::string thresholds = "decision: {review_at: 50, block_at: 100}\n";
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: deny\nrules: []\n" + thresholds) ==
