@@ -181,8 +181,12 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
     return json(200, body + ",\"role\":\"" + to_string(analyst.role) + "\"}");
   }
   if (request.path == "/api/currencies") return json(200, currency_exponents());
-  if (request.path == "/api/catalog") return json(200, catalog_json(catalog_()));
-  if (request.path.rfind("/api/suppressions", 0) == 0) return suppression_action(request, analyst);
+  if (request.path == "/api/catalog") {
+    if (request.method != "GET") return error(405, "GET only");
+    return json(200, catalog_json(catalog_()));
+  }
+  if (request.path == "/api/suppressions" || request.path.rfind("/api/suppressions/", 0) == 0)
+    return suppression_action(request, analyst);
   if (request.path == "/api/rules") {
     auto days = positive(query_value(request.query, "days"));
     if (!query_value(request.query, "days").empty() && (!days || *days > 400))
@@ -256,25 +260,26 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
   }
   if (request.method != "POST") return error(405, "POST only");
   std::string_view rest = std::string_view(request.path).substr(std::strlen("/api/lists/"));
+  // entries/{id}/end ends one; {name}/entries adds to a list (one named "entries" too).
   constexpr std::string_view kEntries = "entries/";
   if (rest.rfind(kEntries, 0) == 0) {
-    auto id = id_to_end(rest.substr(kEntries.size()));
-    if (!id) return error(404, "no such list entry");
-    lists_.end(*id, analyst.name);
-    return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
+    if (auto id = id_to_end(rest.substr(kEntries.size()))) {
+      lists_.end(*id, analyst.name);
+      return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
+    }
   }
   auto slash = rest.find('/');
   if (slash == std::string_view::npos || rest.substr(slash) != "/entries") return error(404, "no such endpoint");
+  std::string list(rest.substr(0, slash));
+  if (list.rfind("allow_", 0) == 0 && analyst.role != Role::lead)
+    return error(403, "only a lead may add to an allow list");
   JsonBody body(request.body);
-  cases::NewListEntry entry{std::string(rest.substr(0, slash)), body.text("value").value_or(""),
-                            body.text("reason").value_or(""), std::nullopt};
+  cases::NewListEntry entry{list, body.text("value").value_or(""), body.text("reason").value_or(""), std::nullopt};
   if (auto days = body.integer("days")) {
     if (*days < 1 || *days > 3650) return error(400, "days must be 1 to 3650");
     entry.days = static_cast<int>(*days);
   }
   if (!body.valid()) return error(400, "the body must be {\"value\": …, \"reason\": …, \"days\": N (optional)}");
-  if (entry.list.rfind("allow_", 0) == 0 && analyst.role != Role::lead)
-    return error(403, "only a lead may add to an allow list");
   if (auto refused = unknown(catalog_().lists, entry.list, "runtime list")) return *refused;
   auto id = lists_.add(entry, analyst.name);
   return json(201, "{\"entry_id\":" + std::to_string(id) + "}");
@@ -293,7 +298,7 @@ ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request
     lists_.end_suppression(*id, analyst.name);
     return json(200, "{\"suppression_id\":" + std::to_string(*id) + "}");
   }
-  if (request.path != "/api/suppressions") return error(404, "no such endpoint");
+  if (analyst.role != Role::lead) return error(403, "only a lead may suppress a rule");
   JsonBody body(request.body);
   cases::NewSuppression suppression{body.text("rule").value_or(""), body.text("account_id").value_or(""),
                                     body.text("reason").value_or("")};
@@ -303,7 +308,10 @@ ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request
   }
   if (!body.valid() || suppression.account.empty() || suppression.reason.empty())
     return error(400, "the body must be {\"rule\": …, \"account_id\": …, \"reason\": …, \"days\": N (optional, 14)}");
-  if (analyst.role != Role::lead) return error(403, "only a lead may suppress a rule");
+  // Account ids compare exactly: a pasted id with a space around it would suppress nothing.
+  if (std::isspace(static_cast<unsigned char>(suppression.account.front())) ||
+      std::isspace(static_cast<unsigned char>(suppression.account.back())))
+    return error(400, "account_id has a space at its start or end");
   if (auto refused = unknown(catalog_().rules, suppression.rule, "rule")) return *refused;
   auto id = lists_.suppress(suppression, analyst.name);
   return json(201, "{\"suppression_id\":" + std::to_string(id) + "}");

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -55,14 +56,17 @@ int make_token(const std::string& name, const std::string& role) {
   return 0;
 }
 
-/// The rules and lists the rules file declares, read again on each call so that a rule or
-/// list the replicas gained is known without a restart. A file that stops loading keeps the
-/// last that did (as the replicas' reload does), said in the log.
+/// The rules and lists the rules file declares, read again when the file changed (its time
+/// or size), so that a rule or list the replicas gained is known without a restart. A file
+/// that stops loading keeps what last did (as the replicas' reload does), said once in the log.
 class RuleCatalogFile {
  public:
-  explicit RuleCatalogFile(std::string path) : path_(std::move(path)), last_(read()) {}
+  explicit RuleCatalogFile(std::string path) : path_(std::move(path)), stamp_(stamp()), last_(read()) {}
 
   console::RuleCatalog operator()() {
+    auto now = stamp();
+    if (now == stamp_) return last_;
+    stamp_ = now;
     try {
       last_ = read();
     } catch (const std::exception& e) {
@@ -73,6 +77,11 @@ class RuleCatalogFile {
   }
 
  private:
+  /// The file's modification time and size; both zero when it cannot be read.
+  std::pair<std::filesystem::file_time_type, std::uintmax_t> stamp() const {
+    std::error_code ignored;
+    return {std::filesystem::last_write_time(path_, ignored), std::filesystem::file_size(path_, ignored)};
+  }
   console::RuleCatalog read() const {
     auto set = rules::RuleSet::load(path_);
     console::RuleCatalog catalog;
@@ -81,6 +90,7 @@ class RuleCatalogFile {
     return catalog;
   }
   std::string path_;
+  std::pair<std::filesystem::file_time_type, std::uintmax_t> stamp_;
   console::RuleCatalog last_;
 };
 

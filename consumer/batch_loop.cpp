@@ -383,7 +383,8 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
   metrics_.duplicate_conflicts.Increment(static_cast<double>(result.duplicate_conflicts));
   metrics_.rule_evaluation_seconds.Observe(result.rule_seconds);
   for (const auto& alert : result.alert_labels) {
-    if (alert.shadow) metrics_.shadow_hits(alert.rule).Increment();
+    if (alert.suppressed) metrics_.suppressed_hits(alert.rule).Increment();
+    else if (alert.shadow) metrics_.shadow_hits(alert.rule).Increment();
     else metrics_.alerts(alert.rule, alert.decision).Increment();
   }
   auto now_us = events::wall_clock_now();

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "rules/rule_set.h"
+
 namespace fraud::consumer {
 namespace {
 
@@ -31,6 +33,10 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
                         .Name("fraud_shadow_rule_hits_total")
                         .Help("Shadow rules that fired: recorded, kept out of decisions")
                         .Register(r)),
+      suppressed_family(BuildCounter()
+                            .Name("fraud_suppressed_rule_hits_total")
+                            .Help("Rules whose condition held but a suppression silenced for the account")
+                            .Register(r)),
       retries_family(BuildCounter()
                          .Name("fraud_database_retries_total")
                          .Help("Batches retried after a database error that is not one record's fault, by reason")
@@ -109,6 +115,7 @@ ServiceMetrics::ServiceMetrics(prometheus::Registry& r)
 
 void ServiceMetrics::initialise_rules(const std::vector<std::pair<std::string, bool>>& rules) {
   for (const auto& [rule, shadow] : rules) {
+    if (rule != rules::kMissingRateRule) suppressed_hits(rule);
     if (shadow) shadow_hits(rule);
     else
       for (const char* decision : {"allow", "review", "block"}) alerts(rule, decision);
@@ -136,6 +143,10 @@ prometheus::Counter& ServiceMetrics::alerts(const std::string& rule, const std::
 
 prometheus::Counter& ServiceMetrics::shadow_hits(const std::string& rule) {
   return shadow_family.Add({{"rule", rule}});
+}
+
+prometheus::Counter& ServiceMetrics::suppressed_hits(const std::string& rule) {
+  return suppressed_family.Add({{"rule", rule}});
 }
 
 prometheus::Counter& ServiceMetrics::database_retries(const std::string& reason) {

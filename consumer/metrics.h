@@ -27,6 +27,8 @@ struct ServiceMetrics {
   prometheus::Counter& alerts(const std::string& rule, const std::string& decision);
   /// Shadow rules that fired (recorded, kept out of decisions), by rule.
   prometheus::Counter& shadow_hits(const std::string& rule);
+  /// Rules whose condition held but an analyst's suppression silenced for the account, by rule.
+  prometheus::Counter& suppressed_hits(const std::string& rule);
   prometheus::Counter& database_retries(const std::string& reason);
   prometheus::Counter& rebalances(const char* kind);
   /// Rule file reloads, by result: ok or failed.
@@ -48,6 +50,7 @@ struct ServiceMetrics {
   prometheus::Family<prometheus::Counter>& records_family;
   prometheus::Family<prometheus::Counter>& alerts_family;
   prometheus::Family<prometheus::Counter>& shadow_family;
+  prometheus::Family<prometheus::Counter>& suppressed_family;
   prometheus::Family<prometheus::Counter>& retries_family;
   prometheus::Family<prometheus::Counter>& rebalances_family;
   prometheus::Family<prometheus::Gauge>& lag_family;

@@ -252,6 +252,8 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
         result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
         ++result.alerts;
       }
+      for (const auto& rule : verdict.suppressed)
+        result.alert_labels.push_back({rule, rules::to_string(verdict.decision), false, true});
       cases.add(event, verdict);
     }
     if (!events.empty()) insert_history(tx, events, verdicts, rules.version(), applied_batch);

@@ -47,6 +47,7 @@ struct AlertLabel {
   std::string rule;
   std::string decision;
   bool shadow = false;
+  bool suppressed = false;  ///< not an alert: the rule held but a suppression silenced it
 };
 
 /// What one committed (or fenced) batch did.
@@ -57,7 +58,7 @@ struct BatchResult {
   std::size_t rejected = 0;
   std::size_t alerts = 0;
   std::size_t duplicate_conflicts = 0;             ///< duplicates whose content differs from the applied copy
-  std::vector<AlertLabel> alert_labels;            ///< one per rule hit, live or shadow
+  std::vector<AlertLabel> alert_labels;            ///< one per rule hit, live or shadow, or suppressed
   std::vector<events::Timestamp> applied_origins;  ///< per new event: recorded_at, else the Kafka timestamp
   double rule_seconds = 0;                         ///< time spent in rule evaluation
 };

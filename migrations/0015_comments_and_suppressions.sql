@@ -29,6 +29,9 @@ CREATE TABLE fraud_suppressions (
 );
 CREATE INDEX fraud_suppressions_account ON fraud_suppressions (account_id, rule_id);
 
+-- A case's page reads its audit rows (cases/case_desk.cpp); the log only grows.
+CREATE INDEX audit_log_object ON audit_log (object, audit_id);
+
 -- fraud_list_version counts suppressions' changes too: each batch reloads lists and
 -- suppressions together when it moved (dedup/list_entries.cpp).
 GRANT SELECT ON fraud_suppressions TO fraud_service;

@@ -59,9 +59,13 @@ Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> fea
   context.lists = lists;
   Verdict verdict;
   Decision forced = Decision::allow, shadow_forced = Decision::allow;
+  const auto* suppressions = lists ? lists->suppressions_of(event.account_id) : nullptr;
   for (const auto& rule : rules_) {
-    if (lists && lists->suppressed(rule.id, event.account_id, event.occurred_at)) continue;
     if (!rule.when.holds(context)) continue;
+    if (suppressions && RuntimeLists::suppressed(*suppressions, rule.id, event.occurred_at)) {
+      verdict.suppressed.push_back(rule.id);
+      continue;
+    }
     verdict.hits.push_back({rule.id, rule.score, rule.shadow, rule.when.explain(context)});
     verdict.shadow_score += rule.score;
     if (rule.action) shadow_forced = std::max(shadow_forced, *rule.action);

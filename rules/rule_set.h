@@ -83,6 +83,9 @@ struct Verdict {
   /// What the decision would be with the shadow rules live too: what promoting them changes.
   int shadow_score = 0;
   Decision shadow_decision = Decision::allow;
+  /// Rules whose condition held but a suppression for the account silenced (live or shadow):
+  /// not hits, counted only in fraud_suppressed_rule_hits_total.
+  std::vector<std::string> suppressed;
 };
 
 /// The most features a rule file can declare: the feature engine marks which of an event's

@@ -39,11 +39,21 @@ bool RuntimeLists::contains(std::string_view list, std::string_view value, event
 
 void RuntimeLists::suppress(std::string_view rule, std::string_view account, events::Timestamp from,
                             events::Timestamp until) {
-  suppressions_.add(rule, account, from, until);
+  suppressions_[std::string(account)].push_back({std::string(rule), from, until});
+  ++suppression_count_;
 }
 
-bool RuntimeLists::suppressed(std::string_view rule, std::string_view account, events::Timestamp at) const {
-  return suppressions_.at(rule, account, at);
+const std::vector<RuntimeLists::Suppression>* RuntimeLists::suppressions_of(const std::string& account) const {
+  if (suppressions_.empty()) return nullptr;
+  auto it = suppressions_.find(account);
+  return it == suppressions_.end() ? nullptr : &it->second;
+}
+
+bool RuntimeLists::suppressed(const std::vector<Suppression>& suppressions, std::string_view rule,
+                              events::Timestamp at) {
+  for (const auto& s : suppressions)
+    if (s.rule == rule && s.from <= at && at < s.until) return true;
+  return false;
 }
 
 }  // namespace fraud::rules

@@ -198,7 +198,8 @@ async function openCase(id) {
     }
   }
   showTimeline(data);
-  $("suppress-account").value = current.account_id;  // a lead suppressing from a case suppresses for its account
+  // A lead suppressing from a case suppresses for its account, unless they typed another.
+  if (!$("suppress-account").value) $("suppress-account").value = current.account_id;
   const recent = $("recent").tBodies[0];
   recent.replaceChildren();
   for (const t of data.recent_transactions) {
@@ -225,16 +226,19 @@ function showTimeline(data) {
   }));
 }
 
+// Acts on the open case; true when the API accepted it (what the analyst typed is kept otherwise).
 async function act(path, body, done) {
   try {
     await call("POST", "/api/cases/" + current.case_id + "/" + path, body);
-    await openCase(current.case_id);
-    $("case-message").textContent = done;
-    await loadQueue();
-    await loadRules();
   } catch (e) {
     $("case-message").textContent = "Refused: " + e.message;
+    return false;
   }
+  await openCase(current.case_id);
+  $("case-message").textContent = done;
+  await loadQueue();
+  await loadRules();
+  return true;
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -244,7 +248,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("suppress-form").addEventListener("submit", suppress);
   $("comment-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    act("comment", { body: $("comment-body").value.trim() }, "Comment added.").then(() => $("comment-form").reset());
+    act("comment", { body: $("comment-body").value.trim() }, "Comment added.")
+      .then((accepted) => accepted && $("comment-form").reset());
   });
   $("assign-me").addEventListener("click", () => act("assign", { assignee: me.name }, "Assigned to you."));
   $("close-case").addEventListener("click", () =>

@@ -100,6 +100,8 @@ TEST_CASE("the console's role can neither rewrite the audit nor labels nor cases
         "INSERT INTO fraud_list_entries (list_name, value, reason, author) VALUES ('deny_cards', 'c', 'r', 'x')",
         "UPDATE fraud_list_version SET version = 0", "SELECT body FROM transactions",
         "UPDATE fraud_case_comments SET body = 'x'", "DELETE FROM fraud_case_comments",
+        "INSERT INTO fraud_case_comments (case_id, author, body) VALUES (1, 'x', 'unaudited')",
+        "DELETE FROM fraud_suppressions",
         "INSERT INTO fraud_suppressions (rule_id, account_id, reason, author, expires_at) "
         "VALUES ('r', 'a', 'r', 'x', now() + interval '1 day')",
         "UPDATE fraud_suppressions SET expires_at = now() + interval '9 years'",

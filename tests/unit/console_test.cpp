@@ -208,6 +208,11 @@ TEST_CASE("the console's lists API adds and ends entries and keeps allow lists t
         R"({"error":"the rules file declares no runtime list 'deny_card'; it declares: deny_cards allow_cards"})");
   CHECK(api.handle(request("GET", "/api/catalog", "a-secret")).body ==
         R"({"rules":["large_amount","velocity_10m"],"lists":["deny_cards","allow_cards"]})");
+  CHECK(api.handle(request("POST", "/api/catalog", "a-secret")).status == 405);
+  // A list named "entries" is a list (here one the file does not declare), not an entry to end.
+  CHECK(api.handle(request("POST", "/api/lists/entries/entries", "a-secret", R"({"value":"x","reason":"y"})"))
+            .body.find("declares no runtime list 'entries'") != std::string::npos);
+  CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "a-secret", "not json")).status == 403);
 }
 
 TEST_CASE("only a lead suppresses a rule for an account and only a rule the rules file declares") {
@@ -232,6 +237,15 @@ TEST_CASE("only a lead suppresses a rule for an account and only a rule the rule
   CHECK(unknown.status == 400);
   CHECK(unknown.body.find("declares no rule 'large_amont'") != std::string::npos);
   CHECK(api.handle(request("GET", "/api/suppressions", "l-secret")).status == 405);
+  CHECK(api.handle(request("POST", "/api/suppressionsX", "l-secret", payroll + "}")).status == 404);
+  CHECK(api.handle(request("POST", "/api/suppressions/31/end/x", "a-secret")).status == 404);
+  CHECK(api.handle(request("POST", "/api/suppressions", "a-secret", "not json")).status == 403);  // the role first
+  CHECK(api.handle(request("POST", "/api/suppressions", "l-secret",
+                           R"({"rule":"missing_rate","account_id":"acc-1","reason":"r"})"))
+            .status == 400);  // the built-in rule is not the file's to suppress
+  CHECK(api.handle(request("POST", "/api/suppressions", "l-secret",
+                           R"({"rule":"large_amount","account_id":"acc-1 ","reason":"r"})"))
+            .status == 400);
   CHECK(api.handle(request("POST", "/api/suppressions/31/end", "a-secret")).status == 200);
   CHECK(api.handle(request("POST", "/api/suppressions/32/end", "a-secret")).status == 404);
   CHECK(api.handle(request("POST", "/api/suppressions/x/end", "a-secret")).status == 404);
