@@ -33,7 +33,7 @@ struct KafkaConfig {
 
 struct PostgresConfig {
   /// The service's connection: a libpq URI, postgresql://user@host:port/db?sslmode=verify-full.
-  /// Its role should be a member of fraud_service and own nothing (README, "Security").
+  /// Its role should be a member of fraud_service and own nothing (docs/SECURITY.md).
   /// Give the password in PGPASSWORD or a PGPASSFILE, not here.
   std::string url;
   /// `fraud-consumer migrate`'s connection, as the tables' owner; empty: `url`.
@@ -67,7 +67,7 @@ struct LimitsConfig {
 };
 
 struct RulesConfig {
-  /// The rule file (see the README's "Writing rules"). Reloaded on SIGHUP and when it changes.
+  /// The rule file (docs/RULES.md). Reloaded on SIGHUP and when it changes.
   std::string file = "config/rules.yaml";
   /// How often the file's modification time is checked, in milliseconds; 0 turns it off.
   std::int64_t watch_interval_ms = 2000;
