@@ -10,9 +10,9 @@ namespace {
 constexpr const char* kInForce = R"sql(
 SELECT json_build_object(
   'entries', (SELECT coalesce(json_agg(e ORDER BY e.created_at DESC, e.entry_id DESC), '[]')
-              FROM fraud_list_entries e WHERE e.expires_at IS NULL OR e.expires_at > now()),
+              FROM fraud_list_entries e WHERE e.ended_at IS NULL AND (e.expires_at IS NULL OR e.expires_at > now())),
   'suppressions', (SELECT coalesce(json_agg(s ORDER BY s.created_at DESC, s.suppression_id DESC), '[]')
-                   FROM fraud_suppressions s WHERE s.expires_at > now()))::text)sql";
+                   FROM fraud_suppressions s WHERE s.ended_at IS NULL AND s.expires_at > now()))::text)sql";
 
 }  // namespace
 

@@ -20,7 +20,10 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
 /// replica from its next batch, with no reload of the rules and no loss of feature state.
 class ListSnapshot {
  public:
+  /// Reads the version in `tx`, and the entries when it moved.
   const rules::RuntimeLists& refresh(pqxx::work& tx);
+  /// The version the last refresh read: what this batch decides under and records.
+  std::int64_t version() const { return version_; }
 
  private:
   std::int64_t version_ = -1;

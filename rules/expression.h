@@ -57,6 +57,8 @@ struct EvalContext {
   mutable std::forward_list<std::string> scratch = {};
   /// The runtime lists' entries (rules/runtime_lists.h); none: nothing is on them.
   const RuntimeLists* lists = nullptr;
+  /// The lists' version the decision is made under; none: by event time alone.
+  std::optional<std::int64_t> lists_version = std::nullopt;
 };
 
 /// The names a rule file declares, which expressions may use besides the event's fields.

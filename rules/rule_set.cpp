@@ -53,16 +53,17 @@ Decision RuleSet::decide(int score) const {
   return score >= block_at_ ? Decision::block : score >= review_at_ ? Decision::review : Decision::allow;
 }
 
-Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> features,
-                          const RuntimeLists* lists) const {
+Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> features, const RuntimeLists* lists,
+                          std::optional<std::int64_t> lists_version) const {
   EvalContext context{event, amount_base(event), features};
   context.lists = lists;
+  context.lists_version = lists_version;
   Verdict verdict;
   Decision forced = Decision::allow, shadow_forced = Decision::allow;
   const auto* suppressions = lists ? lists->suppressions_of(event.account_id) : nullptr;
   for (const auto& rule : rules_) {
     if (!rule.when.holds(context)) continue;
-    if (suppressions && RuntimeLists::suppressed(*suppressions, rule.id, event.occurred_at)) {
+    if (suppressions && RuntimeLists::suppressed(*suppressions, rule.id, event.occurred_at, lists_version)) {
       verdict.suppressed.push_back(rule.id);
       continue;
     }

@@ -3,43 +3,38 @@
 namespace fraud::rules {
 namespace {
 
-/// The name's length, the name and the value: no two (name, value) pairs share a key.
-std::string key(std::string_view name, std::string_view value) {
-  std::string k = std::to_string(name.size());
+std::string key(std::string_view list, std::string_view value) {
+  std::string k = std::to_string(list.size());
   k += ':';
-  k += name;
+  k += list;
   k += value;
   return k;
 }
 
 }  // namespace
 
-void RuntimeLists::InForce::add(std::string_view name, std::string_view value, events::Timestamp from,
-                                std::optional<events::Timestamp> until) {
-  windows_[key(name, value)].push_back({from, until});
-  ++entries_;
+bool InForce::covers(events::Timestamp at, std::optional<std::int64_t> version) const {
+  if (until && at >= *until) return false;
+  if (version) return added_version <= *version && (!ended_version || *version < *ended_version);
+  return from <= at && (!ended_at || at < *ended_at);
 }
 
-bool RuntimeLists::InForce::at(std::string_view name, std::string_view value, events::Timestamp at) const {
-  auto it = windows_.find(key(name, value));
-  if (it == windows_.end()) return false;
-  for (const auto& w : it->second)
-    if (w.from <= at && (!w.until || at < *w.until)) return true;
+void RuntimeLists::add(std::string_view list, std::string_view value, const InForce& when) {
+  entries_[key(list, value)].push_back(when);
+  ++entry_count_;
+}
+
+bool RuntimeLists::contains(std::string_view list, std::string_view value, events::Timestamp at,
+                            std::optional<std::int64_t> version) const {
+  auto it = entries_.find(key(list, value));
+  if (it == entries_.end()) return false;
+  for (const auto& when : it->second)
+    if (when.covers(at, version)) return true;
   return false;
 }
 
-void RuntimeLists::add(std::string_view list, std::string_view value, events::Timestamp from,
-                       std::optional<events::Timestamp> until) {
-  lists_.add(list, value, from, until);
-}
-
-bool RuntimeLists::contains(std::string_view list, std::string_view value, events::Timestamp at) const {
-  return lists_.at(list, value, at);
-}
-
-void RuntimeLists::suppress(std::string_view rule, std::string_view account, events::Timestamp from,
-                            events::Timestamp until) {
-  suppressions_[std::string(account)].push_back({std::string(rule), from, until});
+void RuntimeLists::suppress(std::string_view rule, std::string_view account, const InForce& when) {
+  suppressions_[std::string(account)].push_back({std::string(rule), when});
   ++suppression_count_;
 }
 
@@ -49,10 +44,10 @@ const std::vector<RuntimeLists::Suppression>* RuntimeLists::suppressions_of(cons
   return it == suppressions_.end() ? nullptr : &it->second;
 }
 
-bool RuntimeLists::suppressed(const std::vector<Suppression>& suppressions, std::string_view rule,
-                              events::Timestamp at) {
+bool RuntimeLists::suppressed(const std::vector<Suppression>& suppressions, std::string_view rule, events::Timestamp at,
+                              std::optional<std::int64_t> version) {
   for (const auto& s : suppressions)
-    if (s.rule == rule && s.from <= at && at < s.until) return true;
+    if (s.rule == rule && s.when.covers(at, version)) return true;
   return false;
 }
 

@@ -1,9 +1,16 @@
 #pragma once
-// What analysts change at runtime (migrations/0014, 0015), as the rules see it: a value is on
-// a list, and a rule is suppressed for an account, for the events that occurred from when the
-// entry was made until it expired. Pure data: the batch transaction and the backtest load it
+// What analysts change at runtime (migrations/0014, 0015), as the rules see it: a value on a
+// list, a rule suppressed for an account. Each change bumps one version, and each batch
+// records the version it decided under (transactions.lists_version): an entry counts for a
+// decision made under a version from the one that added it until the one that ended it,
+// and, when it has a natural expiry, for events that occurred before that. So ending an
+// entry reaches every event applied afterwards, however it is stamped, and a backtest
+// replays each decision with exactly what its batch saw. Decisions recorded before versions
+// were (none given) count an entry by event time alone, from when it was made until it
+// expired or ended. Pure data: the batch transaction and the backtest load it
 // (dedup/list_entries.h).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,51 +21,48 @@
 
 namespace fraud::rules {
 
+/// When one entry or suppression counts.
+struct InForce {
+  events::Timestamp from = 0;                 ///< made (by the database's clock)
+  std::optional<events::Timestamp> until;     ///< its natural expiry; none: until ended
+  std::optional<events::Timestamp> ended_at;  ///< ended early
+  std::int64_t added_version = 0;
+  std::optional<std::int64_t> ended_version;
+  /// Whether it counts for an event that occurred at `at`, decided under `version`.
+  bool covers(events::Timestamp at, std::optional<std::int64_t> version) const;
+};
+
 class RuntimeLists {
  public:
-  /// `value` on `list` for events that occurred in [from, until) (until: none, for good).
-  void add(std::string_view list, std::string_view value, events::Timestamp from,
-           std::optional<events::Timestamp> until);
-  /// Whether `value` was on `list` for an event that occurred at `at`.
-  bool contains(std::string_view list, std::string_view value, events::Timestamp at) const;
+  /// `value` on `list`, as `when` says.
+  void add(std::string_view list, std::string_view value, const InForce& when);
+  /// Whether `value` was on `list` for an event that occurred at `at`, decided under `version`.
+  bool contains(std::string_view list, std::string_view value, events::Timestamp at,
+                std::optional<std::int64_t> version) const;
 
-  /// `rule` does not fire for `account`'s events that occurred in [from, until).
-  void suppress(std::string_view rule, std::string_view account, events::Timestamp from, events::Timestamp until);
+  /// `rule` does not fire for `account`'s events, as `when` says.
+  void suppress(std::string_view rule, std::string_view account, const InForce& when);
 
-  /// A rule and when it was suppressed for one account.
+  /// A rule and when it is suppressed for one account.
   struct Suppression {
     std::string rule;
-    events::Timestamp from, until;
+    InForce when;
   };
   /// The suppressions ever made for `account` (none: nullptr); one lookup per event, so a
   /// batch pays nothing per rule for the accounts nobody suppressed anything for.
   const std::vector<Suppression>* suppressions_of(const std::string& account) const;
-  /// Whether one of `suppressions` covers `rule` for an event that occurred at `at`.
-  static bool suppressed(const std::vector<Suppression>& suppressions, std::string_view rule, events::Timestamp at);
+  /// Whether one of `suppressions` covers `rule` for an event that occurred at `at`, decided under `version`.
+  static bool suppressed(const std::vector<Suppression>& suppressions, std::string_view rule, events::Timestamp at,
+                         std::optional<std::int64_t> version);
 
   /// List entries and suppressions held.
-  std::size_t size() const { return lists_.size() + suppression_count_; }
+  std::size_t size() const { return entry_count_ + suppression_count_; }
 
  private:
-  /// When each (name, value) pair was in force.
-  class InForce {
-   public:
-    void add(std::string_view name, std::string_view value, events::Timestamp from,
-             std::optional<events::Timestamp> until);
-    bool at(std::string_view name, std::string_view value, events::Timestamp at) const;
-    std::size_t size() const { return entries_; }
-
-   private:
-    struct Window {
-      events::Timestamp from;
-      std::optional<events::Timestamp> until;
-    };
-    std::unordered_map<std::string, std::vector<Window>> windows_;
-    std::size_t entries_ = 0;
-  };
-  InForce lists_;
+  /// Keyed by the list's name's length, the name and the value: no two pairs share a key.
+  std::unordered_map<std::string, std::vector<InForce>> entries_;
   std::unordered_map<std::string, std::vector<Suppression>> suppressions_;  ///< by account
-  std::size_t suppression_count_ = 0;
+  std::size_t entry_count_ = 0, suppression_count_ = 0;
 };
 
 }  // namespace fraud::rules

@@ -13,6 +13,14 @@ using rules::RuleSet;
 
 namespace {
 
+/// An entry or suppression in force by event time, from `from` until `until` (none: for good).
+rules::InForce by_time(events::Timestamp from, std::optional<events::Timestamp> until = std::nullopt) {
+  rules::InForce when;
+  when.from = from;
+  when.until = until;
+  return when;
+}
+
 events::Event event_of(std::int64_t minor, std::string currency = "EUR") {
   events::Event e;
   e.event_id = "e1";
@@ -221,8 +229,8 @@ TEST_CASE("the starter pack loads") {
 TEST_CASE("the starter pack's deny lists block and its allow list lets what one rule would review pass") {
   auto rules = RuleSet::load(std::string(FRAUD_SOURCE_DIR) + "/config/rules.yaml");
   rules::RuntimeLists lists;
-  lists.add("deny_devices", "dev-9", 0, std::nullopt);
-  lists.add("allow_accounts", "acc-vip", 0, std::nullopt);
+  lists.add("deny_devices", "dev-9", {});
+  lists.add("allow_accounts", "acc-vip", {});
   std::vector<rules::Value> no_features(rules.features().size());
   auto event = event_of(2000);  // 20 EUR
   event.occurred_at = 100;
@@ -375,8 +383,8 @@ decision: {review_at: 50, block_at: 100}
 )",
                               "r.yaml");
   rules::RuntimeLists lists;
-  lists.add("deny_accounts", "acc-1", 1000, 2000);  // in force from 1000 until 2000
-  lists.add("deny_accounts", "acc-2", 1000, std::nullopt);
+  lists.add("deny_accounts", "acc-1", by_time(1000, 2000));  // in force from 1000 until 2000
+  lists.add("deny_accounts", "acc-2", by_time(1000));
   auto decide = [&](const std::string& account, events::Timestamp at, const rules::RuntimeLists* with) {
     auto event = event_of(100);
     event.account_id = account;
@@ -397,8 +405,8 @@ decision: {review_at: 50, block_at: 100}
   CHECK(verdict.hits[0].explanation == "account_id ('acc-1') in deny_accounts");
   // A list name and a value are one key: no crafted pair reads as another.
   rules::RuntimeLists crafted;
-  crafted.add("deny_a", "ccounts", 0, std::nullopt);
-  CHECK_FALSE(crafted.contains("deny_accounts", "", 1));
+  crafted.add("deny_a", "ccounts", {});
+  CHECK_FALSE(crafted.contains("deny_accounts", "", 1, std::nullopt));
 }
 
 TEST_CASE("a suppression silences one rule for one account while it is in force and nothing else") {
@@ -413,8 +421,8 @@ decision: {review_at: 50, block_at: 100}
 )",
                               "r.yaml");
   rules::RuntimeLists lists;
-  lists.suppress("large", "acc-1", 1000, 2000);
-  lists.suppress("trial", "acc-1", 1000, 2000);
+  lists.suppress("large", "acc-1", by_time(1000, 2000));
+  lists.suppress("trial", "acc-1", by_time(1000, 2000));
   auto verdict = [&](const std::string& account, events::Timestamp at, std::int64_t cents) {
     auto event = event_of(cents);
     event.account_id = account;
@@ -432,7 +440,47 @@ decision: {review_at: 50, block_at: 100}
   REQUIRE(other_rule.hits.size() == 1);
   CHECK(other_rule.hits[0].rule_id == "huge");
   CHECK(lists.size() == 2);
-  CHECK_FALSE(lists.contains("large", "acc-1", 1500));  // a suppression is not a list entry
+  CHECK_FALSE(lists.contains("large", "acc-1", 1500, std::nullopt));  // a suppression is not a list entry
+}
+
+TEST_CASE("an entry counts by the version a decision was made under: ending it reaches late-stamped events") {
+  auto rules = RuleSet::parse(R"(
+version: versions
+base_currency: EUR
+runtime_lists: [deny_accounts]
+rules:
+  - {id: denied, when: account_id in deny_accounts, score: 0, action: block}
+  - {id: large, when: amount_base > 100, score: 60}
+decision: {review_at: 50, block_at: 100}
+)",
+                              "r.yaml");
+  rules::RuntimeLists lists;
+  // Added at version 5 (at time 1000), ended at version 8 (at time 3000).
+  rules::InForce entry = by_time(1000);
+  entry.ended_at = 3000;
+  entry.added_version = 5;
+  entry.ended_version = 8;
+  lists.add("deny_accounts", "acc-1", entry);
+  // A suppression added at version 6, expiring naturally at time 9000.
+  rules::InForce suppression = by_time(2000, 9000);
+  suppression.added_version = 6;
+  lists.suppress("large", "acc-1", suppression);
+  auto decide = [&](events::Timestamp at, std::optional<std::int64_t> version, std::int64_t cents = 100) {
+    auto event = event_of(cents);
+    event.account_id = "acc-1";
+    event.occurred_at = at;
+    return rules.evaluate(event, {}, &lists, version).decision;
+  };
+  CHECK(decide(500, 5) == Decision::block);   // stamped before the entry, applied after it: denied
+  CHECK(decide(1500, 4) == Decision::allow);  // decided before the entry was added
+  CHECK(decide(2500, 8) == Decision::allow);  // stamped inside its window, applied after it ended
+  CHECK(decide(2500, 7) == Decision::block);
+  CHECK(decide(2500, std::nullopt) == Decision::block);  // no version recorded: by event time
+  CHECK(decide(3500, std::nullopt) == Decision::allow);
+  CHECK(decide(500, std::nullopt) == Decision::allow);
+  CHECK(decide(100, 4, 20'000) == Decision::review);   // neither the entry nor the suppression yet
+  CHECK(decide(100, 8, 20'000) == Decision::allow);    // suppressed from version 6, whenever stamped
+  CHECK(decide(9000, 8, 20'000) == Decision::review);  // its natural expiry is by event time
 }
 
 TEST_CASE("runtime lists are refused with what is wrong and where") {
