@@ -18,6 +18,7 @@ FROM (
           WHERE e.case_id = c.case_id) AS rules
   FROM fraud_cases c
   WHERE ($1 = '' OR c.state = $1 OR ($1 = 'active' AND c.state <> 'closed')) AND ($2 = '' OR c.decision = $2)
+    AND ($5 = 0 OR c.opened_at <= now() - $5 * interval '1 hour')
     AND ($3 = '' OR EXISTS (SELECT FROM fraud_case_events e JOIN fraud_alerts a
                             ON a.event_source = e.event_source AND a.event_id = e.event_id
                             WHERE e.case_id = c.case_id AND a.rule_id = $3 AND NOT a.shadow))
@@ -93,7 +94,9 @@ const char* to_string(Disposition disposition) {
 
 std::string CaseDesk::queue(const QueueFilter& filter) {
   return detail::in_transaction(url_, [&](pqxx::work& tx) {
-    return std::string(tx.exec_params1(kQueue, filter.state, filter.decision, filter.rule, filter.limit)[0].c_str());
+    return std::string(
+        tx.exec_params1(kQueue, filter.state, filter.decision, filter.rule, filter.limit, filter.min_age_hours)[0]
+            .c_str());
   });
 }
 

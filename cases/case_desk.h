@@ -52,9 +52,10 @@ struct ClosedCase {
 
 /// Which cases the queue shows; an empty field does not filter.
 struct QueueFilter {
-  std::string state;     ///< open, assigned, closed, or active (open or assigned)
-  std::string decision;  ///< review or block
-  std::string rule;      ///< a rule that fired on one of its events
+  std::string state;      ///< open, assigned, closed, or active (open or assigned)
+  std::string decision;   ///< review or block
+  std::string rule;       ///< a rule that fired on one of its events
+  int min_age_hours = 0;  ///< only cases opened at least this long ago (0: any), to find those waiting too long
   int limit = 100;
 };
 

@@ -197,11 +197,16 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
   if (request.path == "/api/cases") {
     if (request.method != "GET") return error(405, "GET only");
     cases::QueueFilter filter{query_value(request.query, "state"), query_value(request.query, "decision"),
-                              query_value(request.query, "rule"), 100};
+                              query_value(request.query, "rule"), 0, 100};
     if (auto limit = query_value(request.query, "limit"); !limit.empty()) {
       auto n = positive(limit);
       if (!n || *n > 1000) return error(400, "limit must be 1 to 1000");
       filter.limit = static_cast<int>(*n);
+    }
+    if (auto age = query_value(request.query, "min_age_hours"); !age.empty()) {
+      auto n = positive(age);
+      if (!n || *n > 8760) return error(400, "min_age_hours must be 1 to 8760");
+      filter.min_age_hours = static_cast<int>(*n);
     }
     return json(200, cases_.queue(filter));
   }

@@ -151,6 +151,7 @@ async function loadQueue(event) {
   const query = new URLSearchParams({
     state: $("filter-state").value, decision: $("filter-decision").value, rule: $("filter-rule").value.trim(),
   });
+  if ($("filter-age").value) query.set("min_age_hours", $("filter-age").value);
   const data = await call("GET", "/api/cases?" + query);
   const body = $("cases").tBodies[0];
   body.replaceChildren();

@@ -29,6 +29,11 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(console.status("GET", "/api/cases?state=open", "alice", "", &answer) == 200);
   CHECK(answer.find("\"account_id\":\"acc-a\"") != std::string::npos);
   CHECK(answer.find("\"rules\":[\"large_amount\"]") != std::string::npos);
+  CHECK(console.status("GET", "/api/cases?state=open&min_age_hours=1", "alice", "", &answer) == 200);
+  CHECK(answer.find("acc-a") == std::string::npos);  // opened moments ago: not waiting an hour yet
+  db.query("UPDATE fraud_cases SET opened_at = now() - interval '2 hours'");
+  CHECK(console.status("GET", "/api/cases?state=open&min_age_hours=1", "alice", "", &answer) == 200);
+  CHECK(answer.find("acc-a") != std::string::npos);
   CHECK(console.status("GET", "/api/cases/" + id, "alice", "", &answer) == 200);
   CHECK(answer.find("amount_base") != std::string::npos);                   // each rule's explanation: what it saw
   CHECK(answer.find("\"transaction_id\":\"txn-2\"") != std::string::npos);  // the account's recent ones

@@ -126,6 +126,10 @@ TEST_CASE("the console's API answers by token and role") {
   CHECK(cases.last_filter.state == "open");
   CHECK(cases.last_filter.rule == "large_amount");
   CHECK(cases.last_filter.decision == "block");
+  CHECK(cases.last_filter.min_age_hours == 0);
+  CHECK(api.handle(request("GET", "/api/cases?min_age_hours=24", "a-secret")).status == 200);
+  CHECK(cases.last_filter.min_age_hours == 24);
+  CHECK(api.handle(request("GET", "/api/cases?min_age_hours=0", "a-secret")).status == 400);
   CHECK(api.handle(request("GET", "/api/cases?limit=0", "a-secret")).status == 400);
   CHECK(api.handle(request("GET", "/api/cases?limit=5000", "a-secret")).status == 400);
 
