@@ -178,7 +178,7 @@ int backtest(const std::vector<std::string>& args) {
   visit.event = [&](const dedup::LabelledEvent& e) {
     std::optional<rules::StoredDecision> stored;
     if (e.decision && e.rule_set_version) stored = rules::StoredDecision{*e.decision, *e.rule_set_version};
-    replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from, stored, e.applied_seq, e.lists_version);
+    replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from, stored, e.applied_seq, e.lists_as_of);
   };
   dedup::replay_stored_history(config.postgres.url, *from - lead, *to, visit);
   replay.report(std::cout);

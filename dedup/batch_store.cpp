@@ -245,7 +245,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
       auto& result = results[applied[i].batch];
       auto started = std::chrono::steady_clock::now();
       auto values = features.observe(event, &pair_flags[i]);
-      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, lists, state_->lists.version()));
+      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, lists, state_->lists.as_of()));
       result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& hit : verdict.hits) {
         alerts.add(event, hit, verdict);
@@ -256,7 +256,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
         result.alert_labels.push_back({rule, rules::to_string(verdict.decision), false, true});
       cases.add(event, verdict);
     }
-    if (!events.empty()) insert_history(tx, events, verdicts, rules.version(), applied_batch, state_->lists.version());
+    if (!events.empty()) insert_history(tx, events, verdicts, rules.version(), applied_batch, state_->lists.as_of());
     if (alerts.count > 0) alerts.insert(tx, rules.version(), topics_.alerts);
     if (cases.count > 0) cases.insert(tx);
     tx.commit();

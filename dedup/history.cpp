@@ -57,12 +57,12 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
       visit.pair_recorded(pair);
     });
   }
-  auto events =
-      std::string(
-          "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq, "
-          "t.lists_version FROM transactions t LEFT JOIN transaction_labels l ON l.transaction_id = t.transaction_id "
-          "WHERE ") +
-      kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
+  auto events = std::string(
+                    "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq, "
+                    "t.lists_version, (extract(epoch FROM t.lists_at) * 1000000)::bigint FROM transactions t LEFT JOIN "
+                    "transaction_labels l ON l.transaction_id = t.transaction_id "
+                    "WHERE ") +
+                kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
   events::Decoder decoder;
   stream(tx, "history", events, since, until, [&](const pqxx::row& row) {
     events::Record stored;
@@ -75,7 +75,8 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
     if (!row[3].is_null()) item.decision = row[3].c_str();
     if (!row[4].is_null()) item.rule_set_version = row[4].c_str();
     if (!row[5].is_null()) item.applied_seq = row[5].as<std::int64_t>();
-    if (!row[6].is_null()) item.lists_version = row[6].as<std::int64_t>();
+    if (!row[6].is_null() && !row[7].is_null())
+      item.lists_as_of = rules::ListsAsOf{row[6].as<std::int64_t>(), row[7].as<events::Timestamp>()};
     visit.event(item);
   });
 }

@@ -22,7 +22,7 @@ struct LabelledEvent {
   std::optional<bool> is_fraud;
   std::optional<std::string> decision, rule_set_version;
   std::optional<std::int64_t> applied_seq;
-  std::optional<std::int64_t> lists_version;  ///< the lists' version its batch decided under (0015)
+  std::optional<rules::ListsAsOf> lists_as_of;  ///< what its batch decided the lists under (0015)
 };
 
 /// The column of `transactions` that holds `field`: the history's index for that key.

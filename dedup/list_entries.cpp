@@ -32,11 +32,14 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx) {
 }
 
 const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx) {
-  auto version = tx.exec1("SELECT version FROM fraud_list_version")[0].as<std::int64_t>();
+  // now(): the transaction's start, by the database's clock; natural expiries count against it.
+  auto row = tx.exec1("SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version");
+  auto version = row[0].as<std::int64_t>();
   // Entries read after the version may hold a change committed since; the version each is
   // added and ended in keeps it out of this batch's decisions.
   if (version != version_) lists_ = read_list_entries(tx);
   version_ = version;
+  as_of_ = {version, row[1].as<events::Timestamp>()};
   return lists_;
 }
 

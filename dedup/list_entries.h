@@ -11,8 +11,8 @@
 
 namespace fraud::dedup {
 
-/// Every entry and suppression ever made (ended ones too: a late event is decided with what
-/// was in force when it occurred). Analysts make them by hand, so there are few.
+/// Every entry and suppression ever made (ended ones too: the backtest replays each decision
+/// with what its batch saw). Analysts make them by hand, so there are few.
 rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
 
 /// The lists as a replica's batches see them: the version is read in each batch's own
@@ -20,13 +20,14 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
 /// replica from its next batch, with no reload of the rules and no loss of feature state.
 class ListSnapshot {
  public:
-  /// Reads the version in `tx`, and the entries when it moved.
+  /// Reads the version and the transaction's time in `tx`, and the entries when the version moved.
   const rules::RuntimeLists& refresh(pqxx::work& tx);
-  /// The version the last refresh read: what this batch decides under and records.
-  std::int64_t version() const { return version_; }
+  /// What the last refresh read: what this batch decides under and records.
+  const rules::ListsAsOf& as_of() const { return as_of_; }
 
  private:
   std::int64_t version_ = -1;
+  rules::ListsAsOf as_of_;
   rules::RuntimeLists lists_;
 };
 

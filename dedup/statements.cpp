@@ -131,9 +131,11 @@ constexpr const char* kHistory = R"sql(
 INSERT INTO transactions (event_source, event_id, occurred_at, account_id, customer_id,
                           card_fingerprint, device_id, device_ip, merchant_id,
                           counterparty_account, amount_minor, currency, transaction_id, body,
-                          decision, score, shadow_decision, rule_set_version, applied_seq, lists_version)
+                          decision, score, shadow_decision, rule_set_version, applied_seq, lists_version,
+                          lists_at)
 SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b,
-       dec, sc, sdec, $18, $19::bigint + n - 1, $20::bigint
+       dec, sc, sdec, $18, $19::bigint + n - 1, $20::bigint,
+       timestamptz 'epoch' + $21::bigint * interval '1 microsecond'
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[],
             $15::text[], $16::int[], $17::text[]) WITH ORDINALITY
@@ -228,7 +230,7 @@ void add_optional(ArrayLiteral& column, std::string_view value) {
 /// The batch's new events and the verdict each got, into the history.
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
                     const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version,
-                    std::int64_t applied_batch, std::int64_t lists_version) {
+                    std::int64_t applied_batch, const rules::ListsAsOf& lists) {
   ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision;
   for (std::size_t k = 0; k < applied.size(); ++k) {
     const auto* e = applied[k];
@@ -242,7 +244,7 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
   }
   tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
                    cp.str(), am.str(), cur.str(), txn.str(), body.str(), decision.str(), score.str(),
-                   shadow_decision.str(), rule_set_version, applied_batch, lists_version);
+                   shadow_decision.str(), rule_set_version, applied_batch, lists.version, lists.at);
 }
 
 }  // namespace fraud::dedup

@@ -87,6 +87,6 @@ void insert_rejected(pqxx::work& tx, const PartitionBatch& batch, const DecodedR
 /// the lists' versions they were decided under.
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
                     const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version,
-                    std::int64_t applied_batch, std::int64_t lists_version);
+                    std::int64_t applied_batch, const rules::ListsAsOf& lists);
 
 }  // namespace fraud::dedup

@@ -13,16 +13,15 @@ CREATE TABLE fraud_case_comments (
 );
 CREATE INDEX fraud_case_comments_case ON fraud_case_comments (case_id, comment_id);
 
--- Which version of the lists each decision was made under. 0014 counted an entry by the
--- time an event occurred, so ending one did not reach an event stamped inside its window
--- that arrived afterwards (a backlog, a late relay, a producer's clock), and a backtest
--- could differ from the batch in the moments around a change. Now an entry counts for a
--- decision made under a version from the one that added it until the one that ended it
--- (and, with a natural expiry, for events that occurred before it): every batch records
--- its version on its history rows, and a backtest replays exactly what each batch saw
--- (rules/runtime_lists.h). Rows from before this migration have none and are replayed by
--- event time, as they were decided.
-ALTER TABLE transactions ADD COLUMN lists_version bigint;
+-- What each decision was made under. 0014 counted an entry by the time an event occurred,
+-- so ending one did not reach an event stamped inside its window that arrived afterwards (a
+-- backlog, a late relay, a producer's clock), and a backtest could differ from the batch in
+-- the moments around a change. Now an entry counts for a decision made under a version from
+-- the one that added it until the one that ended it, and before its natural expiry by the
+-- batch's transaction time: every batch records both on its history rows, and a backtest
+-- replays exactly what each batch saw (rules/runtime_lists.h). Rows from before this
+-- migration have neither and are replayed by event time.
+ALTER TABLE transactions ADD COLUMN lists_version bigint, ADD COLUMN lists_at timestamptz;
 ALTER TABLE fraud_list_entries
   ADD COLUMN added_version bigint NOT NULL DEFAULT 0,  -- existing entries: before every recorded version
   ADD COLUMN ended_version bigint,

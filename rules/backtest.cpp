@@ -71,9 +71,9 @@ std::vector<bool> Backtest::new_pairs(const FeatureEngine& engine, std::set<Pair
 Decision Backtest::score(FeatureEngine& engine, std::set<PairKey>& seen, const events::Event& event,
                          std::optional<bool> is_fraud, bool counted, std::map<std::string, RuleScore>& rules,
                          RuleScore& flagged, std::optional<std::int64_t> applied_seq,
-                         std::optional<std::int64_t> lists_version) {
+                         const std::optional<ListsAsOf>& as_of) {
   auto flags = new_pairs(engine, seen, event, applied_seq);
-  auto verdict = engine.rules().evaluate(event, engine.observe(event, &flags), &lists_, lists_version);
+  auto verdict = engine.rules().evaluate(event, engine.observe(event, &flags), &lists_, as_of);
   if (!counted) return verdict.decision;
   auto amount = engine.rules().amount_base(event);
   auto tally = [&](RuleScore& s) {
@@ -103,11 +103,11 @@ void Backtest::recorded_pair(KeyField a, KeyField b, const std::string& first, c
 
 void Backtest::feed(const events::Event& event, std::optional<bool> is_fraud, bool counted,
                     const std::optional<StoredDecision>& stored, std::optional<std::int64_t> applied_seq,
-                    std::optional<std::int64_t> lists_version) {
+                    const std::optional<ListsAsOf>& as_of) {
   auto candidate = score(candidate_, candidate_seen_, event, is_fraud, counted, candidate_rules_, candidate_flagged_,
-                         applied_seq, lists_version);
-  auto active = score(active_, active_seen_, event, is_fraud, counted, active_rules_, active_flagged_, applied_seq,
-                      lists_version);
+                         applied_seq, as_of);
+  auto active =
+      score(active_, active_seen_, event, is_fraud, counted, active_rules_, active_flagged_, applied_seq, as_of);
   if (!counted) return void(++warmup_events_);
   first_at_ = events_ == 0 ? event.occurred_at : std::min(first_at_, event.occurred_at);
   last_at_ = events_ == 0 ? event.occurred_at : std::max(last_at_, event.occurred_at);

@@ -43,7 +43,7 @@ class Backtest {
   Backtest(std::shared_ptr<const RuleSet> candidate, std::shared_ptr<const RuleSet> active);
 
   /// The runtime lists' entries and the suppressions, with when each was in force: each event is
-  /// decided with those its batch saw (its lists_version, fed below), as the service decided it.
+  /// decided with those its batch saw (what it decided under, fed below), as the service decided it.
   void use_lists(RuntimeLists lists) { lists_ = std::move(lists); }
 
   /// The kinds of first-seen pair either rule file uses.
@@ -58,12 +58,12 @@ class Backtest {
   /// `applied_seq` is where the service applied it (none before 0011): a recorded pair was new
   /// to it exactly when that event recorded it, whichever events the replay includes.
   /// `stored`, when the service recorded it under the active file's version, must equal the
-  /// active file's decision: the report counts the events where it does not. `lists_version`
-  /// is the lists' version its batch decided under (none before migration 0015).
+  /// active file's decision: the report counts the events where it does not. `as_of` is what
+  /// its batch decided the lists under (none before migration 0015).
   void feed(const events::Event& event, std::optional<bool> is_fraud, bool counted,
             const std::optional<StoredDecision>& stored = std::nullopt,
             std::optional<std::int64_t> applied_seq = std::nullopt,
-            std::optional<std::int64_t> lists_version = std::nullopt);
+            const std::optional<ListsAsOf>& as_of = std::nullopt);
 
   /// The report: per rule, candidate against active, with the money each caught or flagged
   /// and its hits a day over the period's events; then the decisions that change.
@@ -83,8 +83,7 @@ class Backtest {
   using PairKey = std::tuple<KeyField, KeyField, std::string, std::string>;
   Decision score(FeatureEngine& engine, std::set<PairKey>& seen, const events::Event& event,
                  std::optional<bool> is_fraud, bool counted, std::map<std::string, RuleScore>& rules,
-                 RuleScore& flagged, std::optional<std::int64_t> applied_seq,
-                 std::optional<std::int64_t> lists_version);
+                 RuleScore& flagged, std::optional<std::int64_t> applied_seq, const std::optional<ListsAsOf>& as_of);
 
   /// Whether each first_seen pair of `event` is new for `engine`: as the service recorded it,
   /// else (a kind the service does not record, an event from before 0011) by what this

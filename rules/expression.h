@@ -57,8 +57,8 @@ struct EvalContext {
   mutable std::forward_list<std::string> scratch = {};
   /// The runtime lists' entries (rules/runtime_lists.h); none: nothing is on them.
   const RuntimeLists* lists = nullptr;
-  /// The lists' version the decision is made under; none: by event time alone.
-  std::optional<std::int64_t> lists_version = std::nullopt;
+  /// What the decision is made under (rules/runtime_lists.h); none: by event time alone.
+  std::optional<ListsAsOf> lists_as_of = std::nullopt;
 };
 
 /// The names a rule file declares, which expressions may use besides the event's fields.

@@ -239,7 +239,7 @@ InRuntimeList::InRuntimeList(NodePtr l, std::string list_name, bool negated, std
 Value InRuntimeList::eval(const EvalContext& c) const {
   auto v = left->eval(c);
   if (v.kind != Value::Kind::string) return {};
-  bool found = c.lists && c.lists->contains(list, v.string, c.event.occurred_at, c.lists_version);
+  bool found = c.lists && c.lists->contains(list, v.string, c.event.occurred_at, c.lists_as_of);
   return Value::of(found != negate);
 }
 

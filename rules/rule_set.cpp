@@ -54,16 +54,16 @@ Decision RuleSet::decide(int score) const {
 }
 
 Verdict RuleSet::evaluate(const events::Event& event, std::span<const Value> features, const RuntimeLists* lists,
-                          std::optional<std::int64_t> lists_version) const {
+                          const std::optional<ListsAsOf>& as_of) const {
   EvalContext context{event, amount_base(event), features};
   context.lists = lists;
-  context.lists_version = lists_version;
+  context.lists_as_of = as_of;
   Verdict verdict;
   Decision forced = Decision::allow, shadow_forced = Decision::allow;
   const auto* suppressions = lists ? lists->suppressions_of(event.account_id) : nullptr;
   for (const auto& rule : rules_) {
     if (!rule.when.holds(context)) continue;
-    if (suppressions && RuntimeLists::suppressed(*suppressions, rule.id, event.occurred_at, lists_version)) {
+    if (suppressions && RuntimeLists::suppressed(*suppressions, rule.id, event.occurred_at, as_of)) {
       verdict.suppressed.push_back(rule.id);
       continue;
     }

@@ -129,11 +129,11 @@ class RuleSet {
 
   /// Evaluates every rule; `features` holds the declared features' values for this event,
   /// in declaration order (missing where unknown); `lists`, the runtime lists' entries and
-  /// the suppressions (none: nothing is on them), as of `lists_version` (none: by event time,
+  /// the suppressions (none: nothing is on them), as of `as_of` (none: by event time,
   /// rules/runtime_lists.h). A rule suppressed for the event's account does not fire, live or
   /// shadow; the built-in missing_rate rule cannot be suppressed.
   Verdict evaluate(const events::Event& event, std::span<const Value> features, const RuntimeLists* lists = nullptr,
-                   std::optional<std::int64_t> lists_version = std::nullopt) const;
+                   const std::optional<ListsAsOf>& as_of = std::nullopt) const;
 
   /// Every (rule id, shadow) pair an alert can carry: a bounded label set for metrics.
   std::vector<std::pair<std::string, bool>> rule_ids() const;

@@ -13,10 +13,11 @@ std::string key(std::string_view list, std::string_view value) {
 
 }  // namespace
 
-bool InForce::covers(events::Timestamp at, std::optional<std::int64_t> version) const {
-  if (until && at >= *until) return false;
-  if (version) return added_version <= *version && (!ended_version || *version < *ended_version);
-  return from <= at && (!ended_at || at < *ended_at);
+bool InForce::covers(events::Timestamp at, const std::optional<ListsAsOf>& as_of) const {
+  if (as_of)
+    return added_version <= as_of->version && (!ended_version || as_of->version < *ended_version) &&
+           (!until || as_of->at < *until);
+  return from <= at && (!until || at < *until) && (!ended_at || at < *ended_at);
 }
 
 void RuntimeLists::add(std::string_view list, std::string_view value, const InForce& when) {
@@ -25,11 +26,11 @@ void RuntimeLists::add(std::string_view list, std::string_view value, const InFo
 }
 
 bool RuntimeLists::contains(std::string_view list, std::string_view value, events::Timestamp at,
-                            std::optional<std::int64_t> version) const {
+                            const std::optional<ListsAsOf>& as_of) const {
   auto it = entries_.find(key(list, value));
   if (it == entries_.end()) return false;
   for (const auto& when : it->second)
-    if (when.covers(at, version)) return true;
+    if (when.covers(at, as_of)) return true;
   return false;
 }
 
@@ -45,9 +46,9 @@ const std::vector<RuntimeLists::Suppression>* RuntimeLists::suppressions_of(cons
 }
 
 bool RuntimeLists::suppressed(const std::vector<Suppression>& suppressions, std::string_view rule, events::Timestamp at,
-                              std::optional<std::int64_t> version) {
+                              const std::optional<ListsAsOf>& as_of) {
   for (const auto& s : suppressions)
-    if (s.rule == rule && s.when.covers(at, version)) return true;
+    if (s.rule == rule && s.when.covers(at, as_of)) return true;
   return false;
 }
 

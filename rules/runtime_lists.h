@@ -1,13 +1,13 @@
 #pragma once
 // What analysts change at runtime (migrations/0014, 0015), as the rules see it: a value on a
 // list, a rule suppressed for an account. Each change bumps one version, and each batch
-// records the version it decided under (transactions.lists_version): an entry counts for a
-// decision made under a version from the one that added it until the one that ended it,
-// and, when it has a natural expiry, for events that occurred before that. So ending an
-// entry reaches every event applied afterwards, however it is stamped, and a backtest
-// replays each decision with exactly what its batch saw. Decisions recorded before versions
-// were (none given) count an entry by event time alone, from when it was made until it
-// expired or ended. Pure data: the batch transaction and the backtest load it
+// records what it decided under (transactions.lists_version and lists_at): an entry counts
+// for a decision made under a version from the one that added it until the one that ended
+// it, and before its natural expiry by the batch's clock. So an entry counts by when an event
+// is decided, not how the producer stamped it: ending one, or its expiry, reaches every event
+// applied afterwards, and a backtest replays each decision with exactly what its batch saw.
+// Decisions recorded before 0015 (none given) count an entry by event time, from when it was
+// made until it expired or ended. Pure data: the batch transaction and the backtest load it
 // (dedup/list_entries.h).
 
 #include <cstdint>
@@ -21,6 +21,13 @@
 
 namespace fraud::rules {
 
+/// What a batch decided under: the lists' version it read, and its transaction's time by the
+/// database's clock, against which natural expiries count.
+struct ListsAsOf {
+  std::int64_t version = 0;
+  events::Timestamp at = 0;
+};
+
 /// When one entry or suppression counts.
 struct InForce {
   events::Timestamp from = 0;                 ///< made (by the database's clock)
@@ -28,17 +35,17 @@ struct InForce {
   std::optional<events::Timestamp> ended_at;  ///< ended early
   std::int64_t added_version = 0;
   std::optional<std::int64_t> ended_version;
-  /// Whether it counts for an event that occurred at `at`, decided under `version`.
-  bool covers(events::Timestamp at, std::optional<std::int64_t> version) const;
+  /// Whether it counts for an event that occurred at `at`, decided as of `as_of`.
+  bool covers(events::Timestamp at, const std::optional<ListsAsOf>& as_of) const;
 };
 
 class RuntimeLists {
  public:
   /// `value` on `list`, as `when` says.
   void add(std::string_view list, std::string_view value, const InForce& when);
-  /// Whether `value` was on `list` for an event that occurred at `at`, decided under `version`.
+  /// Whether `value` was on `list` for an event that occurred at `at`, decided as of `as_of`.
   bool contains(std::string_view list, std::string_view value, events::Timestamp at,
-                std::optional<std::int64_t> version) const;
+                const std::optional<ListsAsOf>& as_of) const;
 
   /// `rule` does not fire for `account`'s events, as `when` says.
   void suppress(std::string_view rule, std::string_view account, const InForce& when);
@@ -51,9 +58,9 @@ class RuntimeLists {
   /// The suppressions ever made for `account` (none: nullptr); one lookup per event, so a
   /// batch pays nothing per rule for the accounts nobody suppressed anything for.
   const std::vector<Suppression>* suppressions_of(const std::string& account) const;
-  /// Whether one of `suppressions` covers `rule` for an event that occurred at `at`, decided under `version`.
+  /// Whether one of `suppressions` covers `rule` for an event that occurred at `at`, decided as of `as_of`.
   static bool suppressed(const std::vector<Suppression>& suppressions, std::string_view rule, events::Timestamp at,
-                         std::optional<std::int64_t> version);
+                         const std::optional<ListsAsOf>& as_of);
 
   /// List entries and suppressions held.
   std::size_t size() const { return entry_count_ + suppression_count_; }

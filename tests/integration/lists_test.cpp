@@ -1,7 +1,7 @@
 // Runtime lists and suppressions (migrations/0014, 0015) end to end: an analyst's entry in
 // the console is in force on a running replica from its next batch, with no rule reload;
-// ending it ends it; and the backtest decides every event with what was in force when it
-// occurred, as the service did.
+// ending it ends it, for late-stamped events too; and the backtest decides every event with
+// what its batch saw, as the service did.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -48,7 +48,7 @@ TEST_CASE("a deny-listed card's next transaction is blocked on a running replica
   CHECK(replica.process.stop(SIGTERM, 30s) == 0);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE action LIKE 'list.%'") == 3);
 
-  // The backtest replays each event with the entries in force when it occurred.
+  // The backtest replays each event with the entries its batch saw.
   auto report = backtest_report(db, rules);
   CAPTURE(report);
   CHECK(report.find("service decisions under the active rules: 5 compared, 5 reproduced") != std::string::npos);

@@ -443,7 +443,7 @@ decision: {review_at: 50, block_at: 100}
   CHECK_FALSE(lists.contains("large", "acc-1", 1500, std::nullopt));  // a suppression is not a list entry
 }
 
-TEST_CASE("an entry counts by the version a decision was made under: ending it reaches late-stamped events") {
+TEST_CASE("an entry counts by what a decision was made under: its end and expiry reach late-stamped events") {
   auto rules = RuleSet::parse(R"(
 version: versions
 base_currency: EUR
@@ -461,26 +461,35 @@ decision: {review_at: 50, block_at: 100}
   entry.added_version = 5;
   entry.ended_version = 8;
   lists.add("deny_accounts", "acc-1", entry);
-  // A suppression added at version 6, expiring naturally at time 9000.
+  // A suppression added at version 6 (at time 2000), expiring by itself at time 9000.
   rules::InForce suppression = by_time(2000, 9000);
   suppression.added_version = 6;
   lists.suppress("large", "acc-1", suppression);
-  auto decide = [&](events::Timestamp at, std::optional<std::int64_t> version, std::int64_t cents = 100) {
+  // An event of acc-1 that occurred at `at`, decided under `version` at `now` (none: before
+  // versions were recorded, by event time).
+  auto decide = [&](events::Timestamp at, std::optional<std::int64_t> version, events::Timestamp now = 5000,
+                    std::int64_t cents = 100) {
     auto event = event_of(cents);
     event.account_id = "acc-1";
     event.occurred_at = at;
-    return rules.evaluate(event, {}, &lists, version).decision;
+    std::optional<rules::ListsAsOf> as_of;
+    if (version) as_of = rules::ListsAsOf{*version, now};
+    return rules.evaluate(event, {}, &lists, as_of).decision;
   };
-  CHECK(decide(500, 5) == Decision::block);   // stamped before the entry, applied after it: denied
+  CHECK(decide(500, 5) == Decision::block);   // stamped before the entry, decided after it: denied
   CHECK(decide(1500, 4) == Decision::allow);  // decided before the entry was added
-  CHECK(decide(2500, 8) == Decision::allow);  // stamped inside its window, applied after it ended
+  CHECK(decide(2500, 8) == Decision::allow);  // stamped inside its window, decided after it ended
   CHECK(decide(2500, 7) == Decision::block);
   CHECK(decide(2500, std::nullopt) == Decision::block);  // no version recorded: by event time
   CHECK(decide(3500, std::nullopt) == Decision::allow);
   CHECK(decide(500, std::nullopt) == Decision::allow);
-  CHECK(decide(100, 4, 20'000) == Decision::review);   // neither the entry nor the suppression yet
-  CHECK(decide(100, 8, 20'000) == Decision::allow);    // suppressed from version 6, whenever stamped
-  CHECK(decide(9000, 8, 20'000) == Decision::review);  // its natural expiry is by event time
+  CHECK(decide(100, 4, 5000, 20'000) == Decision::review);  // neither the entry nor the suppression yet
+  CHECK(decide(100, 8, 5000, 20'000) == Decision::allow);   // suppressed from version 6, however stamped
+  // Expired by itself at 9000: a decision made after that is not suppressed, even for an
+  // event stamped while it was in force (a late backlog).
+  CHECK(decide(8000, 8, 9000, 20'000) == Decision::review);
+  CHECK(decide(8000, 8, 8999, 20'000) == Decision::allow);
+  CHECK(decide(8000, std::nullopt, 0, 20'000) == Decision::allow);  // by event time, before its expiry
 }
 
 TEST_CASE("runtime lists are refused with what is wrong and where") {
