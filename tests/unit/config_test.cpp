@@ -1,5 +1,6 @@
 // Configuration: the file, the environment over it, and one clear message per mistake.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -13,9 +14,11 @@ namespace {
 const Environment kRequired = {{"FRAUD_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"},
                                {"FRAUD_POSTGRES_URL", "postgresql://u@127.0.0.1:5432/db"}};
 
-/// A config file that lives as long as the test case.
+/// A config file that lives as long as the test case. CTest runs each test case as its own
+/// process, several at once, so the name carries the process id as well as a counter.
 struct TempFile {
-  explicit TempFile(const std::string& text) : path("/tmp/fraud-config-test-" + std::to_string(++counter) + ".yaml") {
+  explicit TempFile(const std::string& text)
+      : path("/tmp/fraud-config-test-" + std::to_string(getpid()) + "-" + std::to_string(++counter) + ".yaml") {
     std::ofstream(path) << text;
   }
   ~TempFile() { std::remove(path.c_str()); }
