@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include "dedup/list_entries.h"
 #include "events/time.h"
 #include "tests/integration/support.h"
 
@@ -96,4 +97,42 @@ TEST_CASE("a lead's suppression silences one rule for one account on a running r
   auto report = backtest_report(db, rules);
   CAPTURE(report);
   CHECK(report.find("service decisions under the active rules: 5 compared, 5 reproduced") != std::string::npos);
+}
+
+TEST_CASE("a change committed between a batch's version read and its entries read stays out of its decisions") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto add = [&](const std::string& value) {
+    pqxx::connection console(db.console_url());
+    pqxx::work tx(console);
+    auto id = tx.exec_params1("SELECT fraud_list_add('deny_cards', $1, 'stolen', NULL, 'alice')", value)[0];
+    tx.commit();
+    return id.as<std::int64_t>();
+  };
+  auto kept = add("card-kept");
+
+  // The batch's transaction reads the version; a change commits; then it reads the entries,
+  // in a later statement that sees the change.
+  pqxx::connection batch(db.service_url());
+  pqxx::work tx(batch);
+  auto row = tx.exec1("SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version");
+  rules::ListsAsOf as_of{row[0].as<std::int64_t>(), row[1].as<events::Timestamp>()};
+  add("card-new");
+  {
+    pqxx::connection console(db.console_url());
+    pqxx::work end(console);
+    end.exec_params1("SELECT fraud_list_end($1, 'bob')", kept).size();
+    end.commit();
+  }
+  auto lists = dedup::read_list_entries(tx);
+  CHECK(lists.size() == 2);  // both changes are visible to this statement...
+  // ...and neither counts for a decision under the version the batch read.
+  // (An event stamped an hour on, so that counting by event time would say the opposite.)
+  auto stamped = as_of.at + 3'600'000'000;
+  CHECK_FALSE(lists.contains("deny_cards", "card-new", stamped, as_of));
+  CHECK(lists.contains("deny_cards", "card-kept", stamped, as_of));
+  // The next batch, under the version after both, sees them.
+  rules::ListsAsOf next{as_of.version + 2, as_of.at};
+  CHECK(lists.contains("deny_cards", "card-new", stamped, next));
+  CHECK_FALSE(lists.contains("deny_cards", "card-kept", stamped, next));
 }
