@@ -169,7 +169,7 @@ int backtest(const std::vector<std::string>& args) {
   }
   rules::Backtest replay(candidate_rules, active_rules);
   dedup::StoredHistory visit;
-  // Lists and suppressions: any rule may have been suppressed for an account.
+  // Read whatever the rules: any rule may have been suppressed for an account.
   visit.lists = [&](rules::RuntimeLists lists) { replay.use_lists(std::move(lists)); };
   visit.pair_kinds = replay.first_seen_kinds();
   visit.pair_recorded = [&](const dedup::RecordedPair& p) {

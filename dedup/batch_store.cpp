@@ -237,7 +237,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
     CaseColumns cases;
     const auto& rules = features.rules();
     // One statement per batch (the version), and a reload when lists or suppressions changed.
-    const auto* lists = &state_->lists.refresh(tx);
+    const auto& lists = state_->lists.refresh(tx);
     std::vector<rules::Verdict> verdicts;
     verdicts.reserve(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) {
@@ -245,7 +245,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
       auto& result = results[applied[i].batch];
       auto started = std::chrono::steady_clock::now();
       auto values = features.observe(event, &pair_flags[i]);
-      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, lists, state_->lists.as_of()));
+      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, &lists, state_->lists.as_of()));
       result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       for (const auto& hit : verdict.hits) {
         alerts.add(event, hit, verdict);
