@@ -84,28 +84,19 @@ class Parser {
 
   void require(const NodePtr& node, Type type, const std::string& role) const { require_type(*node, type, role); }
 
-  NodePtr parse_or() {
-    Depth d(*this);
-    auto start = peek().offset;
-    auto left = parse_and();
-    while (accept_name("or")) {
-      auto right = parse_and();
-      require(left, Type::boolean, "each side of 'or'");
-      require(right, Type::boolean, "each side of 'or'");
-      left = std::make_unique<Logical>(false, std::move(left), std::move(right), source_from(start), start);
-    }
-    return left;
-  }
+  NodePtr parse_or() { return parse_logical("or", &Parser::parse_and); }
+  NodePtr parse_and() { return parse_logical("and", &Parser::parse_not); }
 
-  NodePtr parse_and() {
+  // A left-associative chain of 'or' (or of 'and') over the next tighter level.
+  NodePtr parse_logical(const std::string& op, NodePtr (Parser::*operand)()) {
     Depth d(*this);
     auto start = peek().offset;
-    auto left = parse_not();
-    while (accept_name("and")) {
-      auto right = parse_not();
-      require(left, Type::boolean, "each side of 'and'");
-      require(right, Type::boolean, "each side of 'and'");
-      left = std::make_unique<Logical>(true, std::move(left), std::move(right), source_from(start), start);
+    auto left = (this->*operand)();
+    while (accept_name(op)) {
+      auto right = (this->*operand)();
+      require(left, Type::boolean, "each side of '" + op + "'");
+      require(right, Type::boolean, "each side of '" + op + "'");
+      left = std::make_unique<Logical>(op == "and", std::move(left), std::move(right), source_from(start), start);
     }
     return left;
   }

@@ -13,6 +13,11 @@ using namespace fraud::events;
 
 namespace {
 
+// A record (or header) the decoder must refuse, and the words its reason must contain.
+struct BadRecord {
+  std::string value, reason;
+};
+
 struct Example {
   std::string name;
   Record record;
@@ -126,10 +131,7 @@ TEST_CASE("a plain event without event_id takes it from the event_id header") {
 
 TEST_CASE("bad records are rejected with a reason that names the field") {
   const std::string good = plain_json();
-  struct Case {
-    std::string value, reason;
-  };
-  std::vector<Case> cases = {
+  std::vector<BadRecord> cases = {
       {"not json at all", "not valid JSON"},
       {"", "value: empty"},
       {"[1,2,3]", "expected a JSON object"},
@@ -226,10 +228,7 @@ TEST_CASE("CloudEvents binary headers are read as raw text, whatever they start 
 }
 
 TEST_CASE("a header that starts like JSON but is not the JSON Kafka Connect writes is rejected, naming it") {
-  struct Case {
-    std::string value, reason;
-  };
-  std::vector<Case> cases = {
+  std::vector<BadRecord> cases = {
       {"\"unterminated", "header 'id': starts like JSON but is not valid JSON"},
       {"{\"payload\":\"x\"}", "header 'id': a JSON object that is not Kafka Connect's"},
       {"{\"schema\":{},\"payload\":42}", "header 'id': expected a string, got a number"},
