@@ -14,6 +14,8 @@
 using namespace fraud::testing;
 using namespace std::chrono_literals;
 
+// Starts as lists_test.cpp's tests do (a replica on the list rules, its database); the browser
+// is what differs.
 TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browser, and both take effect") {
   auto rules = FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml";
   RunningReplica replica(rules);

@@ -48,6 +48,7 @@ TEST_CASE("each flagged event joins its account's one open case once, and only f
   CHECK(miscased_accounts(db) == 0);
 }
 
+// Its history is spelled out like the test above's: the events are the test's data.
 TEST_CASE("closing a case as fraud labels its transactions for the backtest and is audited") {
   AppliedHistory history;
   auto& db = history.db;

@@ -104,6 +104,8 @@ TEST_CASE("a poison record is rejected with its reason and its partition moves o
   CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'DeadLetter'") == 10);
 }
 
+// Each test here opens with the same four lines (services, database, topic, group) and ends
+// with offsets at the end and counted rows; what differs is the middle, so each reads alone.
 TEST_CASE("a replica that restarts resumes from the database offset and applies nothing twice") {
   auto services = Services::from_environment();
   TestDatabase db(services);

@@ -55,6 +55,8 @@ TEST_CASE("a deny-listed card's next transaction is blocked on a running replica
   CHECK(report.find("service decisions under the active rules: 5 compared, 5 reproduced") != std::string::npos);
 }
 
+// Told in the deny-list test's steps (decide, change in the console, decide, end, replay), so
+// the two read alike; `duplicates` pairs them, and they stay two stories.
 TEST_CASE("a lead's suppression silences one rule for one account on a running replica until it is ended") {
   // A rules file with no runtime lists: every replica reads the suppressions, whatever its rules.
   auto rules = FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml";

@@ -90,6 +90,8 @@ std::pair<std::set<std::string>, std::int64_t> insert_rows_one_oversized(TestDat
 
 }  // namespace
 
+// Opens as every single-topic test does (services, database, topic); database_faults_test.cpp's
+// first test is paired with it by `duplicates` for that.
 TEST_CASE("the relay marks a row published only when the broker acknowledged that row") {
   auto services = Services::from_environment();
   TestDatabase db(services);

@@ -443,6 +443,7 @@ decision: {review_at: 50, block_at: 100}
   CHECK_FALSE(lists.contains("large", "acc-1", 1500, std::nullopt));  // a suppression is not a list entry
 }
 
+// Its rule file is spelled out like the runtime-list test's above: each test reads whole.
 TEST_CASE("an entry counts by what a decision was made under: its end and expiry reach late-stamped events") {
   auto rules = RuleSet::parse(R"(
 version: versions

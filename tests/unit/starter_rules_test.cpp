@@ -163,6 +163,7 @@ TEST_CASE("round_atm_night") {
   CHECK_FALSE(fires("round_atm_night", {}, atm("2026-11-27T01:30:00Z", "450.00")));
 }
 
+// One test per rule, each a firing event and a near miss; the country and MCC rules read alike.
 TEST_CASE("high_risk_country") {
   auto e = tx("2026-11-27T09:00:00Z");
   e.location.country = "KP";
