@@ -1,7 +1,7 @@
 # Shell functions bench/run and bench/compare share; sourced from the repository's root.
-# consumer and bench_load name the binaries (bench/compare points them at other builds).
-consumer=${consumer:-build/consumer/fraud-consumer}
-bench_load=${bench_load:-build/bench/bench-load}
+# consumer and bench_load name the binaries; bench/compare points them at other builds.
+consumer=build/consumer/fraud-consumer
+bench_load=build/bench/bench-load
 
 sql() { psql "$FRAUD_POSTGRES_URL" -XAtq -c "$1"; }
 
@@ -43,4 +43,3 @@ consume() {
               FROM processed_events WHERE topic = '$topic'")
   cpu_us=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$applied" 'BEGIN {printf "%.1f", t / hz / n * 1e6}')
 }
-
