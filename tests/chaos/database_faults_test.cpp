@@ -30,8 +30,8 @@ bool log_mentions(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-// Ends as every end-to-end test does (offsets at the end, stopped, rows counted); the counts
-// are this test's own, so the shape is not folded into a helper.
+// Ends as exactly_once_test.cpp's poison-record test does (offsets at the end, stopped, rows
+// counted); the counts are this test's own, so the shape is not folded into a helper.
 TEST_CASE("a grant lost mid-run pauses the partition and rejects nothing, and every event is applied once") {
   auto services = Services::from_environment();
   TestDatabase db(services);

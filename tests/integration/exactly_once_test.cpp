@@ -104,8 +104,9 @@ TEST_CASE("a poison record is rejected with its reason and its partition moves o
   CHECK(db.count("SELECT count(*) FROM outbox WHERE event_type = 'DeadLetter'") == 10);
 }
 
-// Each test here opens with the same four lines (services, database, topic, group) and ends
-// with offsets at the end and counted rows; what differs is the middle, so each reads alone.
+// Opens as the two-replica test above does (services, database, topic, group), and the
+// poison-record test ends as database_faults_test.cpp's lost-grant test does (offsets at the
+// end, rows counted); what differs is the middle, so each reads alone.
 TEST_CASE("a replica that restarts resumes from the database offset and applies nothing twice") {
   auto services = Services::from_environment();
   TestDatabase db(services);
