@@ -28,7 +28,8 @@ FROM (
 
 // A case, its 200 latest events with every rule that fired on them (the explanation is what
 // each rule saw), its comments and what analysts did to it (the audit), and the account's 20
-// latest transactions with the decisions the service made.
+// latest transactions with the decisions the service made (and the rules a suppression
+// silenced, which a decision alone does not show).
 constexpr const char* kCase = R"sql(
 SELECT json_build_object(
   'case', to_jsonb(c),
@@ -49,7 +50,7 @@ SELECT json_build_object(
     FROM (SELECT * FROM fraud_case_events WHERE case_id = c.case_id ORDER BY occurred_at DESC LIMIT 200) e),
   'recent_transactions', (SELECT coalesce(json_agg(r ORDER BY r.occurred_at DESC), '[]') FROM (
       SELECT t.transaction_id, t.occurred_at, t.amount_minor, t.currency, t.merchant_id, t.device_id,
-             t.decision, t.score
+             t.decision, t.score, t.suppressed_rules
       FROM transactions t WHERE t.account_id = c.account_id ORDER BY t.occurred_at DESC LIMIT 20) r)
 )::text
 FROM fraud_cases c WHERE c.case_id = $1)sql";

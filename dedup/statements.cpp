@@ -3,6 +3,7 @@
 #include "dedup/cases.h"
 #include "dedup/connect.h"
 #include "dedup/dedup_gate.h"
+#include "events/json_text.h"
 #include "events/time.h"
 #include "ops/mechanism_switch.h"
 
@@ -132,14 +133,14 @@ INSERT INTO transactions (event_source, event_id, occurred_at, account_id, custo
                           card_fingerprint, device_id, device_ip, merchant_id,
                           counterparty_account, amount_minor, currency, transaction_id, body,
                           decision, score, shadow_decision, rule_set_version, applied_seq, lists_version,
-                          lists_at)
+                          lists_at, suppressed_rules)
 SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b,
        dec, sc, sdec, $18, $19::bigint + n - 1, $20::bigint,
-       timestamptz 'epoch' + $21::bigint * interval '1 microsecond'
+       timestamptz 'epoch' + $21::bigint * interval '1 microsecond', sup::jsonb
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[],
-            $15::text[], $16::int[], $17::text[]) WITH ORDINALITY
-  AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b, dec, sc, sdec, n)
+            $15::text[], $16::int[], $17::text[], $22::text[]) WITH ORDINALITY
+  AS u(s, i, t, a, c, cf, d, ip, m, cp, am, cur, tx, b, dec, sc, sdec, sup, n)
 ON CONFLICT DO NOTHING)sql";
 
 // Bumps the batch's keys' versions in key order (migrations/0009): the row locks order the
@@ -225,13 +226,24 @@ void add_optional(ArrayLiteral& column, std::string_view value) {
   else column.add(value);
 }
 
+/// The rules a suppression silenced for an event, as a JSON array; empty when none was.
+std::string suppressed_json(const rules::Verdict& verdict) {
+  if (verdict.suppressed.empty()) return {};
+  std::string json = "[";
+  for (const auto& rule : verdict.suppressed) {
+    if (json.size() > 1) json += ',';
+    events::append_json_string(json, rule);
+  }
+  return json + "]";
+}
+
 }  // namespace
 
 /// The batch's new events and the verdict each got, into the history.
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
                     const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version,
                     std::int64_t applied_batch, const rules::ListsAsOf& lists) {
-  ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision;
+  ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision, suppressed;
   for (std::size_t k = 0; k < applied.size(); ++k) {
     const auto* e = applied[k];
     s.add(e->source), i.add(e->event_id), t.add(e->occurred_at), a.add(e->account_id);
@@ -241,10 +253,11 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
         body.add(events::to_json(*e));
     decision.add(rules::to_string(verdicts[k].decision)), score.add(std::int64_t{verdicts[k].score});
     shadow_decision.add(rules::to_string(verdicts[k].shadow_decision));
+    add_optional(suppressed, suppressed_json(verdicts[k]));
   }
   tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
                    cp.str(), am.str(), cur.str(), txn.str(), body.str(), decision.str(), score.str(),
-                   shadow_decision.str(), rule_set_version, applied_batch, lists.version, lists.at);
+                   shadow_decision.str(), rule_set_version, applied_batch, lists.version, lists.at, suppressed.str());
 }
 
 }  // namespace fraud::dedup

@@ -84,7 +84,7 @@ std::unordered_set<std::string> insert_new(pqxx::work& tx, std::span<const Parti
 void insert_rejected(pqxx::work& tx, const PartitionBatch& batch, const DecodedRecord& r, const OutboxTopics& topics);
 
 /// The batch's new events and the verdict each got, into the history, with the rules' and
-/// the lists' versions they were decided under.
+/// the lists' versions they were decided under and the rules a suppression silenced.
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
                     const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version,
                     std::int64_t applied_batch, const rules::ListsAsOf& lists);

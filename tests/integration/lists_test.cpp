@@ -78,6 +78,15 @@ TEST_CASE("a lead's suppression silences one rule for one account on a running r
   CHECK(replica.decided(2, "allow"));
   CHECK(replica.decided(3, "review"));  // only that account
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE event_id = 'evt-2'") == 0);
+  // The history says which rule the suppression silenced, and the case's page shows it.
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-2' "
+                 "AND suppressed_rules = '[\"large_amount\"]'") == 1);
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE suppressed_rules IS NOT NULL") == 1);
+  std::string page;
+  auto case_id = std::to_string(db.count("SELECT case_id FROM fraud_cases WHERE account_id = 'acc-pay'"));
+  CHECK(console.status("GET", "/api/cases/" + case_id, "alice", "", &page) == 200);
+  CAPTURE(page);
+  CHECK(page.find("\"suppressed_rules\":[\"large_amount\"]") != std::string::npos);
   std::string lists;
   CHECK(console.status("GET", "/api/lists", "alice", "", &lists) == 200);
   CHECK(lists.find("\"reason\":\"monthly payroll\"") != std::string::npos);
