@@ -44,6 +44,15 @@ void append_header_text(std::string& out, std::string_view bytes) {
 
 }  // namespace
 
+std::string json_string_array(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (const auto& value : values) {
+    if (out.size() > 1) out += ',';
+    events::append_json_string(out, value);
+  }
+  return out + "]";
+}
+
 std::string headers_json(const std::vector<std::pair<std::string, std::optional<std::string>>>& headers) {
   std::string out = "[";
   for (const auto& [name, value] : headers) {

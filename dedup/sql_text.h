@@ -29,6 +29,10 @@ class ArrayLiteral {
   std::string text_;
 };
 
+/// Strings as a JSON array, e.g. ["a","b\"c"]: for a jsonb column that holds a list. The
+/// strings must be valid UTF-8 (the rule ids of suppressions read from the database are).
+std::string json_string_array(const std::vector<std::string>& values);
+
 /// Kafka headers as JSON: [[name, value], …]; a value that is not text is {"hex": "…"}.
 std::string headers_json(const std::vector<std::pair<std::string, std::optional<std::string>>>& headers);
 

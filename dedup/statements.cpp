@@ -3,7 +3,6 @@
 #include "dedup/cases.h"
 #include "dedup/connect.h"
 #include "dedup/dedup_gate.h"
-#include "events/json_text.h"
 #include "events/time.h"
 #include "ops/mechanism_switch.h"
 
@@ -226,17 +225,6 @@ void add_optional(ArrayLiteral& column, std::string_view value) {
   else column.add(value);
 }
 
-/// The rules a suppression silenced for an event, as a JSON array; empty when none was.
-std::string suppressed_json(const rules::Verdict& verdict) {
-  if (verdict.suppressed.empty()) return {};
-  std::string json = "[";
-  for (const auto& rule : verdict.suppressed) {
-    if (json.size() > 1) json += ',';
-    events::append_json_string(json, rule);
-  }
-  return json + "]";
-}
-
 }  // namespace
 
 /// The batch's new events and the verdict each got, into the history.
@@ -253,7 +241,9 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
         body.add(events::to_json(*e));
     decision.add(rules::to_string(verdicts[k].decision)), score.add(std::int64_t{verdicts[k].score});
     shadow_decision.add(rules::to_string(verdicts[k].shadow_decision));
-    add_optional(suppressed, suppressed_json(verdicts[k]));
+    // The rules a suppression silenced, live or shadow; NULL when none was.
+    if (verdicts[k].suppressed.empty()) suppressed.add_null();
+    else suppressed.add(json_string_array(verdicts[k].suppressed));
   }
   tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
                    cp.str(), am.str(), cur.str(), txn.str(), body.str(), decision.str(), score.str(),

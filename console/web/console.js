@@ -211,7 +211,7 @@ async function openCase(id) {
     cell(row, t.merchant_id);
     cell(row, t.device_id);
     cell(row, t.decision, "decision-" + t.decision);
-    // Rules that matched but a suppression silenced: why a payment like this one was let through.
+    // Rules (live or shadow) that matched but a suppression silenced: what a decision hides.
     cell(row, (t.suppressed_rules || []).join(", "));
   }
 }
