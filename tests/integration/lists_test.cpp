@@ -113,12 +113,17 @@ TEST_CASE("a lead's suppression silences one rule for one account on a running r
 TEST_CASE("a change committed between a batch's version read and its entries read stays out of its decisions") {
   auto services = Services::from_environment();
   TestDatabase db(services);
-  auto add = [&](const std::string& value) {
+  // A list change as the console makes it: one call of a migration's function, committed.
+  auto console_call = [&](const std::string& sql, const auto& argument) {
     pqxx::connection console(db.console_url());
     pqxx::work tx(console);
-    auto id = tx.exec_params1("SELECT fraud_list_add('deny_cards', $1, 'stolen', NULL, 'alice')", value)[0];
+    auto row = tx.exec_params1(sql, argument);
     tx.commit();
-    return id.as<std::int64_t>();
+    return row;
+  };
+  auto add = [&](const std::string& value) {
+    return console_call("SELECT fraud_list_add('deny_cards', $1, 'stolen', NULL, 'alice')", value)[0]
+        .as<std::int64_t>();
   };
   auto kept = add("card-kept");
 
@@ -129,12 +134,7 @@ TEST_CASE("a change committed between a batch's version read and its entries rea
   auto row = tx.exec1("SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version");
   rules::ListsAsOf as_of{row[0].as<std::int64_t>(), row[1].as<events::Timestamp>()};
   add("card-new");
-  {
-    pqxx::connection console(db.console_url());
-    pqxx::work end(console);
-    end.exec_params1("SELECT fraud_list_end($1, 'bob')", kept).size();
-    end.commit();
-  }
+  console_call("SELECT fraud_list_end($1, 'bob')", kept);
   auto lists = dedup::read_list_entries(tx);
   CHECK(lists.size() == 2);  // both changes are visible to this statement...
   // ...and neither counts for a decision under the version the batch read.
