@@ -5,6 +5,12 @@ bench_load=build/bench/bench-load
 
 sql() { psql "$FRAUD_POSTGRES_URL" -XAtq -c "$1"; }
 
+# Creates database $1 as docs/OPERATIONS.md recommends ("The database"), whatever the
+# cluster's default: text in the C collation (or $2), characters in UTF-8.
+create_database() {
+  psql "$admin_url" -XAtqc "CREATE DATABASE $1 TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE '${2:-C}' LC_CTYPE 'C.UTF-8'"
+}
+
 # Migrates the empty database FRAUD_POSTGRES_URL names. Day partitions for the filler of
 # bench/run's step 5 (from 2026-10-12) and the events (from 2026-11-01), as a deployment
 # running `dedup prune` daily has them.
@@ -17,7 +23,21 @@ prepare_database() {
 # Loads $2 events into topic $1 (10% redelivered); prints how many records it wrote.
 load() { "$bench_load" --topic "$1" --events "$2" ${3:+--rate "$3"} ${4:+--duplicates "$4"} ${5:+--seed "$5"}; }
 
-# Runs one replica on topic $1 until it committed $2 records; sets rate, rss_mb, cpu_us.
+# CPU ticks (utime + stime) of every PostgreSQL process, the exited ones included: the
+# postmaster reaps its backends, and their time then counts in its cutime and cstime.
+postgres_ticks() {
+  local postmaster; postmaster=$(pgrep -o -x postgres)
+  { awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat"
+    for pid in $(pgrep -P "$postmaster"); do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true; done
+  } | awk '{s += $1} END {print s + 0}'
+}
+
+# CPU ticks of the Kafka broker (scripts/services runs one).
+broker_ticks() { awk '{print $14 + $15}' "/proc/$(pgrep -o -f 'kafka\.Kafka')/stat"; }
+
+# Runs one replica on topic $1 until it committed $2 records; sets rate, rss_mb, cpu_us (the
+# replica's CPU per applied event), and pg_cpu_us and broker_cpu_us: PostgreSQL's (all its
+# processes, the harness's own queries included) and the broker's over the same span.
 consume() {
   local topic=$1 records=$2; shift 2
   local log="$logs/consumer-$topic.log" pids=() i
@@ -26,7 +46,8 @@ consume() {
       "$consumer" run 2>>"$log" &
     pids+=($!)
   done
-  local pid=${pids[0]} deadline=$((SECONDS + 600))
+  local pid=${pids[0]} deadline=$((SECONDS + 600)) pg_before broker_before
+  pg_before=$(postgres_ticks) broker_before=$(broker_ticks)
   # Polled once a second: a psql every 0.2 s took a tenth of the machine (perf). The rate is
   # measured from commit times in the database, not from this loop.
   until [ "$(sql "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = '$topic'")" -ge "$records" ]; do
@@ -34,12 +55,14 @@ consume() {
     sleep 1
   done
   rss_mb=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
-  local ticks; ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  local ticks pg_ticks broker; ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  pg_ticks=$(($(postgres_ticks) - pg_before)) broker=$(($(broker_ticks) - broker_before))
   metrics_port=$(grep -o '"metrics_port":"[0-9]*"' "$log" | tail -1 | grep -o '[0-9]*' || true)
   [ -z "${keep_consumer:-}" ] || return 0
   kill -TERM "${pids[@]}"; wait "${pids[@]}"
   local applied; applied=$(sql "SELECT count(*) FROM processed_events WHERE topic = '$topic'")
   rate=$(sql "SELECT round(count(*) / greatest(extract(epoch FROM max(processed_at) - min(processed_at)), 0.001))
               FROM processed_events WHERE topic = '$topic'")
-  cpu_us=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$applied" 'BEGIN {printf "%.1f", t / hz / n * 1e6}')
+  per_event() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$applied" 'BEGIN {printf "%.1f", t / hz / n * 1e6}'; }
+  cpu_us=$(per_event "$ticks") pg_cpu_us=$(per_event "$pg_ticks") broker_cpu_us=$(per_event "$broker")
 }
