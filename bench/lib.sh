@@ -23,21 +23,23 @@ prepare_database() {
 # Loads $2 events into topic $1 (10% redelivered); prints how many records it wrote.
 load() { "$bench_load" --topic "$1" --events "$2" ${3:+--rate "$3"} ${4:+--duplicates "$4"} ${5:+--seed "$5"}; }
 
-# CPU ticks (utime + stime) of every PostgreSQL process, the exited ones included: the
-# postmaster reaps its backends, and their time then counts in its cutime and cstime.
+# CPU ticks (utime + stime) of every process of the PostgreSQL that scripts/services runs,
+# the exited ones included: the postmaster reaps its backends, and their time then counts in
+# its cutime and cstime. Children first, so that one exiting meanwhile is counted, if twice.
 postgres_ticks() {
-  local postmaster; postmaster=$(pgrep -o -x postgres)
-  { awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat"
-    for pid in $(pgrep -P "$postmaster"); do awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true; done
-  } | awk '{s += $1} END {print s + 0}'
+  local postmaster children
+  postmaster=$(head -1 .local/pg/data/postmaster.pid) || return 1
+  children=$(awk -v p="$postmaster" '$4 == p {s += $14 + $15} END {print s + 0}' /proc/[0-9]*/stat 2>/dev/null)
+  awk -v c="$children" '{print c + $14 + $15 + $16 + $17}' "/proc/$postmaster/stat"
 }
 
-# CPU ticks of the Kafka broker (scripts/services runs one).
-broker_ticks() { awk '{print $14 + $15}' "/proc/$(pgrep -o -f 'kafka\.Kafka')/stat"; }
+# CPU ticks of the Kafka broker that scripts/services runs.
+broker_ticks() { awk '{print $14 + $15}' "/proc/$(cat .local/kafka/kafka.pid)/stat"; }
 
 # Runs one replica on topic $1 until it committed $2 records; sets rate, rss_mb, cpu_us (the
 # replica's CPU per applied event), and pg_cpu_us and broker_cpu_us: PostgreSQL's (all its
-# processes, the harness's own queries included) and the broker's over the same span.
+# processes: background ones and the harness's own queries included) and the broker's (its
+# serving of the consumer; the records were loaded before) over the same span.
 consume() {
   local topic=$1 records=$2; shift 2
   local log="$logs/consumer-$topic.log" pids=() i
@@ -47,7 +49,9 @@ consume() {
     pids+=($!)
   done
   local pid=${pids[0]} deadline=$((SECONDS + 600)) pg_before broker_before
-  pg_before=$(postgres_ticks) broker_before=$(broker_ticks)
+  # Assignments of their own, so that set -e stops here if a server is not found.
+  pg_before=$(postgres_ticks)
+  broker_before=$(broker_ticks)
   # Polled once a second: a psql every 0.2 s took a tenth of the machine (perf). The rate is
   # measured from commit times in the database, not from this loop.
   until [ "$(sql "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = '$topic'")" -ge "$records" ]; do
@@ -56,7 +60,9 @@ consume() {
   done
   rss_mb=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
   local ticks pg_ticks broker; ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  pg_ticks=$(($(postgres_ticks) - pg_before)) broker=$(($(broker_ticks) - broker_before))
+  pg_ticks=$(postgres_ticks)
+  broker=$(broker_ticks)
+  pg_ticks=$((pg_ticks - pg_before)) broker=$((broker - broker_before))
   metrics_port=$(grep -o '"metrics_port":"[0-9]*"' "$log" | tail -1 | grep -o '[0-9]*' || true)
   [ -z "${keep_consumer:-}" ] || return 0
   kill -TERM "${pids[@]}"; wait "${pids[@]}"
