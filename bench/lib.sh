@@ -23,6 +23,10 @@ prepare_database() {
 # Loads $2 events into topic $1 (10% redelivered); prints how many records it wrote.
 load() { "$bench_load" --topic "$1" --events "$2" ${3:+--rate "$3"} ${4:+--duplicates "$4"} ${5:+--seed "$5"}; }
 
+# $1 CPU ticks per applied event ($applied), in µs.
+per_event() { awk -v t="$1" -v hz="$clock_ticks" -v n="$applied" 'BEGIN {printf "%.1f", t / hz / n * 1e6}'; }
+clock_ticks=$(getconf CLK_TCK)
+
 # CPU ticks (utime + stime) of every process of the PostgreSQL that scripts/services runs,
 # the exited ones included: the postmaster reaps its backends, and their time then counts in
 # its cutime and cstime. Children first, so that one exiting meanwhile is counted, if twice.
@@ -69,6 +73,5 @@ consume() {
   local applied; applied=$(sql "SELECT count(*) FROM processed_events WHERE topic = '$topic'")
   rate=$(sql "SELECT round(count(*) / greatest(extract(epoch FROM max(processed_at) - min(processed_at)), 0.001))
               FROM processed_events WHERE topic = '$topic'")
-  per_event() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$applied" 'BEGIN {printf "%.1f", t / hz / n * 1e6}'; }
   cpu_us=$(per_event "$ticks") pg_cpu_us=$(per_event "$pg_ticks") broker_cpu_us=$(per_event "$broker")
 }
