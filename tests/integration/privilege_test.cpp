@@ -110,3 +110,23 @@ TEST_CASE("secrets stay out of the logs when the database cannot be reached or r
     std::remove(log.c_str());
   }
 }
+
+TEST_CASE("the service's role cannot forge an analyst's close: it inserts only an open case's own columns") {
+  TestDatabase db(Services::from_environment());
+  for (const char* sql :
+       {"INSERT INTO fraud_cases (account_id, state, decision, event_count, last_event_at, disposition, closed_by, "
+        "closed_at) VALUES ('acc-1', 'closed', 'block', 1, now(), 'legitimate', 'alice', now())",
+        "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at, state, assignee) "
+        "VALUES ('acc-1', 'block', 1, now(), 'assigned', 'alice')",
+        "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at, opened_at) "
+        "VALUES ('acc-1', 'block', 1, now(), now() - interval '9 days')",
+        "UPDATE fraud_cases SET state = 'closed'"}) {
+    CAPTURE(std::string(sql));
+    CHECK(outcome_as_service(db, sql) == "denied");
+  }
+  CHECK(db.count("SELECT count(*) FROM fraud_cases") == 0);
+  // What the batch inserts (dedup/cases.cpp), it may: an open case.
+  CHECK(outcome_as_service(db, "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) "
+                               "VALUES ('acc-1', 'block', 1, now())") == "ok");
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'open' AND disposition IS NULL") == 1);
+}
