@@ -1,0 +1,60 @@
+-- The audit, the labels and the comments are the bank's record of what its analysts did and
+-- decided. 0013 and 0015 kept them append-only by granting no role UPDATE or DELETE, but the
+-- tables' owner (who runs migrations and `dedup prune`) and any superuser could still
+-- rewrite them unseen. Now a trigger refuses UPDATE, DELETE and TRUNCATE on each, whoever
+-- runs them:
+--
+-- * ENABLE ALWAYS: a session with session_replication_role = replica (what logical
+--   replication's apply uses, and what a superuser could set) fires them too.
+-- * Break glass: a correction the bank authorised (an erasure order, a mislabelled batch) is
+--   made by the owner in a transaction that first runs
+--     SET LOCAL fraud.break_glass = 'INC-4711: why, and who authorised it';
+--   each row it updates or deletes then leaves an audit row (action break_glass.update or
+--   break_glass.delete, the table as its object, the row before and after, the session's
+--   login as actor, the reason). TRUNCATE has no row to record and is refused even then.
+-- * What the trigger cannot stop: the owner or a superuser disabling or dropping it. That
+--   is DDL, which the server logs with log_statement = 'ddl' (docs/OPERATIONS.md).
+--
+-- Locks: CREATE TRIGGER takes each table's SHARE ROW EXCLUSIVE lock for a moment; the
+-- batches do not write these tables.
+ALTER TABLE audit_log ADD COLUMN reason text;  -- why a break-glass change was made
+
+CREATE FUNCTION fraud_refuse_rewrite()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+  authorised text := nullif(current_setting('fraud.break_glass', true), '');
+BEGIN
+  IF authorised IS NULL OR TG_OP = 'TRUNCATE' THEN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+      USING ERRCODE = '42501',
+            HINT = 'An authorised correction sets fraud.break_glass first (docs/CASES.md, "Break glass").';
+  END IF;
+  INSERT INTO audit_log (actor, action, object, before, after, reason)
+  VALUES (session_user, 'break_glass.' || lower(TG_OP), TG_TABLE_NAME, to_jsonb(OLD),
+          CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(NEW) END, authorised);
+  RETURN CASE WHEN TG_OP = 'UPDATE' THEN NEW ELSE OLD END;
+END $$;
+REVOKE EXECUTE ON FUNCTION fraud_refuse_rewrite() FROM PUBLIC;
+
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER fraud_labels_append_only BEFORE UPDATE OR DELETE ON fraud_labels
+  FOR EACH ROW EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER fraud_labels_no_truncate BEFORE TRUNCATE ON fraud_labels
+  FOR EACH STATEMENT EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER fraud_case_comments_append_only BEFORE UPDATE OR DELETE ON fraud_case_comments
+  FOR EACH ROW EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER fraud_case_comments_no_truncate BEFORE TRUNCATE ON fraud_case_comments
+  FOR EACH STATEMENT EXECUTE FUNCTION fraud_refuse_rewrite();
+
+ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+ALTER TABLE fraud_labels ENABLE ALWAYS TRIGGER fraud_labels_append_only;
+ALTER TABLE fraud_labels ENABLE ALWAYS TRIGGER fraud_labels_no_truncate;
+ALTER TABLE fraud_case_comments ENABLE ALWAYS TRIGGER fraud_case_comments_append_only;
+ALTER TABLE fraud_case_comments ENABLE ALWAYS TRIGGER fraud_case_comments_no_truncate;
