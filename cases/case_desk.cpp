@@ -93,8 +93,10 @@ const char* to_string(Disposition disposition) {
   return "unsure";
 }
 
+const char* to_string(Role role) { return role == Role::lead ? "lead" : "analyst"; }
+
 std::string CaseDesk::queue(const QueueFilter& filter) {
-  return detail::in_transaction(url_, [&](pqxx::work& tx) {
+  return detail::in_transaction(logins_.analyst_url, [&](pqxx::work& tx) {
     return std::string(
         tx.exec_params1(kQueue, filter.state, filter.decision, filter.rule, filter.limit, filter.min_age_hours)[0]
             .c_str());
@@ -102,33 +104,41 @@ std::string CaseDesk::queue(const QueueFilter& filter) {
 }
 
 std::string CaseDesk::rule_performance(int days) {
-  return detail::in_transaction(
-      url_, [&](pqxx::work& tx) { return std::string(tx.exec_params1(kRulePerformance, days)[0].c_str()); });
+  return detail::in_transaction(logins_.analyst_url, [&](pqxx::work& tx) {
+    return std::string(tx.exec_params1(kRulePerformance, days)[0].c_str());
+  });
 }
 
 std::optional<std::string> CaseDesk::find(std::int64_t case_id) {
-  return detail::in_transaction(url_, [&](pqxx::work& tx) -> std::optional<std::string> {
+  return detail::in_transaction(logins_.analyst_url, [&](pqxx::work& tx) -> std::optional<std::string> {
     auto rows = tx.exec_params(kCase, case_id);
     if (rows.empty()) return std::nullopt;
     return std::string(rows[0][0].c_str());
   });
 }
 
-void CaseDesk::assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) {
-  detail::in_transaction(url_, [&](pqxx::work& tx) {
-    return tx.exec_params1("SELECT fraud_case_assign($1, $2, $3)", case_id, assignee, analyst).size();
+void CaseDesk::assign(std::int64_t case_id, const std::string& assignee, const Change& change) {
+  detail::in_transaction(logins_.url_for(change.by.role), [&](pqxx::work& tx) {
+    return tx
+        .exec_params1("SELECT fraud_case_assign($1, $2, $3, $4)", case_id, assignee, change.by.name,
+                      change.idempotency_key)
+        .size();
   });
 }
 
-std::int64_t CaseDesk::comment(std::int64_t case_id, const std::string& body, const std::string& analyst) {
-  return detail::in_transaction(url_, [&](pqxx::work& tx) {
-    return tx.exec_params1("SELECT fraud_case_comment($1, $2, $3)", case_id, body, analyst)[0].as<std::int64_t>();
+std::int64_t CaseDesk::comment(std::int64_t case_id, const std::string& body, const Change& change) {
+  return detail::in_transaction(logins_.url_for(change.by.role), [&](pqxx::work& tx) {
+    return tx
+        .exec_params1("SELECT fraud_case_comment($1, $2, $3, $4)", case_id, body, change.by.name,
+                      change.idempotency_key)[0]
+        .as<std::int64_t>();
   });
 }
 
-ClosedCase CaseDesk::close(std::int64_t case_id, Disposition disposition, const std::string& analyst) {
-  return detail::in_transaction(url_, [&](pqxx::work& tx) {
-    auto labelled = tx.exec_params1("SELECT fraud_case_close($1, $2, $3)", case_id, to_string(disposition), analyst);
+ClosedCase CaseDesk::close(std::int64_t case_id, int version, Disposition disposition, const Change& change) {
+  return detail::in_transaction(logins_.url_for(change.by.role), [&](pqxx::work& tx) {
+    auto labelled = tx.exec_params1("SELECT fraud_case_close($1, $2, $3, $4, $5)", case_id, version,
+                                    to_string(disposition), change.by.name, change.idempotency_key);
     return ClosedCase{case_id, labelled[0].as<std::size_t>()};
   });
 }

@@ -1,10 +1,11 @@
 #pragma once
-// What an analyst reads and does to cases (migrations/0013, 0015): the queue, a case with its
-// events, alerts, comments, audit and the account's recent transactions, assignment,
+// What an analyst reads and does to cases (migrations/0013, 0015, 0019): the queue, a case with
+// its events, alerts, comments, audit and the account's recent transactions, assignment,
 // comments, and closing with a disposition that labels its transactions for the backtest.
-// Each change is one call of a function of those migrations, which writes its audit row and
-// any labels in the same statement: the role fraud_console may call those and read, nothing
-// else. Reads come back as JSON that PostgreSQL builds.
+// Each change is one call of a function of those migrations, which checks the login's role,
+// writes its audit row and any labels in the same statement: the roles fraud_console and
+// fraud_console_lead may call those and read, nothing else. Reads come back as JSON that
+// PostgreSQL builds.
 
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+
+#include "cases/analyst.h"
 
 namespace fraud::cases {
 
@@ -21,7 +24,8 @@ enum class Disposition { fraud, legitimate, unsure };
 std::optional<Disposition> parse_disposition(std::string_view text);
 const char* to_string(Disposition disposition);
 
-/// A change the case's state does not allow (closing a closed case), or a case that does not exist.
+/// A change the case's state does not allow (closing a closed case, or one that changed since
+/// it was shown), or a case that does not exist.
 class CaseRefused : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -33,16 +37,28 @@ class CaseNotFound : public CaseRefused {
   using CaseRefused::CaseRefused;
 };
 
-/// The database was too busy to answer in time (a lock or statement timeout): try again.
-class DeskBusy : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 /// An argument the database refuses: an empty analyst, a disposition or list name it does not know, …
 class CaseInvalid : public CaseRefused {
  public:
   using CaseRefused::CaseRefused;
+};
+
+/// A change the analyst's role may not make (the database's check, by the desk's login).
+class NotPermitted : public CaseRefused {
+ public:
+  using CaseRefused::CaseRefused;
+};
+
+/// An idempotency key used before for another request.
+class KeyReused : public CaseRefused {
+ public:
+  using CaseRefused::CaseRefused;
+};
+
+/// The database was too busy to answer in time (a lock or statement timeout): try again.
+class DeskBusy : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 struct ClosedCase {
@@ -68,11 +84,12 @@ class Cases {
   /// The case with its events, their alerts and the account's recent transactions; nothing
   /// when there is no such case.
   virtual std::optional<std::string> find(std::int64_t case_id) = 0;
-  /// Assigns an open or assigned case to `assignee`, as `analyst`.
-  virtual void assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) = 0;
-  virtual ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) = 0;
-  /// Adds `analyst`'s comment to a case, closed or not; returns its id.
-  virtual std::int64_t comment(std::int64_t case_id, const std::string& body, const std::string& analyst) = 0;
+  /// Assigns an open or assigned case to `assignee`: an analyst only to themself.
+  virtual void assign(std::int64_t case_id, const std::string& assignee, const Change& change) = 0;
+  /// Closes the case if it is still at `version`, the one the analyst was shown.
+  virtual ClosedCase close(std::int64_t case_id, int version, Disposition disposition, const Change& change) = 0;
+  /// Adds a comment to a case, closed or not; returns its id.
+  virtual std::int64_t comment(std::int64_t case_id, const std::string& body, const Change& change) = 0;
   /// Per live rule over the last `days` days: its hits, how many of those the labels call
   /// fraud or legitimate, its precision against them, and its hits per day.
   virtual std::string rule_performance(int days) = 0;
@@ -80,21 +97,20 @@ class Cases {
 
 class CaseDesk : public Cases {
  public:
-  /// `url`: a PostgreSQL URL of a login role in fraud_console.
-  explicit CaseDesk(std::string url) : url_(std::move(url)) {}
+  explicit CaseDesk(DeskLogins logins) : logins_(std::move(logins)) {}
 
   std::string queue(const QueueFilter& filter) override;
   std::optional<std::string> find(std::int64_t case_id) override;
-  void assign(std::int64_t case_id, const std::string& assignee, const std::string& analyst) override;
-  /// Closes an open or assigned case as `analyst`. Fraud and legitimate label each of its
-  /// transactions that has no case label yet (source 'case', with the case and the analyst);
-  /// unsure labels nothing. A closed case stays closed: a later event opens a new case.
-  ClosedCase close(std::int64_t case_id, Disposition disposition, const std::string& analyst) override;
-  std::int64_t comment(std::int64_t case_id, const std::string& body, const std::string& analyst) override;
+  void assign(std::int64_t case_id, const std::string& assignee, const Change& change) override;
+  /// Closes an open or assigned case still at `version`. Fraud and legitimate label each of
+  /// its transactions that has no case label yet (source 'case', with the case and the
+  /// analyst); unsure labels nothing. A closed case stays closed: a later event opens a new case.
+  ClosedCase close(std::int64_t case_id, int version, Disposition disposition, const Change& change) override;
+  std::int64_t comment(std::int64_t case_id, const std::string& body, const Change& change) override;
   std::string rule_performance(int days) override;
 
  private:
-  std::string url_;
+  DeskLogins logins_;
 };
 
 }  // namespace fraud::cases

@@ -15,7 +15,11 @@ std::string primary_message(const std::string& what) {
 }  // namespace
 
 void rethrow_desk_error(const pqxx::sql_error& error) {
+  // libpqxx 6 leaves the SQLSTATE of an insufficient_privilege empty.
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&error)) throw NotPermitted(primary_message(error.what()));
   auto state = error.sqlstate();
+  if (state == "42501") throw NotPermitted(primary_message(error.what()));
+  if (state == "FR422") throw KeyReused(primary_message(error.what()));
   if (state == "P0002") throw CaseNotFound(primary_message(error.what()));
   if (state == "55000") throw CaseRefused(primary_message(error.what()));
   if (state == "22023" || state == "23514") throw CaseInvalid(primary_message(error.what()));

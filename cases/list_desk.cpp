@@ -17,35 +17,41 @@ SELECT json_build_object(
 }  // namespace
 
 std::string ListDesk::in_force() {
-  return detail::in_transaction(url_, [](pqxx::work& tx) { return std::string(tx.exec1(kInForce)[0].c_str()); });
+  return detail::in_transaction(logins_.analyst_url,
+                                [](pqxx::work& tx) { return std::string(tx.exec1(kInForce)[0].c_str()); });
 }
 
-std::int64_t ListDesk::add(const NewListEntry& entry, const std::string& analyst) {
-  return detail::in_transaction(url_, [&](pqxx::work& tx) {
+std::int64_t ListDesk::add(const NewListEntry& entry, const Change& change) {
+  return detail::in_transaction(logins_.url_for(change.by.role), [&](pqxx::work& tx) {
     return tx
-        .exec_params1("SELECT fraud_list_add($1, $2, $3, $4, $5)", entry.list, entry.value, entry.reason, entry.days,
-                      analyst)[0]
+        .exec_params1("SELECT fraud_list_add($1, $2, $3, $4, $5, $6)", entry.list, entry.value, entry.reason,
+                      entry.days, change.by.name, change.idempotency_key)[0]
         .as<std::int64_t>();
   });
 }
 
-void ListDesk::end(std::int64_t entry_id, const std::string& analyst) {
-  detail::in_transaction(
-      url_, [&](pqxx::work& tx) { return tx.exec_params1("SELECT fraud_list_end($1, $2)", entry_id, analyst).size(); });
+void ListDesk::end(std::int64_t entry_id, const Change& change) {
+  detail::in_transaction(logins_.url_for(change.by.role), [&](pqxx::work& tx) {
+    return tx.exec_params1("SELECT fraud_list_end($1, $2, $3)", entry_id, change.by.name, change.idempotency_key)
+        .size();
+  });
 }
 
-std::int64_t ListDesk::suppress(const NewSuppression& suppression, const std::string& analyst) {
-  return detail::in_transaction(url_, [&](pqxx::work& tx) {
+std::int64_t ListDesk::suppress(const NewSuppression& suppression, const Change& change) {
+  return detail::in_transaction(logins_.url_for(change.by.role), [&](pqxx::work& tx) {
     return tx
-        .exec_params1("SELECT fraud_suppression_add($1, $2, $3, $4, $5)", suppression.rule, suppression.account,
-                      suppression.reason, suppression.days, analyst)[0]
+        .exec_params1("SELECT fraud_suppression_add($1, $2, $3, $4, $5, $6)", suppression.rule, suppression.account,
+                      suppression.reason, suppression.days, change.by.name, change.idempotency_key)[0]
         .as<std::int64_t>();
   });
 }
 
-void ListDesk::end_suppression(std::int64_t suppression_id, const std::string& analyst) {
-  detail::in_transaction(url_, [&](pqxx::work& tx) {
-    return tx.exec_params1("SELECT fraud_suppression_end($1, $2)", suppression_id, analyst).size();
+void ListDesk::end_suppression(std::int64_t suppression_id, const Change& change) {
+  detail::in_transaction(logins_.url_for(change.by.role), [&](pqxx::work& tx) {
+    return tx
+        .exec_params1("SELECT fraud_suppression_end($1, $2, $3)", suppression_id, change.by.name,
+                      change.idempotency_key)
+        .size();
   });
 }
 

@@ -1,9 +1,9 @@
 #pragma once
 // What an analyst does to the runtime lists and the rule suppressions (migrations/0014,
-// 0015): add an entry or a suppression, end one, see those in force. Each change is one call
-// of a function of those migrations that bumps the lists' version (so every replica reloads
-// them at its next batch) and writes its audit row. Nothing is deleted: ending an entry keeps
-// what was in force, and when.
+// 0015, 0019): add an entry or a suppression, end one, see those in force. Each change is one
+// call of a function of those migrations that checks the login's role, bumps the lists'
+// version (so every replica reloads them at its next batch) and writes its audit row.
+// Nothing is deleted: ending an entry keeps what was in force, and when.
 
 #include <cstdint>
 #include <optional>
@@ -30,29 +30,29 @@ class Lists {
   virtual ~Lists() = default;
   /// {"entries": [...], "suppressions": [...]}: those in force now, newest first.
   virtual std::string in_force() = 0;
-  /// Adds an entry as `analyst`; returns its id. Throws CaseInvalid for what the database refuses.
-  virtual std::int64_t add(const NewListEntry& entry, const std::string& analyst) = 0;
-  /// Ends an entry in force now, as `analyst`. Throws CaseNotFound when there is none such.
-  virtual void end(std::int64_t entry_id, const std::string& analyst) = 0;
-  /// Adds a suppression as `analyst`; returns its id. Throws CaseInvalid for what the database refuses.
-  virtual std::int64_t suppress(const NewSuppression& suppression, const std::string& analyst) = 0;
-  /// Ends a suppression in force now, as `analyst`. Throws CaseNotFound when there is none such.
-  virtual void end_suppression(std::int64_t suppression_id, const std::string& analyst) = 0;
+  /// Adds an entry; returns its id. Only a lead adds to an allow_ list.
+  virtual std::int64_t add(const NewListEntry& entry, const Change& change) = 0;
+  /// Ends an entry in force now. Only a lead ends one of a list that is not an allow_ list.
+  /// Throws CaseNotFound when there is none such.
+  virtual void end(std::int64_t entry_id, const Change& change) = 0;
+  /// Adds a suppression (a lead's); returns its id.
+  virtual std::int64_t suppress(const NewSuppression& suppression, const Change& change) = 0;
+  /// Ends a suppression in force now. Throws CaseNotFound when there is none such.
+  virtual void end_suppression(std::int64_t suppression_id, const Change& change) = 0;
 };
 
 class ListDesk : public Lists {
  public:
-  /// `url`: a PostgreSQL URL of a login role in fraud_console.
-  explicit ListDesk(std::string url) : url_(std::move(url)) {}
+  explicit ListDesk(DeskLogins logins) : logins_(std::move(logins)) {}
 
   std::string in_force() override;
-  std::int64_t add(const NewListEntry& entry, const std::string& analyst) override;
-  void end(std::int64_t entry_id, const std::string& analyst) override;
-  std::int64_t suppress(const NewSuppression& suppression, const std::string& analyst) override;
-  void end_suppression(std::int64_t suppression_id, const std::string& analyst) override;
+  std::int64_t add(const NewListEntry& entry, const Change& change) override;
+  void end(std::int64_t entry_id, const Change& change) override;
+  std::int64_t suppress(const NewSuppression& suppression, const Change& change) override;
+  void end_suppression(std::int64_t suppression_id, const Change& change) override;
 
  private:
-  std::string url_;
+  DeskLogins logins_;
 };
 
 }  // namespace fraud::cases

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <limits>
 
 #include "events/json_text.h"
 #include "events/money.h"
@@ -159,7 +160,11 @@ ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
     response = error(404, e.what());
   } catch (const cases::CaseInvalid& e) {
     response = error(400, e.what());
-  } catch (const cases::CaseRefused& e) {  // closed already
+  } catch (const cases::NotPermitted& e) {
+    response = error(403, e.what());
+  } catch (const cases::KeyReused& e) {
+    response = error(422, e.what());
+  } catch (const cases::CaseRefused& e) {  // closed already, or changed since it was shown
     response = error(409, e.what());
   } catch (const cases::DeskBusy& e) {
     response = error(503, e.what());
@@ -175,6 +180,11 @@ ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
 }
 
 ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst& analyst) {
+  // Every change is safe to send again: the database keeps each key with its audit row.
+  if (request.method == "POST" && request.idempotency_key.empty())
+    return error(400,
+                 "a POST needs an Idempotency-Key header (1 to 200 visible ASCII characters), the same on a retry");
+  const cases::Change change{analyst, request.idempotency_key};
   if (request.path == "/api/me") {
     std::string body = "{\"name\":";
     events::append_json_string(body, analyst.name);
@@ -186,14 +196,14 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
     return json(200, catalog_json(catalog_()));
   }
   if (request.path == "/api/suppressions" || request.path.rfind("/api/suppressions/", 0) == 0)
-    return suppression_action(request, analyst);
+    return suppression_action(request, change);
   if (request.path == "/api/rules") {
     auto days = positive(query_value(request.query, "days"));
     if (!query_value(request.query, "days").empty() && (!days || *days > 400))
       return error(400, "days must be 1 to 400");
     return json(200, cases_.rule_performance(static_cast<int>(days.value_or(30))));
   }
-  if (request.path == "/api/lists" || request.path.rfind("/api/lists/", 0) == 0) return list_action(request, analyst);
+  if (request.path == "/api/lists" || request.path.rfind("/api/lists/", 0) == 0) return list_action(request, change);
   if (request.path == "/api/cases") {
     if (request.method != "GET") return error(405, "GET only");
     cases::QueueFilter filter{query_value(request.query, "state"), query_value(request.query, "decision"),
@@ -222,43 +232,45 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
       return found ? json(200, *found) : error(404, "no such case");
     }
     if (request.method != "POST") return error(405, "POST only");
-    return case_action(request, analyst, *id, std::string(rest.substr(slash + 1)));
+    return case_action(request, change, *id, std::string(rest.substr(slash + 1)));
   }
   return error(404, "no such endpoint");
 }
 
-ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const Analyst& analyst, std::int64_t case_id,
-                                          const std::string& action) {
+ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const cases::Change& change,
+                                          std::int64_t case_id, const std::string& action) {
   JsonBody body(request.body);
   if (action == "assign") {
     auto assignee = body.text("assignee");
     if (!assignee || assignee->empty()) return error(400, "the body must be {\"assignee\": \"name\"}");
-    if (*assignee != analyst.name && analyst.role != Role::lead)
-      return error(403, "an analyst may assign a case only to themself");
-    cases_.assign(case_id, *assignee, analyst.name);
+    cases_.assign(case_id, *assignee, change);
     return json(200, "{\"case_id\":" + std::to_string(case_id) + "}");
   }
   if (action == "close") {
     auto text = body.text("disposition");
     auto disposition = text ? cases::parse_disposition(*text) : std::nullopt;
-    if (!disposition) return error(400, "the body must be {\"disposition\": \"fraud|legitimate|unsure\"}");
-    auto closed = cases_.close(case_id, *disposition, analyst.name);
+    auto version = body.integer("version");
+    if (!disposition || !version || *version < 1 || *version > std::numeric_limits<int>::max())
+      return error(400,
+                   "the body must be {\"disposition\": \"fraud|legitimate|unsure\", \"version\": the case's version "
+                   "as it was shown}");
+    auto closed = cases_.close(case_id, static_cast<int>(*version), *disposition, change);
     return json(200,
                 "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" + std::to_string(closed.labelled) + "}");
   }
   if (action == "comment") {
     auto text = body.text("body");
     if (!text || text->empty()) return error(400, "the body must be {\"body\": \"the comment\"}");
-    auto id = cases_.comment(case_id, *text, analyst.name);
+    auto id = cases_.comment(case_id, *text, change);
     return json(201, "{\"comment_id\":" + std::to_string(id) + "}");
   }
   return error(404, "no such action; assign, comment or close");
 }
 
 // GET /api/lists: the entries in force. POST /api/lists/{name}/entries {value, reason,
-// days?}: adds one; an allow list (allow_…) lowers decisions, so only a lead adds to one.
-// POST /api/lists/entries/{id}/end: ends one.
-ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const Analyst& analyst) {
+// days?}: adds one. POST /api/lists/entries/{id}/end: ends one. What lowers decisions (adding
+// to an allow_ list, ending an entry of another) only a lead may do: the database says so.
+ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const cases::Change& change) {
   if (request.path == "/api/lists") {
     if (request.method != "GET") return error(405, "GET only");
     return json(200, lists_.in_force());
@@ -269,15 +281,13 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
   constexpr std::string_view kEntries = "entries/";
   if (rest.rfind(kEntries, 0) == 0) {
     if (auto id = id_to_end(rest.substr(kEntries.size()))) {
-      lists_.end(*id, analyst.name);
+      lists_.end(*id, change);
       return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
     }
   }
   auto slash = rest.find('/');
   if (slash == std::string_view::npos || rest.substr(slash) != "/entries") return error(404, "no such endpoint");
   std::string list(rest.substr(0, slash));
-  if (list.rfind("allow_", 0) == 0 && analyst.role != Role::lead)
-    return error(403, "only a lead may add to an allow list");
   JsonBody body(request.body);
   cases::NewListEntry entry{list, body.text("value").value_or(""), body.text("reason").value_or(""), std::nullopt};
   if (auto days = body.integer("days")) {
@@ -286,24 +296,23 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
   }
   if (!body.valid()) return error(400, "the body must be {\"value\": …, \"reason\": …, \"days\": N (optional)}");
   if (auto refused = unknown(catalog_().lists, entry.list, "runtime list")) return *refused;
-  auto id = lists_.add(entry, analyst.name);
+  auto id = lists_.add(entry, change);
   return json(201, "{\"entry_id\":" + std::to_string(id) + "}");
 }
 
 // POST /api/suppressions {rule, account_id, reason, days?}: one rule does not fire for one
 // account (14 days unless said). It lowers decisions as an allow list does, so only a lead
-// suppresses; anyone may end one early. POST /api/suppressions/{id}/end: ends one. Those in
-// force are in GET /api/lists.
-ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request, const Analyst& analyst) {
+// suppresses (the database's check); anyone may end one early. POST
+// /api/suppressions/{id}/end: ends one. Those in force are in GET /api/lists.
+ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request, const cases::Change& change) {
   if (request.method != "POST") return error(405, "POST only");
   constexpr std::string_view kOne = "/api/suppressions/";
   if (request.path.rfind(kOne, 0) == 0) {
     auto id = id_to_end(std::string_view(request.path).substr(kOne.size()));
     if (!id) return error(404, "no such suppression");
-    lists_.end_suppression(*id, analyst.name);
+    lists_.end_suppression(*id, change);
     return json(200, "{\"suppression_id\":" + std::to_string(*id) + "}");
   }
-  if (analyst.role != Role::lead) return error(403, "only a lead may suppress a rule");
   JsonBody body(request.body);
   cases::NewSuppression suppression{body.text("rule").value_or(""), body.text("account_id").value_or(""),
                                     body.text("reason").value_or("")};
@@ -318,7 +327,7 @@ ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request
       std::isspace(static_cast<unsigned char>(suppression.account.back())))
     return error(400, "account_id has a space at its start or end");
   if (auto refused = unknown(catalog_().rules, suppression.rule, "rule")) return *refused;
-  auto id = lists_.suppress(suppression, analyst.name);
+  auto id = lists_.suppress(suppression, change);
   return json(201, "{\"suppression_id\":" + std::to_string(id) + "}");
 }
 

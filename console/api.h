@@ -1,7 +1,8 @@
 #pragma once
 // The console's JSON API and its page (console/openapi.yaml describes the API). Every /api
-// request carries a bearer token (console/tokens.h); every change goes through cases::Cases
-// or cases::Lists, whose database functions audit it. The page at / is static and uses the
+// request carries a bearer token (console/tokens.h), and every POST an Idempotency-Key; every
+// change goes through cases::Cases or cases::Lists, whose database functions check the role,
+// audit it and answer a retry with the first answer. The page at / is static and uses the
 // same API.
 
 #include <functional>
@@ -33,10 +34,10 @@ class ConsoleApi {
 
  private:
   ops::HttpResponse api(const ops::HttpRequest& request, const Analyst& analyst);
-  ops::HttpResponse case_action(const ops::HttpRequest& request, const Analyst& analyst, std::int64_t case_id,
+  ops::HttpResponse case_action(const ops::HttpRequest& request, const cases::Change& change, std::int64_t case_id,
                                 const std::string& action);
-  ops::HttpResponse list_action(const ops::HttpRequest& request, const Analyst& analyst);
-  ops::HttpResponse suppression_action(const ops::HttpRequest& request, const Analyst& analyst);
+  ops::HttpResponse list_action(const ops::HttpRequest& request, const cases::Change& change);
+  ops::HttpResponse suppression_action(const ops::HttpRequest& request, const cases::Change& change);
 
   const TokenBook& tokens_;
   cases::Cases& cases_;

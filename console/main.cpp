@@ -4,7 +4,8 @@
 //   fraud-console token NAME ROLE      makes a token: prints it once, and its tokens-file line
 //
 // Settings come from the environment, never the command line (where passwords show in `ps`):
-// FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console), FRAUD_CONSOLE_TOKENS_FILE,
+// FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console, for analysts' requests),
+// FRAUD_CONSOLE_LEAD_POSTGRES_URL (one in fraud_console_lead, for leads'), FRAUD_CONSOLE_TOKENS_FILE,
 // FRAUD_RULES_FILE (the replicas' rules file: which rules and lists exist) and
 // FRAUD_CONSOLE_LISTEN (default 127.0.0.1:8090). Exit status: 0 done, 1 failed, 2 usage.
 
@@ -34,7 +35,8 @@ using namespace fraud;
 constexpr const char* kUsage =
     "usage: fraud-console run\n"
     "       fraud-console token NAME analyst|lead\n"
-    "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE, FRAUD_RULES_FILE and FRAUD_CONSOLE_LISTEN configure run.\n";
+    "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_LEAD_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE, FRAUD_RULES_FILE and\n"
+    "FRAUD_CONSOLE_LISTEN configure run.\n";
 
 std::string setting(const char* name, const char* fallback = nullptr) {
   const char* value = std::getenv(name);
@@ -96,9 +98,13 @@ class RuleCatalogFile {
 
 int run() {
   auto tokens = console::TokenBook::load(setting("FRAUD_CONSOLE_TOKENS_FILE"));
-  auto url = setting("FRAUD_CONSOLE_POSTGRES_URL");
-  cases::CaseDesk desk(url);
-  cases::ListDesk lists(url);
+  cases::DeskLogins logins{setting("FRAUD_CONSOLE_POSTGRES_URL"), setting("FRAUD_CONSOLE_LEAD_POSTGRES_URL", "")};
+  if (logins.lead_url.empty())
+    ops::log::warn(
+        "FRAUD_CONSOLE_LEAD_POSTGRES_URL is not set: leads act with the analysts' login, and the database "
+        "refuses what only a lead may do");
+  cases::CaseDesk desk(logins);
+  cases::ListDesk lists(logins);
   console::ConsoleApi api(tokens, desk, lists, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
   const auto& stop = ops::stop_on_signals();
   ops::HttpServer server(setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),

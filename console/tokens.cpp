@@ -10,8 +10,6 @@
 
 namespace fraud::console {
 
-const char* to_string(Role role) { return role == Role::lead ? "lead" : "analyst"; }
-
 std::string sha256_hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;

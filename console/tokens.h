@@ -5,23 +5,19 @@
 //   # name  role     sha256 of the token, hex
 //   alice   analyst  2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
 //
-// Roles: an analyst works cases and may assign one only to themself; a lead may also assign
-// to anyone.
+// Roles are cases::Role (cases/analyst.h): what each may do, the database decides.
 
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cases/analyst.h"
+
 namespace fraud::console {
 
-enum class Role { analyst, lead };
-const char* to_string(Role role);
-
-struct Analyst {
-  std::string name;
-  Role role = Role::analyst;
-};
+using cases::Analyst;
+using cases::Role;
 
 /// The SHA-256 of `text`, in lowercase hex.
 std::string sha256_hex(std::string_view text);

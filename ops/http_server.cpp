@@ -51,6 +51,7 @@ HttpRequest to_request(const http::request<http::string_body>& from) {
   if (question != std::string::npos) request.query = target.substr(question + 1);
   if (auto it = from.find(http::field::authorization); it != from.end())
     request.authorization = std::string(it->value());
+  if (auto it = from.find("Idempotency-Key"); it != from.end()) request.idempotency_key = std::string(it->value());
   request.body = from.body();
   return request;
 }

@@ -30,6 +30,7 @@ struct HttpRequest {
   std::string path;    ///< the target before any '?'
   std::string query;   ///< after the '?', undecoded
   std::string authorization;
+  std::string idempotency_key;  ///< the Idempotency-Key header, which makes a retried POST safe
   std::string body;
 };
 

@@ -9,14 +9,31 @@ let exponents = {};  // decimals of each currency's minor units, from the servic
 
 const $ = (id) => document.getElementById(id);
 
+// A key for one change: a retry sends the same one, so the database answers it with the
+// first answer instead of making the change twice (crypto.randomUUID needs a secure context;
+// getRandomValues does not).
+function idempotencyKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function call(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: Object.assign({ Authorization: "Bearer " + token }, body ? { "Content-Type": "application/json" } : {}),
-    body: body ? JSON.stringify(body) : undefined,
-  });
+  const headers = { Authorization: "Bearer " + token };
+  if (body) headers["Content-Type"] = "application/json";
+  if (method === "POST") headers["Idempotency-Key"] = idempotencyKey();
+  const request = { method, headers, body: body ? JSON.stringify(body) : undefined };
+  // A lost reply or a busy database: the same request again, twice at most.
+  let response;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      response = await fetch(path, request);
+      if (response.status !== 503 || attempt === 2) break;
+    } catch (error) {
+      if (attempt === 2) throw error;
+    }
+    await new Promise((resume) => setTimeout(resume, 500 * (attempt + 1)));
+  }
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || response.statusText);
+  if (!response.ok) throw Object.assign(new Error(data.error || response.statusText), { status: response.status });
   return data;
 }
 
@@ -234,6 +251,12 @@ async function act(path, body, done) {
   try {
     await call("POST", "/api/cases/" + current.case_id + "/" + path, body);
   } catch (e) {
+    if (e.status === 409 && current.state !== "closed") {
+      // The case moved (an event joined it) while it was on screen: show what it is now.
+      await openCase(current.case_id);
+      $("case-message").textContent = "Not closed: " + e.message;
+      return false;
+    }
     $("case-message").textContent = "Refused: " + e.message;
     return false;
   }
@@ -255,7 +278,10 @@ document.addEventListener("DOMContentLoaded", () => {
       .then((accepted) => accepted && $("comment-form").reset());
   });
   $("assign-me").addEventListener("click", () => act("assign", { assignee: me.name }, "Assigned to you."));
+  // A close names the version of the case on screen: the database refuses it if an event
+  // joined since, so no event is labelled unseen.
   $("close-case").addEventListener("click", () =>
-    act("close", { disposition: $("disposition").value }, "Closed as " + $("disposition").value + "."));
+    act("close", { disposition: $("disposition").value, version: current.version },
+      "Closed as " + $("disposition").value + "."));
   if (token) signIn();
 });

@@ -58,11 +58,16 @@ TEST_CASE("closing a case as fraud labels its transactions for the backtest and 
                  {3, transaction_event(3, "50.00", "2026-11-27T09:03:00Z", "acc-c")}});
   // The simulator thought txn-1 legitimate; its label stays beside the analyst's.
   db.query("INSERT INTO fraud_labels (transaction_id, is_fraud, source) VALUES ('txn-1', false, 'simulator')");
-  cases::CaseDesk desk(db.console_url());
+  cases::CaseDesk desk({db.console_url(), db.console_lead_url()});
+  auto as = [](const char* name) { return cases::Change{{name, cases::Role::analyst}, unique_name("key")}; };
+  auto version = [&](std::int64_t case_id) {
+    return static_cast<int>(db.count("SELECT version FROM fraud_cases WHERE case_id = " + std::to_string(case_id)));
+  };
 
-  auto closed = desk.close(open_case_of(db, "acc-a"), cases::Disposition::fraud, "alice");
+  auto a = open_case_of(db, "acc-a"), b = open_case_of(db, "acc-b");
+  auto closed = desk.close(a, version(a), cases::Disposition::fraud, as("alice"));
   CHECK(closed.labelled == 2);
-  CHECK(desk.close(open_case_of(db, "acc-b"), cases::Disposition::unsure, "bob").labelled == 0);
+  CHECK(desk.close(b, version(b), cases::Disposition::unsure, as("bob")).labelled == 0);
   CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'alice' "
                  "AND case_id = " +
                  std::to_string(closed.case_id)) == 2);
@@ -72,8 +77,8 @@ TEST_CASE("closing a case as fraud labels its transactions for the backtest and 
                  "before ->> 'state' = 'open' AND after ->> 'disposition' = 'fraud'") == 1);
 
   // A closed case stays closed, whoever asks: no second disposition over alice's.
-  CHECK_THROWS_AS(desk.close(closed.case_id, cases::Disposition::legitimate, "mallory"), cases::CaseRefused);
-  CHECK_THROWS_AS(desk.close(999999, cases::Disposition::fraud, "alice"), cases::CaseRefused);
+  CHECK_THROWS_AS(desk.close(a, version(a), cases::Disposition::legitimate, as("mallory")), cases::CaseRefused);
+  CHECK_THROWS_AS(desk.close(999999, 1, cases::Disposition::fraud, as("alice")), cases::CaseNotFound);
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE disposition = 'fraud' AND closed_by = 'alice'") == 1);
 
   // The next backtest counts the analyst's labels: txn-0 and txn-1 fraud, the rest unlabelled.
@@ -123,9 +128,11 @@ TEST_CASE("nobody, the owner and a superuser included, rewrites the audit, a lab
   TestDatabase db(services);
   db.query("INSERT INTO audit_log (actor, action, object) VALUES ('alice', 'case.close', 'case:1')");
   db.query("INSERT INTO fraud_labels (transaction_id, is_fraud, source) VALUES ('txn-1', true, 'simulator')");
-  db.query("INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) VALUES ('acc-1', 'block', 1, "
-           "now())");
-  db.query("INSERT INTO fraud_case_comments (case_id, author, body) SELECT case_id, 'alice', 'called' FROM fraud_cases");
+  db.query(
+      "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) VALUES ('acc-1', 'block', 1, "
+      "now())");
+  db.query(
+      "INSERT INTO fraud_case_comments (case_id, author, body) SELECT case_id, 'alice', 'called' FROM fraud_cases");
   // The tests' owner is PostgreSQL's superuser; skipping ordinary triggers, as a replica's
   // apply session does, does not skip these.
   for (const std::string session : {"", "SET session_replication_role = replica; "}) {

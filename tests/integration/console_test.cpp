@@ -10,6 +10,16 @@ using namespace fraud;
 using namespace fraud::testing;
 using namespace std::chrono_literals;
 
+namespace {
+
+/// The version of the case a case page shows (`"version": N` in its JSON), or -1.
+int shown_version(const std::string& page) {
+  auto at = page.find("\"version\": ");
+  return at == std::string::npos ? -1 : std::stoi(page.substr(at + 11));
+}
+
+}  // namespace
+
 TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, and audits what it allows") {
   AppliedHistory history;
   auto& db = history.db;
@@ -55,10 +65,14 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(console.status("POST", "/api/cases/999999/comment", "bob", R"({"body":"lost"})") == 404);
 
   // Closed as fraud by bob; nobody changes that disposition afterwards, a lead included.
-  CHECK(console.status("POST", "/api/cases/" + id + "/close", "bob", R"({"disposition":"fraud"})", &answer) == 200);
+  CHECK(console.status("GET", "/api/cases/" + id, "bob", "", &answer) == 200);
+  auto version = std::to_string(shown_version(answer));
+  CHECK(console.status("POST", "/api/cases/" + id + "/close", "bob",
+                       R"({"disposition":"fraud","version":)" + version + "}", &answer) == 200);
   CHECK(answer.find("\"labelled\":2") != std::string::npos);
-  CHECK(console.status("POST", "/api/cases/" + id + "/close", "alice", R"({"disposition":"legitimate"})") == 409);
-  CHECK(console.status("POST", "/api/cases/" + id + "/close", "lena", R"({"disposition":"legitimate"})") == 409);
+  for (const char* who : {"alice", "lena"})
+    CHECK(console.status("POST", "/api/cases/" + id + "/close", who,
+                         R"({"disposition":"legitimate","version":)" + version + "}") == 409);
   CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE source = 'case' AND is_fraud AND labelled_by = 'bob'") == 2);
   CHECK(console.status("POST", "/api/cases/" + id + "/comment", "alice", R"({"body":"chargeback filed"})") == 201);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE object = 'case:" + id + "'") == 4);
@@ -82,4 +96,143 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
     CAPTURE(secret);
     CHECK(log.find(secret) == std::string::npos);
   }
+}
+
+TEST_CASE("only a lead ends a list entry that raises decisions, and anyone one that lowers them") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  ConsoleProcess console(db, FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml");
+  std::string answer;
+  REQUIRE(console.status("POST", "/api/lists/deny_cards/entries", "alice", R"({"value":"card-9","reason":"stolen"})",
+                         &answer) == 201);
+  auto deny = std::to_string(db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'card-9'"));
+  // Ending a deny entry lets the card through from the next batch: an analyst may not.
+  CHECK(console.status("POST", "/api/lists/entries/" + deny + "/end", "alice", "", &answer) == 403);
+  CHECK(answer.find("only a lead") != std::string::npos);
+  CHECK(console.status("POST", "/api/lists/entries/" + deny + "/end", "bob") == 403);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE value = 'card-9' AND ended_at IS NULL") == 1);
+  CHECK(console.status("POST", "/api/lists/entries/" + deny + "/end", "lena") == 200);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE value = 'card-9' AND ended_by = 'lena'") == 1);
+
+  // Ending an allow entry raises decisions again: anyone may.
+  REQUIRE(console.status("POST", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-2","reason":"vip"})") ==
+          201);
+  auto allow = std::to_string(db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'acc-2'"));
+  CHECK(console.status("POST", "/api/lists/entries/" + allow + "/end", "alice") == 200);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE action = 'list.end'") == 2);
+}
+
+TEST_CASE("a close names the case version it was shown, and a case that gained an event since is not closed") {
+  AppliedHistory history;
+  auto& db = history.db;
+  history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")}});
+  auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases WHERE account_id = 'acc-a'"));
+  ConsoleProcess console(db);
+  std::string page;
+  REQUIRE(console.status("GET", "/api/cases/" + id, "alice", "", &page) == 200);
+  auto seen = shown_version(page);
+
+  // A batch joins a second flagged event to the case while alice reads it.
+  history.apply({{1, transaction_event(1, "19000.00", "2026-11-27T09:01:00Z", "acc-a")}});
+  std::string answer;
+  auto close = [&](int version) {
+    return console.status("POST", "/api/cases/" + id + "/close", "alice",
+                          R"({"disposition":"legitimate","version":)" + std::to_string(version) + "}", &answer);
+  };
+  CHECK(close(seen) == 409);
+  CHECK(answer.find("changed since") != std::string::npos);
+  CHECK(db.count("SELECT count(*) FROM fraud_labels") == 0);  // txn-1 was never shown to her
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'closed'") == 0);
+  CHECK(console.status("POST", "/api/cases/" + id + "/close", "alice", R"({"disposition":"legitimate"})") == 400);
+
+  // Reloaded, she sees both events and closes what she saw.
+  REQUIRE(console.status("GET", "/api/cases/" + id, "alice", "", &page) == 200);
+  CHECK(page.find("\"transaction_id\" : \"txn-1\"") != std::string::npos);
+  CHECK(shown_version(page) > seen);
+  CHECK(close(shown_version(page)) == 200);
+  CHECK(answer == R"({"case_id":)" + id + R"(,"labelled":2})");
+}
+
+TEST_CASE("a retried POST under the same Idempotency-Key returns the first answer and changes nothing more") {
+  AppliedHistory history;
+  auto& db = history.db;
+  history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")}});
+  auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases"));
+  ConsoleProcess console(db, FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml");
+  // Each request twice, as a page whose first reply was lost sends it again.
+  auto twice = [&](const std::string& key, const std::string& target, const std::string& who,
+                   const std::string& body = "") {
+    std::string first, second;
+    auto status = console.post(key, target, who, body, &first);
+    CHECK(console.post(key, target, who, body, &second) == status);
+    CHECK(second == first);
+    return std::pair{status, first};
+  };
+  CHECK(twice("k-add", "/api/lists/deny_cards/entries", "alice", R"({"value":"card-9","reason":"stolen"})").first ==
+        201);
+  CHECK(twice("k-allow", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-2","reason":"vip"})").first ==
+        201);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries") == 2);  // no twin left in force
+  auto entry = std::to_string(db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'card-9'"));
+  CHECK(twice("k-end", "/api/lists/entries/" + entry + "/end", "lena").first == 200);  // not "Refused" the second time
+  CHECK(
+      twice("k-sup", "/api/suppressions", "lena", R"({"rule":"large_amount","account_id":"acc-a","reason":"payroll"})")
+          .first == 201);
+  CHECK(db.count("SELECT count(*) FROM fraud_suppressions") == 1);
+  CHECK(twice("k-note", "/api/cases/" + id + "/comment", "alice", R"({"body":"called the customer"})").first == 201);
+  CHECK(db.count("SELECT count(*) FROM fraud_case_comments") == 1);
+  std::string page;
+  REQUIRE(console.status("GET", "/api/cases/" + id, "alice", "", &page) == 200);
+  auto closed = twice("k-close", "/api/cases/" + id + "/close", "alice",
+                      R"({"disposition":"fraud","version":)" + std::to_string(shown_version(page)) + "}");
+  CHECK(closed.first == 200);
+  CHECK(closed.second == R"({"case_id":)" + id + R"(,"labelled":1})");
+  CHECK(db.count("SELECT count(*) FROM audit_log") == 6);
+
+  // A key names one request: used again for another, or by another analyst, it is refused.
+  std::string answer;
+  CHECK(console.post("k-add", "/api/lists/deny_cards/entries", "alice", R"({"value":"card-8","reason":"stolen"})",
+                     &answer) == 422);
+  CHECK(answer.find("Idempotency-Key") != std::string::npos);
+  CHECK(console.post("k-note", "/api/cases/" + id + "/comment", "bob", R"({"body":"called the customer"})") == 422);
+  // A POST without one is refused before it does anything.
+  int status = 0;
+  http_call(console.port, {"POST", "/api/cases/" + id + "/comment", "Bearer alice-token", R"({"body":"x"})"}, &status);
+  CHECK(status == 400);
+  CHECK(db.count("SELECT count(*) FROM fraud_case_comments") == 1);
+}
+
+TEST_CASE("the database, not only the console, keeps lead-only changes to a lead's login") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  db.query(
+      "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) VALUES ('acc-1', 'block', 1, "
+      "now())");
+  auto call = [&](const std::string& url, const std::string& sql) {
+    pqxx::connection c(url);
+    pqxx::work tx(c);
+    auto result = tx.exec1(sql)[0].c_str();
+    std::string value = result;
+    tx.commit();
+    return value;
+  };
+  auto deny = call(db.console_lead_url(), "SELECT fraud_list_add('deny_cards', 'card-9', 'stolen', NULL, 'lena')");
+  // Whoever holds the analysts' database URL, naming a lead changes nothing a lead's word is
+  // needed for.
+  for (const std::string& sql :
+       std::vector<std::string>{"SELECT fraud_suppression_add('large_amount', 'acc-1', 'payroll', 14, 'lena')",
+                                "SELECT fraud_list_add('allow_accounts', 'acc-1', 'vip', NULL, 'lena')",
+                                "SELECT fraud_list_end(" + deny + ", 'lena')",
+                                "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'bob', 'lena')"}) {
+    CAPTURE(sql);
+    CHECK_THROWS_AS(call(db.console_url(), sql), pqxx::insufficient_privilege);
+    CHECK_NOTHROW(call(db.console_lead_url(), sql));
+  }
+  CHECK(db.count("SELECT count(*) FROM fraud_suppressions") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE list_name = 'allow_accounts'") == 1);
+  // The audit names the login that made each change, beside the analyst the console named.
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE login = 'fraud_console_lead_test'") == 5);
+  // An analyst still assigns a case to themself.
+  CHECK_NOTHROW(
+      call(db.console_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'alice', 'alice')"));
 }

@@ -41,9 +41,9 @@ TEST_CASE("a deny-listed card's next transaction is blocked on a running replica
   replica.produce({paid_now(4, "acc-4", "card-4", "15000.00")});
   CHECK(replica.decided(4, "review"));
 
-  // Ended, the deny entry stops blocking.
+  // Ended (by a lead: it lowers decisions), the deny entry stops blocking.
   auto entry = db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'card-9'");
-  CHECK(console.status("POST", "/api/lists/entries/" + std::to_string(entry) + "/end", "bob") == 200);
+  CHECK(console.status("POST", "/api/lists/entries/" + std::to_string(entry) + "/end", "lena") == 200);
   replica.produce({paid_now(5, "acc-1", "card-9", "20.00")});
   CHECK(replica.decided(5, "allow"));
   CHECK(replica.process.stop(SIGTERM, 30s) == 0);
@@ -113,9 +113,9 @@ TEST_CASE("a lead's suppression silences one rule for one account on a running r
 TEST_CASE("a change committed between a batch's version read and its entries read stays out of its decisions") {
   auto services = Services::from_environment();
   TestDatabase db(services);
-  // A list change as the console makes it: one call of a migration's function, committed.
+  // A list change as the console makes it for a lead: one call of a migration's function, committed.
   auto console_call = [&](const std::string& sql, const auto& argument) {
-    pqxx::connection console(db.console_url());
+    pqxx::connection console(db.console_lead_url());
     pqxx::work tx(console);
     auto row = tx.exec_params1(sql, argument);
     tx.commit();
@@ -134,7 +134,7 @@ TEST_CASE("a change committed between a batch's version read and its entries rea
   auto row = tx.exec1("SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version");
   rules::ListsAsOf as_of{row[0].as<std::int64_t>(), row[1].as<events::Timestamp>()};
   add("card-new");
-  console_call("SELECT fraud_list_end($1, 'bob')", kept);
+  console_call("SELECT fraud_list_end($1, 'lena')", kept);
   auto lists = dedup::read_list_entries(tx);
   CHECK(lists.size() == 2);  // both changes are visible to this statement...
   // ...and neither counts for a decision under the version the batch read.

@@ -126,7 +126,8 @@ TEST_CASE("the service's role cannot forge an analyst's close: it inserts only a
   }
   CHECK(db.count("SELECT count(*) FROM fraud_cases") == 0);
   // What the batch inserts (dedup/cases.cpp), it may: an open case.
-  CHECK(outcome_as_service(db, "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) "
-                               "VALUES ('acc-1', 'block', 1, now())") == "ok");
+  CHECK(outcome_as_service(db,
+                           "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) "
+                           "VALUES ('acc-1', 'block', 1, now())") == "ok");
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'open' AND disposition IS NULL") == 1);
 }

@@ -13,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdio>
@@ -91,16 +92,23 @@ namespace {
 constexpr const char* kServiceLogin = "fraud_consumer_test";
 constexpr const char* kRelayLogin = "fraud_relay_test";
 constexpr const char* kConsoleLogin = "fraud_console_test";
+constexpr const char* kConsoleLeadLogin = "fraud_console_lead_test";
 }  // namespace
 
-TestDatabase::TestDatabase(const Services& services)
+TestDatabase::TestDatabase(const Services& services, std::string_view through)
     : admin_url_(services.postgres_url), name_(unique_name("fraud_it")), url_(with_database(admin_url_, name_)) {
   pqxx::connection admin(admin_url_);
   pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
-  dedup::migrate(url_, dedup::embedded_migrations());
+  auto all = dedup::embedded_migrations();
+  auto last = through.empty()
+                  ? all.end() - 1
+                  : std::find_if(all.begin(), all.end(), [&](const auto& m) { return m.name.starts_with(through); });
+  REQUIRE_MESSAGE(last != all.end(), "no migration " << through);
+  dedup::migrate(url_, all.first(static_cast<std::size_t>(last - all.begin()) + 1));
   // Roles are cluster-wide: each login role is made once and kept.
-  for (auto [login, group] : {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"},
-                              std::pair{kConsoleLogin, "fraud_console"}}) {
+  for (auto [login, group] :
+       {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"},
+        std::pair{kConsoleLogin, "fraud_console"}, std::pair{kConsoleLeadLogin, "fraud_console_lead"}}) {
     try {
       pqxx::nontransaction(admin).exec0(std::string("CREATE ROLE ") + login + " LOGIN IN ROLE " + group);
     } catch (const pqxx::sql_error&) {
@@ -108,6 +116,8 @@ TestDatabase::TestDatabase(const Services& services)
     }
   }
 }
+
+void TestDatabase::migrate() { dedup::migrate(url_, dedup::embedded_migrations()); }
 
 namespace {
 std::string as_login(const std::string& url, const char* login) {
@@ -118,6 +128,7 @@ std::string as_login(const std::string& url, const char* login) {
 std::string TestDatabase::service_url() const { return as_login(url_, kServiceLogin); }
 std::string TestDatabase::relay_url() const { return as_login(url_, kRelayLogin); }
 std::string TestDatabase::console_url() const { return as_login(url_, kConsoleLogin); }
+std::string TestDatabase::console_lead_url() const { return as_login(url_, kConsoleLeadLogin); }
 
 TestDatabase::~TestDatabase() {
   try {
@@ -365,6 +376,7 @@ std::optional<std::string> http_call(unsigned short port, const HttpCall& call, 
     request.set(http::field::host, "127.0.0.1");
     if (!call.authorization.empty()) request.set(http::field::authorization, call.authorization);
     if (!call.body.empty()) request.set(http::field::content_type, "application/json");
+    if (!call.idempotency_key.empty()) request.set("Idempotency-Key", call.idempotency_key);
     request.body() = call.body;
     request.prepare_payload();
     http::write(stream, request);
@@ -520,6 +532,7 @@ ConsoleProcess::ConsoleProcess(TestDatabase& db, const std::string& rules_file)
   process = std::make_unique<ChildProcess>(
       std::vector<std::string>{FRAUD_CONSOLE_BINARY, "run"},
       std::map<std::string, std::string>{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
+                                         {"FRAUD_CONSOLE_LEAD_POSTGRES_URL", db.console_lead_url()},
                                          {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
                                          {"FRAUD_RULES_FILE", rules_file},
                                          {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}},
@@ -533,8 +546,17 @@ ConsoleProcess::ConsoleProcess(TestDatabase& db, const std::string& rules_file)
 
 int ConsoleProcess::status(const std::string& method, const std::string& target, const std::string& who,
                            const std::string& body, std::string* answer) {
+  if (method == "POST") return post(unique_name("key"), target, who, body, answer);
   int code = 0;
   auto response = http_call(port, {method, target, who.empty() ? "" : "Bearer " + who + "-token", body}, &code);
+  if (answer && response) *answer = *response;
+  return code;
+}
+
+int ConsoleProcess::post(const std::string& key, const std::string& target, const std::string& who,
+                         const std::string& body, std::string* answer) {
+  int code = 0;
+  auto response = http_call(port, {"POST", target, who.empty() ? "" : "Bearer " + who + "-token", body, key}, &code);
   if (answer && response) *answer = *response;
   return code;
 }

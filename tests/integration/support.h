@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,7 +33,9 @@ std::string unique_name(const std::string& prefix);
 /// A database of its own, migrated, dropped when the test ends.
 class TestDatabase {
  public:
-  explicit TestDatabase(const Services& services);
+  /// Migrated to the latest migration, or only up to the one whose name starts with
+  /// `through` (e.g. "0016"), for a test of the upgrade from there.
+  explicit TestDatabase(const Services& services, std::string_view through = {});
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;
@@ -44,8 +47,13 @@ class TestDatabase {
   std::string service_url() const;
   /// The service's outbox relay's connection: a member of fraud_outbox_relay only.
   std::string relay_url() const;
-  /// The analysts' console's connection: a member of fraud_console only (migrations/0013).
+  /// The analysts' console's connection for analysts: a member of fraud_console only
+  /// (migrations/0013).
   std::string console_url() const;
+  /// The console's connection for leads: a member of fraud_console_lead (migrations/0019).
+  std::string console_lead_url() const;
+  /// Applies the migrations a database made `through` one of them has not run yet.
+  void migrate();
   /// The first column of the first row of `sql`, as an integer.
   std::int64_t count(const std::string& sql);
   /// All rows of `sql`.
@@ -140,7 +148,7 @@ std::int64_t miscased_accounts(TestDatabase& db);
 
 /// A request to http://127.0.0.1:`port`: a body is sent as JSON.
 struct HttpCall {
-  std::string method, target, authorization = {}, body = {};
+  std::string method, target, authorization = {}, body = {}, idempotency_key = {};
 };
 /// The response body to `call`, or nothing when there was none; `status` receives the HTTP status.
 std::optional<std::string> http_call(unsigned short port, const HttpCall& call, int* status = nullptr);
@@ -222,8 +230,12 @@ struct RunningReplica {
 struct ConsoleProcess {
   explicit ConsoleProcess(TestDatabase& db, const std::string& rules_file = FRAUD_SOURCE_DIR "/config/rules.yaml");
   /// The status of `method` `target` as `who` (no token when empty); `answer` gets the body.
+  /// A POST carries an Idempotency-Key of its own, as the page's do.
   int status(const std::string& method, const std::string& target, const std::string& who, const std::string& body = "",
              std::string* answer = nullptr);
+  /// The same for a POST under `key`: a retry sends the same one.
+  int post(const std::string& key, const std::string& target, const std::string& who, const std::string& body = "",
+           std::string* answer = nullptr);
 
   unsigned short port;
   std::string log;

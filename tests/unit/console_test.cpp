@@ -12,7 +12,13 @@ namespace {
 const std::string kTokens = "# name role digest\nalice analyst " + console::sha256_hex("a-secret") + "\nlena lead " +
                             console::sha256_hex("l-secret") + "  # the team lead\n";
 
-/// Records what the API asked of it.
+/// Records what the API asked of it. The database refuses what a role may not do
+/// (migrations/0019); the fakes refuse an analyst's assignment to another and anything on an
+/// allow list or a suppression from one, so that the API's answer to a refusal is tested.
+void refuse_analyst(const cases::Change& change, const char* what) {
+  if (change.by.role != cases::Role::lead) throw cases::NotPermitted(std::string("only a lead may ") + what);
+}
+
 struct FakeCases : cases::Cases {
   std::string queue(const cases::QueueFilter& filter) override {
     last_filter = filter;
@@ -22,19 +28,23 @@ struct FakeCases : cases::Cases {
     if (case_id != 7) return std::nullopt;
     return R"({"case":{"case_id":7}})";
   }
-  void assign(std::int64_t, const std::string& assignee, const std::string& analyst) override {
-    assigned = assignee + " by " + analyst;
+  void assign(std::int64_t, const std::string& assignee, const cases::Change& change) override {
+    if (assignee != change.by.name) refuse_analyst(change, "assign a case to someone else");
+    assigned = assignee + " by " + change.by.name;
   }
-  cases::ClosedCase close(std::int64_t case_id, cases::Disposition, const std::string&) override {
+  cases::ClosedCase close(std::int64_t case_id, int version, cases::Disposition, const cases::Change& change) override {
     if (case_id != 7) throw cases::CaseNotFound("case does not exist");
     if (closed) throw cases::CaseRefused("case 7 is closed already");
+    if (version != 3) throw cases::CaseRefused("case 7 changed since it was shown");
+    if (change.idempotency_key == "used")
+      throw cases::KeyReused("the Idempotency-Key used was used for another request");
     closed = true;
     return {7, 3};
   }
   std::string rule_performance(int days) override { return "{\"days\":" + std::to_string(days) + "}"; }
-  std::int64_t comment(std::int64_t case_id, const std::string& body, const std::string& analyst) override {
+  std::int64_t comment(std::int64_t case_id, const std::string& body, const cases::Change& change) override {
     if (case_id != 7) throw cases::CaseNotFound("case does not exist");
-    commented = body + " by " + analyst;
+    commented = body + " by " + change.by.name + " under " + change.idempotency_key;
     return 21;
   }
   cases::QueueFilter last_filter;
@@ -44,19 +54,22 @@ struct FakeCases : cases::Cases {
 
 struct FakeLists : cases::Lists {
   std::string in_force() override { return R"({"entries":[]})"; }
-  std::int64_t add(const cases::NewListEntry& entry, const std::string& analyst) override {
+  std::int64_t add(const cases::NewListEntry& entry, const cases::Change& change) override {
+    if (entry.list.rfind("allow_", 0) == 0) refuse_analyst(change, "add to an allow list");
     added = entry.list + "/" + entry.value + "/" + entry.reason + "/" + std::to_string(entry.days.value_or(0)) +
-            " by " + analyst;
+            " by " + change.by.name;
     return 11;
   }
-  void end(std::int64_t entry_id, const std::string&) override {
+  void end(std::int64_t entry_id, const cases::Change& change) override {
     if (entry_id != 11) throw cases::CaseNotFound("no list entry is in force");
+    refuse_analyst(change, "end an entry of deny_cards: it lowers decisions");
   }
-  std::int64_t suppress(const cases::NewSuppression& s, const std::string& analyst) override {
-    suppressed = s.rule + "/" + s.account + "/" + s.reason + "/" + std::to_string(s.days) + " by " + analyst;
+  std::int64_t suppress(const cases::NewSuppression& s, const cases::Change& change) override {
+    refuse_analyst(change, "suppress a rule");
+    suppressed = s.rule + "/" + s.account + "/" + s.reason + "/" + std::to_string(s.days) + " by " + change.by.name;
     return 31;
   }
-  void end_suppression(std::int64_t id, const std::string&) override {
+  void end_suppression(std::int64_t id, const cases::Change&) override {
     if (id != 31) throw cases::CaseNotFound("no suppression is in force");
   }
   std::string added, suppressed;
@@ -71,6 +84,8 @@ ops::HttpRequest request(std::string method, std::string target, std::string tok
   r.path = target.substr(0, question);
   if (question != std::string::npos) r.query = target.substr(question + 1);
   if (!token.empty()) r.authorization = "Bearer " + token;
+  static int keys = 0;
+  if (r.method == "POST") r.idempotency_key = "key-" + std::to_string(++keys);  // as the page sends one
   r.body = std::move(body);
   return r;
 }
@@ -142,7 +157,7 @@ TEST_CASE("the console's API answers by token and role") {
   auto commented = api.handle(request("POST", "/api/cases/7/comment", "a-secret", R"({"body":"called the customer"})"));
   CHECK(commented.status == 201);
   CHECK(commented.body == R"({"comment_id":21})");
-  CHECK(cases.commented == "called the customer by alice");
+  CHECK(cases.commented.starts_with("called the customer by alice under key-"));
   CHECK(api.handle(request("POST", "/api/cases/7/comment", "a-secret", R"({"body":""})")).status == 400);
   CHECK(api.handle(request("POST", "/api/cases/8/comment", "a-secret", R"({"body":"x"})")).status == 404);
 
@@ -151,14 +166,34 @@ TEST_CASE("the console's API answers by token and role") {
   CHECK(api.handle(request("POST", "/api/cases/7/assign", "l-secret", R"({"assignee":"bob"})")).status == 200);
   CHECK(cases.assigned == "bob by lena");
 
-  CHECK(api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":1})")).status == 400);
-  CHECK(api.handle(request("POST", "/api/cases/8/close", "a-secret", R"({"disposition":"fraud"})")).status == 404);
-  auto closed = api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":"fraud"})"));
+  CHECK(api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":1,"version":3})")).status ==
+        400);
+  // A close names the version of the case it was shown.
+  CHECK(api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":"fraud"})")).status == 400);
+  CHECK(api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":"fraud","version":"3"})"))
+            .status == 400);
+  CHECK(
+      api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":"fraud","version":2})")).status ==
+      409);
+  CHECK(
+      api.handle(request("POST", "/api/cases/8/close", "a-secret", R"({"disposition":"fraud","version":3})")).status ==
+      404);
+  auto reused = request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":"fraud","version":3})");
+  reused.idempotency_key = "used";
+  CHECK(api.handle(reused).status == 422);
+  auto closed = api.handle(request("POST", "/api/cases/7/close", "a-secret", R"({"disposition":"fraud","version":3})"));
   CHECK(closed.status == 200);
   CHECK(closed.body == R"({"case_id":7,"labelled":3})");
-  auto again = api.handle(request("POST", "/api/cases/7/close", "l-secret", R"({"disposition":"legitimate"})"));
+  auto again =
+      api.handle(request("POST", "/api/cases/7/close", "l-secret", R"({"disposition":"legitimate","version":3})"));
   CHECK(again.status == 409);
   CHECK(again.body == R"({"error":"case 7 is closed already"})");
+
+  // Every POST carries an Idempotency-Key, or does nothing.
+  auto keyless = request("POST", "/api/cases/7/comment", "a-secret", R"({"body":"x"})");
+  keyless.idempotency_key.clear();
+  CHECK(api.handle(keyless).status == 400);
+  CHECK(cases.commented.starts_with("called the customer"));
 
   // The page is public and static; every answer forbids framing and sniffing.
   auto page = api.handle(request("GET", "/", ""));
@@ -172,7 +207,7 @@ TEST_CASE("the console's API answers by token and role") {
   CHECK(framing_refused);
 }
 
-TEST_CASE("the console's lists API adds and ends entries and keeps allow lists to leads") {
+TEST_CASE("the console's lists API adds and ends entries and answers the database's refusals with 403") {
   auto book = console::TokenBook::parse(kTokens, "tokens");
   FakeCases cases;
   FakeLists lists;
@@ -195,7 +230,10 @@ TEST_CASE("the console's lists API adds and ends entries and keeps allow lists t
   CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "l-secret", R"({"value":"fp-2","reason":"vip"})"))
             .status == 201);
   CHECK(lists.added == "allow_cards/fp-2/vip/0 by lena");
-  CHECK(api.handle(request("POST", "/api/lists/entries/11/end", "a-secret")).status == 200);
+  auto refused = api.handle(request("POST", "/api/lists/entries/11/end", "a-secret"));
+  CHECK(refused.status == 403);
+  CHECK(refused.body == R"({"error":"only a lead may end an entry of deny_cards: it lowers decisions"})");
+  CHECK(api.handle(request("POST", "/api/lists/entries/11/end", "l-secret")).status == 200);
   CHECK(api.handle(request("POST", "/api/lists/entries/12/end", "a-secret")).status == 404);
   CHECK(api.handle(request("POST", "/api/lists/entries/x/end", "a-secret")).status == 404);
   CHECK(api.handle(request("GET", "/api/currencies", "a-secret")).body.find("\"JPY\":0") != std::string::npos);
@@ -216,7 +254,7 @@ TEST_CASE("the console's lists API adds and ends entries and keeps allow lists t
   // A list named "entries" is a list (here one the file does not declare), not an entry to end.
   CHECK(api.handle(request("POST", "/api/lists/entries/entries", "a-secret", R"({"value":"x","reason":"y"})"))
             .body.find("declares no runtime list 'entries'") != std::string::npos);
-  CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "a-secret", "not json")).status == 403);
+  CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "a-secret", "not json")).status == 400);
 }
 
 TEST_CASE("only a lead suppresses a rule for an account and only a rule the rules file declares") {
@@ -243,7 +281,7 @@ TEST_CASE("only a lead suppresses a rule for an account and only a rule the rule
   CHECK(api.handle(request("GET", "/api/suppressions", "l-secret")).status == 405);
   CHECK(api.handle(request("POST", "/api/suppressionsX", "l-secret", payroll + "}")).status == 404);
   CHECK(api.handle(request("POST", "/api/suppressions/31/end/x", "a-secret")).status == 404);
-  CHECK(api.handle(request("POST", "/api/suppressions", "a-secret", "not json")).status == 403);  // the role first
+  CHECK(api.handle(request("POST", "/api/suppressions", "a-secret", "not json")).status == 400);
   CHECK(api.handle(request("POST", "/api/suppressions", "l-secret",
                            R"({"rule":"missing_rate","account_id":"acc-1","reason":"r"})"))
             .status == 400);  // the built-in rule is not the file's to suppress
