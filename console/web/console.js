@@ -216,8 +216,10 @@ async function openCase(id) {
     }
   }
   showTimeline(data);
-  // A lead suppressing from a case suppresses for its account, unless they typed another.
-  if (!$("suppress-account").value) $("suppress-account").value = current.account_id;
+  // A lead suppressing from a case suppresses for its account, unless they typed another:
+  // what the page filled in for the case before follows the case shown.
+  const account = $("suppress-account");
+  if (!account.value || account.value === account.dataset.filled) account.value = account.dataset.filled = current.account_id;
   const recent = $("recent").tBodies[0];
   recent.replaceChildren();
   for (const t of data.recent_transactions) {

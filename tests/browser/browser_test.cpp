@@ -2,7 +2,8 @@
 // console.mjs), against the real database, a running replica and the real console: an
 // analyst reads why a case was opened and closes it as fraud, and the next backtest counts
 // the label; the analyst deny-lists a card, and the replica blocks its next payment within
-// seconds. Screenshots go to build/tests/screenshots/.
+// seconds. A lead then suppresses a rule from a second case, for that case's account.
+// Screenshots go to build/tests/screenshots/.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -23,7 +24,7 @@ TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browse
   replica.produce({transaction_event(1, "12500.00", "2026-11-27T09:00:00Z", "acc-7"),
                    transaction_event(2, "42.10", "2026-11-27T09:05:00Z", "acc-7"),
                    transaction_event(3, "18000.00", "2026-11-27T09:10:00Z", "acc-7"),
-                   transaction_event(4, "42.10", "2026-11-27T09:15:00Z", "acc-8")});
+                   transaction_event(4, "16000.00", "2026-11-27T09:15:00Z", "acc-8")});
   REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, replica.services, replica.topic, 1); }));
   REQUIRE(db.count("SELECT event_count FROM fraud_cases WHERE account_id = 'acc-7'") == 2);
 
@@ -32,10 +33,12 @@ TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browse
   std::filesystem::create_directories(screenshots);
   auto output = output_of(
       "cd " FRAUD_SOURCE_DIR "/tests/browser && FRAUD_CONSOLE_URL=http://127.0.0.1:" + std::to_string(console.port) +
-      " FRAUD_CONSOLE_TOKEN=alice-token FRAUD_CASE_ACCOUNT=acc-7 FRAUD_DENY_CARD=card-77 FRAUD_SCREENSHOTS_DIR=" +
+      " FRAUD_CONSOLE_TOKEN=alice-token FRAUD_CASE_ACCOUNT=acc-7 FRAUD_DENY_CARD=card-77 FRAUD_LEAD_TOKEN=lena-token"
+      " FRAUD_OTHER_ACCOUNT=acc-8 FRAUD_SCREENSHOTS_DIR=" +
       screenshots.string() + " timeout 120 node console.mjs 2>&1; echo \"exit $?\"");
   CAPTURE(output);
   CHECK(output.find("browser: the analyst's walk passed") != std::string::npos);
+  CHECK(output.find("browser: the lead's walk passed") != std::string::npos);
   CHECK(output.find("exit 0") != std::string::npos);
 
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE account_id = 'acc-7' AND state = 'closed' AND "
@@ -45,6 +48,9 @@ TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browse
   // assign, comment, close, list.add
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 4);
   CHECK(db.count("SELECT count(*) FROM fraud_case_comments WHERE author = 'alice'") == 1);
+  // lena suppressed from acc-8's case, for acc-8.
+  CHECK(db.count("SELECT count(*) FROM fraud_suppressions WHERE account_id = 'acc-8' AND author = 'lena'") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_suppressions") == 1);
 
   // The deny-listed card's next payment, on the running replica, with no reload.
   replica.produce({paid_now(5, "acc-9", "card-77", "20.00")});

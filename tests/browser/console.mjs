@@ -4,8 +4,12 @@
 // replica and the console, runs this, and checks what it left in the database and that the
 // replica blocks the card's next payment.
 //
+// Then a lead opens that case and another account's, and suppresses a rule from the second:
+// for the second account, not the first.
+//
 //   FRAUD_CONSOLE_URL=http://127.0.0.1:8090 FRAUD_CONSOLE_TOKEN=... FRAUD_CASE_ACCOUNT=acc-7 \
-//   FRAUD_DENY_CARD=card-77 [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
+//   FRAUD_DENY_CARD=card-77 FRAUD_LEAD_TOKEN=... FRAUD_OTHER_ACCOUNT=acc-8 \
+//   [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
 //
 // Every wait is bounded (Playwright's timeouts, set below); exit status 0 when every step held.
 import assert from "node:assert/strict";
@@ -15,8 +19,11 @@ const url = process.env.FRAUD_CONSOLE_URL;
 const token = process.env.FRAUD_CONSOLE_TOKEN;
 const account = process.env.FRAUD_CASE_ACCOUNT;
 const card = process.env.FRAUD_DENY_CARD;
+const leadToken = process.env.FRAUD_LEAD_TOKEN;
+const other = process.env.FRAUD_OTHER_ACCOUNT;
 const shots = process.env.FRAUD_SCREENSHOTS_DIR;
-assert.ok(url && token && account && card, "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN, FRAUD_CASE_ACCOUNT and FRAUD_DENY_CARD are required");
+assert.ok(url && token && account && card && leadToken && other,
+  "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN, FRAUD_CASE_ACCOUNT, FRAUD_DENY_CARD, FRAUD_LEAD_TOKEN and FRAUD_OTHER_ACCOUNT are required");
 
 const browser = await chromium.launch({
   executablePath: process.env.FRAUD_CHROMIUM || "/usr/bin/chromium",
@@ -91,6 +98,37 @@ try {
 
   assert.deepEqual(failures, [], "the page raised no script errors");
   console.log("browser: the analyst's walk passed");
+
+  // A lead, in a browser of their own, reads the closed case and then another account's.
+  const lead = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  lead.setDefaultTimeout(15_000);
+  lead.on("pageerror", (error) => failures.push(error.message));
+  await lead.goto(url);
+  await lead.fill("#token", leadToken);
+  await lead.click("#login button");
+  await lead.locator("#who").filter({ hasText: "(lead)" }).waitFor();
+  await lead.selectOption("#filter-state", "");
+  await lead.click("#filters button");
+  const openOf = async (who) => {
+    await lead.locator("#cases tbody tr", { hasText: who }).click();
+    await lead.locator("#case-title").filter({ hasText: who }).waitFor();
+  };
+  await openOf(account);
+  assert.equal(await lead.inputValue("#suppress-account"), account);
+  // The suppression form follows the case on screen: suppressing from the second case
+  // silences the rule for the second account, not the first.
+  await openOf(other);
+  assert.equal(await lead.inputValue("#suppress-account"), other);
+  await lead.fill("#suppress-rule", "large_amount");
+  await lead.fill("#suppress-reason", "known payroll");
+  await lead.click("#suppress-form button");
+  await lead.locator("#suppress-message").filter({ hasText: `Suppressed large_amount for ${other}.` }).waitFor();
+  // What the lead typed is theirs: opening another case keeps it.
+  await lead.fill("#suppress-account", "acc-typed");
+  await openOf(account);
+  assert.equal(await lead.inputValue("#suppress-account"), "acc-typed");
+  assert.deepEqual(failures, [], "the lead's page raised no script errors");
+  console.log("browser: the lead's walk passed");
 } finally {
   await browser.close();
 }
