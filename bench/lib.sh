@@ -40,7 +40,7 @@ postgres_ticks() {
 # CPU ticks of the Kafka broker that scripts/services runs.
 broker_ticks() { awk '{print $14 + $15}' "/proc/$(cat .local/kafka/kafka.pid)/stat"; }
 
-# Runs one replica on topic $1 until it committed $2 records; sets rate, rss_mb, cpu_us (the
+# Runs one replica on topic $1 until it committed $2 records; sets applied_events, rate, rss_mb, cpu_us (the
 # replica's CPU per applied event), and pg_cpu_us and broker_cpu_us: PostgreSQL's (all its
 # processes: background ones and the harness's own queries included) and the broker's (its
 # serving of the consumer; the records were loaded before) over the same span.
@@ -71,7 +71,40 @@ consume() {
   [ -z "${keep_consumer:-}" ] || return 0
   kill -TERM "${pids[@]}"; wait "${pids[@]}"
   local applied; applied=$(sql "SELECT count(*) FROM processed_events WHERE topic = '$topic'")
+  applied_events=$applied
   rate=$(sql "SELECT round(count(*) / greatest(extract(epoch FROM max(processed_at) - min(processed_at)), 0.001))
               FROM processed_events WHERE topic = '$topic'")
   cpu_us=$(per_event "$ticks") pg_cpu_us=$(per_event "$pg_ticks") broker_cpu_us=$(per_event "$broker")
+}
+
+# What a span of work writes, per applied event: rows (heap inserts and updates, from the
+# database's statistics), index entries (B-tree leaf inserts, counted in the WAL itself by
+# pg_waldump) and WAL bytes. A physical replication slot keeps the span's WAL until it is read.
+# writes_begin before the span; writes_end after it, with $1 the applied events, sets
+# rows_per_event, index_entries_per_event and wal_bytes_per_event.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+writes_begin() {
+  write_slot="fraud_bench_$$"
+  sql "SELECT pg_drop_replication_slot('$write_slot') FROM pg_replication_slots WHERE slot_name = '$write_slot'" \
+    >/dev/null
+  sql "SELECT pg_create_physical_replication_slot('$write_slot', true)" >/dev/null
+  wal_start=$(sql "SELECT pg_current_wal_insert_lsn()")
+  rows_before=$(sql "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables")
+}
+writes_end() {
+  local applied=$1 wal_end rows entries deadline=$((SECONDS + 30))
+  # The statistics of a backend reach the tables' counts when it ends: wait for the
+  # replicas' sessions to end.
+  until [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")" -eq 0 ]; do
+    [ $SECONDS -lt $deadline ] || { echo "bench: sessions of the replicas still open after 30 s" >&2; break; }
+    sleep 0.2
+  done
+  wal_end=$(sql "SELECT pg_current_wal_flush_lsn()")
+  rows=$(sql "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) - $rows_before FROM pg_stat_user_tables")
+  entries=$("$pg_bin/pg_waldump" --stats=record -p .local/pg/data/pg_wal -s "$wal_start" -e "$wal_end" 2>/dev/null |
+    awk '$1 == "Btree/INSERT_LEAF" || $1 == "Btree/INSERT_POST" {n += $2} END {print n + 0}')
+  rows_per_event=$(awk -v r="$rows" -v n="$applied" 'BEGIN {printf "%.2f", r / n}')
+  index_entries_per_event=$(awk -v r="$entries" -v n="$applied" 'BEGIN {printf "%.2f", r / n}')
+  wal_bytes_per_event=$(sql "SELECT round(pg_wal_lsn_diff('$wal_end', '$wal_start') / $applied)")
+  sql "SELECT pg_drop_replication_slot('$write_slot')" >/dev/null
 }
