@@ -35,4 +35,9 @@ struct DeskLogins {
   }
 };
 
+/// Throws std::runtime_error, saying which, when the analysts' login may do a lead's part (a
+/// member of fraud_console_lead, or a superuser: every analyst would act as a lead) or the
+/// leads' login may not (every lead's change would be refused).
+void check_logins(const DeskLogins& logins);
+
 }  // namespace fraud::cases

@@ -95,6 +95,26 @@ const char* to_string(Disposition disposition) {
 
 const char* to_string(Role role) { return role == Role::lead ? "lead" : "analyst"; }
 
+void check_logins(const DeskLogins& logins) {
+  auto is_lead = [](const std::string& url) {
+    return detail::in_transaction(url, [](pqxx::work& tx) {
+      return tx
+          .exec1(
+              "SELECT pg_has_role(session_user, 'fraud_console_lead', 'MEMBER') OR "
+              "(SELECT rolsuper FROM pg_roles WHERE rolname = session_user)")[0]
+          .as<bool>();
+    });
+  };
+  if (is_lead(logins.analyst_url))
+    throw std::runtime_error(
+        "the analysts' database login is a lead's or a superuser: every analyst would act as a lead; give "
+        "FRAUD_CONSOLE_POSTGRES_URL a login that is a member of fraud_console only");
+  if (!logins.lead_url.empty() && !is_lead(logins.lead_url))
+    throw std::runtime_error(
+        "the leads' database login is not a member of fraud_console_lead: the database would refuse every "
+        "lead's change");
+}
+
 std::string CaseDesk::queue(const QueueFilter& filter) {
   return detail::in_transaction(logins_.analyst_url, [&](pqxx::work& tx) {
     return std::string(

@@ -21,11 +21,15 @@ auto in_transaction(const std::string& url, Work work) {
   try {
     pqxx::connection connection(url);
     pqxx::work tx(connection);
+    // READ COMMITTED whatever the database's default: a retry waiting on its first attempt's
+    // idempotency key must see that attempt once it committed (migrations/0019).
     // A console request never holds a row, or the console's one thread, for long: a batch
     // joining a case waits at most the functions' lock_timeout, a slow read ends at the
     // statement timeout, and a console frozen before its commit loses its session (and the
     // case's lock) after 10 s.
-    tx.exec0("SET LOCAL statement_timeout = '5s'; SET LOCAL idle_in_transaction_session_timeout = '10s'");
+    tx.exec0(
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = '5s'; "
+        "SET LOCAL idle_in_transaction_session_timeout = '10s'");
     auto result = work(tx);
     tx.commit();
     return result;

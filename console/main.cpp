@@ -99,6 +99,7 @@ class RuleCatalogFile {
 int run() {
   auto tokens = console::TokenBook::load(setting("FRAUD_CONSOLE_TOKENS_FILE"));
   cases::DeskLogins logins{setting("FRAUD_CONSOLE_POSTGRES_URL"), setting("FRAUD_CONSOLE_LEAD_POSTGRES_URL", "")};
+  cases::check_logins(logins);
   if (logins.lead_url.empty())
     ops::log::warn(
         "FRAUD_CONSOLE_LEAD_POSTGRES_URL is not set: leads act with the analysts' login, and the database "

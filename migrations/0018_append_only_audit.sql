@@ -1,8 +1,9 @@
--- The audit, the labels and the comments are the bank's record of what its analysts did and
--- decided. 0013 and 0015 kept them append-only by granting no role UPDATE or DELETE, but the
--- tables' owner (who runs migrations and `dedup prune`) and any superuser could still
--- rewrite them unseen. Now a trigger refuses UPDATE, DELETE and TRUNCATE on each, whoever
--- runs them:
+-- The audit, the labels, the comments and the events each case holds are the bank's record
+-- of what its analysts did and decided. 0013 and 0015 kept them append-only by granting no
+-- role UPDATE or DELETE, but the tables' owner (who runs migrations and `dedup prune`) and
+-- any superuser could still rewrite them unseen. Now a trigger refuses UPDATE, DELETE and
+-- TRUNCATE on each, whoever runs them, and DELETE and TRUNCATE of a case (a case changes as
+-- events join it and analysts work it, but is never removed):
 --
 -- * ENABLE ALWAYS: a session with session_replication_role = replica (what logical
 --   replication's apply uses, and what a superuser could set) fires them too.
@@ -28,7 +29,7 @@ DECLARE
   authorised text := nullif(current_setting('fraud.break_glass', true), '');
 BEGIN
   IF authorised IS NULL OR TG_OP = 'TRUNCATE' THEN
-    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+    RAISE EXCEPTION '% keeps its rows: % refused', TG_TABLE_NAME, TG_OP
       USING ERRCODE = '42501',
             HINT = 'An authorised correction sets fraud.break_glass first (docs/CASES.md, "Break glass").';
   END IF;
@@ -52,9 +53,22 @@ CREATE TRIGGER fraud_case_comments_append_only BEFORE UPDATE OR DELETE ON fraud_
 CREATE TRIGGER fraud_case_comments_no_truncate BEFORE TRUNCATE ON fraud_case_comments
   FOR EACH STATEMENT EXECUTE FUNCTION fraud_refuse_rewrite();
 
+CREATE TRIGGER fraud_case_events_append_only BEFORE UPDATE OR DELETE ON fraud_case_events
+  FOR EACH ROW EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER fraud_case_events_no_truncate BEFORE TRUNCATE ON fraud_case_events
+  FOR EACH STATEMENT EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER fraud_cases_kept BEFORE DELETE ON fraud_cases
+  FOR EACH ROW EXECUTE FUNCTION fraud_refuse_rewrite();
+CREATE TRIGGER fraud_cases_no_truncate BEFORE TRUNCATE ON fraud_cases
+  FOR EACH STATEMENT EXECUTE FUNCTION fraud_refuse_rewrite();
+
 ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 ALTER TABLE fraud_labels ENABLE ALWAYS TRIGGER fraud_labels_append_only;
 ALTER TABLE fraud_labels ENABLE ALWAYS TRIGGER fraud_labels_no_truncate;
 ALTER TABLE fraud_case_comments ENABLE ALWAYS TRIGGER fraud_case_comments_append_only;
 ALTER TABLE fraud_case_comments ENABLE ALWAYS TRIGGER fraud_case_comments_no_truncate;
+ALTER TABLE fraud_case_events ENABLE ALWAYS TRIGGER fraud_case_events_append_only;
+ALTER TABLE fraud_case_events ENABLE ALWAYS TRIGGER fraud_case_events_no_truncate;
+ALTER TABLE fraud_cases ENABLE ALWAYS TRIGGER fraud_cases_kept;
+ALTER TABLE fraud_cases ENABLE ALWAYS TRIGGER fraud_cases_no_truncate;

@@ -11,11 +11,13 @@
 -- 2. A case has a version, bumped by a trigger on every change (a batch joining an event,
 --    an assignment, the close), and a close names the version it was shown: a case that
 --    gained an event since is refused (55000), so no analyst labels an event never seen. A
---    closed case no longer changes at all, whoever asks.
+--    closed case no longer changes at all, whoever asks; and an event joins a case only in
+--    the transaction that moved the case's version, so not even the service's credentials
+--    can slip an event into a case without moving it.
 -- 3. Every change may carry an idempotency key, kept unique with its audit row, with the
---    request and its result: the same request again returns the first result and changes
---    nothing (a lost reply and a retry no longer leave a twin in force); the key again with
---    another request is refused (FR422).
+--    request (the login and analyst included) and its result: the same request again returns
+--    the first result and changes nothing (a lost reply and a retry no longer leave a twin in
+--    force); the key again with another request is refused (FR422).
 -- 4. Each audit row names the database login that made the change (session_user) beside
 --    the analyst the console named.
 --
@@ -69,6 +71,28 @@ REVOKE EXECUTE ON FUNCTION fraud_case_versioned() FROM PUBLIC;
 CREATE TRIGGER fraud_cases_versioned BEFORE UPDATE ON fraud_cases FOR EACH ROW EXECUTE FUNCTION fraud_case_versioned();
 ALTER TABLE fraud_cases ENABLE ALWAYS TRIGGER fraud_cases_versioned;
 
+-- An event joins a case only in the transaction that changed the case's row (the batch's
+-- upsert moves its version in the same statement), and never a closed one. The batch uses
+-- no subtransactions, so "changed in this transaction" is the row's xmin being this
+-- transaction's id. One check per statement.
+CREATE FUNCTION fraud_case_events_join()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT FROM joined j JOIN fraud_cases c USING (case_id)
+             WHERE c.state = 'closed' OR c.xmin <> pg_current_xact_id()::xid) THEN
+    RAISE EXCEPTION 'an event joins a case only with a change to the case in the same transaction, and never a closed case'
+      USING ERRCODE = '55000';
+  END IF;
+  RETURN NULL;
+END $$;
+REVOKE EXECUTE ON FUNCTION fraud_case_events_join() FROM PUBLIC;
+CREATE TRIGGER fraud_case_events_join AFTER INSERT ON fraud_case_events REFERENCING NEW TABLE AS joined
+  FOR EACH STATEMENT EXECUTE FUNCTION fraud_case_events_join();
+ALTER TABLE fraud_case_events ENABLE ALWAYS TRIGGER fraud_case_events_join;
+
 -- Refuses (42501) unless this session's login is a lead's: `what` says what was refused.
 CREATE FUNCTION fraud_desk_require_lead(p_what text)
 RETURNS void
@@ -83,7 +107,9 @@ END $$;
 
 -- What an earlier call under `p_key` returned (JSON null for a function that returns
 -- nothing), or SQL NULL when the key is new or none was given. Holds the key's lock to the
--- end of the transaction, so that a retry racing its first attempt waits and then finds it.
+-- end of the transaction, so that a retry racing its first attempt waits and then finds it
+-- (each statement of a READ COMMITTED transaction sees what committed before it started;
+-- the desk runs its transactions so). The request compared includes the login.
 CREATE FUNCTION fraud_desk_replay(p_key text, p_action text, p_request jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -101,9 +127,9 @@ BEGIN
   SELECT * INTO earlier FROM audit_log WHERE idempotency_key = p_key;
   IF NOT FOUND THEN
     RETURN NULL;
-  ELSIF earlier.action <> p_action OR earlier.request IS DISTINCT FROM p_request THEN
-    RAISE EXCEPTION 'the Idempotency-Key % was used for another request (%)', p_key, earlier.action
-      USING ERRCODE = 'FR422';
+  ELSIF earlier.action <> p_action OR earlier.request IS DISTINCT FROM p_request
+        OR earlier.login IS DISTINCT FROM session_user THEN
+    RAISE EXCEPTION 'the Idempotency-Key % was used for another request', p_key USING ERRCODE = 'FR422';
   END IF;
   RETURN coalesce(earlier.result, 'null'::jsonb);
 END $$;

@@ -16,10 +16,18 @@ function idempotencyKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// The key of each change not yet answered for sure (no reply, or a 5xx): sent again, by the
+// loop below or by the analyst clicking again, it carries the same key and is made once.
+const unanswered = new Map();
+
 async function call(method, path, body) {
   const headers = { Authorization: "Bearer " + token };
   if (body) headers["Content-Type"] = "application/json";
-  if (method === "POST") headers["Idempotency-Key"] = idempotencyKey();
+  const change = method + " " + path + " " + JSON.stringify(body ?? null);
+  if (method === "POST") {
+    if (!unanswered.has(change)) unanswered.set(change, idempotencyKey());
+    headers["Idempotency-Key"] = unanswered.get(change);
+  }
   const request = { method, headers, body: body ? JSON.stringify(body) : undefined };
   // A lost reply or a busy database: the same request again, twice at most.
   let response;
@@ -32,6 +40,7 @@ async function call(method, path, body) {
     }
     await new Promise((resume) => setTimeout(resume, 500 * (attempt + 1)));
   }
+  if (response.status < 500) unanswered.delete(change);  // made, or refused for good
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw Object.assign(new Error(data.error || response.statusText), { status: response.status });
   return data;

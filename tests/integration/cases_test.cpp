@@ -123,7 +123,7 @@ TEST_CASE("the console's role can neither rewrite the audit nor labels nor cases
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 1);
 }
 
-TEST_CASE("nobody, the owner and a superuser included, rewrites the audit, a label or a comment without a trace") {
+TEST_CASE("nobody, the owner and a superuser included, rewrites the audit, a label, a comment or a case's events") {
   auto services = Services::from_environment();
   TestDatabase db(services);
   db.query("INSERT INTO audit_log (actor, action, object) VALUES ('alice', 'case.close', 'case:1')");
@@ -133,6 +133,9 @@ TEST_CASE("nobody, the owner and a superuser included, rewrites the audit, a lab
       "now())");
   db.query(
       "INSERT INTO fraud_case_comments (case_id, author, body) SELECT case_id, 'alice', 'called' FROM fraud_cases");
+  db.query(
+      "WITH c AS (UPDATE fraud_cases SET event_count = 1 RETURNING case_id) INSERT INTO fraud_case_events "
+      "SELECT case_id, '', 'evt-1', 'txn-1', 'block', 90, now() FROM c");
   // The tests' owner is PostgreSQL's superuser; skipping ordinary triggers, as a replica's
   // apply session does, does not skip these.
   for (const std::string session : {"", "SET session_replication_role = replica; "}) {
@@ -140,16 +143,19 @@ TEST_CASE("nobody, the owner and a superuser included, rewrites the audit, a lab
          {"UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log", "TRUNCATE audit_log",
           "UPDATE fraud_labels SET is_fraud = false", "DELETE FROM fraud_labels", "TRUNCATE fraud_labels",
           "UPDATE fraud_case_comments SET body = 'x'", "DELETE FROM fraud_case_comments",
-          "TRUNCATE fraud_case_comments", "TRUNCATE fraud_cases CASCADE"}) {
+          "TRUNCATE fraud_case_comments", "TRUNCATE fraud_cases CASCADE", "DELETE FROM fraud_cases",
+          "DELETE FROM fraud_case_events", "TRUNCATE fraud_case_events"}) {
       CAPTURE(session + sql);
       pqxx::connection owner(db.url());
       pqxx::nontransaction tx(owner);
-      CHECK_THROWS_WITH_AS(tx.exec0(session + sql), doctest::Contains("is append-only"), pqxx::insufficient_privilege);
+      CHECK_THROWS_WITH_AS(tx.exec0(session + sql), doctest::Contains("keeps its rows"), pqxx::insufficient_privilege);
     }
   }
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice' AND action = 'case.close'") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_labels WHERE is_fraud") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_case_comments WHERE body = 'called'") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_case_events") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_cases") == 1);
 
   // Break glass (docs/CASES.md): a correction the bank authorised, named in the session, is
   // made, and each row it changes leaves its before and after in the audit with the reason.

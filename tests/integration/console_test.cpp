@@ -4,6 +4,11 @@
 
 #include <signal.h>
 
+#include <cstdio>
+#include <fstream>
+#include <future>
+
+#include "console/tokens.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
@@ -235,4 +240,52 @@ TEST_CASE("the database, not only the console, keeps lead-only changes to a lead
   // An analyst still assigns a case to themself.
   CHECK_NOTHROW(
       call(db.console_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'alice', 'alice')"));
+}
+
+TEST_CASE("a retry racing its first attempt waits for it and returns its answer") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  const std::string add = "SELECT fraud_list_add('deny_cards', 'card-9', 'stolen', NULL, 'alice', 'k-race')";
+  // The first attempt has made its change but not committed (its reply is on the way).
+  pqxx::connection first_connection(db.console_url());
+  pqxx::work first(first_connection);
+  auto entry = first.exec1(add)[0].as<std::int64_t>();
+  // The retry arrives meanwhile: it waits on the key, then finds the first attempt's answer.
+  auto retry = std::async(std::launch::async, [&] {
+    pqxx::connection c(db.console_url());
+    pqxx::work tx(c);
+    auto id = tx.exec1(add)[0].as<std::int64_t>();
+    tx.commit();
+    return id;
+  });
+  REQUIRE(wait_until(10s, [&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+               "wait_event_type = 'Lock'") == 1;
+  }));
+  first.commit();
+  REQUIRE(retry.wait_for(10s) == std::future_status::ready);
+  CHECK(retry.get() == entry);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries") == 1);
+}
+
+TEST_CASE("the console refuses to start when its analysts' login could do a lead's part") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto tokens = "/tmp/" + unique_name("tokens");
+  std::ofstream(tokens) << "alice analyst " << console::sha256_hex("alice-token") << "\n";
+  auto log = "/tmp/" + unique_name("console") + ".log";
+  for (const auto& analysts : {db.console_lead_url(), db.url()}) {  // a lead's login; the superuser
+    ChildProcess console({FRAUD_CONSOLE_BINARY, "run"},
+                         {{"FRAUD_CONSOLE_POSTGRES_URL", analysts},
+                          {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
+                          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/config/rules.yaml"},
+                          {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(free_port())}},
+                         log);
+    REQUIRE(wait_until(30s, [&] { return !console.running(); }));
+    CHECK(console.exit_status() == 1);
+  }
+  CHECK(read_file(log).find("every analyst would act as a lead") != std::string::npos);
+  std::remove(tokens.c_str());
+  std::remove(log.c_str());
 }

@@ -130,4 +130,11 @@ TEST_CASE("the service's role cannot forge an analyst's close: it inserts only a
                            "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) "
                            "VALUES ('acc-1', 'block', 1, now())") == "ok");
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'open' AND disposition IS NULL") == 1);
+  // Nor can it slip an event into a case without moving the case's version, which a close
+  // checks: an event joins a case only with the case's own change (dedup/cases.cpp).
+  auto slipped = outcome_as_service(db,
+                                    "INSERT INTO fraud_case_events SELECT case_id, '', 'evt-9', 'txn-9', "
+                                    "'review', 10, now() FROM fraud_cases");
+  CHECK(slipped.find("an event joins a case only with a change to the case") != std::string::npos);
+  CHECK(db.count("SELECT count(*) FROM fraud_case_events") == 0);
 }

@@ -11,25 +11,31 @@ TEST_CASE("an upgrade from migration 0016 keeps every case, label, comment, list
   TestDatabase db(services, "0016");
   // What the console did at 0016, with 0016's functions: a case assigned, commented on and
   // closed as fraud; one open; a deny entry ended, an allow entry and a suppression in force.
-  db.query("INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) VALUES "
-           "('acc-1', 'block', 1, '2026-11-27T09:00:00Z'), ('acc-2', 'review', 2, '2026-11-27T09:05:00Z')");
-  db.query("INSERT INTO fraud_case_events (case_id, event_source, event_id, transaction_id, decision, score, "
-           "occurred_at) SELECT case_id, 'core', 'evt-' || account_id, 'txn-' || account_id, decision, 80, "
-           "last_event_at FROM fraud_cases");
+  db.query(
+      "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) VALUES "
+      "('acc-1', 'block', 1, '2026-11-27T09:00:00Z'), ('acc-2', 'review', 2, '2026-11-27T09:05:00Z')");
+  db.query(
+      "INSERT INTO fraud_case_events (case_id, event_source, event_id, transaction_id, decision, score, "
+      "occurred_at) SELECT case_id, 'core', 'evt-' || account_id, 'txn-' || account_id, decision, 80, "
+      "last_event_at FROM fraud_cases");
   db.query("SELECT fraud_case_assign(case_id, 'alice', 'lena') FROM fraud_cases WHERE account_id = 'acc-1'");
-  db.query("SELECT fraud_case_comment(case_id, 'customer denies it', 'alice') FROM fraud_cases "
-           "WHERE account_id = 'acc-1'");
+  db.query(
+      "SELECT fraud_case_comment(case_id, 'customer denies it', 'alice') FROM fraud_cases "
+      "WHERE account_id = 'acc-1'");
   db.query("SELECT fraud_case_close(case_id, 'fraud', 'alice') FROM fraud_cases WHERE account_id = 'acc-1'");
   db.query("SELECT fraud_list_end(fraud_list_add('deny_cards', 'card-9', 'stolen', NULL, 'bob'), 'bob')");
   db.query("SELECT fraud_list_add('allow_accounts', 'acc-3', 'vip', 30, 'lena')");
   db.query("SELECT fraud_suppression_add('large_amount', 'acc-4', 'payroll', 14, 'lena')");
-  const std::string cases = "SELECT md5(string_agg(concat_ws('|', case_id, account_id, state, assignee, decision, "
-                            "event_count, opened_at, disposition, closed_by, closed_at), ',' ORDER BY case_id)) "
-                            "FROM fraud_cases";
-  const std::string audit = "SELECT md5(string_agg(concat_ws('|', audit_id, at, actor, action, object, before, after), "
-                            "',' ORDER BY audit_id)) FROM audit_log";
+  const std::string cases =
+      "SELECT md5(string_agg(concat_ws('|', case_id, account_id, state, assignee, decision, "
+      "event_count, opened_at, disposition, closed_by, closed_at), ',' ORDER BY case_id)) "
+      "FROM fraud_cases";
+  const std::string audit =
+      "SELECT md5(string_agg(concat_ws('|', audit_id, at, actor, action, object, before, after), "
+      "',' ORDER BY audit_id)) FROM audit_log";
   const std::string rest =
-      "SELECT md5(concat((SELECT string_agg(concat_ws('|', transaction_id, is_fraud, source, case_id, labelled_by), ',' "
+      "SELECT md5(concat((SELECT string_agg(concat_ws('|', transaction_id, is_fraud, source, case_id, labelled_by), "
+      "',' "
       "ORDER BY transaction_id) FROM fraud_labels), (SELECT string_agg(concat_ws('|', comment_id, author, body, at), "
       "',') FROM fraud_case_comments), (SELECT string_agg(concat_ws('|', entry_id, list_name, value, author, "
       "created_at, expires_at, ended_at, ended_by, added_version, ended_version), ',' ORDER BY entry_id) FROM "
@@ -46,10 +52,14 @@ TEST_CASE("an upgrade from migration 0016 keeps every case, label, comment, list
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE login IS NULL AND idempotency_key IS NULL") == 7);
   // The desk works on what it kept: the open case closes at its version, the closed one stays
   // closed, and the upgrade left none of 0016's functions behind to call without a key.
-  db.query("SELECT fraud_case_close(case_id, 1, 'legitimate', 'lena', 'k-1') FROM fraud_cases "
-           "WHERE account_id = 'acc-2'");
+  db.query(
+      "SELECT fraud_case_close(case_id, 1, 'legitimate', 'lena', 'k-1') FROM fraud_cases "
+      "WHERE account_id = 'acc-2'");
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'closed'") == 2);
   CHECK_THROWS_AS(db.query("UPDATE fraud_cases SET assignee = 'mallory' WHERE account_id = 'acc-1'"), pqxx::sql_error);
-  CHECK(db.count("SELECT count(*) FROM pg_proc WHERE proname LIKE 'fraud\\_%' AND pronargs = 3 AND "
-                 "proname IN ('fraud_case_assign', 'fraud_case_close', 'fraud_case_comment')") == 0);
+  CHECK(
+      db.count("SELECT count(*) FROM pg_proc WHERE oid::regprocedure::text IN ('fraud_case_assign(bigint,text,text)', "
+               "'fraud_case_close(bigint,text,text)', 'fraud_case_comment(bigint,text,text)', "
+               "'fraud_list_add(text,text,text,integer,text)', 'fraud_list_end(bigint,text)', "
+               "'fraud_suppression_add(text,text,text,integer,text)', 'fraud_suppression_end(bigint,text)')") == 0);
 }
