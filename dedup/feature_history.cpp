@@ -41,19 +41,12 @@ std::string history_query(rules::KeyField field, int latest_before) {
 
 void synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied,
                       const std::map<rules::KeyField, bool>& versions_complete) {
-  // The key fields any replica registered, not only this replica's (a rollout or a reload
-  // can run other rule files side by side). Read in the batch's transaction, after the
-  // advance took the dedup gate shared: a registration holds the gate exclusive, so none
-  // lands between this read and the bump. Only those keys are sent: the others' versions
-  // are not kept, and sending them cost the bump as much again.
-  std::set<std::string, std::less<>> maintained;
-  for (const auto& row : tx.exec_prepared("maintained_key_fields")) maintained.emplace(row[0].c_str());
+  // Every key field, not only those of this replica's rules: the statement keeps the ones
+  // any replica registered (a rollout or a reload can run other rule files side by side).
   std::set<std::pair<rules::KeyField, std::string>> keys;
-  for (const auto& spec : rules::kKeyFieldSpecs) {
-    if (!maintained.count(spec.name)) continue;
-    for (const auto* e : applied)
+  for (const auto* e : applied)
+    for (const auto& spec : rules::kKeyFieldSpecs)
       if (auto key = spec.read(*e); !key.empty()) keys.emplace(spec.field, std::string(key));
-  }
   if (keys.empty()) return;
   ArrayLiteral fields, values;
   std::map<std::string, rules::KeyField, std::less<>> field_named;

@@ -184,7 +184,6 @@ std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url) 
   c->prepare("history", kHistory);
   c->prepare("pairs", kPairs);
   c->prepare("key_versions", kKeyVersions);
-  c->prepare("maintained_key_fields", "SELECT key_field FROM feature_key_fields WHERE maintained");
   c->prepare("open_cases", kOpenCases);
   return c;
 }
