@@ -2,6 +2,9 @@
 //
 //   fraud-console run                  serves until SIGTERM or SIGINT
 //   fraud-console token NAME ROLE      makes a token: prints it once, and its tokens-file line
+//   fraud-console audit verify [--head SEQ:HASH]
+//                                      checks the audit's hash chain (and that a head printed
+//                                      earlier is still in it); exit status 1 when it is broken
 //
 // Settings come from the environment, never the command line (where passwords show in `ps`):
 // FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console, for analysts' requests),
@@ -18,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "cases/audit_chain.h"
 #include "cases/case_desk.h"
 #include "cases/list_desk.h"
 #include "console/api.h"
@@ -35,6 +39,7 @@ using namespace fraud;
 constexpr const char* kUsage =
     "usage: fraud-console run\n"
     "       fraud-console token NAME analyst|lead\n"
+    "       fraud-console audit verify [--head SEQ:HASH]\n"
     "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_LEAD_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE, FRAUD_RULES_FILE and\n"
     "FRAUD_CONSOLE_LISTEN configure run.\n";
 
@@ -117,6 +122,21 @@ int run() {
   return 0;
 }
 
+/// Checks the audit's hash chain through FRAUD_CONSOLE_POSTGRES_URL; prints its head.
+int verify_audit(const std::optional<std::string>& head) {
+  std::optional<cases::ChainLink> known;
+  if (head && !(known = cases::parse_link(*head)))
+    return ops::refuse("fraud-console audit verify: --head is SEQ:HASH, as an earlier run printed it\n");
+  auto verdict = cases::verify_audit_chain(setting("FRAUD_CONSOLE_POSTGRES_URL"), known);
+  if (!verdict.intact) {
+    std::cout << "audit chain broken: " << verdict.problem << "\n";
+    return 1;
+  }
+  std::cout << "audit chain intact: " << verdict.rows << " rows; head " << verdict.head.seq << ":" << verdict.head.hash
+            << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,6 +144,10 @@ int main(int argc, char** argv) {
   try {
     if (command == "run" && argc == 2) return run();
     if (command == "token" && argc == 4) return make_token(argv[2], argv[3]);
+    if (command == "audit" && argc >= 3 && std::string(argv[2]) == "verify") {
+      if (argc == 3) return verify_audit(std::nullopt);
+      if (argc == 5 && std::string(argv[3]) == "--head") return verify_audit(std::string(argv[4]));
+    }
   } catch (const std::exception& e) {
     return ops::refuse(std::string("fraud-console: ") + e.what() + "\n", 1);
   }

@@ -171,3 +171,57 @@ TEST_CASE("nobody, the owner and a superuser included, rewrites the audit, a lab
                  "actor = session_user AND before ->> 'transaction_id' = 'txn-1' AND after IS NULL AND "
                  "reason = 'INC-4711: erasure order for txn-1'") == 1);
 }
+
+TEST_CASE("the audit's hash chain shows a row changed or removed with its guard off, and a chain sealed anew") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  for (const char* value : {"card-1", "card-2", "card-3"}) {
+    pqxx::connection lead(db.console_lead_url());
+    pqxx::work tx(lead);
+    tx.exec_params1("SELECT fraud_list_add('deny_cards', $1, 'stolen', NULL, 'lena')", std::string(value));
+    tx.commit();
+  }
+  auto verify = [&](const std::string& arguments = "") {
+    return output_of("FRAUD_CONSOLE_POSTGRES_URL='" + db.console_url() + "' " FRAUD_CONSOLE_BINARY " audit verify " +
+                     arguments + " 2>&1; echo \"exit $?\"");
+  };
+  // As the owner, with the guard of migration 0018 off: what a superuser could do unseen by it.
+  auto unguarded = [&](const std::string& sql) {
+    db.query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; " + sql +
+             "; ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only");
+  };
+  auto intact = verify();
+  CAPTURE(intact);
+  REQUIRE(intact.find("audit chain intact: 3 rows; head 3:") == 0);
+  auto head = intact.substr(intact.find("head ") + 5, 2 + 64);
+
+  unguarded("UPDATE audit_log SET actor = 'mallory' WHERE chain_seq = 2");
+  auto changed = verify();
+  CHECK(changed.find("audit chain broken: row 2 (audit_id 2): its content is not what was sealed") == 0);
+  CHECK(changed.find("exit 1") != std::string::npos);
+  unguarded("UPDATE audit_log SET actor = 'lena' WHERE chain_seq = 2");
+  CHECK(verify().find("audit chain intact") == 0);
+
+  // Changed, then every later row sealed again and the head moved: the chain holds together,
+  // but not with the head printed before.
+  unguarded(R"(UPDATE audit_log SET actor = 'mallory' WHERE chain_seq = 2;
+    DO $$ DECLARE r audit_log%ROWTYPE; previous bytea; BEGIN
+      SELECT row_hash INTO previous FROM audit_log WHERE chain_seq = 1;
+      FOR r IN SELECT * FROM audit_log WHERE chain_seq >= 2 ORDER BY chain_seq LOOP
+        r.prev_hash := previous;
+        r.row_hash := sha256(previous || convert_to(fraud_audit_canonical(r), 'UTF8'));
+        UPDATE audit_log SET prev_hash = r.prev_hash, row_hash = r.row_hash WHERE audit_id = r.audit_id;
+        previous := r.row_hash;
+      END LOOP;
+      UPDATE audit_chain SET hash = previous;
+    END $$)");
+  CHECK(verify().find("audit chain intact") == 0);
+  auto rewritten = verify("--head " + head);
+  CHECK(rewritten.find("audit chain broken: row 3 is no longer the row whose hash was") == 0);
+  CHECK(verify("--head 3:abc").find("--head is SEQ:HASH") != std::string::npos);
+
+  unguarded("DELETE FROM audit_log WHERE chain_seq = 2");
+  CHECK(verify().find("audit chain broken: row 3 (audit_id 3): it does not link to the row before") == 0);
+  unguarded("DELETE FROM audit_log WHERE chain_seq = 3");
+  CHECK(verify().find("audit chain broken: the chain's head (row 3) is not its last row") == 0);
+}

@@ -50,6 +50,11 @@ TEST_CASE("an upgrade from migration 0016 keeps every case, label, comment, list
   CHECK(std::vector{text(cases), text(audit), text(rest)} == before);
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE version = 1") == 2);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE login IS NULL AND idempotency_key IS NULL") == 7);
+  // The rows from before are sealed into the audit's hash chain, in the order they were written.
+  auto chain =
+      output_of("FRAUD_CONSOLE_POSTGRES_URL='" + db.console_url() + "' " FRAUD_CONSOLE_BINARY " audit verify 2>&1");
+  CHECK(chain.find("audit chain intact: 7 rows; head 7:") == 0);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE chain_seq = audit_id") == 7);
   // The desk works on what it kept: the open case closes at its version, the closed one stays
   // closed, and the upgrade left none of 0016's functions behind to call without a key.
   db.query(
