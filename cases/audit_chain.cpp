@@ -31,7 +31,8 @@ std::string describe(const pqxx::row& row) {
   std::string where = "row " + std::string(row[0].c_str()) + " (audit_id " + row[1].c_str() + "): ";
   if (row[0].is_null()) return "a row without a chain number (audit_id " + std::string(row[1].c_str()) + ")";
   if (!row[5].is_null() && !row[5].as<bool>()) return where + "its content is not what was sealed";
-  if (!row[4].is_null() && !row[4].as<bool>()) return where + "it does not link to the row before (one was removed or changed)";
+  if (!row[4].is_null() && !row[4].as<bool>())
+    return where + "it does not link to the row before (one was removed or changed)";
   return where + "its number does not follow the row before (one was removed)";
 }
 

@@ -49,6 +49,13 @@ class NotPermitted : public CaseRefused {
   using CaseRefused::CaseRefused;
 };
 
+/// A change that lowers the bank's decisions, refused as a direct change: it is proposed, and
+/// made when a second lead approves it (cases/proposal_desk.h).
+class NeedsSecondLead : public CaseRefused {
+ public:
+  using CaseRefused::CaseRefused;
+};
+
 /// An idempotency key used before for another request.
 class KeyReused : public CaseRefused {
  public:

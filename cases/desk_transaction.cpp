@@ -20,6 +20,7 @@ void rethrow_desk_error(const pqxx::sql_error& error) {
   auto state = error.sqlstate();
   if (state == "42501") throw NotPermitted(primary_message(error.what()));
   if (state == "FR422") throw KeyReused(primary_message(error.what()));
+  if (state == "FR428") throw NeedsSecondLead(primary_message(error.what()));
   if (state == "P0002") throw CaseNotFound(primary_message(error.what()));
   if (state == "55000") throw CaseRefused(primary_message(error.what()));
   if (state == "22023" || state == "23514") throw CaseInvalid(primary_message(error.what()));

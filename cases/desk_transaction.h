@@ -12,7 +12,7 @@
 namespace fraud::cases::detail {
 
 /// Throws the desk error `error`'s SQLSTATE stands for (P0002, 55000, 22023 and 23514, 42501,
-/// FR422, 55P03 and 57014), else `error`.
+/// FR422, FR428, 55P03 and 57014), else `error`.
 [[noreturn]] void rethrow_desk_error(const pqxx::sql_error& error);
 
 /// Runs `work(tx)` in one transaction and commits; whatever `work` returns.

@@ -94,6 +94,30 @@ class JsonBody {
   bool valid_ = false;
 };
 
+/// A flat JSON object, built field by field: a proposal's request.
+class JsonObject {
+ public:
+  JsonObject& text(std::string_view name, std::string_view value) {
+    field(name);
+    events::append_json_string(body_, value);
+    return *this;
+  }
+  JsonObject& number(std::string_view name, std::optional<std::int64_t> value) {
+    field(name);
+    body_ += value ? std::to_string(*value) : "null";
+    return *this;
+  }
+  std::string str() const { return body_ + "}"; }
+
+ private:
+  void field(std::string_view name) {
+    body_ += body_.size() > 1 ? "," : "";
+    events::append_json_string(body_, name);
+    body_ += ':';
+  }
+  std::string body_ = "{";
+};
+
 /// {"EUR":2,"JPY":0,…}: how many decimals each currency's minor units have, from the same
 /// ISO 4217 table the service decodes amounts with.
 std::string currency_exponents() {
@@ -197,6 +221,8 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
   }
   if (request.path == "/api/suppressions" || request.path.rfind("/api/suppressions/", 0) == 0)
     return suppression_action(request, change);
+  if (request.path == "/api/proposals" || request.path.rfind("/api/proposals/", 0) == 0)
+    return proposal_action(request, change);
   if (request.path == "/api/rules") {
     auto days = positive(query_value(request.query, "days"));
     if (!query_value(request.query, "days").empty() && (!days || *days > 400))
@@ -254,9 +280,16 @@ ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const
       return error(400,
                    "the body must be {\"disposition\": \"fraud|legitimate|unsure\", \"version\": the case's version "
                    "as it was shown}");
-    auto closed = cases_.close(case_id, static_cast<int>(*version), *disposition, change);
-    return json(200,
-                "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" + std::to_string(closed.labelled) + "}");
+    auto request_json = JsonObject()
+                            .number("case", case_id)
+                            .number("version", *version)
+                            .text("disposition", cases::to_string(*disposition))
+                            .str();
+    return or_propose("case.close", request_json, change, [&] {
+      auto closed = cases_.close(case_id, static_cast<int>(*version), *disposition, change);
+      return json(200,
+                  "{\"case_id\":" + std::to_string(case_id) + ",\"labelled\":" + std::to_string(closed.labelled) + "}");
+    });
   }
   if (action == "comment") {
     auto text = body.text("body");
@@ -281,8 +314,10 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
   constexpr std::string_view kEntries = "entries/";
   if (rest.rfind(kEntries, 0) == 0) {
     if (auto id = id_to_end(rest.substr(kEntries.size()))) {
-      lists_.end(*id, change);
-      return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
+      return or_propose("list.end", JsonObject().number("entry", *id).str(), change, [&] {
+        lists_.end(*id, change);
+        return json(200, "{\"entry_id\":" + std::to_string(*id) + "}");
+      });
     }
   }
   auto slash = rest.find('/');
@@ -296,8 +331,14 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
   }
   if (!body.valid()) return error(400, "the body must be {\"value\": …, \"reason\": …, \"days\": N (optional)}");
   if (auto refused = unknown(catalog_().lists, entry.list, "runtime list")) return *refused;
-  auto id = lists_.add(entry, change);
-  return json(201, "{\"entry_id\":" + std::to_string(id) + "}");
+  auto request_json = JsonObject()
+                          .text("list", entry.list)
+                          .text("value", entry.value)
+                          .text("reason", entry.reason)
+                          .number("days", entry.days)
+                          .str();
+  return or_propose("list.add", request_json, change,
+                    [&] { return json(201, "{\"entry_id\":" + std::to_string(lists_.add(entry, change)) + "}"); });
 }
 
 // POST /api/suppressions {rule, account_id, reason, days?}: one rule does not fire for one
@@ -327,8 +368,43 @@ ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request
       std::isspace(static_cast<unsigned char>(suppression.account.back())))
     return error(400, "account_id has a space at its start or end");
   if (auto refused = unknown(catalog_().rules, suppression.rule, "rule")) return *refused;
-  auto id = lists_.suppress(suppression, change);
-  return json(201, "{\"suppression_id\":" + std::to_string(id) + "}");
+  auto request_json = JsonObject()
+                          .text("rule", suppression.rule)
+                          .text("account", suppression.account)
+                          .text("reason", suppression.reason)
+                          .number("days", suppression.days)
+                          .str();
+  return or_propose("suppression.add", request_json, change, [&] {
+    return json(201, "{\"suppression_id\":" + std::to_string(lists_.suppress(suppression, change)) + "}");
+  });
+}
+
+// GET /api/proposals: those waiting for a second lead. POST /api/proposals/{id}/approve and
+// /reject: a lead decides one (the database refuses the proposer's own approval).
+ops::HttpResponse ConsoleApi::proposal_action(const ops::HttpRequest& request, const cases::Change& change) {
+  if (request.path == "/api/proposals") {
+    if (request.method != "GET") return error(405, "GET only");
+    return json(200, proposals_.pending());
+  }
+  if (request.method != "POST") return error(405, "POST only");
+  std::string_view rest = std::string_view(request.path).substr(std::strlen("/api/proposals/"));
+  auto slash = rest.find('/');
+  auto id = positive(rest.substr(0, slash));
+  auto decision = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+  if (!id || (decision != "approve" && decision != "reject")) return error(404, "no such endpoint");
+  return json(200, proposals_.decide(*id, decision == "approve", change));
+}
+
+ops::HttpResponse ConsoleApi::or_propose(const char* action, const std::string& request_json,
+                                         const cases::Change& change, const std::function<ops::HttpResponse()>& make) {
+  try {
+    return make();
+  } catch (const cases::NeedsSecondLead& e) {
+    auto id = proposals_.propose(action, request_json, change);
+    std::string body = "{\"proposal_id\":" + std::to_string(id) + ",\"waits_for\":";
+    events::append_json_string(body, e.what());
+    return json(202, body + "}");
+  }
 }
 
 }  // namespace fraud::console

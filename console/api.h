@@ -11,6 +11,7 @@
 
 #include "cases/case_desk.h"
 #include "cases/list_desk.h"
+#include "cases/proposal_desk.h"
 #include "console/tokens.h"
 #include "ops/http_server.h"
 
@@ -26,8 +27,9 @@ struct RuleCatalog {
 class ConsoleApi {
  public:
   /// `catalog` is asked on every request that needs it, so it may follow the rules file.
-  ConsoleApi(const TokenBook& tokens, cases::Cases& cases, cases::Lists& lists, std::function<RuleCatalog()> catalog)
-      : tokens_(tokens), cases_(cases), lists_(lists), catalog_(std::move(catalog)) {}
+  ConsoleApi(const TokenBook& tokens, cases::Cases& cases, cases::Lists& lists, cases::Proposals& proposals,
+             std::function<RuleCatalog()> catalog)
+      : tokens_(tokens), cases_(cases), lists_(lists), proposals_(proposals), catalog_(std::move(catalog)) {}
 
   /// Answers one request; never throws (a database failure is a 500 whose detail is logged).
   ops::HttpResponse handle(const ops::HttpRequest& request);
@@ -38,10 +40,16 @@ class ConsoleApi {
                                 const std::string& action);
   ops::HttpResponse list_action(const ops::HttpRequest& request, const cases::Change& change);
   ops::HttpResponse suppression_action(const ops::HttpRequest& request, const cases::Change& change);
+  ops::HttpResponse proposal_action(const ops::HttpRequest& request, const cases::Change& change);
+  /// What `make` answers; or, when the database refuses the change as one that lowers
+  /// decisions, 202 with the proposal of `action` and `request_json` it makes instead.
+  ops::HttpResponse or_propose(const char* action, const std::string& request_json, const cases::Change& change,
+                               const std::function<ops::HttpResponse()>& make);
 
   const TokenBook& tokens_;
   cases::Cases& cases_;
   cases::Lists& lists_;
+  cases::Proposals& proposals_;
   std::function<RuleCatalog()> catalog_;
 };
 

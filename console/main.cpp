@@ -111,7 +111,8 @@ int run() {
         "refuses what only a lead may do");
   cases::CaseDesk desk(logins);
   cases::ListDesk lists(logins);
-  console::ConsoleApi api(tokens, desk, lists, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
+  cases::ProposalDesk proposals(logins);
+  console::ConsoleApi api(tokens, desk, lists, proposals, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
   const auto& stop = ops::stop_on_signals();
   ops::HttpServer server(setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),
                          [&api](const ops::HttpRequest& request) { return api.handle(request); });

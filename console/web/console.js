@@ -62,21 +62,60 @@ function fillOptions(datalist, values) {
   datalist.replaceChildren(...values.map((value) => Object.assign(document.createElement("option"), { value })));
 }
 
-// An "End" button for a list entry or a suppression: ends it, says so, and reloads the lists.
-function endButton(path, what) {
-  const end = document.createElement("button");
-  end.type = "button";
-  end.textContent = "End";
-  end.addEventListener("click", async () => {
+// What the page says of a change the API answered: made, or proposed for a second lead.
+function outcome(data, done) {
+  return data.waits_for ? "Proposed (#" + data.proposal_id + "): " + data.waits_for + "." : done;
+}
+
+// A button that POSTs to `path`, says what came of it in `message`, and reloads what it changed.
+function actionButton(label, path, message, done, reload) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  button.addEventListener("click", async () => {
     try {
-      await call("POST", path);
-      $("list-message").textContent = "Ended " + what + ".";
+      $(message).textContent = outcome(await call("POST", path), done);
     } catch (error) {
-      $("list-message").textContent = "Refused: " + error.message;
+      $(message).textContent = "Refused: " + error.message;
     }
-    await loadLists();
+    await reload();
   });
-  return end;
+  return button;
+}
+
+// An "End" button for a list entry or a suppression.
+function endButton(path, what) {
+  return actionButton("End", path, "list-message", "Ended " + what + ".", async () => {
+    await loadLists();
+    await loadProposals();
+  });
+}
+
+// The proposals waiting for a second lead; a lead approves or rejects each.
+async function loadProposals() {
+  const data = await call("GET", "/api/proposals");
+  const body = $("proposal-list").tBodies[0];
+  body.replaceChildren();
+  for (const p of data.proposals) {
+    const row = body.insertRow();
+    row.dataset.proposalId = p.proposal_id;
+    cell(row, "#" + p.proposal_id);
+    cell(row, p.action);
+    cell(row, p.object + " " + JSON.stringify(p.request));
+    cell(row, p.proposed_by);
+    cell(row, p.proposed_at);
+    cell(row, p.expires_at);
+    const decide = row.insertCell();
+    if (me.role !== "lead") continue;
+    const reload = async () => {
+      await loadProposals();
+      await loadLists();
+      await loadQueue();
+    };
+    const path = "/api/proposals/" + p.proposal_id;
+    decide.appendChild(actionButton("Approve", path + "/approve", "proposal-message", "Approved #" + p.proposal_id + ".", reload));
+    decide.appendChild(actionButton("Reject", path + "/reject", "proposal-message", "Rejected #" + p.proposal_id + ".", reload));
+  }
 }
 
 async function signIn(event) {
@@ -100,6 +139,7 @@ async function signIn(event) {
   $("suppress-lead-only").hidden = me.role === "lead";
   await loadQueue();
   await loadLists();
+  await loadProposals();
   await loadRules();
 }
 
@@ -147,14 +187,15 @@ async function suppress(event) {
   event.preventDefault();
   const rule = $("suppress-rule").value.trim(), account = $("suppress-account").value.trim();
   try {
-    await call("POST", "/api/suppressions",
+    const data = await call("POST", "/api/suppressions",
       { rule, account_id: account, reason: $("suppress-reason").value.trim(), days: Number($("suppress-days").value) });
-    $("suppress-message").textContent = "Suppressed " + rule + " for " + account + ".";
+    $("suppress-message").textContent = outcome(data, "Suppressed " + rule + " for " + account + ".");
     $("suppress-form").reset();
   } catch (error) {
     $("suppress-message").textContent = "Refused: " + error.message;
   }
   await loadLists();
+  await loadProposals();
 }
 
 async function addListEntry(event) {
@@ -163,13 +204,14 @@ async function addListEntry(event) {
   const entry = { value, reason: $("list-reason").value.trim() };
   if ($("list-days").value) entry.days = Number($("list-days").value);
   try {
-    await call("POST", "/api/lists/" + encodeURIComponent(list) + "/entries", entry);
-    $("list-message").textContent = "Added " + value + " to " + list + ".";
+    const data = await call("POST", "/api/lists/" + encodeURIComponent(list) + "/entries", entry);
+    $("list-message").textContent = outcome(data, "Added " + value + " to " + list + ".");
     $("list-form").reset();
   } catch (error) {
     $("list-message").textContent = "Refused: " + error.message;
   }
   await loadLists();
+  await loadProposals();
 }
 
 async function loadQueue(event) {
@@ -259,8 +301,9 @@ function showTimeline(data) {
 
 // Acts on the open case; true when the API accepted it (what the analyst typed is kept otherwise).
 async function act(path, body, done) {
+  let data;
   try {
-    await call("POST", "/api/cases/" + current.case_id + "/" + path, body);
+    data = await call("POST", "/api/cases/" + current.case_id + "/" + path, body);
   } catch (e) {
     if (e.status === 409 && current.state !== "closed") {
       // The case moved (an event joined it) while it was on screen: show what it is now.
@@ -272,9 +315,10 @@ async function act(path, body, done) {
     return false;
   }
   await openCase(current.case_id);
-  $("case-message").textContent = done;
+  $("case-message").textContent = outcome(data, done);
   await loadQueue();
   await loadRules();
+  await loadProposals();
   return true;
 }
 

@@ -2,7 +2,8 @@
 // console.mjs), against the real database, a running replica and the real console: an
 // analyst reads why a case was opened and closes it as fraud, and the next backtest counts
 // the label; the analyst deny-lists a card, and the replica blocks its next payment within
-// seconds. A lead then suppresses a rule from a second case, for that case's account.
+// seconds. A lead then proposes to suppress a rule from a second case, for that case's
+// account; the lead cannot approve it, a second lead does.
 // Screenshots go to build/tests/screenshots/.
 #include <doctest/doctest.h>
 
@@ -34,7 +35,7 @@ TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browse
   auto output = output_of(
       "cd " FRAUD_SOURCE_DIR "/tests/browser && FRAUD_CONSOLE_URL=http://127.0.0.1:" + std::to_string(console.port) +
       " FRAUD_CONSOLE_TOKEN=alice-token FRAUD_CASE_ACCOUNT=acc-7 FRAUD_DENY_CARD=card-77 FRAUD_LEAD_TOKEN=lena-token"
-      " FRAUD_OTHER_ACCOUNT=acc-8 FRAUD_SCREENSHOTS_DIR=" +
+      " FRAUD_SECOND_LEAD_TOKEN=lars-token FRAUD_OTHER_ACCOUNT=acc-8 FRAUD_SCREENSHOTS_DIR=" +
       screenshots.string() + " timeout 120 node console.mjs 2>&1; echo \"exit $?\"");
   CAPTURE(output);
   CHECK(output.find("browser: the analyst's walk passed") != std::string::npos);
@@ -48,9 +49,11 @@ TEST_CASE("an analyst closes a case as fraud and deny-lists a card in the browse
   // assign, comment, close, list.add
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE actor = 'alice'") == 4);
   CHECK(db.count("SELECT count(*) FROM fraud_case_comments WHERE author = 'alice'") == 1);
-  // lena suppressed from acc-8's case, for acc-8.
+  // lena proposed from acc-8's case a suppression for acc-8, and lars approved it.
   CHECK(db.count("SELECT count(*) FROM fraud_suppressions WHERE account_id = 'acc-8' AND author = 'lena'") == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_suppressions") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_proposals WHERE state = 'approved' AND proposed_by = 'lena' AND "
+                 "decided_by = 'lars'") == 1);
 
   // The deny-listed card's next payment, on the running replica, with no reload.
   replica.produce({paid_now(5, "acc-9", "card-77", "20.00")});

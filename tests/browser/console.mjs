@@ -4,12 +4,13 @@
 // replica and the console, runs this, and checks what it left in the database and that the
 // replica blocks the card's next payment.
 //
-// Then a lead opens that case and another account's, and suppresses a rule from the second:
-// for the second account, not the first.
+// Then a lead opens that case and another account's, and proposes to suppress a rule from the
+// second (for the second account, not the first); the same lead cannot approve it, and a
+// second lead does.
 //
 //   FRAUD_CONSOLE_URL=http://127.0.0.1:8090 FRAUD_CONSOLE_TOKEN=... FRAUD_CASE_ACCOUNT=acc-7 \
-//   FRAUD_DENY_CARD=card-77 FRAUD_LEAD_TOKEN=... FRAUD_OTHER_ACCOUNT=acc-8 \
-//   [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
+//   FRAUD_DENY_CARD=card-77 FRAUD_LEAD_TOKEN=... FRAUD_SECOND_LEAD_TOKEN=... \
+//   FRAUD_OTHER_ACCOUNT=acc-8 [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
 //
 // Every wait is bounded (Playwright's timeouts, set below); exit status 0 when every step held.
 import assert from "node:assert/strict";
@@ -20,10 +21,12 @@ const token = process.env.FRAUD_CONSOLE_TOKEN;
 const account = process.env.FRAUD_CASE_ACCOUNT;
 const card = process.env.FRAUD_DENY_CARD;
 const leadToken = process.env.FRAUD_LEAD_TOKEN;
+const secondLeadToken = process.env.FRAUD_SECOND_LEAD_TOKEN;
 const other = process.env.FRAUD_OTHER_ACCOUNT;
 const shots = process.env.FRAUD_SCREENSHOTS_DIR;
-assert.ok(url && token && account && card && leadToken && other,
-  "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN, FRAUD_CASE_ACCOUNT, FRAUD_DENY_CARD, FRAUD_LEAD_TOKEN and FRAUD_OTHER_ACCOUNT are required");
+assert.ok(url && token && account && card && leadToken && secondLeadToken && other,
+  "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN, FRAUD_CASE_ACCOUNT, FRAUD_DENY_CARD, FRAUD_LEAD_TOKEN, " +
+  "FRAUD_SECOND_LEAD_TOKEN and FRAUD_OTHER_ACCOUNT are required");
 
 const browser = await chromium.launch({
   executablePath: process.env.FRAUD_CHROMIUM || "/usr/bin/chromium",
@@ -100,13 +103,17 @@ try {
   console.log("browser: the analyst's walk passed");
 
   // A lead, in a browser of their own, reads the closed case and then another account's.
-  const lead = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-  lead.setDefaultTimeout(15_000);
-  lead.on("pageerror", (error) => failures.push(error.message));
-  await lead.goto(url);
-  await lead.fill("#token", leadToken);
-  await lead.click("#login button");
-  await lead.locator("#who").filter({ hasText: "(lead)" }).waitFor();
+  const signedIn = async (leadsToken) => {
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    page.setDefaultTimeout(15_000);
+    page.on("pageerror", (error) => failures.push(error.message));
+    await page.goto(url);
+    await page.fill("#token", leadsToken);
+    await page.click("#login button");
+    await page.locator("#who").filter({ hasText: "(lead)" }).waitFor();
+    return page;
+  };
+  const lead = await signedIn(leadToken);
   await lead.selectOption("#filter-state", "");
   await lead.click("#filters button");
   const openOf = async (who) => {
@@ -122,12 +129,24 @@ try {
   await lead.fill("#suppress-rule", "large_amount");
   await lead.fill("#suppress-reason", "known payroll");
   await lead.click("#suppress-form button");
-  await lead.locator("#suppress-message").filter({ hasText: `Suppressed large_amount for ${other}.` }).waitFor();
+  // A suppression lowers decisions: it is proposed, and its proposer cannot approve it.
+  await lead.locator("#suppress-message").filter({ hasText: "takes effect when a second lead approves it" }).waitFor();
+  const proposal = lead.locator("#proposal-list tbody tr", { hasText: other });
+  await proposal.locator("button", { hasText: "Approve" }).click();
+  await lead.locator("#proposal-message")
+    .filter({ hasText: "Refused: a second lead approves a proposal, not the one who proposed it" }).waitFor();
+  if (shots) await lead.screenshot({ path: `${shots}/console-proposal.png`, fullPage: true });
   // What the lead typed is theirs: opening another case keeps it.
   await lead.fill("#suppress-account", "acc-typed");
   await openOf(account);
   assert.equal(await lead.inputValue("#suppress-account"), "acc-typed");
-  assert.deepEqual(failures, [], "the lead's page raised no script errors");
+  // A second lead approves it: the suppression is in force.
+  const second = await signedIn(secondLeadToken);
+  await second.locator("#proposal-list tbody tr", { hasText: other }).locator("button", { hasText: "Approve" }).click();
+  await second.locator("#proposal-message").filter({ hasText: "Approved #" }).waitFor();
+  await second.locator("#suppressions tbody tr", { hasText: other }).filter({ hasText: "known payroll" }).waitFor();
+  await second.locator("#proposal-list tbody tr", { hasText: other }).waitFor({ state: "detached" });
+  assert.deepEqual(failures, [], "the leads' pages raised no script errors");
   console.log("browser: the lead's walk passed");
 } finally {
   await browser.close();

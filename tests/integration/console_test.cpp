@@ -103,28 +103,70 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   }
 }
 
-TEST_CASE("only a lead ends a list entry that raises decisions, and anyone one that lowers them") {
-  auto services = Services::from_environment();
-  TestDatabase db(services);
+TEST_CASE("nothing that lowers a decision takes effect on one person's word") {
+  AppliedHistory history;
+  auto& db = history.db;
+  history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")}});
+  db.query("UPDATE fraud_cases SET decision = 'block'");  // as a block rule would have made it
+  auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases"));
   ConsoleProcess console(db, FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml");
   std::string answer;
-  REQUIRE(console.status("POST", "/api/lists/deny_cards/entries", "alice", R"({"value":"card-9","reason":"stolen"})",
-                         &answer) == 201);
+  REQUIRE(console.status("POST", "/api/lists/deny_cards/entries", "alice", R"({"value":"card-9","reason":"stolen"})") ==
+          201);  // raising a decision: at once
   auto deny = std::to_string(db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'card-9'"));
-  // Ending a deny entry lets the card through from the next batch: an analyst may not.
-  CHECK(console.status("POST", "/api/lists/entries/" + deny + "/end", "alice", "", &answer) == 403);
-  CHECK(answer.find("only a lead") != std::string::npos);
-  CHECK(console.status("POST", "/api/lists/entries/" + deny + "/end", "bob") == 403);
-  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE value = 'card-9' AND ended_at IS NULL") == 1);
-  CHECK(console.status("POST", "/api/lists/entries/" + deny + "/end", "lena") == 200);
-  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE value = 'card-9' AND ended_by = 'lena'") == 1);
+  std::string page;
+  REQUIRE(console.status("GET", "/api/cases/" + id, "alice", "", &page) == 200);
+  auto version = std::to_string(shown_version(page));
 
-  // Ending an allow entry raises decisions again: anyone may.
-  REQUIRE(console.status("POST", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-2","reason":"vip"})") ==
-          201);
+  // Each of the four is proposed, whoever asks, and nothing changes until a second lead approves.
+  struct Lowering {
+    std::string who, target, body, in_force;
+  };
+  for (const auto& change : std::vector<Lowering>{
+           {"lena", "/api/lists/allow_accounts/entries", R"({"value":"acc-2","reason":"vip"})",
+            "SELECT count(*) FROM fraud_list_entries WHERE list_name = 'allow_accounts' AND ended_at IS NULL"},
+           {"alice", "/api/lists/entries/" + deny + "/end", "",
+            "SELECT count(*) FROM fraud_list_entries WHERE value = 'card-9' AND ended_at IS NOT NULL"},
+           {"lena", "/api/suppressions", R"({"rule":"large_amount","account_id":"acc-a","reason":"payroll"})",
+            "SELECT count(*) FROM fraud_suppressions"},
+           {"alice", "/api/cases/" + id + "/close", R"({"disposition":"legitimate","version":)" + version + "}",
+            "SELECT count(*) FROM fraud_cases WHERE state = 'closed' AND disposition = 'legitimate'"}}) {
+    CAPTURE(change.target);
+    std::string proposed;
+    CHECK(console.status("POST", change.target, change.who, change.body, &proposed) == 202);
+    CHECK(proposed.find("lowers decisions: it takes effect when a second lead approves it") != std::string::npos);
+    CHECK(db.count(change.in_force) == 0);
+    CHECK(console.approve(proposed, "bob") == 403);       // an analyst decides nothing
+    CHECK(console.approve(proposed, change.who) == 403);  // nor the proposer
+    CHECK(db.count(change.in_force) == 0);
+    auto approver = change.who == "lena" ? "lars" : "lena";  // a second lead
+    CHECK(console.approve(proposed, approver) == 200);
+    CHECK(db.count(change.in_force) == 1);
+    CHECK(console.approve(proposed, "lars") == 409);  // decided already
+  }
+  // The change is made as the proposer asked it; the proposal and its approval are audited.
+  CHECK(db.count(
+            "SELECT count(*) FROM fraud_labels WHERE source = 'case' AND NOT is_fraud AND labelled_by = 'alice'") == 1);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE action = 'proposal.propose'") == 4);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE action = 'proposal.approve' AND actor <> after ->> "
+                 "'proposed_by'") == 4);
+  CHECK(db.count("SELECT count(*) FROM fraud_proposals WHERE state = 'approved' AND decided_by <> proposed_by") == 4);
+
+  // A proposal not decided within 24 hours expires; a rejected one changes nothing.
+  std::string proposed;
+  REQUIRE(console.status("POST", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-3","reason":"vip"})",
+                         &proposed) == 202);
+  db.query("UPDATE fraud_proposals SET expires_at = now() - interval '1 second' WHERE state = 'pending'");
+  CHECK(console.approve(proposed, "lars") == 409);
+  REQUIRE(console.status("POST", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-4","reason":"vip"})",
+                         &proposed) == 202);
+  auto rejected = proposed.substr(proposed.find(':') + 1, proposed.find(',') - proposed.find(':') - 1);
+  CHECK(console.status("POST", "/api/proposals/" + rejected + "/reject", "lena") == 200);  // withdrawn
+  CHECK(console.approve(proposed, "lars") == 409);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE value IN ('acc-3', 'acc-4')") == 0);
+  // Ending an allow entry raises decisions again: anyone may, at once.
   auto allow = std::to_string(db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'acc-2'"));
-  CHECK(console.status("POST", "/api/lists/entries/" + allow + "/end", "alice") == 200);
-  CHECK(db.count("SELECT count(*) FROM audit_log WHERE action = 'list.end'") == 2);
+  CHECK(console.status("POST", "/api/lists/entries/" + allow + "/end", "bob") == 200);
 }
 
 TEST_CASE("a close names the case version it was shown, and a case that gained an event since is not closed") {
@@ -175,15 +217,16 @@ TEST_CASE("a retried POST under the same Idempotency-Key returns the first answe
   };
   CHECK(twice("k-add", "/api/lists/deny_cards/entries", "alice", R"({"value":"card-9","reason":"stolen"})").first ==
         201);
-  CHECK(twice("k-allow", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-2","reason":"vip"})").first ==
-        201);
-  CHECK(db.count("SELECT count(*) FROM fraud_list_entries") == 2);  // no twin left in force
-  auto entry = std::to_string(db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'card-9'"));
-  CHECK(twice("k-end", "/api/lists/entries/" + entry + "/end", "lena").first == 200);  // not "Refused" the second time
-  CHECK(
-      twice("k-sup", "/api/suppressions", "lena", R"({"rule":"large_amount","account_id":"acc-a","reason":"payroll"})")
-          .first == 201);
-  CHECK(db.count("SELECT count(*) FROM fraud_suppressions") == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries") == 1);  // no twin left in force
+  auto allow = twice("k-allow", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-2","reason":"vip"})");
+  CHECK(allow.first == 202);
+  CHECK(db.count("SELECT count(*) FROM fraud_proposals") == 1);  // one proposal, not two
+  auto proposal = std::to_string(db.count("SELECT proposal_id FROM fraud_proposals"));
+  CHECK(twice("k-approve", "/api/proposals/" + proposal + "/approve", "lars").first ==
+        200);  // not "approved already" the second time
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE list_name = 'allow_accounts'") == 1);
+  auto entry = std::to_string(db.count("SELECT entry_id FROM fraud_list_entries WHERE value = 'acc-2'"));
+  CHECK(twice("k-end", "/api/lists/entries/" + entry + "/end", "bob").first == 200);  // not "Refused" the second time
   CHECK(twice("k-note", "/api/cases/" + id + "/comment", "alice", R"({"body":"called the customer"})").first == 201);
   CHECK(db.count("SELECT count(*) FROM fraud_case_comments") == 1);
   std::string page;
@@ -192,7 +235,8 @@ TEST_CASE("a retried POST under the same Idempotency-Key returns the first answe
                       R"({"disposition":"fraud","version":)" + std::to_string(shown_version(page)) + "}");
   CHECK(closed.first == 200);
   CHECK(closed.second == R"({"case_id":)" + id + R"(,"labelled":1})");
-  CHECK(db.count("SELECT count(*) FROM audit_log") == 6);
+  // list.add, proposal.propose, proposal.approve with its list.add, list.end, comment, close
+  CHECK(db.count("SELECT count(*) FROM audit_log") == 7);
 
   // A key names one request: used again for another, or by another analyst, it is refused.
   std::string answer;
@@ -207,7 +251,7 @@ TEST_CASE("a retried POST under the same Idempotency-Key returns the first answe
   CHECK(db.count("SELECT count(*) FROM fraud_case_comments") == 1);
 }
 
-TEST_CASE("the database, not only the console, keeps lead-only changes to a lead's login") {
+TEST_CASE("the database, not only the console, keeps a lead's part to a lead's login and lowers nothing on one word") {
   auto services = Services::from_environment();
   TestDatabase db(services);
   db.query(
@@ -222,21 +266,40 @@ TEST_CASE("the database, not only the console, keeps lead-only changes to a lead
     return value;
   };
   auto deny = call(db.console_lead_url(), "SELECT fraud_list_add('deny_cards', 'card-9', 'stolen', NULL, 'lena')");
-  // Whoever holds the analysts' database URL, naming a lead changes nothing a lead's word is
-  // needed for.
-  for (const std::string& sql :
-       std::vector<std::string>{"SELECT fraud_suppression_add('large_amount', 'acc-1', 'payroll', 14, 'lena')",
-                                "SELECT fraud_list_add('allow_accounts', 'acc-1', 'vip', NULL, 'lena')",
-                                "SELECT fraud_list_end(" + deny + ", 'lena')",
-                                "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'bob', 'lena')"}) {
-    CAPTURE(sql);
-    CHECK_THROWS_AS(call(db.console_url(), sql), pqxx::insufficient_privilege);
-    CHECK_NOTHROW(call(db.console_lead_url(), sql));
+  // Whoever holds either of the console's database URLs, naming anyone, makes nothing that
+  // lowers a decision directly, nor reaches the functions that do.
+  for (const auto& url : {db.console_url(), db.console_lead_url()}) {
+    for (const std::string& sql : std::vector<std::string>{
+             "SELECT fraud_suppression_add('large_amount', 'acc-1', 'payroll', 14, 'lena')",
+             "SELECT fraud_list_add('allow_accounts', 'acc-1', 'vip', NULL, 'lena')",
+             "SELECT fraud_list_end(" + deny + ", 'lena')",
+             "SELECT fraud_case_close((SELECT case_id FROM fraud_cases), 1, 'legitimate', 'lena')"}) {
+      CAPTURE(sql);
+      CHECK_THROWS_WITH(call(url, sql), doctest::Contains("lowers decisions"));
+    }
+    CHECK_THROWS_AS(call(url, "SELECT fraud_apply_list_add('allow_accounts', 'acc-1', 'vip', NULL, 'lena')"),
+                    pqxx::insufficient_privilege);
   }
-  CHECK(db.count("SELECT count(*) FROM fraud_suppressions") == 1);
+  // A proposal waits for a lead's login to approve it: the analysts' login cannot, naming a lead.
+  auto proposal =
+      call(db.console_url(), R"(SELECT fraud_propose('list.add', '{"list":"allow_accounts","value":"acc-1",)"
+                             R"("reason":"vip","days":null}', 'alice'))");
+  CHECK_THROWS_AS(call(db.console_url(), "SELECT fraud_proposal_decide(" + proposal + ", true, 'lena')"),
+                  pqxx::insufficient_privilege);
+  CHECK_THROWS_AS(call(db.console_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'bob', 'lena')"),
+                  pqxx::insufficient_privilege);
+  CHECK(db.count("SELECT count(*) FROM fraud_suppressions") == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE list_name = 'allow_accounts'") == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE ended_at IS NOT NULL") == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'closed'") == 0);
+  // With a lead's login, a lead other than the proposer approves it, and assigns to another.
+  CHECK_NOTHROW(call(db.console_lead_url(), "SELECT fraud_proposal_decide(" + proposal + ", true, 'lena')"));
+  CHECK_NOTHROW(
+      call(db.console_lead_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'bob', 'lena')"));
   CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE list_name = 'allow_accounts'") == 1);
   // The audit names the login that made each change, beside the analyst the console named.
-  CHECK(db.count("SELECT count(*) FROM audit_log WHERE login = 'fraud_console_lead_test'") == 5);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE login = 'fraud_console_lead_test'") == 4);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE login = 'fraud_console_test'") == 1);
   // An analyst still assigns a case to themself.
   CHECK_NOTHROW(
       call(db.console_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'alice', 'alice')"));

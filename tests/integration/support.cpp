@@ -528,7 +528,8 @@ ConsoleProcess::ConsoleProcess(TestDatabase& db, const std::string& rules_file)
   std::ofstream(tokens) << "# name role sha256\n"
                         << "alice analyst " << console::sha256_hex("alice-token") << "\n"
                         << "bob analyst " << console::sha256_hex("bob-token") << "\n"
-                        << "lena lead " << console::sha256_hex("lena-token") << "\n";
+                        << "lena lead " << console::sha256_hex("lena-token") << "\n"
+                        << "lars lead " << console::sha256_hex("lars-token") << "\n";
   process = std::make_unique<ChildProcess>(
       std::vector<std::string>{FRAUD_CONSOLE_BINARY, "run"},
       std::map<std::string, std::string>{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
@@ -551,6 +552,13 @@ int ConsoleProcess::status(const std::string& method, const std::string& target,
   auto response = http_call(port, {method, target, who.empty() ? "" : "Bearer " + who + "-token", body}, &code);
   if (answer && response) *answer = *response;
   return code;
+}
+
+int ConsoleProcess::approve(const std::string& proposed, const std::string& approver) {
+  auto at = proposed.find("\"proposal_id\":");
+  REQUIRE_MESSAGE(at != std::string::npos, "no proposal in " << proposed);
+  auto id = std::stoll(proposed.substr(at + 14));
+  return status("POST", "/api/proposals/" + std::to_string(id) + "/approve", approver);
 }
 
 int ConsoleProcess::post(const std::string& key, const std::string& target, const std::string& who,

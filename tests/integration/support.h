@@ -224,15 +224,17 @@ struct RunningReplica {
   ChildProcess process;
 };
 
-/// fraud-console over `db` as a child process, with three analysts: alice and bob
-/// (analysts) and lena (a lead), each whose token is their name with "-token" after it, and
-/// the rules and lists of `rules_file`.
+/// fraud-console over `db` as a child process, with four analysts: alice and bob
+/// (analysts), lena and lars (leads, so that one can approve what the other proposes), each
+/// whose token is their name with "-token" after it, and the rules and lists of `rules_file`.
 struct ConsoleProcess {
   explicit ConsoleProcess(TestDatabase& db, const std::string& rules_file = FRAUD_SOURCE_DIR "/config/rules.yaml");
   /// The status of `method` `target` as `who` (no token when empty); `answer` gets the body.
   /// A POST carries an Idempotency-Key of its own, as the page's do.
   int status(const std::string& method, const std::string& target, const std::string& who, const std::string& body = "",
              std::string* answer = nullptr);
+  /// Has `approver` approve what the last answer (`{"proposal_id":N,…}`) proposed; the status.
+  int approve(const std::string& proposed, const std::string& approver);
   /// The same for a POST under `key`: a retry sends the same one.
   int post(const std::string& key, const std::string& target, const std::string& who, const std::string& body = "",
            std::string* answer = nullptr);

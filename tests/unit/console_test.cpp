@@ -12,11 +12,16 @@ namespace {
 const std::string kTokens = "# name role digest\nalice analyst " + console::sha256_hex("a-secret") + "\nlena lead " +
                             console::sha256_hex("l-secret") + "  # the team lead\n";
 
-/// Records what the API asked of it. The database refuses what a role may not do
-/// (migrations/0019); the fakes refuse an analyst's assignment to another and anything on an
-/// allow list or a suppression from one, so that the API's answer to a refusal is tested.
+/// Records what the API asked of it. The database refuses what a role may not do, and as a
+/// direct change what lowers decisions (migrations/0019, 0022); the fakes refuse an analyst's
+/// assignment to another, and anything on an allow list, the end of deny entry 11 and any
+/// suppression as needing a second lead, so that the API's answers to both are tested.
 void refuse_analyst(const cases::Change& change, const char* what) {
   if (change.by.role != cases::Role::lead) throw cases::NotPermitted(std::string("only a lead may ") + what);
+}
+
+void needs_second_lead(const char* what) {
+  throw cases::NeedsSecondLead(std::string(what) + " lowers decisions: it takes effect when a second lead approves it");
 }
 
 struct FakeCases : cases::Cases {
@@ -55,24 +60,40 @@ struct FakeCases : cases::Cases {
 struct FakeLists : cases::Lists {
   std::string in_force() override { return R"({"entries":[]})"; }
   std::int64_t add(const cases::NewListEntry& entry, const cases::Change& change) override {
-    if (entry.list.rfind("allow_", 0) == 0) refuse_analyst(change, "add to an allow list");
+    if (entry.list.rfind("allow_", 0) == 0) needs_second_lead("adding to an allow list");
     added = entry.list + "/" + entry.value + "/" + entry.reason + "/" + std::to_string(entry.days.value_or(0)) +
             " by " + change.by.name;
     return 11;
   }
-  void end(std::int64_t entry_id, const cases::Change& change) override {
+  void end(std::int64_t entry_id, const cases::Change&) override {
     if (entry_id != 11) throw cases::CaseNotFound("no list entry is in force");
-    refuse_analyst(change, "end an entry of deny_cards: it lowers decisions");
+    needs_second_lead("ending an entry of deny_cards");
   }
-  std::int64_t suppress(const cases::NewSuppression& s, const cases::Change& change) override {
-    refuse_analyst(change, "suppress a rule");
-    suppressed = s.rule + "/" + s.account + "/" + s.reason + "/" + std::to_string(s.days) + " by " + change.by.name;
-    return 31;
+  std::int64_t suppress(const cases::NewSuppression&, const cases::Change&) override {
+    needs_second_lead("suppressing a rule");
+    return 0;
   }
   void end_suppression(std::int64_t id, const cases::Change&) override {
     if (id != 31) throw cases::CaseNotFound("no suppression is in force");
   }
-  std::string added, suppressed;
+  std::string added;
+};
+
+struct FakeProposals : cases::Proposals {
+  std::string pending() override { return R"({"proposals":[]})"; }
+  std::int64_t propose(const std::string& action, const std::string& request, const cases::Change& change) override {
+    proposed = action + " " + request + " by " + change.by.name;
+    proposer = change.by.name;
+    return 41;
+  }
+  std::string decide(std::int64_t id, bool approve, const cases::Change& change) override {
+    if (id != 41) throw cases::CaseNotFound("proposal does not exist");
+    refuse_analyst(change, "approve or reject a proposal");
+    if (approve && change.by.name == proposer)
+      throw cases::NotPermitted("a second lead approves a proposal, not the one who proposed it");
+    return std::string(R"({"proposal_id":41,"state":")") + (approve ? "approved" : "rejected") + "\"}";
+  }
+  std::string proposed, proposer;
 };
 
 console::RuleCatalog catalog() { return {{"large_amount", "velocity_10m"}, {"deny_cards", "allow_cards"}}; }
@@ -129,7 +150,8 @@ TEST_CASE("the console's API answers by token and role") {
   auto book = console::TokenBook::parse(kTokens, "tokens");
   FakeCases cases;
   FakeLists lists;
-  console::ConsoleApi api(book, cases, lists, catalog);
+  FakeProposals proposals;
+  console::ConsoleApi api(book, cases, lists, proposals, catalog);
 
   auto refused = api.handle(request("GET", "/api/cases", ""));
   CHECK(refused.status == 401);
@@ -207,11 +229,12 @@ TEST_CASE("the console's API answers by token and role") {
   CHECK(framing_refused);
 }
 
-TEST_CASE("the console's lists API adds and ends entries and answers the database's refusals with 403") {
+TEST_CASE("the console's lists API adds and ends entries and proposes what lowers decisions for a second lead") {
   auto book = console::TokenBook::parse(kTokens, "tokens");
   FakeCases cases;
   FakeLists lists;
-  console::ConsoleApi api(book, cases, lists, catalog);
+  FakeProposals proposals;
+  console::ConsoleApi api(book, cases, lists, proposals, catalog);
   CHECK(api.handle(request("GET", "/api/lists", "")).status == 401);
   CHECK(api.handle(request("GET", "/api/lists", "a-secret")).body == R"({"entries":[]})");
   auto added = api.handle(
@@ -225,15 +248,17 @@ TEST_CASE("the console's lists API adds and ends entries and answers the databas
   CHECK(api.handle(request("POST", "/api/lists/deny_cards/entries", "a-secret",
                            R"({"value":"fp-1","reason":"x","days":0})"))
             .status == 400);
-  CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "a-secret", R"({"value":"fp-2","reason":"vip"})"))
-            .status == 403);
-  CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "l-secret", R"({"value":"fp-2","reason":"vip"})"))
-            .status == 201);
-  CHECK(lists.added == "allow_cards/fp-2/vip/0 by lena");
-  auto refused = api.handle(request("POST", "/api/lists/entries/11/end", "a-secret"));
-  CHECK(refused.status == 403);
-  CHECK(refused.body == R"({"error":"only a lead may end an entry of deny_cards: it lowers decisions"})");
-  CHECK(api.handle(request("POST", "/api/lists/entries/11/end", "l-secret")).status == 200);
+  // What lowers decisions is proposed, whoever asks, and waits for a second lead.
+  auto allow =
+      api.handle(request("POST", "/api/lists/allow_cards/entries", "l-secret", R"({"value":"fp-2","reason":"vip"})"));
+  CHECK(allow.status == 202);
+  CHECK(
+      allow.body ==
+      R"({"proposal_id":41,"waits_for":"adding to an allow list lowers decisions: it takes effect when a second lead approves it"})");
+  CHECK(proposals.proposed == R"(list.add {"list":"allow_cards","value":"fp-2","reason":"vip","days":null} by lena)");
+  CHECK(lists.added == "deny_cards/fp-1/stolen/14 by alice");  // nothing added to the allow list
+  CHECK(api.handle(request("POST", "/api/lists/entries/11/end", "a-secret")).status == 202);
+  CHECK(proposals.proposed == R"(list.end {"entry":11} by alice)");
   CHECK(api.handle(request("POST", "/api/lists/entries/12/end", "a-secret")).status == 404);
   CHECK(api.handle(request("POST", "/api/lists/entries/x/end", "a-secret")).status == 404);
   CHECK(api.handle(request("GET", "/api/currencies", "a-secret")).body.find("\"JPY\":0") != std::string::npos);
@@ -255,22 +280,36 @@ TEST_CASE("the console's lists API adds and ends entries and answers the databas
   CHECK(api.handle(request("POST", "/api/lists/entries/entries", "a-secret", R"({"value":"x","reason":"y"})"))
             .body.find("declares no runtime list 'entries'") != std::string::npos);
   CHECK(api.handle(request("POST", "/api/lists/allow_cards/entries", "a-secret", "not json")).status == 400);
+
+  // A second lead decides; the proposer may not approve their own, an analyst decides nothing.
+  CHECK(api.handle(request("GET", "/api/proposals", "a-secret")).body == R"({"proposals":[]})");
+  CHECK(api.handle(request("POST", "/api/proposals/41/approve", "a-secret")).status == 403);
+  proposals.proposer = "lena";
+  auto own = api.handle(request("POST", "/api/proposals/41/approve", "l-secret"));
+  CHECK(own.status == 403);
+  CHECK(own.body == R"({"error":"a second lead approves a proposal, not the one who proposed it"})");
+  CHECK(api.handle(request("POST", "/api/proposals/41/reject", "l-secret")).body ==
+        R"({"proposal_id":41,"state":"rejected"})");
+  CHECK(api.handle(request("POST", "/api/proposals/42/approve", "l-secret")).status == 404);
+  CHECK(api.handle(request("POST", "/api/proposals/41/maybe", "l-secret")).status == 404);
+  CHECK(api.handle(request("GET", "/api/proposals/41/approve", "l-secret")).status == 405);
 }
 
-TEST_CASE("only a lead suppresses a rule for an account and only a rule the rules file declares") {
+TEST_CASE("a suppression is proposed for a second lead and only of a rule the rules file declares") {
   auto book = console::TokenBook::parse(kTokens, "tokens");
   FakeCases cases;
   FakeLists lists;
-  console::ConsoleApi api(book, cases, lists, catalog);
+  FakeProposals proposals;
+  console::ConsoleApi api(book, cases, lists, proposals, catalog);
   const std::string payroll = R"({"rule":"large_amount","account_id":"acc-1","reason":"monthly payroll")";
   CHECK(api.handle(request("POST", "/api/suppressions", "", payroll + "}")).status == 401);
-  CHECK(api.handle(request("POST", "/api/suppressions", "a-secret", payroll + "}")).status == 403);
-  auto added = api.handle(request("POST", "/api/suppressions", "l-secret", payroll + "}"));
-  CHECK(added.status == 201);
-  CHECK(added.body == R"({"suppression_id":31})");
-  CHECK(lists.suppressed == "large_amount/acc-1/monthly payroll/14 by lena");  // 14 days unless said
-  CHECK(api.handle(request("POST", "/api/suppressions", "l-secret", payroll + R"(,"days":30})")).status == 201);
-  CHECK(lists.suppressed == "large_amount/acc-1/monthly payroll/30 by lena");
+  auto proposed = api.handle(request("POST", "/api/suppressions", "l-secret", payroll + "}"));
+  CHECK(proposed.status == 202);
+  CHECK(proposed.body.starts_with(R"({"proposal_id":41,"waits_for":"suppressing a rule lowers decisions)"));
+  CHECK(proposals.proposed ==  // 14 days unless said
+        R"(suppression.add {"rule":"large_amount","account":"acc-1","reason":"monthly payroll","days":14} by lena)");
+  CHECK(api.handle(request("POST", "/api/suppressions", "a-secret", payroll + R"(,"days":30})")).status == 202);
+  CHECK(proposals.proposed.ends_with(R"("days":30} by alice)"));
   CHECK(api.handle(request("POST", "/api/suppressions", "l-secret", payroll + R"(,"days":366})")).status == 400);
   CHECK(api.handle(request("POST", "/api/suppressions", "l-secret", R"({"rule":"large_amount","account_id":"a"})"))
             .status == 400);
