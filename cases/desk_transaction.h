@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cases/case_desk.h"
+#include "ops/postgres_url.h"
 
 namespace fraud::cases::detail {
 
@@ -19,7 +20,7 @@ namespace fraud::cases::detail {
 template <typename Work>
 auto in_transaction(const std::string& url, Work work) {
   try {
-    pqxx::connection connection(url);
+    pqxx::connection connection(ops::with_connect_timeout(url));
     pqxx::work tx(connection);
     // READ COMMITTED whatever the database's default: a retry waiting on its first attempt's
     // idempotency key must see that attempt once it committed (migrations/0019).

@@ -168,6 +168,7 @@ ops::HttpResponse static_file(const std::string& path) {
 
 ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
   ops::HttpResponse response;
+  std::string actor;  // who asked, for the log; empty before authentication
   try {
     if (request.path == "/healthz") {
       response = {200, "ok\n"};
@@ -175,7 +176,13 @@ ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
       response = request.method == "GET" ? static_file(request.path == "/" ? "/index.html" : request.path)
                                          : ops::HttpResponse{405, "method not allowed\n"};
     } else if (auto analyst = tokens_.authenticate(request.authorization)) {
-      response = api(request, *analyst);
+      actor = analyst->name;
+      if (limits_.allow(analyst->name, RateLimits::Clock::now())) {
+        response = api(request, *analyst);
+      } else {
+        response = error(429, "too many requests; slow down");
+        response.headers.emplace_back("Retry-After", "1");
+      }
     } else {
       response = error(401, "a valid bearer token is required");
       response.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -197,6 +204,15 @@ ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
     ops::log::error("console request failed", {{"path", request.path}, {"error", e.what()}});
     response = error(500, "internal error; the console's log has the detail");
   }
+  // Who was refused, and who read which case: what a security team asks of a console.
+  bool refused = response.status == 401 || response.status == 403 || response.status == 429;
+  bool case_read = request.method == "GET" && request.path.rfind("/api/cases/", 0) == 0 && response.status == 200;
+  if (refused || case_read)
+    ops::log::info(refused ? "console request refused" : "case read",
+                   {{"actor", actor.empty() ? "(no valid token)" : actor},
+                    {"method", request.method},
+                    {"path", request.path},
+                    {"status", std::to_string(response.status)}});
   // The page loads only its own files, cannot be framed, and types are never sniffed.
   response.headers.emplace_back("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
   response.headers.emplace_back("X-Content-Type-Options", "nosniff");

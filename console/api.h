@@ -12,6 +12,7 @@
 #include "cases/case_desk.h"
 #include "cases/list_desk.h"
 #include "cases/proposal_desk.h"
+#include "console/rate_limit.h"
 #include "console/tokens.h"
 #include "ops/http_server.h"
 
@@ -32,6 +33,8 @@ class ConsoleApi {
       : tokens_(tokens), cases_(cases), lists_(lists), proposals_(proposals), catalog_(std::move(catalog)) {}
 
   /// Answers one request; never throws (a database failure is a 500 whose detail is logged).
+  /// Safe to call from several threads at once. Logs each refusal (401, 403, 429) and each
+  /// case read with who asked.
   ops::HttpResponse handle(const ops::HttpRequest& request);
 
  private:
@@ -51,6 +54,7 @@ class ConsoleApi {
   cases::Lists& lists_;
   cases::Proposals& proposals_;
   std::function<RuleCatalog()> catalog_;
+  RateLimits limits_{10, 40};  ///< per analyst: 10 requests a second, bursts of 40
 };
 
 /// The static files the console serves: the page, its script and style, the OpenAPI file.

@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -71,6 +73,7 @@ class RuleCatalogFile {
   explicit RuleCatalogFile(std::string path) : path_(std::move(path)), stamp_(stamp()), last_(read()) {}
 
   console::RuleCatalog operator()() {
+    std::lock_guard lock(*mutex_);  // requests run on several threads
     auto now = stamp();
     if (now == stamp_) return last_;
     stamp_ = now;
@@ -97,6 +100,7 @@ class RuleCatalogFile {
     return catalog;
   }
   std::string path_;
+  std::shared_ptr<std::mutex> mutex_ = std::make_shared<std::mutex>();  // shared: a std::function copies this
   std::pair<std::filesystem::file_time_type, std::uintmax_t> stamp_;
   console::RuleCatalog last_;
 };
@@ -114,8 +118,10 @@ int run() {
   cases::ProposalDesk proposals(logins);
   console::ConsoleApi api(tokens, desk, lists, proposals, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
   const auto& stop = ops::stop_on_signals();
-  ops::HttpServer server(setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),
-                         [&api](const ops::HttpRequest& request) { return api.handle(request); });
+  // Requests wait on the database: four at once, so that one slow request holds up no other.
+  ops::HttpServer server(
+      setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),
+      [&api](const ops::HttpRequest& request) { return api.handle(request); }, 4);
   ops::log::info("console started",
                  {{"port", std::to_string(server.port())}, {"analysts", std::to_string(tokens.size())}});
   while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));

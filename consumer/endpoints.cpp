@@ -2,7 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
-#include "dedup/connect.h"
+#include "ops/postgres_url.h"
 
 namespace fraud::consumer {
 
@@ -32,7 +32,7 @@ void DatabaseProbe::run() {
 void DatabaseProbe::check() {
   try {
     if (!connection_ || !connection_->is_open()) {
-      connection_ = std::make_unique<pqxx::connection>(dedup::with_connect_timeout(url_));
+      connection_ = std::make_unique<pqxx::connection>(ops::with_connect_timeout(url_));
       pqxx::nontransaction(*connection_).exec("SET statement_timeout = '2s'");
     }
     pqxx::nontransaction(*connection_).exec("SELECT 1");

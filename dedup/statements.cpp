@@ -1,10 +1,10 @@
 #include "dedup/statements.h"
 
 #include "dedup/cases.h"
-#include "dedup/connect.h"
 #include "dedup/dedup_gate.h"
 #include "events/time.h"
 #include "ops/mechanism_switch.h"
+#include "ops/postgres_url.h"
 
 namespace fraud::dedup {
 namespace {
@@ -166,7 +166,7 @@ RETURNING pair_kind, first_key, second_key)sql";
 }  // namespace
 
 std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url) {
-  auto c = std::make_unique<pqxx::connection>(with_connect_timeout(url));
+  auto c = std::make_unique<pqxx::connection>(ops::with_connect_timeout(url));
   // A batch never idles inside its transaction; one that does belongs to a frozen
   // (SIGSTOPped, swapped-out) replica whose row lock would block the partition's new owner.
   // lock_timeout turns a wait for such a lock into a transient, retried error.

@@ -71,8 +71,8 @@ constexpr std::size_t kMaxConnections = 64;
 /// One request on one connection. Scrapes and probes are small: one request per connection
 /// keeps this simple, and a client that stalls is cut off after five seconds.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket socket, const HttpRequestHandler& h, std::set<Session*>& all)
-      : stream(std::move(socket)), handler(h), live(all) {
+  Session(tcp::socket socket, const HttpRequestHandler& h, asio::thread_pool* pool, std::set<Session*>& all)
+      : stream(std::move(socket)), handler(h), workers(pool), live(all) {
     live.insert(this);
     parser.body_limit(kMaxRequestBody);
   }
@@ -81,8 +81,23 @@ struct Session : std::enable_shared_from_this<Session> {
   void start() {
     stream.expires_after(std::chrono::seconds(5));
     http::async_read(stream, buffer, parser, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-      if (!ec) self->reply(respond(self->handler, self->parser.get()));
+      if (!ec) self->answer();
       else if (ec == http::error::body_limit) self->reply({413, "request body too large\n"});
+    });
+  }
+
+  // The handler's answer: on this thread, or on a worker, whose answer comes back to this
+  // thread to be written. The worker hands its reference on rather than dropping it, so the
+  // session always ends on this thread, where `live` is touched.
+  void answer() {
+    if (!workers) return reply(respond(handler, parser.get()));
+    stream.expires_never();  // the handler bounds its own time; the reply gets five seconds
+    asio::post(*workers, [self = shared_from_this()]() mutable {
+      auto executor = self->stream.get_executor();
+      auto answered = respond(self->handler, self->parser.get());
+      asio::post(executor, [self = std::move(self), answered = std::move(answered)]() mutable {
+        self->reply(std::move(answered));
+      });
     });
   }
 
@@ -93,14 +108,16 @@ struct Session : std::enable_shared_from_this<Session> {
   http::request_parser<http::string_body> parser;
   http::response<http::string_body> response;
   const HttpRequestHandler& handler;
-  std::set<Session*>& live;  ///< the server's open sessions, to close them when it stops
+  asio::thread_pool* workers;  ///< where the handler runs; none: on the server's thread
+  std::set<Session*>& live;    ///< the server's open sessions, to close them when it stops
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const std::string& address, HttpRequestHandler h)
+  Impl(const std::string& address, HttpRequestHandler h, std::size_t worker_count)
       : handler(std::move(h)), acceptor(io, parse_endpoint(address)), retry(io) {
+    if (worker_count > 0) workers = std::make_unique<asio::thread_pool>(worker_count);
     accept();
     thread = std::thread([this] { io.run(); });
   }
@@ -109,6 +126,8 @@ struct HttpServer::Impl {
   // they refer to still lives. (Stopping the io_context instead left pending sessions to be
   // destroyed inside its destructor, after the members they point at.)
   ~Impl() {
+    // Handlers in flight finish first (each bounds its own time), and post their answers.
+    if (workers) workers->join();
     asio::post(io, [this] {
       acceptor.close();
       retry.cancel();
@@ -141,10 +160,11 @@ struct HttpServer::Impl {
 
   void serve(tcp::socket socket) {
     if (sessions.size() >= kMaxConnections) return;  // the socket closes as it goes out of scope
-    std::make_shared<Session>(std::move(socket), handler, sessions)->start();
+    std::make_shared<Session>(std::move(socket), handler, workers.get(), sessions)->start();
   }
 
   HttpRequestHandler handler;
+  std::unique_ptr<asio::thread_pool> workers;
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::steady_timer retry;
@@ -170,10 +190,10 @@ void Session::reply(HttpResponse answer) {
 }
 
 HttpServer::HttpServer(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> routes)
-    : impl_(std::make_unique<Impl>(address, route(std::move(routes)))) {}
+    : impl_(std::make_unique<Impl>(address, route(std::move(routes)), 0)) {}
 
-HttpServer::HttpServer(const std::string& address, HttpRequestHandler handler)
-    : impl_(std::make_unique<Impl>(address, std::move(handler))) {}
+HttpServer::HttpServer(const std::string& address, HttpRequestHandler handler, std::size_t workers)
+    : impl_(std::make_unique<Impl>(address, std::move(handler), workers)) {}
 
 HttpServer::~HttpServer() = default;
 

@@ -1,7 +1,8 @@
 #pragma once
 // The operator's port: /metrics for Prometheus, /healthz and /readyz for Kubernetes probes;
 // and the analysts' console (console/), which sees whole requests. One thread of its own
-// (Boost.Asio + Beast), so a slow scrape never stalls the batch loop.
+// (Boost.Asio + Beast), so a slow scrape never stalls the batch loop; the console's handlers
+// run on worker threads besides.
 
 #include <cstddef>
 #include <cstdint>
@@ -45,8 +46,11 @@ class HttpServer {
   /// Listens on `address` ("host:port"; port 0 picks a free one) and serves GET requests
   /// for the paths in `routes` until destroyed. Throws when it cannot listen.
   HttpServer(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> routes);
-  /// Listens the same way and hands every request, whatever its method and path, to `handler`.
-  HttpServer(const std::string& address, HttpRequestHandler handler);
+  /// Listens the same way and hands every request, whatever its method and path, to `handler`:
+  /// on the server's thread, or with `workers` > 0 on that many threads of their own, so that a
+  /// slow request (one that waits on a database) holds up no other. `handler` must then be
+  /// safe to call from several threads at once.
+  HttpServer(const std::string& address, HttpRequestHandler handler, std::size_t workers = 0);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -101,6 +101,42 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
     CAPTURE(secret);
     CHECK(log.find(secret) == std::string::npos);
   }
+  // Refusals and case reads are logged with who asked.
+  CHECK(
+      log.find(R"x("msg":"console request refused","actor":"(no valid token)","method":"GET","path":"/api/cases")x") !=
+      std::string::npos);
+  CHECK(log.find(R"("msg":"console request refused","actor":"alice","method":"POST","path":"/api/cases/)") !=
+        std::string::npos);
+  CHECK(log.find(R"("msg":"case read","actor":"alice","method":"GET","path":"/api/cases/)" + id + "\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("a console request that waits on the database holds up no other") {
+  AppliedHistory history;
+  auto& db = history.db;
+  history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")}});
+  auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases"));
+  ConsoleProcess console(db);
+  // Someone holds the case's row (a batch joining it, a maintenance job): an assignment waits.
+  pqxx::connection holder_connection(db.url());
+  pqxx::work holder(holder_connection);
+  holder.exec1("SELECT case_id FROM fraud_cases FOR UPDATE");
+  auto assigned = std::async(std::launch::async, [&] {
+    return console.status("POST", "/api/cases/" + id + "/assign", "alice", R"({"assignee":"alice"})");
+  });
+  auto waiting = [&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+               "wait_event_type = 'Lock'") == 1;
+  };
+  REQUIRE(wait_until(10s, waiting));
+  // Meanwhile another analyst is answered, while the assignment still waits.
+  std::string me;
+  CHECK(console.status("GET", "/api/me", "bob", "", &me) == 200);
+  CHECK(me == R"({"name":"bob","role":"analyst"})");
+  CHECK(waiting());
+  holder.commit();
+  CHECK(assigned.get() == 200);
 }
 
 TEST_CASE("nothing that lowers a decision takes effect on one person's word") {

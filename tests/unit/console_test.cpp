@@ -340,3 +340,18 @@ TEST_CASE("a bearer token's scheme is case-insensitive and two analysts never sh
                            "a analyst " + console::sha256_hex("t") + "\nb lead " + console::sha256_hex("t"), "tokens"),
                        "tokens:2: 'b' has the token of 'a'", std::runtime_error);
 }
+
+TEST_CASE("each analyst's requests are limited to a burst and then a rate, apart from the others'") {
+  console::RateLimits limits(10, 3);
+  auto start = console::RateLimits::Clock::now();
+  for (int i = 0; i < 3; ++i) CHECK(limits.allow("alice", start));
+  CHECK_FALSE(limits.allow("alice", start));
+  CHECK(limits.allow("bob", start));  // a bucket each
+  CHECK_FALSE(limits.allow("alice", start + std::chrono::milliseconds(50)));
+  CHECK(limits.allow("alice", start + std::chrono::milliseconds(100)));  // one more after a tenth of a second
+  CHECK_FALSE(limits.allow("alice", start + std::chrono::milliseconds(100)));
+  CHECK(limits.allow("alice", start + std::chrono::seconds(60)));  // refilled, but only to the burst
+  CHECK(limits.allow("alice", start + std::chrono::seconds(60)));
+  CHECK(limits.allow("alice", start + std::chrono::seconds(60)));
+  CHECK_FALSE(limits.allow("alice", start + std::chrono::seconds(60)));
+}
