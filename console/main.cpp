@@ -6,7 +6,8 @@
 //                                      checks the audit's hash chain (and that a head printed
 //                                      earlier is still in it); exit status 1 when it is broken
 //
-// Settings come from the environment, never the command line (where passwords show in `ps`):
+// Settings come from the environment, never the command line (where passwords show in `ps`),
+// each also as NAME_FILE=/path, the file holding the value (a secret's way on Kubernetes):
 // FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console, for analysts' requests),
 // FRAUD_CONSOLE_LEAD_POSTGRES_URL (one in fraud_console_lead, for leads'), FRAUD_CONSOLE_TOKENS_FILE,
 // FRAUD_RULES_FILE (the replicas' rules file: which rules and lists exist) and
@@ -31,6 +32,7 @@
 #include "ops/cli.h"
 #include "ops/http_server.h"
 #include "ops/log.h"
+#include "ops/secret_file.h"
 #include "ops/stop_signal.h"
 #include "rules/rule_set.h"
 
@@ -45,9 +47,9 @@ constexpr const char* kUsage =
     "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_LEAD_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE, FRAUD_RULES_FILE and\n"
     "FRAUD_CONSOLE_LISTEN configure run.\n";
 
+/// A setting from the environment, or from the file its `_FILE` variable names (a secret).
 std::string setting(const char* name, const char* fallback = nullptr) {
-  const char* value = std::getenv(name);
-  if (value && *value) return value;
+  if (auto value = ops::environment_setting(name)) return *value;
   if (fallback) return fallback;
   throw std::runtime_error(std::string(name) + " is not set");
 }

@@ -5,14 +5,13 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <limits>
 
 #include <unistd.h>
 
 #include "dedup/batch_store.h"
+#include "ops/secret_file.h"
 #include "rules/file_position.h"
 
 namespace fraud::consumer {
@@ -194,11 +193,9 @@ void read_file(Config& config, const std::string& path) {
 /// The content of a secret file named by a `…_FILE` variable, without its final newlines:
 /// how container platforms hand out secrets, so a password need not sit in the environment.
 std::string secret_from_file(const std::string& variable, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(variable + ": the file '" + path + "' cannot be read");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text;
+  auto secret = ops::read_secret_file(path);
+  if (!secret) throw ConfigError(variable + ": the file '" + path + "' cannot be read");
+  return *secret;
 }
 
 // FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS sets the librdkafka property session.timeout.ms;

@@ -374,9 +374,16 @@ TEST_CASE("the console refuses to start when its analysts' login could do a lead
   auto tokens = "/tmp/" + unique_name("tokens");
   std::ofstream(tokens) << "alice analyst " << console::sha256_hex("alice-token") << "\n";
   auto log = "/tmp/" + unique_name("console") + ".log";
-  for (const auto& analysts : {db.console_lead_url(), db.url()}) {  // a lead's login; the superuser
+  // A lead's login; the superuser; a lead's login from a secret's file (NAME_FILE, read first).
+  auto secret = "/tmp/" + unique_name("url");
+  std::ofstream(secret) << db.console_lead_url() << "\n";
+  for (const auto& [variable, analysts] :
+       std::vector<std::pair<std::string, std::string>>{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_lead_url()},
+                                                        {"FRAUD_CONSOLE_POSTGRES_URL", db.url()},
+                                                        {"FRAUD_CONSOLE_POSTGRES_URL_FILE", secret}}) {
     ChildProcess console({FRAUD_CONSOLE_BINARY, "run"},
-                         {{"FRAUD_CONSOLE_POSTGRES_URL", analysts},
+                         {{variable, analysts},
+                          {"FRAUD_CONSOLE_POSTGRES_URL", variable.ends_with("_FILE") ? db.console_url() : analysts},
                           {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
                           {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/config/rules.yaml"},
                           {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(free_port())}},
@@ -385,6 +392,7 @@ TEST_CASE("the console refuses to start when its analysts' login could do a lead
     CHECK(console.exit_status() == 1);
   }
   CHECK(read_file(log).find("every analyst would act as a lead") != std::string::npos);
+  std::remove(secret.c_str());
   std::remove(tokens.c_str());
   std::remove(log.c_str());
 }
