@@ -21,7 +21,7 @@ WITH chain AS (
            'reason', a.reason, 'login', a.login, 'idempotency_key', a.idempotency_key, 'request', a.request,
            'result', a.result)::text, 'UTF8')) AS sealed,
          a.chain_seq = coalesce(lag(a.chain_seq) OVER w, 0) + 1 AS numbered
-  FROM audit_log a
+  FROM public.audit_log a
   WINDOW w AS (ORDER BY a.chain_seq)
 )
 SELECT chain_seq, audit_id, encode(row_hash, 'hex'), coalesce(linked AND sealed AND numbered, false), linked, sealed
@@ -55,8 +55,12 @@ std::optional<ChainLink> parse_link(const std::string& text) {
 }
 
 AuditVerdict verify_audit_chain(const std::string& url, const std::optional<ChainLink>& known) {
-  return detail::in_transaction(url, [&](pqxx::work& tx) {
-    tx.exec0("SET LOCAL statement_timeout = 0");  // a long log takes as long as it takes
+  // One snapshot for the rows and the head (REPEATABLE READ), or a row committed between the
+  // two reads would look like rows removed from the end; and names resolved in pg_catalog
+  // first, so that no function or view the database's owner made can stand in for
+  // sha256(), convert_to() or the tables.
+  return detail::in_transaction(url, "REPEATABLE READ", [&](pqxx::work& tx) {
+    tx.exec0("SET LOCAL statement_timeout = 0; SET LOCAL search_path = pg_catalog, pg_temp");
     AuditVerdict verdict;
     auto start = tx.exec1("SELECT encode(sha256(convert_to('fraud audit chain', 'UTF8')), 'hex')");
     verdict.head = {0, start[0].c_str()};
@@ -81,7 +85,7 @@ AuditVerdict verify_audit_chain(const std::string& url, const std::optional<Chai
       verdict.problem = "the chain no longer reaches row " + std::to_string(known->seq) + ": rows were removed";
       return verdict;
     }
-    auto head = tx.exec1("SELECT seq, encode(hash, 'hex') FROM audit_chain");
+    auto head = tx.exec1("SELECT seq, encode(hash, 'hex') FROM public.audit_chain");
     if (head[0].as<std::int64_t>() != verdict.head.seq || verdict.head.hash != head[1].c_str()) {
       verdict.problem = "the chain's head (row " + std::string(head[0].c_str()) +
                         ") is not its last row: rows were removed from its end";

@@ -12,7 +12,9 @@
 --     SET LOCAL fraud.break_glass = 'INC-4711: why, and who authorised it';
 --   each row it updates or deletes then leaves an audit row (action break_glass.update or
 --   break_glass.delete, the table as its object, the row before and after, the session's
---   login as actor, the reason). TRUNCATE has no row to record and is refused even then.
+--   login as actor, the reason). TRUNCATE has no row to record and is refused even then; and
+--   the audit itself is never corrected, break glass or not: its record of a correction is
+--   the correction.
 -- * What the trigger cannot stop: the owner or a superuser disabling or dropping it. That
 --   is DDL, which the server logs with log_statement = 'ddl' (docs/OPERATIONS.md).
 --
@@ -28,7 +30,7 @@ AS $$
 DECLARE
   authorised text := nullif(current_setting('fraud.break_glass', true), '');
 BEGIN
-  IF authorised IS NULL OR TG_OP = 'TRUNCATE' THEN
+  IF authorised IS NULL OR TG_OP = 'TRUNCATE' OR TG_TABLE_NAME = 'audit_log' THEN
     RAISE EXCEPTION '% keeps its rows: % refused', TG_TABLE_NAME, TG_OP
       USING ERRCODE = '42501',
             HINT = 'An authorised correction sets fraud.break_glass first (docs/CASES.md, "Break glass").';

@@ -54,7 +54,8 @@ ALTER TABLE audit_log
   ADD COLUMN result          jsonb;  -- and what that returned
 CREATE UNIQUE INDEX audit_log_idempotency_key ON audit_log (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
--- Every change to a case moves its version; nothing changes a closed case.
+-- Every change to a case moves its version; nothing changes a closed case, nor lowers a
+-- block case's decision.
 CREATE FUNCTION fraud_case_versioned()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -63,6 +64,10 @@ AS $$
 BEGIN
   IF OLD.state = 'closed' THEN
     RAISE EXCEPTION 'case % is closed: it no longer changes', OLD.case_id USING ERRCODE = '55000';
+  ELSIF OLD.decision = 'block' AND NEW.decision <> 'block' THEN
+    -- The batch only ever raises a case's decision; lowering one would make a legitimate
+    -- close of it one analyst's word (0022).
+    RAISE EXCEPTION 'case % is a block case: its decision is not lowered', OLD.case_id USING ERRCODE = '55000';
   END IF;
   NEW.version := OLD.version + 1;
   RETURN NEW;

@@ -83,6 +83,27 @@ ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 ALTER TABLE audit_log ALTER COLUMN chain_seq SET NOT NULL, ALTER COLUMN prev_hash SET NOT NULL,
   ALTER COLUMN row_hash SET NOT NULL;
 CREATE UNIQUE INDEX audit_log_chain ON audit_log (chain_seq);
+
+-- The head moves one row at a time and is never removed: a head truncated or set back would
+-- leave every later insert unsealed, or let a shortened chain pass.
+CREATE FUNCTION fraud_audit_head_moves_on()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+  IF TG_OP <> 'UPDATE' OR NEW.seq <> OLD.seq + 1 THEN
+    RAISE EXCEPTION 'the audit chain''s head only moves on by one row: % refused', TG_OP USING ERRCODE = '42501';
+  END IF;
+  RETURN NEW;
+END $$;
+REVOKE EXECUTE ON FUNCTION fraud_audit_head_moves_on() FROM PUBLIC;
+CREATE TRIGGER audit_chain_moves_on BEFORE UPDATE OR DELETE ON audit_chain
+  FOR EACH ROW EXECUTE FUNCTION fraud_audit_head_moves_on();
+CREATE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON audit_chain
+  FOR EACH STATEMENT EXECUTE FUNCTION fraud_audit_head_moves_on();
+ALTER TABLE audit_chain ENABLE ALWAYS TRIGGER audit_chain_moves_on;
+ALTER TABLE audit_chain ENABLE ALWAYS TRIGGER audit_chain_no_truncate;
 CREATE TRIGGER audit_log_seal BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION fraud_audit_seal();
 ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_seal;
 

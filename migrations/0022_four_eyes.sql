@@ -17,6 +17,7 @@ CREATE TABLE fraud_proposals (
   action         text        NOT NULL CHECK (action IN ('list.add', 'list.end', 'suppression.add', 'case.close')),
   object         text        NOT NULL,  -- what it changes: list:allow_accounts, list_entry:5, suppression, case:7
   request        jsonb       NOT NULL,  -- the change's arguments
+  subject        jsonb,                 -- what it changes as it was when proposed (the entry, the case), to show the approver
   proposed_by    text        NOT NULL,
   proposed_login text        NOT NULL,
   proposed_at    timestamptz NOT NULL DEFAULT now(),
@@ -28,7 +29,35 @@ CREATE TABLE fraud_proposals (
   CHECK ((state = 'pending') = (decided_by IS NULL AND decided_at IS NULL))
 );
 CREATE INDEX fraud_proposals_pending ON fraud_proposals (proposed_at) WHERE state = 'pending';
--- Decided proposals are kept, as the audit is.
+-- Decided proposals are kept, as the audit is; a proposal changes only by its decision, once
+-- (anything else, such as its request before approval, only by break glass: 0018).
+CREATE FUNCTION fraud_proposal_decided_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+  authorised text := nullif(current_setting('fraud.break_glass', true), '');
+BEGIN
+  IF OLD.state = 'pending' AND NEW.state <> 'pending'
+     AND (NEW.action, NEW.object, NEW.request, NEW.subject, NEW.proposed_by, NEW.proposed_login, NEW.proposed_at,
+          NEW.expires_at) IS NOT DISTINCT FROM
+         (OLD.action, OLD.object, OLD.request, OLD.subject, OLD.proposed_by, OLD.proposed_login, OLD.proposed_at,
+          OLD.expires_at) THEN
+    RETURN NEW;
+  ELSIF authorised IS NULL THEN
+    RAISE EXCEPTION 'a proposal changes only by its decision, once: UPDATE refused'
+      USING ERRCODE = '42501',
+            HINT = 'An authorised correction sets fraud.break_glass first (docs/CASES.md, "Break glass").';
+  END IF;
+  INSERT INTO audit_log (actor, action, object, before, after, reason)
+  VALUES (session_user, 'break_glass.update', TG_TABLE_NAME, to_jsonb(OLD), to_jsonb(NEW), authorised);
+  RETURN NEW;
+END $$;
+REVOKE EXECUTE ON FUNCTION fraud_proposal_decided_only() FROM PUBLIC;
+CREATE TRIGGER fraud_proposals_decided_only BEFORE UPDATE ON fraud_proposals
+  FOR EACH ROW EXECUTE FUNCTION fraud_proposal_decided_only();
+ALTER TABLE fraud_proposals ENABLE ALWAYS TRIGGER fraud_proposals_decided_only;
 CREATE TRIGGER fraud_proposals_kept BEFORE DELETE ON fraud_proposals
   FOR EACH ROW EXECUTE FUNCTION fraud_refuse_rewrite();
 CREATE TRIGGER fraud_proposals_no_truncate BEFORE TRUNCATE ON fraud_proposals
@@ -75,7 +104,9 @@ BEGIN
   ELSIF p_action = 'suppression.add' THEN
     RETURN 'suppressing a rule';
   ELSIF p_action = 'case.close' AND p_request ->> 'disposition' = 'legitimate' THEN
-    SELECT c.decision INTO decision FROM fraud_cases c WHERE case_id = (p_request ->> 'case')::bigint;
+    -- Locked: a batch raising the case to block meanwhile is either committed (and seen
+    -- here) or waits until this transaction ends.
+    SELECT c.decision INTO decision FROM fraud_cases c WHERE case_id = (p_request ->> 'case')::bigint FOR UPDATE;
     IF decision = 'block' THEN
       RETURN 'closing a block case as legitimate';
     END IF;
@@ -130,6 +161,7 @@ CREATE FUNCTION fraud_case_close(p_case bigint, p_version integer, p_disposition
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET lock_timeout = '2s'
 AS $$
 DECLARE
   why text := fraud_desk_lowers('case.close', jsonb_build_object('case', p_case, 'disposition', p_disposition));
@@ -164,13 +196,18 @@ BEGIN
   IF replayed IS NOT NULL THEN
     RETURN replayed::bigint;
   END IF;
-  INSERT INTO fraud_proposals (action, object, request, proposed_by, proposed_login, expires_at)
+  INSERT INTO fraud_proposals (action, object, request, subject, proposed_by, proposed_login, expires_at)
   VALUES (p_action,
           CASE p_action WHEN 'list.add' THEN 'list:' || (p_request ->> 'list')
                         WHEN 'list.end' THEN 'list_entry:' || (p_request ->> 'entry')
                         WHEN 'case.close' THEN 'case:' || (p_request ->> 'case')
                         ELSE 'suppression' END,
-          p_request, p_actor, session_user, now() + interval '24 hours')
+          p_request,
+          CASE p_action WHEN 'list.end' THEN (SELECT to_jsonb(e) FROM fraud_list_entries e
+                                              WHERE entry_id = (p_request ->> 'entry')::bigint)
+                        WHEN 'case.close' THEN (SELECT to_jsonb(c) FROM fraud_cases c
+                                                WHERE case_id = (p_request ->> 'case')::bigint) END,
+          p_actor, session_user, now() + interval '24 hours')
   RETURNING proposal_id, to_jsonb(fraud_proposals) INTO id, now_is;
   PERFORM fraud_desk_audit(p_actor, 'proposal.propose', 'proposal:' || id, NULL, now_is, p_key, request, to_jsonb(id));
   RETURN id;

@@ -101,7 +101,15 @@ async function loadProposals() {
     row.dataset.proposalId = p.proposal_id;
     cell(row, "#" + p.proposal_id);
     cell(row, p.action);
-    cell(row, p.object + " " + JSON.stringify(p.request));
+    // What it changes as it was when proposed (the entry, the case), so the approver sees it.
+    const what = cell(row, p.object + " " + JSON.stringify(p.request));
+    if (p.subject) {
+      const subject = document.createElement("div");
+      subject.className = "reason";
+      subject.textContent = p.subject.list_name ? p.subject.list_name + " " + p.subject.value + " (" + p.subject.reason + ")"
+        : "account " + p.subject.account_id + ", " + p.subject.decision + ", " + p.subject.event_count + " event(s)";
+      what.appendChild(subject);
+    }
     cell(row, p.proposed_by);
     cell(row, p.proposed_at);
     cell(row, p.expires_at);

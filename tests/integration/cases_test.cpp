@@ -187,9 +187,18 @@ TEST_CASE("the audit's hash chain shows a row changed or removed with its guard 
   };
   // As the owner, with the guard of migration 0018 off: what a superuser could do unseen by it.
   auto unguarded = [&](const std::string& sql) {
-    db.query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; " + sql +
-             "; ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only");
+    db.query(
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; "
+        "ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_moves_on; " +
+        sql +
+        "; ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only; "
+        "ALTER TABLE audit_chain ENABLE ALWAYS TRIGGER audit_chain_moves_on");
   };
+  // Guarded, neither the log nor the chain's head is set back, break glass or not.
+  CHECK_THROWS_WITH(db.query("SET fraud.break_glass = 'x'; UPDATE audit_log SET actor = 'mallory'"),
+                    doctest::Contains("keeps its rows"));
+  CHECK_THROWS_WITH(db.query("UPDATE audit_chain SET seq = seq - 1"), doctest::Contains("only moves on by one row"));
+  CHECK_THROWS_WITH(db.query("TRUNCATE audit_chain"), doctest::Contains("only moves on by one row"));
   auto intact = verify();
   CAPTURE(intact);
   REQUIRE(intact.find("audit chain intact: 3 rows; head 3:") == 0);

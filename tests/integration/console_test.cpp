@@ -143,7 +143,9 @@ TEST_CASE("nothing that lowers a decision takes effect on one person's word") {
   AppliedHistory history;
   auto& db = history.db;
   history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")}});
-  db.query("UPDATE fraud_cases SET decision = 'block'");  // as a block rule would have made it
+  db.query("UPDATE fraud_cases SET decision = 'block'");                     // as a block rule would have made it
+  CHECK_THROWS_WITH(db.query("UPDATE fraud_cases SET decision = 'review'"),  // and nobody lowers it
+                    doctest::Contains("its decision is not lowered"));
   auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases"));
   ConsoleProcess console(db, FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml");
   std::string answer;
@@ -192,7 +194,9 @@ TEST_CASE("nothing that lowers a decision takes effect on one person's word") {
   std::string proposed;
   REQUIRE(console.status("POST", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-3","reason":"vip"})",
                          &proposed) == 202);
-  db.query("UPDATE fraud_proposals SET expires_at = now() - interval '1 second' WHERE state = 'pending'");
+  db.query(
+      "SET fraud.break_glass = 'test: a day passes'; UPDATE fraud_proposals SET expires_at = now() - interval "
+      "'1 second' WHERE state = 'pending'");
   CHECK(console.approve(proposed, "lars") == 409);
   REQUIRE(console.status("POST", "/api/lists/allow_accounts/entries", "lena", R"({"value":"acc-4","reason":"vip"})",
                          &proposed) == 202);
@@ -395,4 +399,36 @@ TEST_CASE("the console refuses to start when its analysts' login could do a lead
   std::remove(secret.c_str());
   std::remove(tokens.c_str());
   std::remove(log.c_str());
+}
+
+TEST_CASE("a legitimate close racing the batch that makes its case a block case waits for it and is proposed") {
+  AppliedHistory history;
+  auto& db = history.db;
+  history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")}});  // review
+  auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases"));
+  auto version = db.count("SELECT version FROM fraud_cases");
+  ConsoleProcess console(db);
+  // A batch raises the case to block and has not committed; the close names the version that
+  // batch will leave (a close timed to slip in).
+  pqxx::connection batch_connection(db.url());
+  pqxx::work batch(batch_connection);
+  batch.exec0("UPDATE fraud_cases SET decision = 'block'");
+  auto closed = std::async(std::launch::async, [&] {
+    std::string answer;
+    auto status =
+        console.status("POST", "/api/cases/" + id + "/close", "alice",
+                       R"({"disposition":"legitimate","version":)" + std::to_string(version + 1) + "}", &answer);
+    return std::pair{status, answer};
+  });
+  REQUIRE(wait_until(10s, [&] {
+    return db.count(
+               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+               "wait_event_type = 'Lock'") == 1;
+  }));
+  batch.commit();
+  auto [status, answer] = closed.get();
+  CAPTURE(answer);
+  CHECK(status == 202);  // judged on the block it waited for: proposed, not closed
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'closed'") == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_proposals WHERE action = 'case.close'") == 1);
 }
