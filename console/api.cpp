@@ -318,7 +318,8 @@ ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const
 
 // GET /api/lists: the entries in force. POST /api/lists/{name}/entries {value, reason,
 // days?}: adds one. POST /api/lists/entries/{id}/end: ends one. What lowers decisions (adding
-// to an allow_ list, ending an entry of another) only a lead may do: the database says so.
+// to an allow_ list, ending an entry of another) the database refuses as a direct change, and
+// it is proposed for a second lead instead (or_propose).
 ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const cases::Change& change) {
   if (request.path == "/api/lists") {
     if (request.method != "GET") return error(405, "GET only");
@@ -358,8 +359,8 @@ ops::HttpResponse ConsoleApi::list_action(const ops::HttpRequest& request, const
 }
 
 // POST /api/suppressions {rule, account_id, reason, days?}: one rule does not fire for one
-// account (14 days unless said). It lowers decisions as an allow list does, so only a lead
-// suppresses (the database's check); anyone may end one early. POST
+// account (14 days unless said). It lowers decisions as an allow list does, so it is
+// proposed and made when a second lead approves it; anyone may end one early. POST
 // /api/suppressions/{id}/end: ends one. Those in force are in GET /api/lists.
 ops::HttpResponse ConsoleApi::suppression_action(const ops::HttpRequest& request, const cases::Change& change) {
   if (request.method != "POST") return error(405, "POST only");
