@@ -300,8 +300,7 @@ TEST_CASE("the database, not only the console, keeps a lead's part to a lead's l
   auto call = [&](const std::string& url, const std::string& sql) {
     pqxx::connection c(url);
     pqxx::work tx(c);
-    auto result = tx.exec1(sql)[0].c_str();
-    std::string value = result;
+    std::string value = tx.exec1(sql)[0].c_str();  // copied before the result it points into is freed
     tx.commit();
     return value;
   };
