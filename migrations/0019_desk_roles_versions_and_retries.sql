@@ -4,9 +4,10 @@
 --    group role, fraud_console_lead, holds everything fraud_console does; the console
 --    connects for a lead's request as a login in it, and for an analyst's as a login in
 --    fraud_console only. What lowers the bank's decisions (adding to an allow_ list,
---    suppressing a rule, ending an entry of any other list) and assigning a case to someone
---    else is refused (42501) unless the session's login is in fraud_console_lead. Whoever
---    holds the analysts' database URL can no longer call fraud_suppression_add(…, 'lena').
+--    suppressing a rule, ending an entry of any other list), assigning a case to someone
+--    else, and taking or closing a case another analyst has, are refused (42501) unless the
+--    session's login is in fraud_console_lead. Whoever holds the analysts' database URL can
+--    no longer call fraud_suppression_add(…, 'lena').
 --    Ending an entry of a deny list was anyone's before: it lets the card through.
 -- 2. A case has a version, bumped by a trigger on every change (a batch joining an event,
 --    an assignment, the close), and a close names the version it was shown: a case that
@@ -157,7 +158,8 @@ DROP FUNCTION fraud_case_assign(bigint, text, text), fraud_case_close(bigint, te
   fraud_list_end(bigint, text), fraud_suppression_add(text, text, text, integer, text),
   fraud_suppression_end(bigint, text);
 
--- An analyst assigns a case to themself; a lead to anyone.
+-- An analyst assigns a case to themself, unless another analyst has it; a lead assigns to
+-- anyone, and takes a case from anyone.
 CREATE FUNCTION fraud_case_assign(p_case bigint, p_assignee text, p_actor text, p_key text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -179,13 +181,17 @@ BEGIN
     RETURN;
   END IF;
   was := fraud_case_lock_open(p_case);
+  IF was ->> 'state' = 'assigned' AND was ->> 'assignee' <> p_actor THEN
+    PERFORM fraud_desk_require_lead('take a case assigned to ' || (was ->> 'assignee'));
+  END IF;
   UPDATE fraud_cases SET state = 'assigned', assignee = p_assignee, updated_at = now()
   WHERE case_id = p_case RETURNING to_jsonb(fraud_cases) INTO now_is;
   PERFORM fraud_desk_audit(p_actor, 'case.assign', 'case:' || p_case, was, now_is, p_key, request, NULL);
 END $$;
 
 -- Closes the case at `p_version`, the version the analyst was shown: a case that has moved
--- since (an event joined) is refused, since its disposition would label what nobody saw.
+-- since (an event joined) is refused, since its disposition would label what nobody saw. A
+-- case assigned to someone is theirs to close, or a lead's.
 -- Fraud and legitimate label each of its transactions that has no case label yet; unsure
 -- labels nothing. Returns how many it labelled.
 CREATE FUNCTION fraud_case_close(p_case bigint, p_version integer, p_disposition text, p_actor text,
@@ -213,6 +219,9 @@ BEGIN
     RETURN replayed::integer;
   END IF;
   was := fraud_case_lock_open(p_case);
+  IF was ->> 'state' = 'assigned' AND was ->> 'assignee' <> p_actor THEN
+    PERFORM fraud_desk_require_lead('close a case assigned to ' || (was ->> 'assignee'));
+  END IF;
   IF (was ->> 'version')::integer <> p_version THEN
     RAISE EXCEPTION 'case % changed since it was shown (version %, now %): reload it and close it again',
       p_case, p_version, was ->> 'version' USING ERRCODE = '55000';

@@ -339,9 +339,11 @@ TEST_CASE("the database, not only the console, keeps a lead's part to a lead's l
   // The audit names the login that made each change, beside the analyst the console named.
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE login = 'fraud_console_lead_test'") == 4);
   CHECK(db.count("SELECT count(*) FROM audit_log WHERE login = 'fraud_console_test'") == 1);
-  // An analyst still assigns a case to themself.
-  CHECK_NOTHROW(
-      call(db.console_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'alice', 'alice')"));
+  // An analyst still assigns a case to themself, but does not take another's.
+  CHECK_NOTHROW(call(db.console_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'bob', 'bob')"));
+  CHECK_THROWS_AS(
+      call(db.console_url(), "SELECT fraud_case_assign((SELECT case_id FROM fraud_cases), 'alice', 'alice')"),
+      pqxx::insufficient_privilege);
 }
 
 TEST_CASE("a retry racing its first attempt waits for it and returns its answer") {
@@ -430,4 +432,28 @@ TEST_CASE("a legitimate close racing the batch that makes its case a block case 
   CHECK(status == 202);  // judged on the block it waited for: proposed, not closed
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'closed'") == 0);
   CHECK(db.count("SELECT count(*) FROM fraud_proposals WHERE action = 'case.close'") == 1);
+}
+
+TEST_CASE("an analyst neither takes nor closes a case another analyst has, and a lead does both") {
+  AppliedHistory history;
+  auto& db = history.db;
+  history.apply({{0, transaction_event(0, "12500.00", "2026-11-27T09:00:00Z", "acc-a")}});
+  auto id = std::to_string(db.count("SELECT case_id FROM fraud_cases"));
+  ConsoleProcess console(db);
+  auto close = [&](const std::string& who) {
+    std::string page;
+    REQUIRE(console.status("GET", "/api/cases/" + id, who, "", &page) == 200);
+    return console.status("POST", "/api/cases/" + id + "/close", who,
+                          R"({"disposition":"fraud","version":)" + std::to_string(shown_version(page)) + "}");
+  };
+  REQUIRE(console.status("POST", "/api/cases/" + id + "/assign", "bob", R"({"assignee":"bob"})") == 200);
+  std::string answer;
+  CHECK(console.status("POST", "/api/cases/" + id + "/assign", "alice", R"({"assignee":"alice"})", &answer) == 403);
+  CHECK(answer.find("only a lead may take a case assigned to bob") != std::string::npos);
+  CHECK(close("alice") == 403);
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'assigned' AND assignee = 'bob'") == 1);
+  CHECK(console.status("POST", "/api/cases/" + id + "/assign", "lena", R"({"assignee":"alice"})") == 200);
+  CHECK(close("bob") == 403);  // alice's now
+  CHECK(close("alice") == 200);
+  CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'closed' AND closed_by = 'alice'") == 1);
 }
