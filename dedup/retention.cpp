@@ -71,6 +71,10 @@ void create_day(pqxx::work& tx, const std::string& table, events::Timestamp day,
 void maintain(pqxx::connection& c, const std::string& table, const RetentionPolicy& policy, events::Timestamp now,
               PartitionReport& report) {
   pqxx::work tx(c);
+  // Behind a transaction that holds the table (a batch frozen mid-commit, a long backtest
+  // holding a partition to drop) this would queue, and every batch of every replica behind
+  // it: give up after five seconds instead, with an error that says to run prune again.
+  tx.exec0("SET LOCAL lock_timeout = '5s'");
   // Writers wait while the partitions change: a row routed to the default partition just
   // before its day's partition attaches would otherwise land on the wrong side of it.
   tx.exec0("LOCK TABLE " + table + " IN EXCLUSIVE MODE");
