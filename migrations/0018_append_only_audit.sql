@@ -22,22 +22,35 @@
 -- batches do not write these tables.
 ALTER TABLE audit_log ADD COLUMN reason text;  -- why a break-glass change was made
 
-CREATE FUNCTION fraud_refuse_rewrite()
-RETURNS trigger
+-- The break glass every guarded table shares: lets an authorised correction through and
+-- records it (the row before and after, the login, the reason), or refuses with `refusal`.
+CREATE FUNCTION fraud_break_glass(p_refusal text, p_table text, p_op text, p_before jsonb, p_after jsonb)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 DECLARE
   authorised text := nullif(current_setting('fraud.break_glass', true), '');
 BEGIN
-  IF authorised IS NULL OR TG_OP = 'TRUNCATE' OR TG_TABLE_NAME = 'audit_log' THEN
-    RAISE EXCEPTION '% keeps its rows: % refused', TG_TABLE_NAME, TG_OP
+  IF authorised IS NULL OR p_op = 'TRUNCATE' OR p_table = 'audit_log' THEN
+    RAISE EXCEPTION '%', p_refusal
       USING ERRCODE = '42501',
             HINT = 'An authorised correction sets fraud.break_glass first (docs/CASES.md, "Break glass").';
   END IF;
   INSERT INTO audit_log (actor, action, object, before, after, reason)
-  VALUES (session_user, 'break_glass.' || lower(TG_OP), TG_TABLE_NAME, to_jsonb(OLD),
-          CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(NEW) END, authorised);
+  VALUES (session_user, 'break_glass.' || lower(p_op), p_table, p_before, p_after, authorised);
+END $$;
+REVOKE EXECUTE ON FUNCTION fraud_break_glass(text, text, text, jsonb, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION fraud_refuse_rewrite()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+  PERFORM fraud_break_glass(format('%s keeps its rows: %s refused', TG_TABLE_NAME, TG_OP), TG_TABLE_NAME, TG_OP,
+                            CASE WHEN TG_LEVEL = 'ROW' THEN to_jsonb(OLD) END,
+                            CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(NEW) END);
   RETURN CASE WHEN TG_OP = 'UPDATE' THEN NEW ELSE OLD END;
 END $$;
 REVOKE EXECUTE ON FUNCTION fraud_refuse_rewrite() FROM PUBLIC;

@@ -36,22 +36,15 @@ RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-DECLARE
-  authorised text := nullif(current_setting('fraud.break_glass', true), '');
 BEGIN
-  IF OLD.state = 'pending' AND NEW.state <> 'pending'
-     AND (NEW.action, NEW.object, NEW.request, NEW.subject, NEW.proposed_by, NEW.proposed_login, NEW.proposed_at,
-          NEW.expires_at) IS NOT DISTINCT FROM
-         (OLD.action, OLD.object, OLD.request, OLD.subject, OLD.proposed_by, OLD.proposed_login, OLD.proposed_at,
-          OLD.expires_at) THEN
-    RETURN NEW;
-  ELSIF authorised IS NULL THEN
-    RAISE EXCEPTION 'a proposal changes only by its decision, once: UPDATE refused'
-      USING ERRCODE = '42501',
-            HINT = 'An authorised correction sets fraud.break_glass first (docs/CASES.md, "Break glass").';
+  IF NOT (OLD.state = 'pending' AND NEW.state <> 'pending'
+          AND (NEW.action, NEW.object, NEW.request, NEW.subject, NEW.proposed_by, NEW.proposed_login,
+               NEW.proposed_at, NEW.expires_at) IS NOT DISTINCT FROM
+              (OLD.action, OLD.object, OLD.request, OLD.subject, OLD.proposed_by, OLD.proposed_login,
+               OLD.proposed_at, OLD.expires_at)) THEN
+    PERFORM fraud_break_glass('a proposal changes only by its decision, once: UPDATE refused', TG_TABLE_NAME, TG_OP,
+                              to_jsonb(OLD), to_jsonb(NEW));
   END IF;
-  INSERT INTO audit_log (actor, action, object, before, after, reason)
-  VALUES (session_user, 'break_glass.update', TG_TABLE_NAME, to_jsonb(OLD), to_jsonb(NEW), authorised);
   RETURN NEW;
 END $$;
 REVOKE EXECUTE ON FUNCTION fraud_proposal_decided_only() FROM PUBLIC;
