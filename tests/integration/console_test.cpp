@@ -23,6 +23,13 @@ int shown_version(const std::string& page) {
   return at == std::string::npos ? -1 : std::stoi(page.substr(at + 11));
 }
 
+/// Whether one session of `db` waits on a lock (a row another transaction holds).
+bool a_session_waits_on_a_lock(TestDatabase& db) {
+  return db.count(
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+             "wait_event_type = 'Lock'") == 1;
+}
+
 }  // namespace
 
 TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, and audits what it allows") {
@@ -124,11 +131,7 @@ TEST_CASE("a console request that waits on the database holds up no other") {
   auto assigned = std::async(std::launch::async, [&] {
     return console.status("POST", "/api/cases/" + id + "/assign", "alice", R"({"assignee":"alice"})");
   });
-  auto waiting = [&] {
-    return db.count(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-               "wait_event_type = 'Lock'") == 1;
-  };
+  auto waiting = [&] { return a_session_waits_on_a_lock(db); };
   REQUIRE(wait_until(10s, waiting));
   // Meanwhile another analyst is answered, while the assignment still waits.
   std::string me;
@@ -362,11 +365,7 @@ TEST_CASE("a retry racing its first attempt waits for it and returns its answer"
     tx.commit();
     return id;
   });
-  REQUIRE(wait_until(10s, [&] {
-    return db.count(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-               "wait_event_type = 'Lock'") == 1;
-  }));
+  REQUIRE(wait_until(10s, [&] { return a_session_waits_on_a_lock(db); }));
   first.commit();
   REQUIRE(retry.wait_for(10s) == std::future_status::ready);
   CHECK(retry.get() == entry);
@@ -421,11 +420,7 @@ TEST_CASE("a legitimate close racing the batch that makes its case a block case 
                        R"({"disposition":"legitimate","version":)" + std::to_string(version + 1) + "}", &answer);
     return std::pair{status, answer};
   });
-  REQUIRE(wait_until(10s, [&] {
-    return db.count(
-               "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-               "wait_event_type = 'Lock'") == 1;
-  }));
+  REQUIRE(wait_until(10s, [&] { return a_session_waits_on_a_lock(db); }));
   batch.commit();
   auto [status, answer] = closed.get();
   CAPTURE(answer);
