@@ -30,16 +30,28 @@ bool already_applied(pqxx::connection& c, const Migration& m) {
   return true;
 }
 
+// Roles are cluster-wide: a migration of another database on the same cluster may create a
+// role this one creates too. The loser's transaction can then see the role's name as missing
+// (its catalog cache is stale until the next transaction starts), so a migration that fails
+// with "undefined object" or a transaction-rollback state runs once more in a fresh
+// transaction. A genuine error fails the same way again, and that error is reported.
+bool lost_a_race(const pqxx::sql_error& e) { return e.sqlstate() == "42704" || e.sqlstate().starts_with("40"); }
+
 void apply(pqxx::connection& c, const Migration& m) {
-  pqxx::work tx(c);
-  try {
-    tx.exec(std::string(m.sql));
-  } catch (const pqxx::sql_error& e) {
-    throw std::runtime_error("migration " + std::string(m.name) + " failed: " + e.what());
+  constexpr int kAttempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    pqxx::work tx(c);
+    try {
+      tx.exec(std::string(m.sql));
+    } catch (const pqxx::sql_error& e) {
+      if (attempt < kAttempts && lost_a_race(e)) continue;
+      throw std::runtime_error("migration " + std::string(m.name) + " failed: " + e.what());
+    }
+    tx.exec_params0("INSERT INTO schema_migrations (name, checksum) VALUES ($1, md5($2))", std::string(m.name),
+                    std::string(m.sql));
+    tx.commit();
+    return;
   }
-  tx.exec_params0("INSERT INTO schema_migrations (name, checksum) VALUES ($1, md5($2))", std::string(m.name),
-                  std::string(m.sql));
-  tx.commit();
 }
 
 }  // namespace

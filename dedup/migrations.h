@@ -18,7 +18,9 @@ struct Migration {
 std::span<const Migration> embedded_migrations();
 
 /// Applies every migration not yet recorded, each in its own transaction. Fails, naming the
-/// file, when an applied migration's text has changed since it ran. Returns how many ran.
+/// file, when an applied migration's text has changed since it ran. A migration that fails
+/// with 42704 or a class-40 state (a race with another database's migration over a
+/// cluster-wide role) runs again, at most three times in all. Returns how many ran.
 int migrate(const std::string& postgres_url, std::span<const Migration> migrations,
             const std::function<void(std::string_view name)>& on_applied = {});
 

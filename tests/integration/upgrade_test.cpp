@@ -2,6 +2,12 @@
 // migrated to the latest, keeps everything it held.
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
+#include <span>
+#include <stdexcept>
+
+#include "dedup/migrations.h"
 #include "tests/integration/support.h"
 
 using namespace fraud::testing;
@@ -67,4 +73,28 @@ TEST_CASE("an upgrade from migration 0016 keeps every case, label, comment, list
                "'fraud_case_close(bigint,text,text)', 'fraud_case_comment(bigint,text,text)', "
                "'fraud_list_add(text,text,text,integer,text)', 'fraud_list_end(bigint,text)', "
                "'fraud_suppression_add(text,text,text,integer,text)', 'fraud_suppression_end(bigint,text)')") == 0);
+}
+
+// Roles are cluster-wide, so migrations of two databases on one cluster can race to create one
+// and the loser briefly sees its name as missing (42704). The sequence, which no rollback
+// resets, makes the first attempt lose such a race and the second find the role.
+TEST_CASE("a migration that loses a race over a cluster-wide role runs again in a fresh transaction") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  pqxx::connection owner(db.url());
+  pqxx::nontransaction(owner).exec0("CREATE SEQUENCE attempts");
+  const fraud::dedup::Migration racing{"9001_racing.sql",
+                                       "DO $$ BEGIN IF nextval('attempts') = 1 THEN "
+                                       "RAISE EXCEPTION 'role \"fraud_elsewhere\" does not exist' "
+                                       "USING ERRCODE = 'undefined_object'; END IF; END $$;"};
+  CHECK(fraud::dedup::migrate(db.url(), std::span(&racing, 1)) == 1);
+  CHECK(db.count("SELECT last_value FROM attempts") == 2);
+
+  // A migration that fails every time reports its error, naming the file.
+  const fraud::dedup::Migration broken{"9002_broken.sql", "GRANT SELECT ON fraud_cases TO no_such_role"};
+  CHECK_THROWS_WITH_AS(
+      fraud::dedup::migrate(db.url(), std::span(&broken, 1)),
+      doctest::Contains("migration 9002_broken.sql failed: ERROR:  role \"no_such_role\" does not exist"),
+      std::runtime_error);
+  CHECK(db.count("SELECT count(*) FROM schema_migrations WHERE name LIKE '900%'") == 1);
 }
