@@ -219,6 +219,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
   try {
     auto& connection = state_->connection(url_, on_reconnect_);
     register_key_fields(connection, features, state_->versions_complete);
+    state_->pairs.register_kinds(connection, features);
     pqxx::work tx(connection);
     auto owned = advance(tx, group_id_, batches, results);
     if (owned.empty()) return results;  // nothing to write, or every batch fenced: roll back

@@ -2,34 +2,127 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
+#include "dedup/batch_store.h"
+#include "dedup/dedup_gate.h"
 #include "dedup/history.h"
 #include "dedup/statements.h"
 
 namespace fraud::dedup {
 namespace {
 
-/// The pairs recorded for every event, whatever the rules, so that a first_seen feature
-/// added later starts from everything already seen; plus any a rule file declares.
-std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds(const rules::RuleSet& rules) {
-  using K = rules::KeyField;
-  std::vector<std::pair<K, K>> kinds = {
-      {K::account_id, K::counterparty_account}, {K::account_id, K::device_id}, {K::account_id, K::merchant_id}};
-  for (const auto& f : rules.features())
-    if (f.aggregate == rules::Aggregate::first_seen &&
-        std::find(kinds.begin(), kinds.end(), std::make_pair(f.key, *f.paired_with)) == kinds.end())
-      kinds.emplace_back(f.key, *f.paired_with);
-  return kinds;
+using Kind = std::pair<rules::KeyField, rules::KeyField>;
+
+// Marks kinds maintained from the last applied batch on (migrations/0023), with the dedup
+// gate held exclusively: no batch is in flight, so every batch up to that one has committed
+// and every later one reads the mark. A kind recorded completely up to then is complete.
+constexpr const char* kMarkMaintained = R"sql(
+UPDATE first_seen_pair_kinds
+SET maintained = true, recorded_from = w.last, complete = coalesce(recorded_through >= w.last, false)
+FROM (SELECT coalesce(pg_sequence_last_value('applied_batches'), 0) AS last) w
+WHERE pair_kind = ANY($1::text[]) AND NOT maintained)sql";
+
+// The kind of first_seen_pairs.pair_kind `name`, if it names one.
+std::optional<Kind> kind_named(std::string_view name) {
+  for (const auto& a : rules::kKeyFieldSpecs)
+    for (const auto& b : rules::kKeyFieldSpecs)
+      if (pair_kind_name(a.field, b.field) == name) return Kind{a.field, b.field};
+  return std::nullopt;
+}
+
+// One chunk of a kind's backfill: the pairs of the next 2,000 first keys after `after` among
+// the history's events applied before `before` (an applied_seq), each recorded as the first
+// event that had it in applied order. A pair recorded before `before` keeps its row; one a
+// batch recorded since, which the history had earlier, moves back to that earlier event.
+// Returns the chunk's last first key, or nothing when no key is left. The columns come from
+// rules::kKeyFieldSpecs, never from input.
+std::optional<std::string> backfill_chunk(pqxx::connection& connection, const Kind& kind, const std::string& after,
+                                          std::int64_t before) {
+  auto a = "t." + history_column(kind.first), b = "t." + history_column(kind.second);
+  auto sql = "WITH keys AS (SELECT DISTINCT " + a + " AS k FROM transactions t WHERE " + a + " > $2 AND " + b +
+             " <> '' ORDER BY 1 LIMIT 2000), "
+             "pairs AS (" +
+             first_pairs_in_history(kind.first, kind.second,
+                                    a + " IN (SELECT k FROM keys) AND (t.applied_seq IS NULL OR t.applied_seq < $3)") +
+             "), recorded AS ("
+             "INSERT INTO first_seen_pairs AS p (pair_kind, first_key, second_key, first_at, first_seq) "
+             "SELECT $1, a, b, occurred_at, applied_seq FROM pairs "
+             "ON CONFLICT (pair_kind, first_key, second_key) DO UPDATE "
+             "SET first_at = EXCLUDED.first_at, first_seq = EXCLUDED.first_seq "
+             "WHERE p.first_seq >= $3 AND (EXCLUDED.first_seq IS NULL OR EXCLUDED.first_seq < p.first_seq)) "
+             "SELECT max(k) FROM keys";
+  pqxx::work tx(connection);
+  auto last = tx.exec_params1(sql, pair_kind_name(kind.first, kind.second), after, before)[0];
+  tx.commit();
+  if (last.is_null()) return std::nullopt;
+  return last.as<std::string>();
+}
+
+// Records the kind's pairs of every event applied before batch `maintained_from` + 1 that
+// are not recorded yet, then marks the kind complete. Short transactions, so a batch that
+// meets one of the pairs waits for a chunk, not for the whole history.
+void backfill(pqxx::connection& connection, const Kind& kind, std::int64_t maintained_from) {
+  auto before = (maintained_from + 1) * kAppliedSeqPerBatch;
+  for (std::optional<std::string> after = ""; after;) after = backfill_chunk(connection, kind, *after, before);
+  pqxx::work tx(connection);
+  tx.exec_params0("UPDATE first_seen_pair_kinds SET complete = true WHERE pair_kind = $1",
+                  pair_kind_name(kind.first, kind.second));
+  tx.commit();
 }
 
 }  // namespace
+
+void FirstSeenPairs::register_kinds(pqxx::connection& connection, const rules::FeatureEngine& engine) {
+  std::vector<Kind> wanted;
+  ArrayLiteral names;
+  for (const auto& kind : engine.first_seen_kinds())
+    if (!registered_.count(kind)) wanted.push_back(kind), names.add(pair_kind_name(kind.first, kind.second));
+  if (wanted.empty()) return;
+  {
+    pqxx::work tx(connection);
+    tx.exec_params0("INSERT INTO first_seen_pair_kinds (pair_kind) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                    names.str());
+    auto unmarked = tx.exec_params1(
+        "SELECT count(*) FROM first_seen_pair_kinds WHERE pair_kind = ANY($1::text[]) AND NOT maintained", names.str());
+    if (unmarked[0].as<int>() > 0) {
+      // Waits for the batches in flight (and holds new ones back) for at most lock_timeout.
+      tx.exec(kDedupGateExclusive);
+      tx.exec_params0(kMarkMaintained, names.str());
+    }
+    tx.commit();
+  }
+  for (const auto& kind : wanted) {
+    std::optional<std::int64_t> incomplete_from;
+    {
+      pqxx::work tx(connection);
+      auto row = tx.exec_params1("SELECT complete, recorded_from FROM first_seen_pair_kinds WHERE pair_kind = $1",
+                                 pair_kind_name(kind.first, kind.second));
+      if (!row[0].as<bool>()) incomplete_from = row[1].as<std::int64_t>();
+    }
+    // Another replica registering the same kind at once backfills it too: the same rows.
+    if (incomplete_from) backfill(connection, kind, *incomplete_from);
+    registered_.insert(kind);
+  }
+}
 
 std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules::FeatureEngine& engine,
                                                      const std::vector<const events::Event*>& applied,
                                                      std::int64_t applied_batch) {
   sent_.clear();
-  auto kinds = pair_kinds(engine.rules());
+  if (applied.empty()) return {};
+  // The kinds every batch records, whichever replica registered them: read after this
+  // transaction took the dedup gate, so a registration that marked one before is seen.
+  std::vector<Kind> kinds;
+  for (const auto& row : tx.exec("SELECT pair_kind FROM first_seen_pair_kinds WHERE maintained")) {
+    auto kind = kind_named(row[0].c_str());
+    if (!kind)
+      throw std::runtime_error("first_seen_pair_kinds maintains \"" + std::string(row[0].c_str()) +
+                               "\", which this replica cannot record: run one version of fraud-consumer");
+    kinds.push_back(*kind);
+  }
   ArrayLiteral kind, first, second, at, place;
   for (std::size_t k = 0; k < applied.size(); ++k)
     for (const auto& [ka, kb] : kinds) {

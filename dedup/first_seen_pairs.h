@@ -1,12 +1,16 @@
 #pragma once
 // The first-seen pairs of a batch's new events (first_seen features: this account's first
 // payment to this payee, on this device, at this merchant), claimed in the batch's
-// transaction. Internal to the dedup module.
+// transaction. Only the kinds some replica's rules registered are recorded (migrations/0023).
+// Internal to the dedup module.
 
 #include <pqxx/pqxx>
 
 #include <cstdint>
+#include <set>
+#include <string>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "events/event.h"
@@ -16,10 +20,16 @@ namespace fraud::dedup {
 
 class FirstSeenPairs {
  public:
-  /// Records the pairs of the batch's new events; returns, per event, which of its first_seen
-  /// features' pairs are new (the first claim in the batch wins). Pairs known to exist are
-  /// not sent. A hash collision would make one new pair look known: with 64 bits and at most
-  /// a million known pairs, about one chance in 10^13 per pair.
+  /// Makes sure every batch from now on, on any replica, records the pair kinds `engine`'s
+  /// first_seen features read, each complete: a kind not registered before is backfilled
+  /// from the history first (migrations/0023), while batches go on but for two moments in
+  /// which it waits for the batches in flight and holds new ones back (lock_timeout each).
+  void register_kinds(pqxx::connection& connection, const rules::FeatureEngine& engine);
+
+  /// Records the pairs of the batch's new events, of every registered kind; returns, per
+  /// event, which of its first_seen features' pairs are new (the first claim in the batch
+  /// wins). Pairs known to exist are not sent. A hash collision would make one new pair look
+  /// known: with 64 bits and at most a million known pairs, about one chance in 10^13 per pair.
   std::vector<std::vector<bool>> claim(pqxx::work& tx, const rules::FeatureEngine& engine,
                                        const std::vector<const events::Event*>& applied, std::int64_t applied_batch);
 
@@ -32,6 +42,8 @@ class FirstSeenPairs {
   /// devices and merchants, and that insert was a quarter of PostgreSQL's time (bench/run).
   std::unordered_set<std::uint64_t> known_;
   std::vector<std::uint64_t> sent_;  ///< by the last claim
+  /// Kinds this replica registered, or found registered: they stay registered.
+  std::set<std::pair<rules::KeyField, rules::KeyField>> registered_;
 };
 
 }  // namespace fraud::dedup

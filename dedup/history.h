@@ -31,6 +31,12 @@ std::string history_column(rules::KeyField field);
 /// The name first_seen_pairs.pair_kind gives pairs of fields `a` and `b`.
 std::string pair_kind_name(rules::KeyField a, rules::KeyField b);
 
+/// A query of the pairs of fields `a` and `b` in the history's events (alias t) that meet
+/// `condition`, each with the first event that had it in the order the service applied them
+/// (migrations/0011; rows from before it first, by event time): columns a, b, occurred_at,
+/// applied_seq. What a batch claiming every pair would have recorded in first_seen_pairs.
+std::string first_pairs_in_history(rules::KeyField a, rules::KeyField b, const std::string& condition);
+
 /// A pair the service recorded: by the event applied as `first_seq`, or (before 0011, no
 /// first_seq) at `first_at`.
 struct RecordedPair {

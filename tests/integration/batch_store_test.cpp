@@ -23,6 +23,18 @@ dedup::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
   return partition_batch(epoch, records);
 }
 
+/// Event i of `account` from `device`, at the tests' usual time.
+OutgoingRecord on_device(int i, const std::string& account, const std::string& device) {
+  auto out = transaction_event(i, "10.00", "2026-11-27T09:15:02Z", account);
+  out.value.insert(out.value.rfind('}'), ",\"device\":{\"id\":\"" + device + "\"}");
+  return out;
+}
+
+/// A rule file of tests/data.
+std::shared_ptr<const rules::RuleSet> rule_file(const std::string& name) {
+  return std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/" + name));
+}
+
 /// Fresh feature state over the tests' rule file, as a replica starts with.
 rules::FeatureEngine rules_of() {
   return rules::FeatureEngine(std::make_shared<const rules::RuleSet>(
@@ -135,15 +147,8 @@ TEST_CASE("the same id twice in one batch is applied once") {
 
 TEST_CASE("a pair is new only for its first event, whichever replica and batch sees it again") {
   TestDatabase db(Services::from_environment());
-  auto rules = std::make_shared<const rules::RuleSet>(
-      rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/first_seen_rules.yaml"));
-  // Event i of account `account` from device `device`, at offset i of partition 0.
-  auto event = [](int i, const std::string& account, const std::string& device) {
-    auto out = transaction_event(i, "10.00", "2026-11-27T09:15:02Z", account);
-    auto at = out.value.rfind('}');
-    out.value.insert(at, ",\"device\":{\"id\":\"" + device + "\"}");
-    return out;
-  };
+  auto rules = rule_file("first_seen_rules.yaml");
+  auto event = on_device;
   dedup::BatchStore first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);
   auto claim = first.claim("t", 0);
@@ -166,6 +171,67 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 3);
   CHECK(db.count("SELECT (string_agg(event_id, ',' ORDER BY event_id) = 'evt-0,evt-3,evt-5')::int FROM fraud_alerts") ==
         1);
+}
+
+// Pairs only of kinds some rule reads (migrations/0023); a kind read later is backfilled.
+TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read later knows every pair seen before") {
+  TestDatabase db(Services::from_environment());
+  auto event = on_device;
+  const std::string kind = "'account_id|device.id'";
+  // A replica whose rules read no pair applies acc-1 on dev-1 twice and on dev-2: nothing is kept.
+  dedup::BatchStore per_account(db.service_url(), "g", "per-account", {});
+  rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
+  auto epoch = per_account.claim("t", 0).epoch;
+  per_account.apply(partition_batch(epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
+                    counting);
+  per_account.apply(partition_batch(epoch, {{2, event(2, "acc-1", "dev-2")}}), counting);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pairs") == 0);
+
+  // A replica whose rule reads (account, device) registers the kind: the history's pairs are
+  // backfilled, each as its first event, so dev-1 and dev-2 are not new to acc-1 and dev-3 is.
+  dedup::BatchStore per_device(db.service_url(), "g", "per-device", {});
+  rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
+  auto batch = partition_batch(
+      per_device.claim("t", 1).epoch,
+      {{0, event(3, "acc-1", "dev-1")}, {1, event(4, "acc-1", "dev-3")}, {2, event(5, "acc-1", "dev-2")}});
+  batch.partition = 1;
+  CHECK(per_device.apply(batch, first_seen).alerts == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE event_id = 'evt-4'") == 1);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pairs p JOIN transactions t ON t.applied_seq = p.first_seq "
+                 "WHERE p.pair_kind = " +
+                 kind + " AND t.event_id IN ('evt-0', 'evt-2', 'evt-4')") == 3);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pair_kinds WHERE pair_kind = " + kind + " AND complete") == 1);
+
+  // The replica whose rules read no pair now records the kind too: the pair it applies first
+  // is not new when the other replica meets it.
+  per_account.apply(partition_batch(epoch, {{3, event(6, "acc-2", "dev-9")}}), counting);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pairs WHERE first_key = 'acc-2'") == 1);
+  batch = partition_batch(batch.epoch, {{3, event(7, "acc-2", "dev-9")}});
+  batch.partition = 1;
+  CHECK(per_device.apply(batch, first_seen).alerts == 0);
+}
+
+TEST_CASE("a pair recorded while its kind was backfilled moves back to the first event that had it") {
+  TestDatabase db(Services::from_environment());
+  auto event = [](int i, const std::string& device) { return on_device(i, "acc-1", device); };
+  dedup::BatchStore store(db.service_url(), "g", "one", {});
+  rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
+  auto epoch = store.claim("t", 0).epoch;
+  store.apply(partition_batch(epoch, {{0, event(0, "dev-1")}, {1, event(1, "dev-2")}}), counting);
+  // As a registration that marked the kind and was cut off before its backfill leaves it: a
+  // batch since recorded dev-1 (not new to acc-1) at its own event, and dev-2 was recorded
+  // before the mark, by an event the rules read then.
+  auto marked = db.count("SELECT last_value FROM applied_batches");
+  db.count("WITH k AS (UPDATE first_seen_pair_kinds SET maintained = true, complete = false, recorded_from = " +
+           std::to_string(marked) + " WHERE pair_kind = 'account_id|device.id' RETURNING 1) SELECT count(*) FROM k");
+  db.count("WITH p AS (INSERT INTO first_seen_pairs VALUES ('account_id|device.id', 'acc-1', 'dev-1', now(), " +
+           std::to_string((marked + 1) * dedup::kAppliedSeqPerBatch + 7) +
+           "), ('account_id|device.id', 'acc-1', 'dev-2', now(), 5) RETURNING 1) SELECT count(*) FROM p");
+  rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
+  store.apply(partition_batch(epoch, {{2, event(2, "dev-3")}}), first_seen);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pairs p JOIN transactions t ON t.applied_seq = p.first_seq "
+                 "WHERE p.second_key = 'dev-1' AND t.event_id = 'evt-0'") == 1);
+  CHECK(db.count("SELECT first_seq FROM first_seen_pairs WHERE second_key = 'dev-2'") == 5);
 }
 
 TEST_CASE("a replica that never saw an account finds its latest event in the stored history, across day partitions") {
