@@ -28,6 +28,7 @@
 #include "consumer/rule_reload.h"
 #include "dedup/batch_store.h"
 #include "dedup/history.h"
+#include "dedup/key_indexes.h"
 #include "dedup/migrations.h"
 #include "dedup/retention.h"
 #include "events/time.h"
@@ -207,6 +208,26 @@ int prune(const consumer::Config& config, events::Timestamp from) {
   return 0;
 }
 
+// The history's key-field indexes (migrations/0024): for the fields this configuration's rules
+// read and those any replica registered. A rules file that does not load leaves the first.
+void index_key_fields(const consumer::Config& config) {
+  auto owner = config.postgres.for_migrations();
+  auto fields = dedup::registered_key_fields(owner);
+  try {
+    rules::FeatureEngine engine(
+        std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules())));
+    for (auto field : dedup::fields_read_by_key(engine))
+      if (std::find(fields.begin(), fields.end(), field) == fields.end()) fields.push_back(field);
+  } catch (const rules::RuleFileError& e) {
+    ops::log::warn("the rules file does not load: indexing the registered key fields only",
+                   {{"rules_file", config.rules.file}, {"error", e.what()}});
+  }
+  std::string built;
+  for (auto field : dedup::build_key_indexes(owner, fields))
+    built += (built.empty() ? "" : ",") + std::string(rules::to_string(field));
+  ops::log::info("key indexes in place", {{"built", built}});
+}
+
 // As the tables' owner (postgres.migration_url); the service itself never runs DDL.
 int migrate(const consumer::Config& config) {
   int applied =
@@ -214,6 +235,7 @@ int migrate(const consumer::Config& config) {
         ops::log::info("migration applied", {{"migration", std::string(name)}});
       });
   ops::log::info("database is up to date", {{"applied", std::to_string(applied)}});
+  index_key_fields(config);
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "dedup/dedup_gate.h"
 #include "dedup/feature_history.h"
 #include "dedup/first_seen_pairs.h"
+#include "dedup/key_indexes.h"
 #include "dedup/list_entries.h"
 #include "dedup/statements.h"
 #include "ops/mechanism_switch.h"
@@ -30,6 +31,8 @@ struct BatchStore::State {
   /// The key fields this replica's rules registered (migrations/0012), and whether each
   /// one's versions are complete. Registered fields stay registered.
   std::map<rules::KeyField, bool> versions_complete;
+  /// The key fields found to have their history index (migrations/0024).
+  std::set<rules::KeyField> indexed;
   bool connected_before = false;
 
   /// The open connection, or a new one (calling `on_reconnect` when it replaces a lost one).
@@ -106,6 +109,26 @@ void register_key_fields(pqxx::connection& connection, const rules::FeatureEngin
   }
   tx.commit();
   versions_complete.insert(learned.begin(), learned.end());
+}
+
+// A replica never loads a field's keys from a history without an index for it: on months of
+// history every load would read each partition whole. The owner builds the index
+// (`fraud-consumer migrate`); until then the batch is retried, saying so.
+void require_key_indexes(pqxx::connection& connection, const rules::FeatureEngine& features,
+                         std::set<rules::KeyField>& indexed) {
+  std::vector<rules::KeyField> unchecked;
+  for (auto field : fields_read_by_key(features))
+    if (!indexed.count(field)) unchecked.push_back(field);
+  if (unchecked.empty()) return;
+  pqxx::nontransaction tx(connection);
+  for (auto field : unchecked) {
+    if (!has_key_index(tx, field))
+      throw DatabaseError(std::string("the rules read the history by ") + rules::to_string(field) +
+                              ", which has no index for it: run `fraud-consumer migrate` as the tables' owner with "
+                              "these rules as rules.file",
+                          false, "missing_index");
+    indexed.insert(field);
+  }
 }
 
 // Fences and advances every batch's partition in one statement; returns the indices of the
@@ -218,6 +241,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
   std::vector<BatchResult> results(batches.size());
   try {
     auto& connection = state_->connection(url_, on_reconnect_);
+    require_key_indexes(connection, features, state_->indexed);
     register_key_fields(connection, features, state_->versions_complete);
     state_->pairs.register_kinds(connection, features);
     pqxx::work tx(connection);

@@ -3,8 +3,12 @@
 
 #include <cstdio>
 #include <memory>
+#include <pqxx/pqxx>
+#include <vector>
 
 #include "dedup/batch_store.h"
+#include "dedup/database_error.h"
+#include "dedup/key_indexes.h"
 #include "dedup/retention.h"
 #include "events/decode.h"
 #include "events/encode.h"
@@ -454,4 +458,50 @@ TEST_CASE("a replica that reloads a card finds its last card-present payment beh
       partition_batch(second.claim("t", 0).epoch, {payment(41, "2026-11-27T11:00:00Z", "card_present", 40.71, -74.0)});
   REQUIRE(second.apply(noon, second_engine).processed == 1);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'impossible_travel'") == 1);
+}
+
+// Migration 0024: an index per key field some rule reads, built by the owner without
+// blocking batches; a replica whose rules need a missing one waits for it, saying so.
+TEST_CASE("the history indexes only the key fields a rule reads, and a replica waits for migrate to index a new one") {
+  TestDatabase db(Services::from_environment(), "0024");  // as migrations leave it: no rules given yet
+  auto on = [&](rules::KeyField field) {
+    pqxx::connection c(db.url());
+    pqxx::nontransaction tx(c);
+    return dedup::has_key_index(tx, field);
+  };
+  CHECK(on(rules::KeyField::account_id));
+  for (auto field : {rules::KeyField::customer_id, rules::KeyField::card_fingerprint, rules::KeyField::device_id,
+                     rules::KeyField::device_ip, rules::KeyField::merchant_id, rules::KeyField::counterparty_account})
+    CHECK_FALSE(on(field));
+  // Day partitions, as `dedup prune` makes them around the events' day.
+  dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 2},
+                             *events::parse_rfc3339("2026-11-27T00:00:00Z"));
+
+  dedup::BatchStore store(db.service_url(), "g", "one", {});
+  rules::FeatureEngine per_device(rule_file("device_rules.yaml"));
+  auto epoch = store.claim("t", 0).epoch;
+  auto first = partition_batch(epoch, {{0, card_on_shared_device(0)}});
+  try {
+    store.apply(first, per_device);
+    FAIL("applied without the device's index");
+  } catch (const dedup::DatabaseError& e) {
+    CHECK(e.reason == "missing_index");
+    CHECK(std::string(e.what()).find("device.id") != std::string::npos);
+  }
+  CHECK(db.count("SELECT count(*) FROM transactions") == 0);
+
+  // What `fraud-consumer migrate` does with these rules: the device's index, on every partition.
+  CHECK(dedup::build_key_indexes(db.url(), {rules::KeyField::device_id}) ==
+        std::vector<rules::KeyField>{rules::KeyField::device_id});
+  CHECK(dedup::build_key_indexes(db.url(), {rules::KeyField::device_id}).empty());  // in place already
+  CHECK(on(rules::KeyField::device_id));
+  CHECK(store.apply(first, per_device).processed == 1);
+  // A partition made afterwards gets the index as it attaches.
+  dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 9},
+                             *events::parse_rfc3339("2026-11-27T00:00:00Z"));
+  CHECK(on(rules::KeyField::device_id));
+  CHECK(db.count("SELECT count(*) FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid "
+                 "WHERE h.inhparent = 'transactions_by_device_id'::regclass") ==
+        db.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'transactions'::regclass"));
+  CHECK_FALSE(on(rules::KeyField::card_fingerprint));  // read only as a counted field, never loaded by
 }

@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "console/tokens.h"
+#include "dedup/key_indexes.h"
 #include "dedup/migrations.h"
 #include "events/time.h"
 
@@ -105,6 +106,7 @@ TestDatabase::TestDatabase(const Services& services, std::string_view through)
                   : std::find_if(all.begin(), all.end(), [&](const auto& m) { return m.name.starts_with(through); });
   REQUIRE_MESSAGE(last != all.end(), "no migration " << through);
   dedup::migrate(url_, all.first(static_cast<std::size_t>(last - all.begin()) + 1));
+  if (through.empty()) index_every_key_field();
   // Roles are cluster-wide: each login role is made once and kept.
   for (auto [login, group] :
        {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"},
@@ -117,7 +119,18 @@ TestDatabase::TestDatabase(const Services& services, std::string_view through)
   }
 }
 
-void TestDatabase::migrate() { dedup::migrate(url_, dedup::embedded_migrations()); }
+void TestDatabase::migrate() {
+  dedup::migrate(url_, dedup::embedded_migrations());
+  index_every_key_field();
+}
+
+// Tests run replicas of many rule files on one database: every field has its index, as
+// `fraud-consumer migrate` builds one for the fields of the rules it is given.
+void TestDatabase::index_every_key_field() {
+  std::vector<rules::KeyField> every;
+  for (const auto& spec : rules::kKeyFieldSpecs) every.push_back(spec.field);
+  dedup::build_key_indexes(url_, every);
+}
 
 namespace {
 std::string as_login(const std::string& url, const char* login) {

@@ -60,6 +60,8 @@ class TestDatabase {
   pqxx::result query(const std::string& sql);
 
  private:
+  void index_every_key_field();
+
   std::string admin_url_, name_, url_;
 };
 

@@ -1,0 +1,91 @@
+#include "dedup/key_indexes.h"
+
+#include <algorithm>
+#include <set>
+
+#include "dedup/history.h"
+
+namespace fraud::dedup {
+namespace {
+
+// A key field's valid index on the history's parent table: first column the field's.
+constexpr const char* kHasIndex = R"sql(
+SELECT EXISTS (
+  SELECT FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+  WHERE i.indrelid = 'transactions'::regclass AND a.attname = $1 AND i.indisvalid))sql";
+
+// The history's partitions, and which of them has the parent index `$1` attached.
+constexpr const char* kPartitions = R"sql(
+SELECT c.relname,
+       EXISTS (SELECT FROM pg_inherits ii JOIN pg_index i ON i.indexrelid = ii.inhrelid
+               WHERE ii.inhparent = to_regclass($1) AND i.indrelid = c.oid) AS attached
+FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+WHERE h.inhparent = 'transactions'::regclass)sql";
+
+// Builds `field`'s index on every partition that lacks it and attaches each to the parent's;
+// true once the parent's is valid (every partition attached).
+bool build_once(pqxx::connection& c, rules::KeyField field) {
+  auto column = history_column(field);
+  auto parent = "transactions_by_" + column;
+  auto definition = " (" + c.quote_name(column) + ", occurred_at) WHERE " + c.quote_name(column) + " IS NOT NULL";
+  pqxx::nontransaction tx(c);
+  // ONLY: an index of the parent alone, invalid until every partition's is attached. Any
+  // partition created from now on (`dedup prune`) gets one as it attaches.
+  tx.exec0("CREATE INDEX IF NOT EXISTS " + c.quote_name(parent) + " ON ONLY transactions" + definition);
+  for (const auto& row : tx.exec_params(kPartitions, parent)) {
+    if (row[1].as<bool>()) continue;
+    auto partition = row[0].as<std::string>();
+    auto index = c.quote_name(partition + "_by_" + column);
+    // Left invalid by a build that failed or was interrupted: it would never attach.
+    auto invalid = tx.exec_params1(
+        "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid)", index);
+    if (invalid[0].as<bool>()) tx.exec0("DROP INDEX CONCURRENTLY " + index);
+    tx.exec0("CREATE INDEX CONCURRENTLY IF NOT EXISTS " + index + " ON " + c.quote_name(partition) + definition);
+    tx.exec0("ALTER INDEX " + c.quote_name(parent) + " ATTACH PARTITION " + index);
+  }
+  return has_key_index(tx, field);
+}
+
+}  // namespace
+
+bool has_key_index(pqxx::transaction_base& tx, rules::KeyField field) {
+  return tx.exec_params1(kHasIndex, history_column(field))[0].as<bool>();
+}
+
+std::vector<rules::KeyField> fields_read_by_key(const rules::FeatureEngine& engine) {
+  std::set<rules::KeyField> fields(engine.key_fields().begin(), engine.key_fields().end());
+  for (const auto& kind : engine.first_seen_kinds()) fields.insert(kind.first);
+  return {fields.begin(), fields.end()};
+}
+
+std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url, const std::vector<rules::KeyField>& fields) {
+  pqxx::connection c(owner_url);
+  std::vector<rules::KeyField> built;
+  for (auto field : fields) {
+    {
+      pqxx::nontransaction tx(c);
+      if (has_key_index(tx, field)) continue;
+    }
+    // A partition `dedup prune` made between the listing and the parent index has none: a
+    // second pass builds it.
+    bool valid = false;
+    for (int pass = 0; pass < 3 && !valid; ++pass) valid = build_once(c, field);
+    if (!valid)
+      throw std::runtime_error("the history's index for " + std::string(rules::to_string(field)) +
+                               " is still not valid after three passes: run migrate again");
+    built.push_back(field);
+  }
+  return built;
+}
+
+std::vector<rules::KeyField> registered_key_fields(const std::string& postgres_url) {
+  pqxx::connection c(postgres_url);
+  pqxx::nontransaction tx(c);
+  std::vector<rules::KeyField> fields;
+  for (const auto& row : tx.exec("SELECT key_field FROM feature_key_fields WHERE maintained"))
+    for (const auto& spec : rules::kKeyFieldSpecs)
+      if (row[0].c_str() == spec.name) fields.push_back(spec.field);
+  return fields;
+}
+
+}  // namespace fraud::dedup
