@@ -13,7 +13,8 @@ create_database() {
 
 # Migrates the empty database FRAUD_POSTGRES_URL names. Day partitions for the filler of
 # bench/run's step 5 (from 2026-10-12) and the events (from 2026-11-01), as a deployment
-# running `dedup prune` daily has them.
+# running `store prune` daily has them. (`dedup prune`, its former name, below: bench/compare
+# runs this with older revisions' binaries too.)
 prepare_database() {
   "$consumer" migrate >/dev/null 2>&1
   "$consumer" dedup prune --from 2026-10-01 >/dev/null 2>&1

@@ -4,9 +4,9 @@
 #include <stdexcept>
 #include <thread>
 
-#include "dedup/retention.h"
 #include "events/time.h"
 #include "ops/log.h"
+#include "store/retention.h"
 
 namespace fraud::consumer {
 
@@ -22,12 +22,12 @@ constexpr auto kProgressEvery = 10s;
 
 std::string where(const TopicPartition& tp) { return tp.topic + "/" + std::to_string(tp.partition); }
 
-void add(LoopCounters& c, const dedup::BatchResult& r) {
+void add(LoopCounters& c, const store::BatchResult& r) {
   ++c.batches;
   c.processed += r.processed, c.duplicates += r.duplicates, c.rejected += r.rejected, c.alerts += r.alerts;
 }
 
-dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& b) {
+store::BatchResult& operator+=(store::BatchResult& a, const store::BatchResult& b) {
   a.fenced = a.fenced || b.fenced;
   a.processed += b.processed, a.duplicates += b.duplicates, a.rejected += b.rejected, a.alerts += b.alerts;
   a.duplicate_conflicts += b.duplicate_conflicts;
@@ -40,7 +40,7 @@ dedup::BatchResult& operator+=(dedup::BatchResult& a, const dedup::BatchResult& 
 }  // namespace
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-                     dedup::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
+                     store::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
                      HealthState& health, LoopHooks hooks)
     : batch_config_(batch), retention_days_(retention.days), store_(store),
       features_(std::make_unique<rules::FeatureEngine>(std::move(rules))), decoder_(limits.decode()), metrics_(metrics),
@@ -109,7 +109,7 @@ std::optional<std::int64_t> BatchLoop::try_claim(const TopicPartition& tp, Parti
                                     {"epoch", std::to_string(claim.epoch)},
                                     {"resume_at", claim.next_offset ? std::to_string(*claim.next_offset) : "start"}});
     return claim.next_offset.value_or(kFromBeginning);
-  } catch (const dedup::DatabaseError& e) {
+  } catch (const store::DatabaseError& e) {
     claim_failed(tp, p, e);
   } catch (const std::exception& e) {
     fatal_ = "claiming " + where(tp) + ": " + e.what();  // parked: nothing may escape librdkafka's callback
@@ -117,7 +117,7 @@ std::optional<std::int64_t> BatchLoop::try_claim(const TopicPartition& tp, Parti
   return std::nullopt;
 }
 
-void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error) {
+void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const store::DatabaseError& error) {
   auto now = Clock::now();
   if (p.claim_backoff.count() == 0) p.waiting_since = now;
   p.claim_backoff = p.claim_backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
@@ -133,7 +133,7 @@ void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const dedup
     if (auto pid = store_.release_stalled_owner(tp.topic, tp.partition, kStalledOwner))
       log::warn("ended the database session of a stalled earlier owner",
                 {{"partition", where(tp)}, {"backend_pid", std::to_string(*pid)}});
-  } catch (const dedup::DatabaseError& e) {
+  } catch (const store::DatabaseError& e) {
     log::warn("could not end a stalled earlier owner's session", {{"partition", where(tp)}, {"error", e.what()}});
   }
 }
@@ -157,7 +157,7 @@ void BatchLoop::claim_waiting(Clock::time_point now) {
 }
 
 // Cached feature histories stay: another replica that extends their keys bumps the keys'
-// versions, and a stale history is reloaded (dedup::BatchStore::synchronise_keys).
+// versions, and a stale history is reloaded (store::BatchStore::synchronise_keys).
 void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
   try {
     flush(tps, OnFailure::drop);
@@ -231,7 +231,7 @@ bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_fail
   auto max_records = static_cast<std::size_t>(batch_config_.max_records);
   if (group.size() > max_records) group.resize(max_records);  // the rest go in the next transaction
   auto share = std::max<std::size_t>(1, max_records / group.size());
-  std::vector<dedup::PartitionBatch> batches;
+  std::vector<store::PartitionBatch> batches;
   std::size_t records = 0;
   for (const auto& tp : group) {
     const auto& p = partitions_.at(tp);
@@ -239,10 +239,10 @@ bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_fail
     records += batches.back().records.size();
   }
   if (hooks_.before_database_apply) hooks_.before_database_apply();
-  std::vector<dedup::BatchResult> results;
+  std::vector<store::BatchResult> results;
   try {
     results = apply_together(batches);
-  } catch (const dedup::DatabaseError& e) {
+  } catch (const store::DatabaseError& e) {
     // Not one record's fault (those were rejected in apply_or_split): the batches wait, and
     // are retried together, at one time, with one backoff.
     auto retry_at = Clock::now();
@@ -305,11 +305,11 @@ void BatchLoop::fenced(const TopicPartition& tp, Partition& p) {
             {{"partition", where(tp)}, {"epoch", std::to_string(p.epoch)}});
 }
 
-dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
-  dedup::PartitionBatch batch{tp.topic, tp.partition, p.epoch, {}};
+store::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
+  store::PartitionBatch batch{tp.topic, tp.partition, p.epoch, {}};
   batch.records.reserve(count);
   auto horizon =
-      retention_days_ > 0 ? dedup::retention_horizon(events::wall_clock_now(), retention_days_) : events::Timestamp{0};
+      retention_days_ > 0 ? store::retention_horizon(events::wall_clock_now(), retention_days_) : events::Timestamp{0};
   for (std::size_t i = 0; i < count; ++i) {
     const auto& record = p.pending[i];
     auto decoded = record.decode(decoder_);
@@ -338,28 +338,28 @@ dedup::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
 // A permanent error belongs to one record, never to the partition: narrow it down by
 // applying records one at a time, and reject the one the database refuses. Records already
 // committed in a split are replayed as duplicates if a retry follows, which changes nothing.
-std::vector<dedup::BatchResult> BatchLoop::apply_together(const std::vector<dedup::PartitionBatch>& batches) {
+std::vector<store::BatchResult> BatchLoop::apply_together(const std::vector<store::PartitionBatch>& batches) {
   try {
     return apply(batches);
-  } catch (const dedup::DatabaseError& e) {
+  } catch (const store::DatabaseError& e) {
     if (!e.record_fault) throw;
     if (batches.size() == 1) return {split(batches.front(), e)};
-    std::vector<dedup::BatchResult> results;  // first the partition, then the record
+    std::vector<store::BatchResult> results;  // first the partition, then the record
     for (const auto& batch : batches) results.push_back(apply_or_split(batch));
     return results;
   }
 }
 
-dedup::BatchResult BatchLoop::apply_or_split(const dedup::PartitionBatch& batch) {
+store::BatchResult BatchLoop::apply_or_split(const store::PartitionBatch& batch) {
   try {
     return apply({batch}).front();
-  } catch (const dedup::DatabaseError& e) {
+  } catch (const store::DatabaseError& e) {
     if (!e.record_fault) throw;
     return split(batch, e);
   }
 }
 
-dedup::BatchResult BatchLoop::split(const dedup::PartitionBatch& batch, const dedup::DatabaseError& e) {
+store::BatchResult BatchLoop::split(const store::PartitionBatch& batch, const store::DatabaseError& e) {
   if (batch.records.size() == 1) {
     auto refused = batch;
     refused.records[0].event.reset();
@@ -368,7 +368,7 @@ dedup::BatchResult BatchLoop::split(const dedup::PartitionBatch& batch, const de
               {{"offset", std::to_string(batch.records[0].record.offset)}, {"error", e.what()}});
     return apply({refused}).front();
   }
-  dedup::BatchResult total;
+  store::BatchResult total;
   for (const auto& record : batch.records) {
     total += apply_or_split({batch.topic, batch.partition, batch.epoch, {record}});
     if (total.fenced) break;
@@ -376,7 +376,7 @@ dedup::BatchResult BatchLoop::split(const dedup::PartitionBatch& batch, const de
   return total;
 }
 
-void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& result) {
+void BatchLoop::observe(const TopicPartition& tp, const store::BatchResult& result) {
   metrics_.records(tp.topic, "processed").Increment(static_cast<double>(result.processed));
   metrics_.records(tp.topic, "duplicate").Increment(static_cast<double>(result.duplicates));
   metrics_.records(tp.topic, "rejected").Increment(static_cast<double>(result.rejected));
@@ -394,7 +394,7 @@ void BatchLoop::observe(const TopicPartition& tp, const dedup::BatchResult& resu
 
 // One attempt. Feature state the attempt built without committing it is forgotten, so the
 // engine reloads it from the history that did commit.
-std::vector<dedup::BatchResult> BatchLoop::apply(const std::vector<dedup::PartitionBatch>& batches) {
+std::vector<store::BatchResult> BatchLoop::apply(const std::vector<store::PartitionBatch>& batches) {
   constexpr std::size_t kMaxKeysHeld = 1'000'000;  // bounds memory: past it, start from the database again
   try {
     auto results = store_.apply(batches, *features_);
@@ -407,7 +407,7 @@ std::vector<dedup::BatchResult> BatchLoop::apply(const std::vector<dedup::Partit
   }
 }
 
-void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error,
+void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const store::DatabaseError& error,
                                Clock::time_point retry_at, std::chrono::milliseconds backoff) {
   p.backoff = backoff;
   p.retry_at = retry_at;

@@ -16,11 +16,11 @@
 #include "consumer/config.h"
 #include "consumer/kafka_source.h"
 #include "consumer/metrics.h"
-#include "dedup/batch_store.h"
-#include "dedup/database_error.h"
 #include "events/decode.h"
 #include "rules/features.h"
 #include "rules/rule_set.h"
+#include "store/batch_store.h"
+#include "store/database_error.h"
 
 namespace fraud::consumer {
 
@@ -51,7 +51,7 @@ class BatchLoop final : public PartitionOwner {
   static constexpr std::chrono::seconds kFencedReclaim{60};
 
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-            dedup::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
+            store::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
             HealthState& health, LoopHooks hooks = {});
 
   /// Replaces the rules for every batch from now on; feature state starts again from the
@@ -89,26 +89,26 @@ class BatchLoop final : public PartitionOwner {
 
   std::optional<std::int64_t> try_claim(const TopicPartition& tp, Partition& p);
   void claim_waiting(Clock::time_point now);
-  void claim_failed(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error);
+  void claim_failed(const TopicPartition& tp, Partition& p, const store::DatabaseError& error);
   void accept(events::Record record);
   static bool ready(const Partition& p, Clock::time_point now);
   void flush_due(Clock::time_point now, bool drained);
   void flush(const std::vector<TopicPartition>& which, OnFailure on_failure);
   bool apply_group(std::vector<TopicPartition> group, OnFailure on_failure);
   void fenced(const TopicPartition& tp, Partition& p);
-  dedup::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
-  std::vector<dedup::BatchResult> apply_together(const std::vector<dedup::PartitionBatch>& batches);
-  dedup::BatchResult apply_or_split(const dedup::PartitionBatch& batch);
-  dedup::BatchResult split(const dedup::PartitionBatch& batch, const dedup::DatabaseError& error);
-  std::vector<dedup::BatchResult> apply(const std::vector<dedup::PartitionBatch>& batches);
-  void schedule_retry(const TopicPartition& tp, Partition& p, const dedup::DatabaseError& error,
+  store::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
+  std::vector<store::BatchResult> apply_together(const std::vector<store::PartitionBatch>& batches);
+  store::BatchResult apply_or_split(const store::PartitionBatch& batch);
+  store::BatchResult split(const store::PartitionBatch& batch, const store::DatabaseError& error);
+  std::vector<store::BatchResult> apply(const std::vector<store::PartitionBatch>& batches);
+  void schedule_retry(const TopicPartition& tp, Partition& p, const store::DatabaseError& error,
                       Clock::time_point retry_at, std::chrono::milliseconds backoff);
-  void observe(const TopicPartition& tp, const dedup::BatchResult& result);
+  void observe(const TopicPartition& tp, const store::BatchResult& result);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
   BatchConfig batch_config_;
   std::int64_t retention_days_;  ///< events older than this window are refused (0: none are)
-  dedup::BatchWriter& store_;
+  store::BatchWriter& store_;
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the active rules and their feature state
   events::Decoder decoder_;
   std::map<TopicPartition, Partition> partitions_;

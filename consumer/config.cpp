@@ -10,9 +10,9 @@
 
 #include <unistd.h>
 
-#include "dedup/batch_store.h"
 #include "ops/secret_file.h"
 #include "rules/file_position.h"
+#include "store/batch_store.h"
 
 namespace fraud::consumer {
 namespace {
@@ -92,7 +92,7 @@ constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
 
 const std::vector<Setting>& settings() {
   using C = Config;
-  static_assert(100000 < dedup::kAppliedSeqPerBatch, "a batch's events are numbered below kAppliedSeqPerBatch");
+  static_assert(100000 < store::kAppliedSeqPerBatch, "a batch's events are numbered below kAppliedSeqPerBatch");
   static const std::vector<Setting> table = {
       // Required only by the service (validate()): the database commands never touch Kafka.
       text("kafka", "bootstrap_servers", &C::kafka, &KafkaConfig::bootstrap_servers),

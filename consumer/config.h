@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "dedup/batch_store.h"
-#include "dedup/retention.h"
 #include "events/decode.h"
 #include "rules/rule_set.h"
+#include "store/batch_store.h"
+#include "store/retention.h"
 
 namespace fraud::consumer {
 
@@ -73,18 +73,18 @@ struct RulesConfig {
   std::int64_t watch_interval_ms = 2000;
 };
 
-/// How long processed_events and the transaction history keep a day (`fraud-consumer dedup
+/// How long processed_events and the transaction history keep a day (`fraud-consumer store
 /// prune` drops older days). It is also the dedup window: the service refuses, as rejected
 /// records, events older than this, whose duplicates could no longer be recognised. It bounds
 /// what features can see too: time_since_last looks back at most this far.
 struct RetentionConfig {
-  std::int64_t days = dedup::RetentionPolicy{}.retention_days;    ///< 0: keep everything, and accept events of any age
-  std::int64_t days_ahead = dedup::RetentionPolicy{}.days_ahead;  ///< partitions prune makes ahead of today
+  std::int64_t days = store::RetentionPolicy{}.retention_days;    ///< 0: keep everything, and accept events of any age
+  std::int64_t days_ahead = store::RetentionPolicy{}.days_ahead;  ///< partitions prune makes ahead of today
 };
 
 struct OutboxConfig {
-  std::string alerts_topic = dedup::OutboxTopics{}.alerts;
-  std::string dead_letter_topic = dedup::OutboxTopics{}.dead_letters;
+  std::string alerts_topic = store::OutboxTopics{}.alerts;
+  std::string dead_letter_topic = store::OutboxTopics{}.dead_letters;
 };
 
 struct MetricsConfig {
@@ -128,7 +128,7 @@ using Environment = std::map<std::string, std::string>;
 Environment process_environment();
 
 /// What a command needs of the configuration: the service all of it; the database commands
-/// (migrate, dedup prune, rules backtest) never touch Kafka, so they need no Kafka settings.
+/// (migrate, store prune, rules backtest) never touch Kafka, so they need no Kafka settings.
 enum class ConfigUse { service, database_only };
 
 /// Loads `path` (empty: no file, defaults and environment only), applies the environment,

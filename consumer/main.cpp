@@ -2,7 +2,8 @@
 //
 //   fraud-consumer run [--config FILE]       consume, deduplicate, apply rules, until SIGTERM
 //   fraud-consumer migrate [--config FILE]   apply the database migrations
-//   fraud-consumer dedup prune [--config FILE]  keep history and dedup ids to retention.days
+//   fraud-consumer store prune [--config FILE]  keep history and dedup ids to retention.days
+//                                               (`dedup prune`, its former name, still works)
 //
 // Exit status: 0 done, 1 failed while running, 2 bad command line or configuration.
 
@@ -26,11 +27,6 @@
 #include "consumer/kafka_source.h"
 #include "consumer/metrics.h"
 #include "consumer/rule_reload.h"
-#include "dedup/batch_store.h"
-#include "dedup/history.h"
-#include "dedup/key_indexes.h"
-#include "dedup/migrations.h"
-#include "dedup/retention.h"
 #include "events/time.h"
 #include "ops/cli.h"
 #include "ops/http_server.h"
@@ -38,6 +34,11 @@
 #include "ops/stop_signal.h"
 #include "rules/backtest.h"
 #include "rules/rule_set.h"
+#include "store/batch_store.h"
+#include "store/history.h"
+#include "store/key_indexes.h"
+#include "store/migrations.h"
+#include "store/retention.h"
 
 namespace {
 
@@ -91,7 +92,8 @@ consumer::LoopHooks failpoints() {
 constexpr const char* kUsage =
     "usage: fraud-consumer run [--config FILE]\n"
     "       fraud-consumer migrate [--config FILE]\n"
-    "       fraud-consumer dedup prune [--from YYYY-MM-DD] [--config FILE]\n"
+    "       fraud-consumer store prune [--from YYYY-MM-DD] [--config FILE]\n"
+    "       fraud-consumer dedup prune ...   (store prune's former name)\n"
     "       fraud-consumer rules check FILE...\n"
     "       fraud-consumer rules backtest --rules FILE [--since T] [--until T] [--warmup 30d] [--config FILE]\n"
     "Every setting can be given as FRAUD_<SECTION>_<KEY>; see config/consumer.yaml.\n";
@@ -169,30 +171,30 @@ int backtest(const std::vector<std::string>& args) {
     lead = *w;
   }
   rules::Backtest replay(candidate_rules, active_rules);
-  dedup::StoredHistory visit;
+  store::StoredHistory visit;
   // Read whatever the rules: any rule may have been suppressed for an account.
   visit.lists = [&](rules::RuntimeLists lists) { replay.use_lists(std::move(lists)); };
   visit.pair_kinds = replay.first_seen_kinds();
-  visit.pair_recorded = [&](const dedup::RecordedPair& p) {
+  visit.pair_recorded = [&](const store::RecordedPair& p) {
     replay.recorded_pair(p.a, p.b, p.first, p.second, p.first_seq, p.first_at);
   };
-  visit.event = [&](const dedup::LabelledEvent& e) {
+  visit.event = [&](const store::LabelledEvent& e) {
     std::optional<rules::StoredDecision> stored;
     if (e.decision && e.rule_set_version) stored = rules::StoredDecision{*e.decision, *e.rule_set_version};
     replay.feed(e.event, e.is_fraud, e.event.occurred_at >= *from, stored, e.applied_seq, e.lists_as_of);
   };
-  dedup::replay_stored_history(config.postgres.url, *from - lead, *to, visit);
+  store::replay_stored_history(config.postgres.url, *from - lead, *to, visit);
   replay.report(std::cout);
   return 0;
 }
 
-// `dedup prune [--from YYYY-MM-DD]`: the history's day partitions kept to retention.days, and
-// the dedup ids' generations rotated (dedup/retention.h); as the tables' owner
+// `store prune [--from YYYY-MM-DD]`: the history's day partitions kept to retention.days, and
+// the dedup ids' generations rotated (store/retention.h); as the tables' owner
 // (postgres.migration_url). Run it daily.
 // --from also makes the partitions of older days, before a backfill of older events.
 int prune(const consumer::Config& config, events::Timestamp from) {
   auto report =
-      dedup::maintain_partitions(config.postgres.for_migrations(),
+      store::maintain_partitions(config.postgres.for_migrations(),
                                  {config.retention.days, config.retention.days_ahead, from}, events::wall_clock_now());
   auto list = [](const std::vector<std::string>& names) {
     std::string all;
@@ -212,18 +214,18 @@ int prune(const consumer::Config& config, events::Timestamp from) {
 // read and those any replica registered. A rules file that does not load leaves the first.
 void index_key_fields(const consumer::Config& config) {
   auto owner = config.postgres.for_migrations();
-  auto fields = dedup::registered_key_fields(owner);
+  auto fields = store::registered_key_fields(owner);
   try {
     rules::FeatureEngine engine(
         std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules())));
-    for (auto field : dedup::fields_read_by_key(engine))
+    for (auto field : store::fields_read_by_key(engine))
       if (std::find(fields.begin(), fields.end(), field) == fields.end()) fields.push_back(field);
   } catch (const rules::RuleFileError& e) {
     ops::log::warn("the rules file does not load: indexing the registered key fields only",
                    {{"rules_file", config.rules.file}, {"error", e.what()}});
   }
   std::string built;
-  for (auto field : dedup::build_key_indexes(owner, fields))
+  for (auto field : store::build_key_indexes(owner, fields))
     built += (built.empty() ? "" : ",") + std::string(rules::to_string(field));
   ops::log::info("key indexes in place", {{"built", built}});
 }
@@ -231,7 +233,7 @@ void index_key_fields(const consumer::Config& config) {
 // As the tables' owner (postgres.migration_url); the service itself never runs DDL.
 int migrate(const consumer::Config& config) {
   int applied =
-      dedup::migrate(config.postgres.for_migrations(), dedup::embedded_migrations(), [](std::string_view name) {
+      store::migrate(config.postgres.for_migrations(), store::embedded_migrations(), [](std::string_view name) {
         ops::log::info("migration applied", {{"migration", std::string(name)}});
       });
   ops::log::info("database is up to date", {{"applied", std::to_string(applied)}});
@@ -259,7 +261,7 @@ int run(const consumer::Config& config) {
   ops::HttpServer server(config.metrics.listen,
                          consumer::operator_routes(registry, metrics, probe, health, config.health));
 
-  dedup::BatchStore store(config.postgres.url, config.kafka.group_id, name,
+  store::BatchStore store(config.postgres.url, config.kafka.group_id, name,
                           {config.outbox.alerts_topic, config.outbox.dead_letter_topic});
   store.on_reconnect([&] { metrics.reconnects.Increment(); });
   auto hooks = failpoints();
@@ -306,16 +308,18 @@ int main(int argc, char** argv) {
     return ops::refuse(kUsage);
   }
   int first_option = 2;
-  if (command == "dedup" && argc >= 3 && std::string(argv[2]) == "prune") command = "dedup prune", first_option = 3;
+  // `dedup prune` is the command's name from before the store/ module: cron jobs keep it.
+  if ((command == "store" || command == "dedup") && argc >= 3 && std::string(argv[2]) == "prune")
+    command = "store prune", first_option = 3;
   std::optional<events::Timestamp> from;
   for (int i = first_option; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
-    else if (command == "dedup prune" && !std::strcmp(argv[i], "--from") && i + 1 < argc &&
+    else if (command == "store prune" && !std::strcmp(argv[i], "--from") && i + 1 < argc &&
              (from = events::parse_rfc3339(std::string(argv[i + 1]) + "T00:00:00Z")))
       ++i;
     else return ops::refuse(std::string("fraud-consumer: unknown argument '") + argv[i] + "'\n" + kUsage);
   }
-  if (command != "run" && command != "migrate" && command != "dedup prune")
+  if (command != "run" && command != "migrate" && command != "store prune")
     return ops::refuse("fraud-consumer: unknown command '" + command + "'\n" + kUsage);
 
   consumer::Config config;
@@ -330,7 +334,7 @@ int main(int argc, char** argv) {
   ops::log::set_level(config.log.level);
   try {
     if (command == "migrate") return migrate(config);
-    if (command == "dedup prune") return prune(config, from.value_or(0));
+    if (command == "store prune") return prune(config, from.value_or(0));
     return run(config);
   } catch (const rules::RuleFileError& e) {
     std::cerr << "fraud-consumer: the rule file " << config.rules.file << " does not load:\n";

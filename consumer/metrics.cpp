@@ -125,7 +125,7 @@ void ServiceMetrics::initialise_rules(const std::vector<std::pair<std::string, b
 void ServiceMetrics::initialise(const std::vector<std::string>& topics) {
   for (const auto& topic : topics)
     for (const char* outcome : {"processed", "duplicate", "rejected"}) records(topic, outcome);
-  // The named labels DatabaseError gives retried failures (dedup/database_error.cpp).
+  // The named labels DatabaseError gives retried failures (store/database_error.cpp).
   for (const char* reason : {"connection", "shutdown", "serialization", "deadlock", "resources", "lock_timeout",
                              "in_doubt", "statement_timeout", "privilege", "system", "record", "other"})
     database_retries(reason);

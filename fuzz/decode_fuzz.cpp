@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   auto json = fraud::events::to_json(*decoded.event);
   auto again = history_decoder.decode({std::nullopt, {}, json});
-  if (again.event) again.event->source = decoded.event->source;  // dedup/history.cpp does this
+  if (again.event) again.event->source = decoded.event->source;  // store/history.cpp does this
   if (!again.event || fraud::events::to_json(*again.event) != json) {
     std::cerr << "history round trip changed the event:\n" << json << "\n" << again.error << "\n";
     std::abort();

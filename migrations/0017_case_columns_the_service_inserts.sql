@@ -1,4 +1,4 @@
--- The batch opens cases (dedup/cases.cpp) with four columns: the account, the decision, the
+-- The batch opens cases (store/cases.cpp) with four columns: the account, the decision, the
 -- event count and the latest event's time. 0013 granted it INSERT on every column, so the
 -- service's credentials could insert a case already closed, "closed by alice, legitimate",
 -- with no audit row. Now it may insert only those four: every other column takes its

@@ -1,6 +1,6 @@
 -- The audit, the labels, the comments and the events each case holds are the bank's record
 -- of what its analysts did and decided. 0013 and 0015 kept them append-only by granting no
--- role UPDATE or DELETE, but the tables' owner (who runs migrations and `dedup prune`) and
+-- role UPDATE or DELETE, but the tables' owner (who runs migrations and `store prune`) and
 -- any superuser could still rewrite them unseen. Now a trigger refuses UPDATE, DELETE and
 -- TRUNCATE on each, whoever runs them, and DELETE and TRUNCATE of a case (a case changes as
 -- events join it and analysts work it, but is never removed):

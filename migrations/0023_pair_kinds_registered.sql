@@ -4,7 +4,7 @@
 -- read one kind. Now a replica registers the kinds its rules read, as it registers key fields
 -- (0012); every batch on every replica records the maintained kinds; and a kind maintained
 -- only from some batch on is backfilled from the history before a rule reads it, so it still
--- knows everything already seen (dedup/first_seen_pairs.cpp):
+-- knows everything already seen (store/first_seen_pairs.cpp):
 --
 --   1. with the dedup gate held exclusively for a moment (no batch in flight), mark the kind
 --      maintained from the last applied batch W on: every batch after W records it;

@@ -1,7 +1,7 @@
 -- The history's key-field indexes only for the fields some rule reads (issue 28). Every event
 -- wrote an entry into the index of each of its seven key fields it carries, about four, while
 -- the starter rules read three fields. Now `fraud-consumer migrate` keeps an index for each
--- field the rules file it is given, or any replica, registered (dedup/key_indexes.cpp),
+-- field the rules file it is given, or any replica, registered (store/key_indexes.cpp),
 -- building a missing one CONCURRENTLY partition by partition, so batches go on. A replica
 -- whose rules read a field without a valid index retries its batches, naming the field and
 -- the command (reason missing_index), rather than read the history without one.

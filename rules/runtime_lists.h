@@ -8,7 +8,7 @@
 // applied afterwards, and a backtest replays each decision with exactly what its batch saw.
 // Decisions recorded before 0015 (none given) count an entry by event time, from when it was
 // made until it expired or ended. Pure data: the batch transaction and the backtest load it
-// (dedup/list_entries.h).
+// (store/list_entries.h).
 
 #include <cstdint>
 #include <optional>

@@ -9,10 +9,10 @@
 #include <sstream>
 #include <thread>
 
-#include "dedup/batch_store.h"
 #include "events/encode.h"
 #include "events/time.h"
 #include "sim/bank.h"
+#include "store/batch_store.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
@@ -27,7 +27,7 @@ TEST_CASE("a backtest compares a candidate rule file with the active one against
   auto active = std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"));
   rules::FeatureEngine engine(active);
-  dedup::BatchStore store(db.service_url(), "g", "test", {});
+  store::BatchStore store(db.service_url(), "g", "test", {});
   const char* amounts[] = {"12500.00", "12500.00", "12500.00", "6000.00", "50.00",
                            "50.00",    "50.00",    "50.00",    "50.00",   "50.00"};
   std::vector<std::pair<std::int64_t, OutgoingRecord>> records;
@@ -63,9 +63,9 @@ TEST_CASE("a backtest compares a candidate rule file with the active one against
 namespace {
 
 /// A batch of partition `partition` of topic "t", as the batch loop decodes it.
-dedup::PartitionBatch batch_of(std::int32_t partition, std::int64_t epoch, std::int64_t first_offset,
+store::PartitionBatch batch_of(std::int32_t partition, std::int64_t epoch, std::int64_t first_offset,
                                const std::vector<events::Event>& events) {
-  dedup::PartitionBatch batch{"t", partition, epoch, {}};
+  store::PartitionBatch batch{"t", partition, epoch, {}};
   events::Decoder decoder;
   for (std::size_t k = 0; k < events.size(); ++k) {
     events::Record record{"t",
@@ -142,7 +142,7 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
   std::string failure[2];
   auto replica = [&](std::size_t p) {
     try {
-      dedup::BatchStore store(db.service_url(), "g", "replica-" + std::to_string(p), {});
+      store::BatchStore store(db.service_url(), "g", "replica-" + std::to_string(p), {});
       rules::FeatureEngine engine(rules);
       auto epoch = store.claim("t", static_cast<std::int32_t>(p)).epoch;
       std::mt19937 sizes(static_cast<unsigned>(p));

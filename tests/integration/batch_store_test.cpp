@@ -6,13 +6,13 @@
 #include <pqxx/pqxx>
 #include <vector>
 
-#include "dedup/batch_store.h"
-#include "dedup/database_error.h"
-#include "dedup/key_indexes.h"
-#include "dedup/retention.h"
 #include "events/decode.h"
 #include "events/encode.h"
 #include "events/time.h"
+#include "store/batch_store.h"
+#include "store/database_error.h"
+#include "store/key_indexes.h"
+#include "store/retention.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
@@ -21,7 +21,7 @@ using namespace fraud::testing;
 namespace {
 
 /// Events from..to-1 of 12,500 EUR each, at offsets from..to-1.
-dedup::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
+store::PartitionBatch batch_of(std::int64_t epoch, int from, int to) {
   std::vector<std::pair<std::int64_t, OutgoingRecord>> records;
   for (int i = from; i < to; ++i) records.emplace_back(i, transaction_event(i, "12500.00"));
   return partition_batch(epoch, records);
@@ -49,7 +49,7 @@ rules::FeatureEngine rules_of() {
 
 TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore old_owner(db.service_url(), "g", "old", {}), new_owner(db.service_url(), "g", "new", {});
+  store::BatchStore old_owner(db.service_url(), "g", "old", {}), new_owner(db.service_url(), "g", "new", {});
   auto old_claim = old_owner.claim("t", 0);
   auto new_claim = new_owner.claim("t", 0);
   CHECK(new_claim.epoch == old_claim.epoch + 1);
@@ -68,7 +68,7 @@ TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing
 
 TEST_CASE("in one transaction of two partitions, the fenced one writes nothing and the owned one commits") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore me(db.service_url(), "g", "me", {}), other(db.service_url(), "g", "other", {});
+  store::BatchStore me(db.service_url(), "g", "me", {}), other(db.service_url(), "g", "other", {});
   auto mine = me.claim("t", 0);
   auto lost = me.claim("t", 1);
   other.claim("t", 1);  // partition 1 moved on: this replica's batch of it is a zombie's
@@ -76,7 +76,7 @@ TEST_CASE("in one transaction of two partitions, the fenced one writes nothing a
   auto fenced = batch_of(lost.epoch, 5, 10);
   fenced.partition = 1;
   auto engine = rules_of();
-  std::vector<dedup::PartitionBatch> both = {owned, fenced};
+  std::vector<store::PartitionBatch> both = {owned, fenced};
   auto results = me.apply(both, engine);
   REQUIRE(results.size() == 2);
   CHECK_FALSE(results[0].fenced);
@@ -92,13 +92,13 @@ TEST_CASE("in one transaction of two partitions, the fenced one writes nothing a
 
 TEST_CASE("an id on two partitions of one transaction is applied once, where it came first") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   auto first = batch_of(store.claim("t", 3).epoch, 0, 3);
   first.partition = 3;
   auto second = batch_of(store.claim("t", 1).epoch, 2, 5);  // event 2 again, re-keyed onto partition 1
   second.partition = 1;
   auto engine = rules_of();
-  std::vector<dedup::PartitionBatch> both = {first, second};
+  std::vector<store::PartitionBatch> both = {first, second};
   auto results = store.apply(both, engine);
   CHECK(results[0].processed == 3);
   CHECK(results[1].processed == 2);
@@ -111,7 +111,7 @@ TEST_CASE("an id on two partitions of one transaction is applied once, where it 
 
 TEST_CASE("replaying a committed batch changes nothing but the duplicate count") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto engine = rules_of();
   auto first = store.apply(batch_of(claim.epoch, 0, 10), engine);
@@ -127,7 +127,7 @@ TEST_CASE("replaying a committed batch changes nothing but the duplicate count")
 
 TEST_CASE("a claim returns the offset the last committed batch stored") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   CHECK_FALSE(store.claim("t", 0).next_offset.has_value());
   auto claim = store.claim("t", 0);
   auto engine = rules_of();
@@ -137,7 +137,7 @@ TEST_CASE("a claim returns the offset the last committed batch stored") {
 
 TEST_CASE("the same id twice in one batch is applied once") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   auto batch = batch_of(store.claim("t", 0).epoch, 0, 3);
   auto again = batch.records[1];
   again.record.offset = 3;
@@ -153,7 +153,7 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
   TestDatabase db(Services::from_environment());
   auto rules = rule_file("first_seen_rules.yaml");
   auto event = on_device;
-  dedup::BatchStore first(db.service_url(), "g", "first", {});
+  store::BatchStore first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);
   auto claim = first.claim("t", 0);
   CHECK(first
@@ -165,7 +165,7 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
                    first_engine)
             .alerts == 1);  // dev-2 only: dev-1 is known to this replica
 
-  dedup::BatchStore second(db.service_url(), "g", "second", {});  // knows nothing yet
+  store::BatchStore second(db.service_url(), "g", "second", {});  // knows nothing yet
   rules::FeatureEngine second_engine(rules);
   auto taken = second.claim("t", 0);
   CHECK(second
@@ -183,7 +183,7 @@ TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read
   auto event = on_device;
   const std::string kind = "'account_id|device.id'";
   // A replica whose rules read no pair applies acc-1 on dev-1 twice and on dev-2: nothing is kept.
-  dedup::BatchStore per_account(db.service_url(), "g", "per-account", {});
+  store::BatchStore per_account(db.service_url(), "g", "per-account", {});
   rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
   auto epoch = per_account.claim("t", 0).epoch;
   per_account.apply(partition_batch(epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
@@ -193,7 +193,7 @@ TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read
 
   // A replica whose rule reads (account, device) registers the kind: the history's pairs are
   // backfilled, each as its first event, so dev-1 and dev-2 are not new to acc-1 and dev-3 is.
-  dedup::BatchStore per_device(db.service_url(), "g", "per-device", {});
+  store::BatchStore per_device(db.service_url(), "g", "per-device", {});
   rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
   auto batch = partition_batch(
       per_device.claim("t", 1).epoch,
@@ -218,7 +218,7 @@ TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read
 TEST_CASE("a pair recorded while its kind was backfilled moves back to the first event that had it") {
   TestDatabase db(Services::from_environment());
   auto event = [](int i, const std::string& device) { return on_device(i, "acc-1", device); };
-  dedup::BatchStore store(db.service_url(), "g", "one", {});
+  store::BatchStore store(db.service_url(), "g", "one", {});
   rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
   auto epoch = store.claim("t", 0).epoch;
   store.apply(partition_batch(epoch, {{0, event(0, "dev-1")}, {1, event(1, "dev-2")}}), counting);
@@ -229,7 +229,7 @@ TEST_CASE("a pair recorded while its kind was backfilled moves back to the first
   db.count("WITH k AS (UPDATE first_seen_pair_kinds SET maintained = true, complete = false, recorded_from = " +
            std::to_string(marked) + " WHERE pair_kind = 'account_id|device.id' RETURNING 1) SELECT count(*) FROM k");
   db.count("WITH p AS (INSERT INTO first_seen_pairs VALUES ('account_id|device.id', 'acc-1', 'dev-1', now(), " +
-           std::to_string((marked + 1) * dedup::kAppliedSeqPerBatch + 7) +
+           std::to_string((marked + 1) * store::kAppliedSeqPerBatch + 7) +
            "), ('account_id|device.id', 'acc-1', 'dev-2', now(), 5) RETURNING 1) SELECT count(*) FROM p");
   rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
   store.apply(partition_batch(epoch, {{2, event(2, "dev-3")}}), first_seen);
@@ -241,19 +241,19 @@ TEST_CASE("a pair recorded while its kind was backfilled moves back to the first
 TEST_CASE("a replica that never saw an account finds its latest event in the stored history, across day partitions") {
   TestDatabase db(Services::from_environment());
   auto from = *events::parse_rfc3339("2026-11-20T00:00:00Z"), now = *events::parse_rfc3339("2026-11-27T12:00:00Z");
-  dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7, .from = from}, now);
+  store::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7, .from = from}, now);
   auto rules =
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/idle_rules.yaml"));
   auto one = [](std::int64_t epoch, int offset, const std::string& account, const std::string& when) {
     return partition_batch(epoch, {{offset, transaction_event(offset, "10.00", when, account)}});
   };
-  dedup::BatchStore first(db.service_url(), "g", "first", {});
+  store::BatchStore first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);
   auto claim = first.claim("t", 0);
   first.apply(one(claim.epoch, 0, "acc-idle", "2026-11-21T10:00:00Z"), first_engine);
   first.apply(one(claim.epoch, 1, "acc-busy", "2026-11-25T10:00:00Z"), first_engine);
 
-  dedup::BatchStore second(db.service_url(), "g", "second", {});
+  store::BatchStore second(db.service_url(), "g", "second", {});
   rules::FeatureEngine second_engine(rules);
   auto taken = second.claim("t", 0);
   CHECK(second.apply(one(taken.epoch, 2, "acc-idle", "2026-11-25T11:00:00Z"), second_engine).alerts == 1);  // 4 days
@@ -263,7 +263,7 @@ TEST_CASE("a replica that never saw an account finds its latest event in the sto
 
 TEST_CASE("a copy whose occurred_at differs is a duplicate on another replica, recorded as a conflict") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
+  store::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
   auto engine = rules_of(), other_engine = rules_of();
   auto original = partition_batch(first.claim("t", 0).epoch,
                                   {{0, transaction_event(7, "12500.00", "2026-11-27T09:15:02.123456Z")}});
@@ -287,7 +287,7 @@ TEST_CASE("a copy whose occurred_at differs is a duplicate on another replica, r
 
 TEST_CASE("an id is its source and id: no crafted pair of the two collides with another") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   auto engine = rules_of();
   auto batch = partition_batch(store.claim("t", 0).epoch,
                                {{0, transaction_event(1, "10.00")}, {1, transaction_event(2, "10.00")}});
@@ -303,7 +303,7 @@ TEST_CASE("an id is its source and id: no crafted pair of the two collides with 
 
 TEST_CASE("a batch whose rejection reasons quote bytes that are not UTF-8 commits as one transaction") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto header_type = transaction_event(1, "10.00");
   header_type.headers = {{"id", "evt-x"}, {"type", "\xff\xfe not a type"}};
@@ -330,14 +330,14 @@ TEST_CASE("six cards on one device across six accounts and three replicas count 
   auto rules =
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml"));
   struct Replica {
-    std::unique_ptr<dedup::BatchStore> store;
+    std::unique_ptr<store::BatchStore> store;
     std::unique_ptr<rules::FeatureEngine> engine;
     std::int64_t epoch = 0;
   };
   std::vector<Replica> replicas;
   for (int r = 0; r < 3; ++r) {
-    Replica replica{std::make_unique<dedup::BatchStore>(db.service_url(), "g", "replica-" + std::to_string(r),
-                                                        dedup::OutboxTopics{}),
+    Replica replica{std::make_unique<store::BatchStore>(db.service_url(), "g", "replica-" + std::to_string(r),
+                                                        store::OutboxTopics{}),
                     std::make_unique<rules::FeatureEngine>(rules)};
     replica.epoch = replica.store->claim("t", r).epoch;
     replicas.push_back(std::move(replica));
@@ -360,7 +360,7 @@ TEST_CASE("six cards on one device across six accounts and three replicas count 
 TEST_CASE("only key fields some rule groups by keep versions, and one registered later still loads older history") {
   TestDatabase db(Services::from_environment());
   // A replica whose rules count per account meets three cards on one device…
-  dedup::BatchStore first(db.service_url(), "g", "first", {});
+  store::BatchStore first(db.service_url(), "g", "first", {});
   rules::FeatureEngine per_account(
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml")));
   auto epoch = first.claim("t", 0).epoch;
@@ -369,7 +369,7 @@ TEST_CASE("only key fields some rule groups by keep versions, and one registered
   CHECK(db.count("SELECT count(*) FROM feature_key_fields WHERE maintained") == 1);
   // …then a replica with a device rule registers device.id. Its first version of dev-1 is 1,
   // but the device has history from before it was kept: loaded, the fourth card fires.
-  dedup::BatchStore second(db.service_url(), "g", "second", {});
+  store::BatchStore second(db.service_url(), "g", "second", {});
   rules::FeatureEngine per_device(
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml")));
   auto batch = partition_batch(second.claim("t", 1).epoch, {{0, card_on_shared_device(3)}});
@@ -384,7 +384,7 @@ TEST_CASE("only key fields some rule groups by keep versions, and one registered
 
 TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag and publishes only the live ones") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   rules::FeatureEngine engine(std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/exactly_once_rules.yaml")));
   auto batch = partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(0, "12500.00")},
@@ -398,7 +398,7 @@ TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag 
 
 TEST_CASE("every applied event keeps its decision, score and rule set, and the decision its shadow rules would make") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   rules::FeatureEngine engine(std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(R"(
 version: decisions-1
 base_currency: EUR
@@ -450,7 +450,7 @@ TEST_CASE("a replica that reloads a card finds its last card-present payment beh
     std::snprintf(at, sizeof at, "2026-11-27T09:%02d:30Z", n + 18);
     morning.push_back(payment(n, at, "card_not_present", 52.52, 13.40));
   }
-  dedup::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
+  store::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
   rules::FeatureEngine first_engine(starter), second_engine(starter);
   REQUIRE(first.apply(partition_batch(first.claim("t", 0).epoch, morning), first_engine).processed == 41);
   // The partition moves; its new owner meets the card for the first time: New York at 11:00.
@@ -467,37 +467,37 @@ TEST_CASE("the history indexes only the key fields a rule reads, and a replica w
   auto on = [&](rules::KeyField field) {
     pqxx::connection c(db.url());
     pqxx::nontransaction tx(c);
-    return dedup::has_key_index(tx, field);
+    return store::has_key_index(tx, field);
   };
   CHECK(on(rules::KeyField::account_id));
   for (auto field : {rules::KeyField::customer_id, rules::KeyField::card_fingerprint, rules::KeyField::device_id,
                      rules::KeyField::device_ip, rules::KeyField::merchant_id, rules::KeyField::counterparty_account})
     CHECK_FALSE(on(field));
   // Day partitions, as `dedup prune` makes them around the events' day.
-  dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 2},
+  store::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 2},
                              *events::parse_rfc3339("2026-11-27T00:00:00Z"));
 
-  dedup::BatchStore store(db.service_url(), "g", "one", {});
+  store::BatchStore store(db.service_url(), "g", "one", {});
   rules::FeatureEngine per_device(rule_file("device_rules.yaml"));
   auto epoch = store.claim("t", 0).epoch;
   auto first = partition_batch(epoch, {{0, card_on_shared_device(0)}});
   try {
     store.apply(first, per_device);
     FAIL("applied without the device's index");
-  } catch (const dedup::DatabaseError& e) {
+  } catch (const store::DatabaseError& e) {
     CHECK(e.reason == "missing_index");
     CHECK(std::string(e.what()).find("device.id") != std::string::npos);
   }
   CHECK(db.count("SELECT count(*) FROM transactions") == 0);
 
   // What `fraud-consumer migrate` does with these rules: the device's index, on every partition.
-  CHECK(dedup::build_key_indexes(db.url(), {rules::KeyField::device_id}) ==
+  CHECK(store::build_key_indexes(db.url(), {rules::KeyField::device_id}) ==
         std::vector<rules::KeyField>{rules::KeyField::device_id});
-  CHECK(dedup::build_key_indexes(db.url(), {rules::KeyField::device_id}).empty());  // in place already
+  CHECK(store::build_key_indexes(db.url(), {rules::KeyField::device_id}).empty());  // in place already
   CHECK(on(rules::KeyField::device_id));
   CHECK(store.apply(first, per_device).processed == 1);
   // A partition made afterwards gets the index as it attaches.
-  dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 9},
+  store::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 9},
                              *events::parse_rfc3339("2026-11-27T00:00:00Z"));
   CHECK(on(rules::KeyField::device_id));
   CHECK(db.count("SELECT count(*) FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid "

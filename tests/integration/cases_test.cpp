@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "cases/case_desk.h"
-#include "dedup/batch_store.h"
+#include "store/batch_store.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;

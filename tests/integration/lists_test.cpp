@@ -6,8 +6,8 @@
 
 #include <signal.h>
 
-#include "dedup/list_entries.h"
 #include "events/time.h"
+#include "store/list_entries.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
@@ -139,7 +139,7 @@ TEST_CASE("a change committed between a batch's version read and its entries rea
   rules::ListsAsOf as_of{row[0].as<std::int64_t>(), row[1].as<events::Timestamp>()};
   add("card-new");
   console_call("SELECT fraud_apply_list_end($1, 'lena')", kept);  // as an approval ends it
-  auto lists = dedup::read_list_entries(tx);
+  auto lists = store::read_list_entries(tx);
   CHECK(lists.size() == 2);  // both changes are visible to this statement...
   // ...and neither counts for a decision under the version the batch read.
   // (An event stamped an hour on, so that counting by event time would say the opposite.)

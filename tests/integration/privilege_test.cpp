@@ -125,13 +125,13 @@ TEST_CASE("the service's role cannot forge an analyst's close: it inserts only a
     CHECK(outcome_as_service(db, sql) == "denied");
   }
   CHECK(db.count("SELECT count(*) FROM fraud_cases") == 0);
-  // What the batch inserts (dedup/cases.cpp), it may: an open case.
+  // What the batch inserts (store/cases.cpp), it may: an open case.
   CHECK(outcome_as_service(db,
                            "INSERT INTO fraud_cases (account_id, decision, event_count, last_event_at) "
                            "VALUES ('acc-1', 'block', 1, now())") == "ok");
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'open' AND disposition IS NULL") == 1);
   // Nor can it slip an event into a case without moving the case's version, which a close
-  // checks: an event joins a case only with the case's own change (dedup/cases.cpp).
+  // checks: an event joins a case only with the case's own change (store/cases.cpp).
   auto slipped = outcome_as_service(db,
                                     "INSERT INTO fraud_case_events SELECT case_id, '', 'evt-9', 'txn-9', "
                                     "'review', 10, now() FROM fraud_cases");

@@ -1,4 +1,4 @@
-// Retention (dedup/retention.h): the history's day partitions made ahead and dropped past the
+// Retention (store/retention.h): the history's day partitions made ahead and dropped past the
 // window, rows waiting in the default partition moved; the dedup ids' two generations
 // rotated, and the dedup exact by id across all of it.
 #include <doctest/doctest.h>
@@ -10,11 +10,11 @@
 #include <pqxx/pqxx>
 #include <thread>
 
-#include "dedup/batch_store.h"
-#include "dedup/dedup_gate.h"
-#include "dedup/retention.h"
 #include "events/decode.h"
 #include "events/time.h"
+#include "store/batch_store.h"
+#include "store/dedup_gate.h"
+#include "store/retention.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
@@ -45,7 +45,7 @@ void insert_history(TestDatabase& db, const std::string& id, events::Timestamp o
 }
 
 /// A batch of the one event `id`, as the batch loop hands it to the store.
-dedup::PartitionBatch batch_of(std::int64_t epoch, int id, const std::string& occurred_at) {
+store::PartitionBatch batch_of(std::int64_t epoch, int id, const std::string& occurred_at) {
   return partition_batch(epoch, {{id, transaction_event(id, "12.00", occurred_at)}});
 }
 
@@ -56,7 +56,7 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
   insert_history(db, "ten-days-old", kNow - 10 * kDay);
   insert_history(db, "beyond-the-window", kNow - 500 * kDay);
 
-  auto report = dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
+  auto report = store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   // Yesterday, today and seven days ahead, plus the day of the waiting row.
   CHECK(partitions_of(db, "transactions") == 1 + 10);
   CHECK(has_partition(db, "transactions_p20261117"));
@@ -66,48 +66,48 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
   CHECK(db.count("SELECT count(*) FROM transactions_default") == 0);
   CHECK(db.count("SELECT count(*) FROM transactions_p20261117 WHERE event_id = 'ten-days-old'") == 1);
 
-  auto again = dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
+  auto again = store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   CHECK(again.created.empty());  // idempotent
   CHECK(again.dropped.empty());
 
   // 402 days on (2028-01-03) the service accepts events from 2026-11-29; prune keeps one day
   // more, 2026-11-28, and drops every day before it.
-  auto later = dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow + 402 * kDay);
+  auto later = store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow + 402 * kDay);
   CHECK_FALSE(has_partition(db, "transactions_p20261117"));
   CHECK_FALSE(has_partition(db, "transactions_p20261127"));
   CHECK(has_partition(db, "transactions_p20261128"));
   CHECK(std::find(later.dropped.begin(), later.dropped.end(), "transactions_p20261117") != later.dropped.end());
 
   // Keeping everything drops nothing.
-  auto keep = dedup::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7}, kNow + 5000 * kDay);
+  auto keep = store::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7}, kNow + 5000 * kDay);
   CHECK(keep.dropped.empty());
 }
 
 TEST_CASE("prune --from makes every day's partition from a past day, for a backfill, but not past the window") {
   TestDatabase db(Services::from_environment());
-  dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
+  store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
   CHECK(partitions_of(db, "transactions") == 1 + 30 + 8);  // default, 30 days back, today and 7 ahead
   CHECK(has_partition(db, "transactions_p20261028"));
   TestDatabase other(Services::from_environment());
-  dedup::maintain_partitions(other.url(), {.retention_days = 10, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
+  store::maintain_partitions(other.url(), {.retention_days = 10, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
   CHECK(partitions_of(other, "transactions") == 1 + 11 + 8);  // the window, and its day of margin
 }
 
 TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of the dedup generations") {
   TestDatabase db(Services::from_environment());
-  dedup::BatchStore store(db.service_url(), "g", "me", {});
+  store::BatchStore store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto rules = rules::FeatureEngine(std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml")));
-  dedup::RetentionPolicy window{.retention_days = 30, .days_ahead = 7};
+  store::RetentionPolicy window{.retention_days = 30, .days_ahead = 7};
   auto now = [] {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   }();
 
   CHECK(store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123456Z"), rules).processed == 1);
-  CHECK_FALSE(dedup::maintain_partitions(db.url(), window, now).dedup_rotated);  // the generation is new
-  CHECK(dedup::maintain_partitions(db.url(), window, now + 31 * kDay).dedup_rotated);
+  CHECK_FALSE(store::maintain_partitions(db.url(), window, now).dedup_rotated);  // the generation is new
+  CHECK(store::maintain_partitions(db.url(), window, now + 31 * kDay).dedup_rotated);
   CHECK(db.count("SELECT current_slot FROM dedup_generation") == 1);
   auto copy = store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123Z"), rules);  // ms precision
   CHECK(copy.duplicates == 1);
@@ -116,7 +116,7 @@ TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of t
 
   // A second rotation empties the generation that held it: the window is retention.days after
   // the id was applied, and no longer.
-  CHECK(dedup::maintain_partitions(db.url(), window, now + 62 * kDay).dedup_rotated);
+  CHECK(store::maintain_partitions(db.url(), window, now + 62 * kDay).dedup_rotated);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 0);
 }
 
@@ -124,11 +124,11 @@ TEST_CASE("a rotation of the dedup generations waits for the batches in flight")
   TestDatabase db(Services::from_environment());
   pqxx::connection in_flight(db.service_url());
   pqxx::work batch(in_flight);
-  batch.exec(dedup::kDedupGateShared);  // what every batch's first statement takes
+  batch.exec(store::kDedupGateShared);  // what every batch's first statement takes
   auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
   std::atomic<bool> rotated{false};
   std::thread prune([&] {
-    rotated = dedup::maintain_partitions(db.url(), {.retention_days = 1, .days_ahead = 1}, now.count() + 2 * kDay)
+    rotated = store::maintain_partitions(db.url(), {.retention_days = 1, .days_ahead = 1}, now.count() + 2 * kDay)
                   .dedup_rotated;
   });
   // The rotation waits on the gate while the batch is open...
@@ -167,7 +167,7 @@ TEST_CASE("an event older than the dedup window is rejected with its reason, not
 
 TEST_CASE("prune gives up within seconds behind a transaction that holds the history, rather than stall every batch") {
   TestDatabase db(Services::from_environment());
-  dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
+  store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   // A batch that wrote history and has not committed (frozen, or slow).
   pqxx::connection holder_connection(db.url());
   pqxx::work holder(holder_connection);
@@ -176,7 +176,7 @@ TEST_CASE("prune gives up within seconds behind a transaction that holds the his
       "VALUES ('held', '2026-11-27T09:00:00Z', 'acc-1', 100, 'EUR', 'tx', '{}')");
   auto pruned = std::async(std::launch::async, [&] {
     try {
-      dedup::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 8}, kNow);
+      store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 8}, kNow);
       return std::string("pruned");
     } catch (const pqxx::sql_error& e) {
       return e.sqlstate();

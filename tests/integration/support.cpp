@@ -26,9 +26,9 @@
 #include <thread>
 
 #include "console/tokens.h"
-#include "dedup/key_indexes.h"
-#include "dedup/migrations.h"
 #include "events/time.h"
+#include "store/key_indexes.h"
+#include "store/migrations.h"
 
 namespace fraud::testing {
 namespace {
@@ -100,12 +100,12 @@ TestDatabase::TestDatabase(const Services& services, std::string_view through)
     : admin_url_(services.postgres_url), name_(unique_name("fraud_it")), url_(with_database(admin_url_, name_)) {
   pqxx::connection admin(admin_url_);
   pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
-  auto all = dedup::embedded_migrations();
+  auto all = store::embedded_migrations();
   auto last = through.empty()
                   ? all.end() - 1
                   : std::find_if(all.begin(), all.end(), [&](const auto& m) { return m.name.starts_with(through); });
   REQUIRE_MESSAGE(last != all.end(), "no migration " << through);
-  dedup::migrate(url_, all.first(static_cast<std::size_t>(last - all.begin()) + 1));
+  store::migrate(url_, all.first(static_cast<std::size_t>(last - all.begin()) + 1));
   if (through.empty()) index_every_key_field();
   // Roles are cluster-wide: each login role is made once and kept.
   for (auto [login, group] :
@@ -120,7 +120,7 @@ TestDatabase::TestDatabase(const Services& services, std::string_view through)
 }
 
 void TestDatabase::migrate() {
-  dedup::migrate(url_, dedup::embedded_migrations());
+  store::migrate(url_, store::embedded_migrations());
   index_every_key_field();
 }
 
@@ -129,7 +129,7 @@ void TestDatabase::migrate() {
 void TestDatabase::index_every_key_field() {
   std::vector<rules::KeyField> every;
   for (const auto& spec : rules::kKeyFieldSpecs) every.push_back(spec.field);
-  dedup::build_key_indexes(url_, every);
+  store::build_key_indexes(url_, every);
 }
 
 namespace {
@@ -486,9 +486,9 @@ OutgoingRecord transaction_event(int i, const std::string& amount, const std::st
   return {account, value, {}};
 }
 
-dedup::PartitionBatch partition_batch(std::int64_t epoch,
+store::PartitionBatch partition_batch(std::int64_t epoch,
                                       const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records) {
-  dedup::PartitionBatch batch{"t", 0, epoch, {}};
+  store::PartitionBatch batch{"t", 0, epoch, {}};
   events::Decoder decoder;
   for (const auto& [offset, out] : records) {
     events::Record record{"t", 0, offset, 0, out.key, {}, out.value};

@@ -16,7 +16,7 @@
 
 #include <pqxx/pqxx>
 
-#include "dedup/batch_store.h"
+#include "store/batch_store.h"
 
 namespace fraud::testing {
 
@@ -194,8 +194,8 @@ OutgoingRecord paid_now(int i, const std::string& account, const std::string& ca
 OutgoingRecord card_on_shared_device(int i);
 
 /// A batch of partition 0 of topic "t": each record at its offset, decoded as the batch loop
-/// decodes it, for tests that drive dedup::BatchStore directly.
-dedup::PartitionBatch partition_batch(std::int64_t epoch,
+/// decodes it, for tests that drive store::BatchStore directly.
+store::PartitionBatch partition_batch(std::int64_t epoch,
                                       const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records);
 
 /// A fresh database, and a BatchStore that applies batches of partition 0 of topic "t" under
@@ -208,7 +208,7 @@ struct AppliedHistory {
   Services services;
   TestDatabase db;
   rules::FeatureEngine engine;
-  dedup::BatchStore store;
+  store::BatchStore store;
   std::int64_t epoch;
 };
 

@@ -7,7 +7,7 @@
 #include <span>
 #include <stdexcept>
 
-#include "dedup/migrations.h"
+#include "store/migrations.h"
 #include "tests/integration/support.h"
 
 using namespace fraud::testing;
@@ -83,17 +83,17 @@ TEST_CASE("a migration that loses a race over a cluster-wide role runs again in 
   TestDatabase db(services);
   pqxx::connection owner(db.url());
   pqxx::nontransaction(owner).exec0("CREATE SEQUENCE attempts");
-  const fraud::dedup::Migration racing{"9001_racing.sql",
+  const fraud::store::Migration racing{"9001_racing.sql",
                                        "DO $$ BEGIN IF nextval('attempts') = 1 THEN "
                                        "RAISE EXCEPTION 'role \"fraud_elsewhere\" does not exist' "
                                        "USING ERRCODE = 'undefined_object'; END IF; END $$;"};
-  CHECK(fraud::dedup::migrate(db.url(), std::span(&racing, 1)) == 1);
+  CHECK(fraud::store::migrate(db.url(), std::span(&racing, 1)) == 1);
   CHECK(db.count("SELECT last_value FROM attempts") == 2);
 
   // A migration that fails every time reports its error, naming the file.
-  const fraud::dedup::Migration broken{"9002_broken.sql", "GRANT SELECT ON fraud_cases TO no_such_role"};
+  const fraud::store::Migration broken{"9002_broken.sql", "GRANT SELECT ON fraud_cases TO no_such_role"};
   CHECK_THROWS_WITH_AS(
-      fraud::dedup::migrate(db.url(), std::span(&broken, 1)),
+      fraud::store::migrate(db.url(), std::span(&broken, 1)),
       doctest::Contains("migration 9002_broken.sql failed: ERROR:  role \"no_such_role\" does not exist"),
       std::runtime_error);
   CHECK(db.count("SELECT count(*) FROM schema_migrations WHERE name LIKE '900%'") == 1);

@@ -10,10 +10,10 @@
 #include <prometheus/registry.h>
 
 #include "consumer/batch_loop.h"
-#include "dedup/database_error.h"
 #include "events/encode.h"
 #include "events/money.h"
 #include "events/time.h"
+#include "store/database_error.h"
 
 using namespace fraud;
 
@@ -22,7 +22,7 @@ namespace {
 constexpr const char* kTopic = "transactions";
 
 /// What each apply() was given; fences and fails as told.
-class FakeDatabase final : public dedup::BatchWriter {
+class FakeDatabase final : public store::BatchWriter {
  public:
   struct Applied {
     std::int32_t partition;
@@ -34,11 +34,11 @@ class FakeDatabase final : public dedup::BatchWriter {
   int transient_failures = 0;                                    ///< the next attempts that fail so
   std::optional<std::pair<std::int32_t, std::int64_t>> refused;  ///< a record the database refuses
 
-  dedup::Claim claim(const std::string&, std::int32_t) override { return {1, std::nullopt}; }
+  store::Claim claim(const std::string&, std::int32_t) override { return {1, std::nullopt}; }
   std::optional<int> release_stalled_owner(const std::string&, std::int32_t, std::chrono::seconds) override {
     return std::nullopt;
   }
-  std::vector<dedup::BatchResult> apply(std::span<const dedup::PartitionBatch> batches,
+  std::vector<store::BatchResult> apply(std::span<const store::PartitionBatch> batches,
                                         rules::FeatureEngine&) override {
     auto& attempt = transactions.emplace_back();
     for (const auto& b : batches) {
@@ -48,15 +48,15 @@ class FakeDatabase final : public dedup::BatchWriter {
     }
     if (transient_failures > 0) {
       --transient_failures;
-      throw dedup::DatabaseError("server closed the connection", false, "connection");
+      throw store::DatabaseError("server closed the connection", false, "connection");
     }
-    std::vector<dedup::BatchResult> results;
+    std::vector<store::BatchResult> results;
     for (const auto& b : batches) {
       auto& result = results.emplace_back();
       result.fenced = fenced.count(b.partition) > 0;
       for (const auto& r : b.records)
         if (refused && r.event && refused->first == b.partition && refused->second == r.record.offset)
-          throw dedup::DatabaseError("value too long for type character varying(128)", true, "class_22");
+          throw store::DatabaseError("value too long for type character varying(128)", true, "class_22");
       if (!result.fenced) result.processed = b.records.size();
     }
     return results;

@@ -2,9 +2,9 @@
 #include <doctest/doctest.h>
 #include <pqxx/pqxx>
 
-#include "dedup/database_error.h"
+#include "store/database_error.h"
 
-using fraud::dedup::DatabaseError;
+using fraud::store::DatabaseError;
 
 namespace {
 
@@ -14,7 +14,7 @@ DatabaseError classified(const Error& error) {
     try {
       throw error;
     } catch (...) {
-      fraud::dedup::rethrow_as_database_error();
+      fraud::store::rethrow_as_database_error();
     }
   } catch (const DatabaseError& e) {
     return e;

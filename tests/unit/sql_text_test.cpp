@@ -1,11 +1,11 @@
 // What a batch sends PostgreSQL as text: array literals and JSON. Whatever bytes a producer or
 // a rule file put in a value, PostgreSQL must read it back as that value, or a batch fails
-// (dedup/sql_text.h).
+// (store/sql_text.h).
 #include <doctest/doctest.h>
 
-#include "dedup/sql_text.h"
+#include "store/sql_text.h"
 
-using fraud::dedup::ArrayLiteral;
+using fraud::store::ArrayLiteral;
 
 TEST_CASE("an array literal quotes every element and escapes quotes and backslashes") {
   ArrayLiteral column;
@@ -18,7 +18,7 @@ TEST_CASE("an array literal quotes every element and escapes quotes and backslas
 }
 
 TEST_CASE("a JSON string array escapes quotes and backslashes and writes control characters as escapes") {
-  CHECK(fraud::dedup::json_string_array({}) == "[]");
-  CHECK(fraud::dedup::json_string_array({"large_amount", "a\"b\\c\x01"}) ==
+  CHECK(fraud::store::json_string_array({}) == "[]");
+  CHECK(fraud::store::json_string_array({"large_amount", "a\"b\\c\x01"}) ==
         "[\"large_amount\",\"a\\\"b\\\\c\\u0001\"]");
 }

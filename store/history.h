@@ -12,7 +12,7 @@
 #include "rules/rule_set.h"
 #include "rules/runtime_lists.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// A stored event, its fraud label when it has one (transaction_labels: a case's first), the decision the
 /// service made for it with the version of the rules that made it (NULL before 0010), and
@@ -64,4 +64,4 @@ struct StoredHistory {
 void replay_stored_history(const std::string& postgres_url, events::Timestamp since, events::Timestamp until,
                            const StoredHistory& visit);
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,14 +1,14 @@
-#include "dedup/feature_history.h"
+#include "store/feature_history.h"
 
 #include <algorithm>
 #include <set>
 #include <string>
 
-#include "dedup/history.h"
-#include "dedup/sql_text.h"
 #include "events/time.h"
+#include "store/history.h"
+#include "store/sql_text.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 namespace {
 
 // Per key, its events at or before a time, newest first: `limit` of them after skipping `offset`.
@@ -116,4 +116,4 @@ void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vec
   }
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,6 +1,6 @@
-#include "dedup/cases.h"
+#include "store/cases.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 // One row per account: ON CONFLICT may touch a row once per statement. A copy applied twice
 // would count twice in event_count (the primary key of fraud_case_events would hide it), so
@@ -44,4 +44,4 @@ void CaseColumns::insert(pqxx::work& tx) const {
                    occurred.str());
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

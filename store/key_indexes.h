@@ -10,7 +10,7 @@
 
 #include "rules/features.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// Whether the history has a valid index that loads `field`'s keys: one whose first column is
 /// the field's, on every partition.
@@ -24,9 +24,10 @@ std::vector<rules::KeyField> fields_read_by_key(const rules::FeatureEngine& engi
 /// batches: CONCURRENTLY on each partition, then attached to an index of the parent table
 /// (so a partition created later gets one too). Returns the fields it built an index for.
 /// An index a failed build left invalid is dropped and built again.
-std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url, const std::vector<rules::KeyField>& fields);
+std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url,
+                                               const std::vector<rules::KeyField>& fields);
 
 /// The fields some replica registered (migrations/0012).
 std::vector<rules::KeyField> registered_key_fields(const std::string& postgres_url);
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

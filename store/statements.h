@@ -1,5 +1,5 @@
 #pragma once
-// The statements of a batch's transaction (dedup/batch_store.h) and the columns each takes,
+// The statements of a batch's transaction (store/batch_store.h) and the columns each takes,
 // so that BatchStore::apply() reads as the order of its steps. Internal to the dedup module.
 
 #include <pqxx/pqxx>
@@ -12,11 +12,11 @@
 #include <unordered_set>
 #include <vector>
 
-#include "dedup/batch_store.h"
-#include "dedup/sql_text.h"
 #include "events/encode.h"
+#include "store/batch_store.h"
+#include "store/sql_text.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// A connection set up for batches: its session settings, and every statement of a batch
 /// prepared (with the fence switched off in the mechanisms stage's build only).
@@ -89,4 +89,4 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
                     const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version,
                     std::int64_t applied_batch, const rules::ListsAsOf& lists);
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -7,11 +7,11 @@
 
 #include <cstddef>
 
-#include "dedup/sql_text.h"
 #include "events/event.h"
 #include "rules/rule_set.h"
+#include "store/sql_text.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// The statement that opens and joins cases, for open_batch_connection() to prepare.
 extern const char* const kOpenCases;
@@ -27,4 +27,4 @@ struct CaseColumns {
   void insert(pqxx::work& tx) const;
 };
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,9 +1,9 @@
-#include "dedup/sql_text.h"
+#include "store/sql_text.h"
 
 #include "events/decode.h"
 #include "events/json_text.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 void ArrayLiteral::add(std::string_view value) {
   separate();
@@ -67,4 +67,4 @@ std::string headers_json(const std::vector<std::pair<std::string, std::optional<
   return out + "]";
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

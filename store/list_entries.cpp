@@ -1,6 +1,6 @@
-#include "dedup/list_entries.h"
+#include "store/list_entries.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 namespace {
 
 // When each counts (rules::InForce), in the columns every entry and suppression has.
@@ -43,4 +43,4 @@ const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx) {
   return lists_;
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,11 +1,11 @@
-#include "dedup/key_indexes.h"
+#include "store/key_indexes.h"
 
 #include <algorithm>
 #include <set>
 
-#include "dedup/history.h"
+#include "store/history.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 namespace {
 
 // A key field's valid index on the history's parent table: first column the field's.
@@ -30,7 +30,7 @@ bool build_once(pqxx::connection& c, rules::KeyField field) {
   auto definition = " (" + c.quote_name(column) + ", occurred_at) WHERE " + c.quote_name(column) + " IS NOT NULL";
   pqxx::nontransaction tx(c);
   // ONLY: an index of the parent alone, invalid until every partition's is attached. Any
-  // partition created from now on (`dedup prune`) gets one as it attaches.
+  // partition created from now on (`store prune`) gets one as it attaches.
   tx.exec0("CREATE INDEX IF NOT EXISTS " + c.quote_name(parent) + " ON ONLY transactions" + definition);
   for (const auto& row : tx.exec_params(kPartitions, parent)) {
     if (row[1].as<bool>()) continue;
@@ -58,7 +58,8 @@ std::vector<rules::KeyField> fields_read_by_key(const rules::FeatureEngine& engi
   return {fields.begin(), fields.end()};
 }
 
-std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url, const std::vector<rules::KeyField>& fields) {
+std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url,
+                                               const std::vector<rules::KeyField>& fields) {
   pqxx::connection c(owner_url);
   std::vector<rules::KeyField> built;
   for (auto field : fields) {
@@ -66,7 +67,7 @@ std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url, con
       pqxx::nontransaction tx(c);
       if (has_key_index(tx, field)) continue;
     }
-    // A partition `dedup prune` made between the listing and the parent index has none: a
+    // A partition `store prune` made between the listing and the parent index has none: a
     // second pass builds it.
     bool valid = false;
     for (int pass = 0; pass < 3 && !valid; ++pass) valid = build_once(c, field);
@@ -88,4 +89,4 @@ std::vector<rules::KeyField> registered_key_fields(const std::string& postgres_u
   return fields;
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -9,7 +9,7 @@
 
 #include "rules/runtime_lists.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// Every entry and suppression ever made (ended ones too: the backtest replays each decision
 /// with what its batch saw). Analysts make them by hand, so there are few.
@@ -31,4 +31,4 @@ class ListSnapshot {
   rules::RuntimeLists lists_;
 };
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

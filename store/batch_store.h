@@ -19,7 +19,7 @@
 #include "rules/features.h"
 #include "rules/rule_set.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// A record and what decoding made of it: an event, or the reason it is rejected.
 struct DecodedRecord {
@@ -136,4 +136,4 @@ class BatchStore final : public BatchWriter {
   std::function<void()> on_reconnect_;
 };
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,4 +1,4 @@
-#include "dedup/first_seen_pairs.h"
+#include "store/first_seen_pairs.h"
 
 #include <algorithm>
 #include <functional>
@@ -6,12 +6,12 @@
 #include <stdexcept>
 #include <string>
 
-#include "dedup/batch_store.h"
-#include "dedup/dedup_gate.h"
-#include "dedup/history.h"
-#include "dedup/statements.h"
+#include "store/batch_store.h"
+#include "store/dedup_gate.h"
+#include "store/history.h"
+#include "store/statements.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 namespace {
 
 using Kind = std::pair<rules::KeyField, rules::KeyField>;
@@ -159,4 +159,4 @@ void FirstSeenPairs::committed() {
   sent_.clear();
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

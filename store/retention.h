@@ -16,7 +16,7 @@
 
 #include "events/event.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 struct RetentionPolicy {
   std::int64_t retention_days = 400;  ///< 0: keep every day
@@ -44,4 +44,4 @@ PartitionReport maintain_partitions(const std::string& owner_url, const Retentio
 /// window of `days`.
 events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days);
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

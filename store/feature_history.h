@@ -13,7 +13,7 @@
 #include "events/record.h"
 #include "rules/features.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// Takes the batch's keys in the shared order and drops the cached histories that other
 /// replicas extended since this one last did; load_history() then reads those again.
@@ -27,4 +27,4 @@ void synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features, const std:
 void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied,
                   events::Decoder& decoder);
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -16,7 +16,7 @@
 #include "events/event.h"
 #include "rules/features.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 class FirstSeenPairs {
  public:
@@ -46,4 +46,4 @@ class FirstSeenPairs {
   std::set<std::pair<rules::KeyField, rules::KeyField>> registered_;
 };
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

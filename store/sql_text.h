@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 /// Builds a PostgreSQL array literal, e.g. {"a","b\"c"} for $1::text[].
 class ArrayLiteral {
@@ -36,4 +36,4 @@ std::string json_string_array(const std::vector<std::string>& values);
 /// Kafka headers as JSON: [[name, value], …]; a value that is not text is {"hex": "…"}.
 std::string headers_json(const std::vector<std::pair<std::string, std::optional<std::string>>>& headers);
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,6 +1,6 @@
-#include "dedup/retention.h"
+#include "store/retention.h"
 
-#include "dedup/dedup_gate.h"
+#include "store/dedup_gate.h"
 
 #include <pqxx/pqxx>
 
@@ -9,7 +9,7 @@
 
 #include "events/time.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 namespace {
 
@@ -146,4 +146,4 @@ PartitionReport maintain_partitions(const std::string& owner_url, const Retentio
   return report;
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

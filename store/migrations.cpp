@@ -1,10 +1,10 @@
-#include "dedup/migrations.h"
+#include "store/migrations.h"
 
 #include <pqxx/pqxx>
 
 #include <stdexcept>
 
-namespace fraud::dedup {
+namespace fraud::store {
 namespace {
 
 // Any fixed number works; it only has to be the same for every replica.
@@ -72,4 +72,4 @@ int migrate(const std::string& postgres_url, std::span<const Migration> migratio
   return applied;
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

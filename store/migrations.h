@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 struct Migration {
   std::string_view name;  ///< file name, e.g. "0001_core_tables.sql"; its number orders it
@@ -24,4 +24,4 @@ std::span<const Migration> embedded_migrations();
 int migrate(const std::string& postgres_url, std::span<const Migration> migrations,
             const std::function<void(std::string_view name)>& on_applied = {});
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,4 +1,4 @@
-#include "dedup/batch_store.h"
+#include "store/batch_store.h"
 
 #include <pqxx/pqxx>
 
@@ -8,17 +8,17 @@
 #include <set>
 #include <span>
 
-#include "dedup/cases.h"
-#include "dedup/database_error.h"
-#include "dedup/dedup_gate.h"
-#include "dedup/feature_history.h"
-#include "dedup/first_seen_pairs.h"
-#include "dedup/key_indexes.h"
-#include "dedup/list_entries.h"
-#include "dedup/statements.h"
 #include "ops/mechanism_switch.h"
+#include "store/cases.h"
+#include "store/database_error.h"
+#include "store/dedup_gate.h"
+#include "store/feature_history.h"
+#include "store/first_seen_pairs.h"
+#include "store/key_indexes.h"
+#include "store/list_entries.h"
+#include "store/statements.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 
 using ops::mechanism_disabled;
 
@@ -292,4 +292,4 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
   }
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,12 +1,12 @@
-#include "dedup/statements.h"
+#include "store/statements.h"
 
-#include "dedup/cases.h"
-#include "dedup/dedup_gate.h"
 #include "events/time.h"
 #include "ops/mechanism_switch.h"
 #include "ops/postgres_url.h"
+#include "store/cases.h"
+#include "store/dedup_gate.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 namespace {
 
 using ops::mechanism_disabled;
@@ -23,7 +23,7 @@ RETURNING epoch, next_offset)sql";
 // Fence and offsets in one statement: a partition's row matches no more once a newer
 // assignment bumped its epoch (only the partitions that come back are this replica's), and
 // the row stays locked so no claim can slip in before this transaction ends. It also takes
-// the dedup gate shared (dedup/dedup_gate.h), so the slot the next statement reads stays
+// the dedup gate shared (store/dedup_gate.h), so the slot the next statement reads stays
 // current until this transaction ends.
 const std::string kAdvance = std::string("WITH gate AS (") + kDedupGateShared + R"sql()
 UPDATE consumer_offsets o SET next_offset = u.n, updated_at = now()
@@ -250,4 +250,4 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
                    shadow_decision.str(), rule_set_version, applied_batch, lists.version, lists.at, suppressed.str());
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store

@@ -1,13 +1,13 @@
-#include "dedup/history.h"
+#include "store/history.h"
 
 #include <limits>
 #include <pqxx/pqxx>
 #include <set>
 
-#include "dedup/list_entries.h"
 #include "events/record.h"
+#include "store/list_entries.h"
 
-namespace fraud::dedup {
+namespace fraud::store {
 namespace {
 
 // The replayed period: rows with since <= occurred_at < until ($1, $2 in microseconds).
@@ -96,4 +96,4 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
   });
 }
 
-}  // namespace fraud::dedup
+}  // namespace fraud::store
