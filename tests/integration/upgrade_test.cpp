@@ -4,9 +4,13 @@
 
 #include <pqxx/pqxx>
 
+#include <chrono>
+#include <cstdio>
+#include <memory>
 #include <span>
 #include <stdexcept>
 
+#include "store/batch_store.h"
 #include "store/migrations.h"
 #include "tests/integration/support.h"
 
@@ -97,4 +101,69 @@ TEST_CASE("a migration that loses a race over a cluster-wide role runs again in 
       doctest::Contains("migration 9002_broken.sql failed: ERROR:  role \"no_such_role\" does not exist"),
       std::runtime_error);
   CHECK(db.count("SELECT count(*) FROM schema_migrations WHERE name LIKE '900%'") == 1);
+}
+
+// Migrations 0023 and 0024 on a database the service of 0022 filled: every pair it recorded
+// kept, the three kinds it recorded complete (no backfill), and only the key indexes no
+// replica registered dropped by `fraud-consumer migrate`.
+TEST_CASE("an upgrade from migration 0022 keeps every pair, and indexes and records only what rules read") {
+  using namespace std::chrono_literals;
+  auto services = Services::from_environment();
+  TestDatabase db(services, "0022");
+  // As 0022's replicas left it: account_id and device.id registered, five batches applied,
+  // the three kinds' pairs of the one event recorded, as its batch claimed them.
+  db.query("UPDATE feature_key_fields SET maintained = true WHERE key_field IN ('account_id', 'device.id')");
+  db.query("SELECT setval('applied_batches', 5)");
+  const auto seq = std::to_string(5 * fraud::store::kAppliedSeqPerBatch);
+  {
+    pqxx::connection owner(db.url());
+    pqxx::work tx(owner);
+    tx.exec_params0(
+        "INSERT INTO transactions (event_source, event_id, occurred_at, account_id, device_id, merchant_id, "
+        "amount_minor, currency, transaction_id, body, applied_seq) VALUES ('', 'evt-0', '2026-11-27T09:15:02Z', "
+        "'acc-1', 'dev-1', 'm-1', 1000, 'EUR', 'txn-0', $1, $2)",
+        transaction_event(0, "10.00", "2026-11-27T09:15:02Z", "acc-1").value, 5 * fraud::store::kAppliedSeqPerBatch);
+    tx.commit();
+  }
+  db.query("INSERT INTO first_seen_pairs VALUES ('account_id|device.id', 'acc-1', 'dev-1', '2026-11-27T09:15:02Z', " +
+           seq + "), ('account_id|merchant.id', 'acc-1', 'm-1', '2026-11-27T09:15:02Z', " + seq + ")");
+  const std::string pairs =
+      "SELECT md5(string_agg(concat_ws('|', pair_kind, first_key, second_key, first_at, first_seq), ',' "
+      "ORDER BY pair_kind, first_key, second_key)) FROM first_seen_pairs";
+  auto before = db.query(pairs)[0][0].as<std::string>();
+
+  // What an operator runs, with the rules the replicas will run (they count per account).
+  auto log = "/tmp/" + unique_name("migrate") + ".log";
+  ChildProcess migrate(
+      {FRAUD_CONSUMER_BINARY, "migrate"},
+      {{"FRAUD_POSTGRES_URL", db.url()}, {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml"}}, log);
+  REQUIRE(wait_until(60s, [&] { return !migrate.running(); }));
+  REQUIRE(migrate.exit_status() == 0);
+  std::remove(log.c_str());
+
+  CHECK(db.query(pairs)[0][0].as<std::string>() == before);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pair_kinds WHERE recorded_through = 5 AND NOT maintained") == 3);
+  // The account's index stays, the registered device's too; the others (card, merchant, …) go.
+  CHECK(db.count("SELECT count(*) FROM pg_indexes WHERE tablename = 'transactions' AND indexname <> "
+                 "'transactions_pkey'") == 2);
+  CHECK(db.count("SELECT count(*) FROM pg_indexes WHERE indexname IN ('transactions_account', "
+                 "'transactions_device')") == 2);
+
+  // A replica whose rule reads (account, device) registers the kind, complete without a
+  // backfill, and knows dev-1 from before the upgrade.
+  fraud::store::BatchStore store(db.service_url(), "g", "after", {});
+  fraud::rules::FeatureEngine first_seen(std::make_shared<const fraud::rules::RuleSet>(
+      fraud::rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/first_seen_rules.yaml")));
+  auto on_device = [](int i, const std::string& device) {
+    auto out = transaction_event(i, "10.00", "2026-11-27T09:20:00Z", "acc-1");
+    out.value.insert(out.value.rfind('}'), ",\"device\":{\"id\":\"" + device + "\"}");
+    return out;
+  };
+  auto result = store.apply(
+      partition_batch(store.claim("t", 0).epoch, {{0, on_device(1, "dev-1")}, {1, on_device(2, "dev-2")}}), first_seen);
+  CHECK(result.processed == 2);
+  CHECK(result.alerts == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE event_id = 'evt-2'") == 1);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pair_kinds WHERE pair_kind = 'account_id|device.id' AND "
+                 "maintained AND complete AND recorded_from = 5") == 1);
 }
