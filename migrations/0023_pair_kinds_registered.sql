@@ -9,8 +9,10 @@
 --   1. with the dedup gate held exclusively for a moment (no batch in flight), mark the kind
 --      maintained from the last applied batch W on: every batch after W records it;
 --   2. unless the kind was complete up to W already, backfill the history's pairs of the
---      kind applied up to W, a few thousand first keys per short transaction (batches go on
---      meanwhile, and wait at most for one chunk);
+--      kind applied up to W, 500 first keys per short transaction (batches go on meanwhile,
+--      and wait at most for one chunk). Each chunk holds the kind's row and moves
+--      backfilled_to on, so replicas registering the kind at once share the work, and one
+--      that restarts goes on where the last chunk ended;
 --   3. mark it complete: rules may read it.
 --
 -- A backfilled pair is recorded as the first event that had it in the order the service
@@ -25,6 +27,7 @@ CREATE TABLE first_seen_pair_kinds (
   maintained       boolean NOT NULL DEFAULT false,
   recorded_from    bigint,                -- maintained: batches after this one record the kind
   complete         boolean NOT NULL DEFAULT false,
+  backfilled_to    text,                  -- the last first key a backfill chunk recorded
   recorded_through bigint
 );
 

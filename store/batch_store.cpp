@@ -243,7 +243,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
     auto& connection = state_->connection(url_, on_reconnect_);
     require_key_indexes(connection, features, state_->indexed);
     register_key_fields(connection, features, state_->versions_complete);
-    state_->pairs.register_kinds(connection, features);
+    state_->pairs.register_kinds(connection, features, on_progress_);
     pqxx::work tx(connection);
     auto owned = advance(tx, group_id_, batches, results);
     if (owned.empty()) return results;  // nothing to write, or every batch fenced: roll back

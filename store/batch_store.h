@@ -128,12 +128,17 @@ class BatchStore final : public BatchWriter {
   /// Called each time a lost connection is replaced by a new one.
   void on_reconnect(std::function<void()> callback) { on_reconnect_ = std::move(callback); }
 
+  /// Called while a long piece of an apply goes on (a first-seen kind's backfill, chunk by
+  /// chunk), so the caller can tell the process is working, not stuck.
+  void on_progress(std::function<void()> callback) { on_progress_ = std::move(callback); }
+
  private:
   struct State;  ///< the connection, and what this replica learned through it (batch_store.cpp)
   std::unique_ptr<State> state_;
   std::string url_, group_id_, owner_;
   OutboxTopics topics_;
   std::function<void()> on_reconnect_;
+  std::function<void()> on_progress_;
 };
 
 }  // namespace fraud::store

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "store/batch_store.h"
+#include "store/database_error.h"
 #include "store/dedup_gate.h"
 #include "store/history.h"
 #include "store/statements.h"
@@ -33,17 +34,17 @@ std::optional<Kind> kind_named(std::string_view name) {
   return std::nullopt;
 }
 
-// One chunk of a kind's backfill: the pairs of the next 2,000 first keys after `after` among
+// One chunk of a kind's backfill: the pairs of the next 500 first keys after `after` among
 // the history's events applied before `before` (an applied_seq), each recorded as the first
 // event that had it in applied order. A pair recorded before `before` keeps its row; one a
 // batch recorded since, which the history had earlier, moves back to that earlier event.
 // Returns the chunk's last first key, or nothing when no key is left. The columns come from
 // rules::kKeyFieldSpecs, never from input.
-std::optional<std::string> backfill_chunk(pqxx::connection& connection, const Kind& kind, const std::string& after,
+std::optional<std::string> backfill_chunk(pqxx::work& tx, const Kind& kind, const std::string& after,
                                           std::int64_t before) {
   auto a = "t." + history_column(kind.first), b = "t." + history_column(kind.second);
   auto sql = "WITH keys AS (SELECT DISTINCT " + a + " AS k FROM transactions t WHERE " + a + " > $2 AND " + b +
-             " <> '' ORDER BY 1 LIMIT 2000), "
+             " <> '' ORDER BY 1 LIMIT 500), "
              "pairs AS (" +
              first_pairs_in_history(kind.first, kind.second,
                                     a + " IN (SELECT k FROM keys) AND (t.applied_seq IS NULL OR t.applied_seq < $3)") +
@@ -54,33 +55,49 @@ std::optional<std::string> backfill_chunk(pqxx::connection& connection, const Ki
              "SET first_at = EXCLUDED.first_at, first_seq = EXCLUDED.first_seq "
              "WHERE p.first_seq >= $3 AND (EXCLUDED.first_seq IS NULL OR EXCLUDED.first_seq < p.first_seq)) "
              "SELECT max(k) FROM keys";
-  pqxx::work tx(connection);
   auto last = tx.exec_params1(sql, pair_kind_name(kind.first, kind.second), after, before)[0];
-  tx.commit();
   if (last.is_null()) return std::nullopt;
   return last.as<std::string>();
 }
 
-// Records the kind's pairs of every event applied before batch `maintained_from` + 1 that
-// are not recorded yet, then marks the kind complete. Short transactions, so a batch that
-// meets one of the pairs waits for a chunk, not for the whole history.
-void backfill(pqxx::connection& connection, const Kind& kind, std::int64_t maintained_from) {
-  auto before = (maintained_from + 1) * kAppliedSeqPerBatch;
-  for (std::optional<std::string> after = ""; after;) after = backfill_chunk(connection, kind, *after, before);
-  pqxx::work tx(connection);
-  tx.exec_params0("UPDATE first_seen_pair_kinds SET complete = true WHERE pair_kind = $1",
-                  pair_kind_name(kind.first, kind.second));
-  tx.commit();
+// Records the kind's pairs of every event applied before it was maintained that are not
+// recorded yet, then marks it complete. Each chunk is a short transaction that holds the
+// kind's row and moves its cursor on: a batch that meets one of the pairs waits for a chunk,
+// not for the whole history; replicas registering the kind at once take turns; a restarted
+// one goes on where the last chunk ended.
+void backfill(pqxx::connection& connection, const Kind& kind, const std::function<void()>& progress) {
+  auto name = pair_kind_name(kind.first, kind.second);
+  for (;;) {
+    pqxx::work tx(connection);
+    auto row = tx.exec_params1(
+        "SELECT complete, recorded_from, coalesce(backfilled_to, '') FROM first_seen_pair_kinds "
+        "WHERE pair_kind = $1 FOR UPDATE",
+        name);
+    if (row[0].as<bool>()) return;
+    auto before = (row[1].as<std::int64_t>() + 1) * kAppliedSeqPerBatch;
+    auto last = backfill_chunk(tx, kind, row[2].as<std::string>(), before);
+    if (last) tx.exec_params0("UPDATE first_seen_pair_kinds SET backfilled_to = $2 WHERE pair_kind = $1", name, *last);
+    else tx.exec_params0("UPDATE first_seen_pair_kinds SET complete = true WHERE pair_kind = $1", name);
+    tx.commit();
+    if (!last) return;
+    if (progress) progress();
+  }
 }
 
 }  // namespace
 
-void FirstSeenPairs::register_kinds(pqxx::connection& connection, const rules::FeatureEngine& engine) {
+void FirstSeenPairs::register_kinds(pqxx::connection& connection, const rules::FeatureEngine& engine,
+                                    const std::function<void()>& progress) {
   std::vector<Kind> wanted;
-  ArrayLiteral names;
   for (const auto& kind : engine.first_seen_kinds())
-    if (!registered_.count(kind)) wanted.push_back(kind), names.add(pair_kind_name(kind.first, kind.second));
+    if (!registered_.count(kind)) wanted.push_back(kind);
   if (wanted.empty()) return;
+  // In name order, like every insert that can wait on another replica's row.
+  std::sort(wanted.begin(), wanted.end(), [](const Kind& x, const Kind& y) {
+    return pair_kind_name(x.first, x.second) < pair_kind_name(y.first, y.second);
+  });
+  ArrayLiteral names;
+  for (const auto& kind : wanted) names.add(pair_kind_name(kind.first, kind.second));
   {
     pqxx::work tx(connection);
     tx.exec_params0("INSERT INTO first_seen_pair_kinds (pair_kind) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
@@ -95,15 +112,7 @@ void FirstSeenPairs::register_kinds(pqxx::connection& connection, const rules::F
     tx.commit();
   }
   for (const auto& kind : wanted) {
-    std::optional<std::int64_t> incomplete_from;
-    {
-      pqxx::work tx(connection);
-      auto row = tx.exec_params1("SELECT complete, recorded_from FROM first_seen_pair_kinds WHERE pair_kind = $1",
-                                 pair_kind_name(kind.first, kind.second));
-      if (!row[0].as<bool>()) incomplete_from = row[1].as<std::int64_t>();
-    }
-    // Another replica registering the same kind at once backfills it too: the same rows.
-    if (incomplete_from) backfill(connection, kind, *incomplete_from);
+    backfill(connection, kind, progress);  // nothing to do once complete
     registered_.insert(kind);
   }
 }
@@ -123,6 +132,14 @@ std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules
                                "\", which this replica cannot record: run one version of fraud-consumer");
     kinds.push_back(*kind);
   }
+  for (const auto& kind : engine.first_seen_kinds())
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
+      registered_.erase(kind);
+      throw DatabaseError("the first_seen pairs of " + pair_kind_name(kind.first, kind.second) +
+                              " are not maintained (a database restored from before their registration?): "
+                              "registering them again",
+                          false, "other");
+    }
   ArrayLiteral kind, first, second, at, place;
   for (std::size_t k = 0; k < applied.size(); ++k)
     for (const auto& [ka, kb] : kinds) {

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -22,14 +23,18 @@ class FirstSeenPairs {
  public:
   /// Makes sure every batch from now on, on any replica, records the pair kinds `engine`'s
   /// first_seen features read, each complete: a kind not registered before is backfilled
-  /// from the history first (migrations/0023), while batches go on but for two moments in
-  /// which it waits for the batches in flight and holds new ones back (lock_timeout each).
-  void register_kinds(pqxx::connection& connection, const rules::FeatureEngine& engine);
+  /// from the history first (migrations/0023), while batches go on but for a moment in which
+  /// it waits for the batches in flight and holds new ones back (lock_timeout). Calls
+  /// `progress` after each chunk of a backfill.
+  void register_kinds(pqxx::connection& connection, const rules::FeatureEngine& engine,
+                      const std::function<void()>& progress);
 
   /// Records the pairs of the batch's new events, of every registered kind; returns, per
   /// event, which of its first_seen features' pairs are new (the first claim in the batch
   /// wins). Pairs known to exist are not sent. A hash collision would make one new pair look
   /// known: with 64 bits and at most a million known pairs, about one chance in 10^13 per pair.
+  /// Throws DatabaseError when a kind `engine` reads is not maintained any more (a database
+  /// restored from before its registration): the next batch registers it again.
   std::vector<std::vector<bool>> claim(pqxx::work& tx, const rules::FeatureEngine& engine,
                                        const std::vector<const events::Event*>& applied, std::int64_t applied_batch);
 

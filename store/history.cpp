@@ -51,26 +51,30 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
   if (visit.lists) visit.lists(read_list_entries(tx));
   // The pairs of the replayed events' keys, whenever they were recorded: whether a pair was new
   // to an event depends on which event recorded it, not on which events the replay includes.
-  // A kind no live rule reads is not recorded (migrations/0023): its pairs come from the
-  // history itself, as a registration would backfill them.
-  std::set<std::string> recorded;
+  // A kind no live rule reads is not recorded (migrations/0023), or only partly: its pairs
+  // come from the history itself, as a registration would backfill them, and a pair that
+  // was recorded keeps its row (read second, it wins), as in a backfill.
+  std::set<std::string> complete;
   for (const auto& row : tx.exec("SELECT pair_kind FROM first_seen_pair_kinds WHERE complete"))
-    recorded.insert(row[0].c_str());
+    complete.insert(row[0].c_str());
   for (const auto& kind : visit.pair_kinds) {
     auto a = kind.first, b = kind.second;  // not a binding: clang 14 cannot capture one in the lambda below
     auto of_period = "SELECT t." + history_column(a) + " FROM transactions t WHERE " + std::string(kPeriod);
-    auto query = recorded.count(pair_kind_name(a, b))
-                     ? "SELECT p.first_key, p.second_key, p.first_seq, "
-                       "(extract(epoch FROM p.first_at) * 1000000)::bigint FROM first_seen_pairs p "
-                       "WHERE p.pair_kind = " +
-                           tx.quote(pair_kind_name(a, b)) + " AND p.first_key IN (" + of_period + ")"
-                     : "SELECT f.a, f.b, f.applied_seq, (extract(epoch FROM f.occurred_at) * 1000000)::bigint FROM (" +
-                           first_pairs_in_history(a, b, "t." + history_column(a) + " IN (" + of_period + ")") + ") f";
-    stream(tx, "pairs", query, since, until, [&](const pqxx::row& row) {
+    auto to_visit = [&](const pqxx::row& row) {
       RecordedPair pair{a, b, row[0].c_str(), row[1].c_str(), std::nullopt, row[3].as<events::Timestamp>()};
       if (!row[2].is_null()) pair.first_seq = row[2].as<std::int64_t>();
       visit.pair_recorded(pair);
-    });
+    };
+    if (!complete.count(pair_kind_name(a, b)))
+      stream(tx, "derived",
+             "SELECT f.a, f.b, f.applied_seq, (extract(epoch FROM f.occurred_at) * 1000000)::bigint FROM (" +
+                 first_pairs_in_history(a, b, "t." + history_column(a) + " IN (" + of_period + ")") + ") f",
+             since, until, to_visit);
+    stream(tx, "pairs",
+           "SELECT p.first_key, p.second_key, p.first_seq, (extract(epoch FROM p.first_at) * 1000000)::bigint "
+           "FROM first_seen_pairs p WHERE p.pair_kind = " +
+               tx.quote(pair_kind_name(a, b)) + " AND p.first_key IN (" + of_period + ")",
+           since, until, to_visit);
   }
   auto events = std::string(
                     "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq, "

@@ -52,7 +52,8 @@ struct StoredHistory {
   std::function<void(rules::RuntimeLists)> lists;
   /// The kinds of first-seen pair the replay's rules use.
   std::vector<std::pair<rules::KeyField, rules::KeyField>> pair_kinds;
-  /// Called first, for every such pair whose first member is a key of a replayed event.
+  /// Called first, for every such pair whose first member is a key of a replayed event (a
+  /// pair may come twice: the later call is the one that holds).
   std::function<void(const RecordedPair&)> pair_recorded;
   /// Then for every stored event with since <= occurred_at < until (microseconds since the
   /// epoch), in the order the service applied them (rows from before migration 0011 first, by

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "store/history.h"
+#include "store/migrations.h"
 
 namespace fraud::store {
 namespace {
@@ -26,24 +27,36 @@ WHERE h.inhparent = 'transactions'::regclass)sql";
 // true once the parent's is valid (every partition attached).
 bool build_once(pqxx::connection& c, rules::KeyField field) {
   auto column = history_column(field);
-  auto parent = "transactions_by_" + column;
+  auto parent = c.quote_name("transactions_by_" + column);
   auto definition = " (" + c.quote_name(column) + ", occurred_at) WHERE " + c.quote_name(column) + " IS NOT NULL";
   pqxx::nontransaction tx(c);
   // ONLY: an index of the parent alone, invalid until every partition's is attached. Any
   // partition created from now on (`store prune`) gets one as it attaches.
-  tx.exec0("CREATE INDEX IF NOT EXISTS " + c.quote_name(parent) + " ON ONLY transactions" + definition);
+  tx.exec0("CREATE INDEX IF NOT EXISTS " + parent + " ON ONLY transactions" + definition);
+  int attached = 0;
   for (const auto& row : tx.exec_params(kPartitions, parent)) {
     if (row[1].as<bool>()) continue;
     auto partition = row[0].as<std::string>();
     auto index = c.quote_name(partition + "_by_" + column);
-    // Left invalid by a build that failed or was interrupted: it would never attach.
+    // Left invalid by a build that failed or was interrupted: it would never attach. (No
+    // other build runs meanwhile: build_key_indexes holds the migrations' lock.)
     auto invalid = tx.exec_params1(
         "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid)", index);
     if (invalid[0].as<bool>()) tx.exec0("DROP INDEX CONCURRENTLY " + index);
     tx.exec0("CREATE INDEX CONCURRENTLY IF NOT EXISTS " + index + " ON " + c.quote_name(partition) + definition);
-    tx.exec0("ALTER INDEX " + c.quote_name(parent) + " ATTACH PARTITION " + index);
+    tx.exec0("ALTER INDEX " + parent + " ATTACH PARTITION " + index);
+    ++attached;
   }
-  return has_key_index(tx, field);
+  if (has_key_index(tx, field)) return true;
+  // Every partition attached and the parent still invalid: a partition its build counted
+  // on was dropped (`store prune`) before it attached. PostgreSQL validates the parent only
+  // as a partition's index attaches, so start it again (its partitions' indexes go with it).
+  if (attached == 0) {
+    tx.exec0("SET lock_timeout = '5s'");
+    tx.exec0("DROP INDEX " + parent);
+    tx.exec0("RESET lock_timeout");
+  }
+  return false;
 }
 
 }  // namespace
@@ -83,7 +96,9 @@ std::vector<rules::KeyField> registered_key_fields(const std::string& postgres_u
   pqxx::connection c(postgres_url);
   pqxx::nontransaction tx(c);
   std::vector<rules::KeyField> fields;
-  for (const auto& row : tx.exec("SELECT key_field FROM feature_key_fields WHERE maintained"))
+  // The key fields, and the first fields of the first-seen kinds (a backfill reads by them).
+  for (const auto& row : tx.exec("SELECT key_field FROM feature_key_fields WHERE maintained UNION "
+                                 "SELECT split_part(pair_kind, '|', 1) FROM first_seen_pair_kinds WHERE maintained"))
     for (const auto& spec : rules::kKeyFieldSpecs)
       if (row[0].c_str() == spec.name) fields.push_back(spec.field);
   return fields;

@@ -27,7 +27,8 @@ std::vector<rules::KeyField> fields_read_by_key(const rules::FeatureEngine& engi
 std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url,
                                                const std::vector<rules::KeyField>& fields);
 
-/// The fields some replica registered (migrations/0012).
+/// The fields some replica registered (migrations/0012), and the first fields of the
+/// maintained first-seen kinds (0023).
 std::vector<rules::KeyField> registered_key_fields(const std::string& postgres_url);
 
 }  // namespace fraud::store

@@ -7,9 +7,6 @@
 namespace fraud::store {
 namespace {
 
-// Any fixed number works; it only has to be the same for every replica.
-constexpr long long kMigrationLock = 0x6672617564;  // "fraud"
-
 void ensure_table(pqxx::connection& c) {
   pqxx::work tx(c);
   tx.exec0(

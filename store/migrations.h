@@ -9,6 +9,10 @@
 
 namespace fraud::store {
 
+/// The advisory lock a migration, or a build of the history's key indexes, holds for its
+/// session: any fixed number works, if every replica uses it ("fraud").
+inline constexpr long long kMigrationLock = 0x6672617564;
+
 struct Migration {
   std::string_view name;  ///< file name, e.g. "0001_core_tables.sql"; its number orders it
   std::string_view sql;

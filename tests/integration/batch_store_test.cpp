@@ -215,27 +215,37 @@ TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read
   CHECK(per_device.apply(batch, first_seen).alerts == 0);
 }
 
-TEST_CASE("a pair recorded while its kind was backfilled moves back to the first event that had it") {
+TEST_CASE("a registration cut off in its backfill goes on where it stopped, and moves back only pairs recorded since") {
   TestDatabase db(Services::from_environment());
-  auto event = [](int i, const std::string& device) { return on_device(i, "acc-1", device); };
   store::BatchStore store(db.service_url(), "g", "one", {});
   rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
   auto epoch = store.claim("t", 0).epoch;
-  store.apply(partition_batch(epoch, {{0, event(0, "dev-1")}, {1, event(1, "dev-2")}}), counting);
-  // As a registration that marked the kind and was cut off before its backfill leaves it: a
-  // batch since recorded dev-1 (not new to acc-1) at its own event, and dev-2 was recorded
-  // before the mark, by an event the rules read then.
+  store.apply(partition_batch(epoch, {{0, on_device(0, "acc-1", "dev-1")},
+                                      {1, on_device(1, "acc-1", "dev-2")},
+                                      {2, on_device(2, "acc-0", "dev-7")}}),
+              counting);
+  // As a registration leaves it when it marked the kind and its backfill was cut off after
+  // the chunk that ended at acc-0. Meanwhile a batch recorded dev-1 at its own event, though
+  // evt-0 had it. And dev-2 was recorded before the mark, later than evt-1 had it, by an event
+  // a rule read it for then (a kind that was not recorded from the start).
   auto marked = db.count("SELECT last_value FROM applied_batches");
+  const auto seq = [&](std::int64_t batch, int place) {
+    return std::to_string(batch * store::kAppliedSeqPerBatch + place);
+  };
   db.count("WITH k AS (UPDATE first_seen_pair_kinds SET maintained = true, complete = false, recorded_from = " +
-           std::to_string(marked) + " WHERE pair_kind = 'account_id|device.id' RETURNING 1) SELECT count(*) FROM k");
+           std::to_string(marked) +
+           ", backfilled_to = 'acc-0' WHERE pair_kind = 'account_id|device.id' RETURNING 1) SELECT count(*) FROM k");
   db.count("WITH p AS (INSERT INTO first_seen_pairs VALUES ('account_id|device.id', 'acc-1', 'dev-1', now(), " +
-           std::to_string((marked + 1) * store::kAppliedSeqPerBatch + 7) +
-           "), ('account_id|device.id', 'acc-1', 'dev-2', now(), 5) RETURNING 1) SELECT count(*) FROM p");
+           seq(marked + 1, 7) + "), ('account_id|device.id', 'acc-1', 'dev-2', now(), " + seq(marked, 5) +
+           ") RETURNING 1) SELECT count(*) FROM p");
   rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
-  store.apply(partition_batch(epoch, {{2, event(2, "dev-3")}}), first_seen);
+  store.apply(partition_batch(epoch, {{3, on_device(3, "acc-1", "dev-3")}}), first_seen);
   CHECK(db.count("SELECT count(*) FROM first_seen_pairs p JOIN transactions t ON t.applied_seq = p.first_seq "
                  "WHERE p.second_key = 'dev-1' AND t.event_id = 'evt-0'") == 1);
-  CHECK(db.count("SELECT first_seq FROM first_seen_pairs WHERE second_key = 'dev-2'") == 5);
+  CHECK(db.query("SELECT first_seq::text FROM first_seen_pairs WHERE second_key = 'dev-2'")[0][0].as<std::string>() ==
+        seq(marked, 5));
+  CHECK(db.count("SELECT count(*) FROM first_seen_pairs WHERE first_key = 'acc-0'") == 0);  // its chunk was done
+  CHECK(db.count("SELECT count(*) FROM first_seen_pair_kinds WHERE complete AND backfilled_to = 'acc-1'") == 1);
 }
 
 TEST_CASE("a replica that never saw an account finds its latest event in the stored history, across day partitions") {
