@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
-#include <stdexcept>
 #include <string>
 
 #include "store/batch_store.h"
@@ -128,8 +127,9 @@ std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules
   for (const auto& row : tx.exec("SELECT pair_kind FROM first_seen_pair_kinds WHERE maintained")) {
     auto kind = kind_named(row[0].c_str());
     if (!kind)
-      throw std::runtime_error("first_seen_pair_kinds maintains \"" + std::string(row[0].c_str()) +
-                               "\", which this replica cannot record: run one version of fraud-consumer");
+      throw DatabaseError("first_seen_pair_kinds maintains \"" + std::string(row[0].c_str()) +
+                              "\", which this replica cannot record: run one version of fraud-consumer",
+                          false, "other");
     kinds.push_back(*kind);
   }
   for (const auto& kind : engine.first_seen_kinds())
