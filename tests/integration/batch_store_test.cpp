@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 #include <pqxx/pqxx>
+#include <thread>
 #include <vector>
 
 #include "events/decode.h"
@@ -514,4 +515,49 @@ TEST_CASE("the history indexes only the key fields a rule reads, and a replica w
                  "WHERE h.inhparent = 'transactions_by_device_id'::regclass") ==
         db.count("SELECT count(*) FROM pg_inherits WHERE inhparent = 'transactions'::regclass"));
   CHECK_FALSE(on(rules::KeyField::card_fingerprint));  // read only as a counted field, never loaded by
+}
+
+// Two replicas that start with one new first_seen rule register its kind at once: the backfill
+// (three chunks here) is taken in turns, neither waits forever nor deadlocks, and each decides
+// as one process would.
+TEST_CASE("two replicas registering one pair kind at once both finish, and decide as one would") {
+  TestDatabase db(Services::from_environment());
+  store::BatchStore filler(db.service_url(), "g", "filler", {});
+  rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
+  std::vector<std::pair<std::int64_t, OutgoingRecord>> history;
+  for (int i = 0; i < 1200; ++i)
+    history.emplace_back(i, on_device(i, "acc-" + std::to_string(i), "dev-" + std::to_string(i)));
+  REQUIRE(filler.apply(partition_batch(filler.claim("t", 0).epoch, history), counting).processed == 1200);
+
+  auto replica = [&](const std::string& name, std::int32_t partition, OutgoingRecord event) {
+    store::BatchStore store(db.service_url(), "g", name, {});
+    rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
+    auto batch = partition_batch(store.claim("t", partition).epoch, {{0, std::move(event)}});
+    batch.partition = partition;
+    return store.apply(batch, first_seen).alerts;
+  };
+  std::size_t seen_device_alerts = 99, new_device_alerts = 99;
+  std::string failed_a, failed_b;  // a throw escaping a thread would end the test run
+  std::thread a([&] {
+    try {
+      seen_device_alerts = replica("a", 1, on_device(2000, "acc-5", "dev-5"));
+    } catch (const std::exception& e) {
+      failed_a = e.what();
+    }
+  });
+  std::thread b([&] {
+    try {
+      new_device_alerts = replica("b", 2, on_device(2001, "acc-7", "dev-new"));
+    } catch (const std::exception& e) {
+      failed_b = e.what();
+    }
+  });
+  a.join(), b.join();
+  CHECK(failed_a == "");
+  CHECK(failed_b == "");
+  CHECK(seen_device_alerts == 0);
+  CHECK(new_device_alerts == 1);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pairs WHERE pair_kind = 'account_id|device.id'") == 1201);
+  CHECK(db.count("SELECT count(*) FROM first_seen_pair_kinds WHERE pair_kind = 'account_id|device.id' AND complete") ==
+        1);
 }
