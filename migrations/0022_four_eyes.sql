@@ -67,12 +67,16 @@ REVOKE EXECUTE ON FUNCTION fraud_apply_list_add(text, text, text, integer, text,
   fraud_apply_case_close(bigint, integer, text, text, text) FROM fraud_console;
 
 -- Refuses (FR428) a change that lowers decisions: it is proposed, and made by an approval.
+-- p_what says why (fraud_desk_lowers); NULL, the change does not lower them and goes ahead.
 CREATE FUNCTION fraud_desk_needs_second_lead(p_what text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp
 AS $$
 BEGIN
+  IF p_what IS NULL THEN
+    RETURN;
+  END IF;
   RAISE EXCEPTION '% lowers decisions: it takes effect when a second lead approves it', p_what USING ERRCODE = 'FR428';
 END $$;
 REVOKE EXECUTE ON FUNCTION fraud_desk_needs_second_lead(text) FROM PUBLIC;
@@ -115,12 +119,8 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-DECLARE
-  why text := fraud_desk_lowers('list.add', jsonb_build_object('list', p_list));
 BEGIN
-  IF why IS NOT NULL THEN
-    PERFORM fraud_desk_needs_second_lead(why);
-  END IF;
+  PERFORM fraud_desk_needs_second_lead(fraud_desk_lowers('list.add', jsonb_build_object('list', p_list)));
   RETURN fraud_apply_list_add(p_list, p_value, p_reason, p_days, p_actor, p_key);
 END $$;
 
@@ -129,12 +129,8 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $$
-DECLARE
-  why text := fraud_desk_lowers('list.end', jsonb_build_object('entry', p_entry));
 BEGIN
-  IF why IS NOT NULL THEN
-    PERFORM fraud_desk_needs_second_lead(why);
-  END IF;
+  PERFORM fraud_desk_needs_second_lead(fraud_desk_lowers('list.end', jsonb_build_object('entry', p_entry)));
   PERFORM fraud_apply_list_end(p_entry, p_actor, p_key);
 END $$;
 
@@ -156,12 +152,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 SET lock_timeout = '2s'
 AS $$
-DECLARE
-  why text := fraud_desk_lowers('case.close', jsonb_build_object('case', p_case, 'disposition', p_disposition));
 BEGIN
-  IF why IS NOT NULL THEN
-    PERFORM fraud_desk_needs_second_lead(why);
-  END IF;
+  PERFORM fraud_desk_needs_second_lead(
+    fraud_desk_lowers('case.close', jsonb_build_object('case', p_case, 'disposition', p_disposition)));
   RETURN fraud_apply_case_close(p_case, p_version, p_disposition, p_actor, p_key);
 END $$;
 

@@ -3,6 +3,7 @@
 // in feature_key_versions), their columns in the stored history, and how each is read from
 // an event. Every module that names a key field reads it here.
 
+#include <optional>
 #include <string_view>
 
 #include "events/event.h"
@@ -51,5 +52,12 @@ inline std::string_view key_of(const events::Event& event, KeyField field) { ret
 
 /// The field's name: card.fingerprint.
 inline const char* to_string(KeyField field) { return spec_of(field).name.data(); }
+
+/// The key field a rule file or the database names `name`, if any.
+inline std::optional<KeyField> key_field_named(std::string_view name) {
+  for (const auto& spec : kKeyFieldSpecs)
+    if (spec.name == name) return spec.field;
+  return std::nullopt;
+}
 
 }  // namespace fraud::rules

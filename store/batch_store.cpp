@@ -94,8 +94,7 @@ void register_key_fields(pqxx::connection& connection, const rules::FeatureEngin
     for (const auto& row : tx.exec_params("SELECT key_field, complete FROM feature_key_fields "
                                           "WHERE key_field = ANY($1::text[]) AND maintained",
                                           missing.str()))
-      for (const auto& key : rules::kKeyFieldSpecs)
-        if (row[0].c_str() == key.name) learned[key.field] = row[1].as<bool>();
+      if (auto field = rules::key_field_named(row[0].c_str())) learned[*field] = row[1].as<bool>();
     return learned.size();
   };
   pqxx::work tx(connection);

@@ -25,12 +25,13 @@ SET maintained = true, recorded_from = w.last, complete = coalesce(recorded_thro
 FROM (SELECT coalesce(pg_sequence_last_value('applied_batches'), 0) AS last) w
 WHERE pair_kind = ANY($1::text[]) AND NOT maintained)sql";
 
-// The kind of first_seen_pairs.pair_kind `name`, if it names one.
+// The kind of first_seen_pairs.pair_kind `name` ("a|b", pair_kind_name()), if it names one.
 std::optional<Kind> kind_named(std::string_view name) {
-  for (const auto& a : rules::kKeyFieldSpecs)
-    for (const auto& b : rules::kKeyFieldSpecs)
-      if (pair_kind_name(a.field, b.field) == name) return Kind{a.field, b.field};
-  return std::nullopt;
+  auto bar = name.find('|');
+  if (bar == std::string_view::npos) return std::nullopt;
+  auto a = rules::key_field_named(name.substr(0, bar)), b = rules::key_field_named(name.substr(bar + 1));
+  if (!a || !b) return std::nullopt;
+  return Kind{*a, *b};
 }
 
 // One chunk of a kind's backfill: the pairs of the next 500 first keys after `after` among

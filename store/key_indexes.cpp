@@ -99,8 +99,7 @@ std::vector<rules::KeyField> registered_key_fields(const std::string& postgres_u
   // The key fields, and the first fields of the first-seen kinds (a backfill reads by them).
   for (const auto& row : tx.exec("SELECT key_field FROM feature_key_fields WHERE maintained UNION "
                                  "SELECT split_part(pair_kind, '|', 1) FROM first_seen_pair_kinds WHERE maintained"))
-    for (const auto& spec : rules::kKeyFieldSpecs)
-      if (row[0].c_str() == spec.name) fields.push_back(spec.field);
+    if (auto field = rules::key_field_named(row[0].c_str())) fields.push_back(*field);
   return fields;
 }
 
