@@ -22,6 +22,9 @@
 --
 -- recorded_through: every pair of the kind in the history is recorded up to this applied
 -- batch (a value of applied_batches); NULL when that is not known.
+--
+-- Locks: a new table of three rows, and a column grant on first_seen_pairs (a catalog
+-- change: a moment). No row of the history or of the pairs is read or rewritten.
 CREATE TABLE first_seen_pair_kinds (
   pair_kind        text    PRIMARY KEY,   -- as first_seen_pairs.pair_kind: "account_id|device.id"
   maintained       boolean NOT NULL DEFAULT false,
