@@ -19,6 +19,10 @@ double haversine_km(double lat1, double lon1, double lat2, double lon2) {
 
 }  // namespace
 
+static_assert(sizeof(boost::container::vector<
+                     int, void, boost::container::vector_options_t<boost::container::stored_size<std::uint32_t>>>) ==
+              16);
+
 void FeatureEngine::History::add(Entry entry, events::Timestamp keep, std::span<const LatestNeed> latest) {
   auto at = std::upper_bound(entries.begin(), entries.end(), entry.at,
                              [](events::Timestamp t, const Entry& e) { return t < e.at; });
@@ -85,9 +89,9 @@ std::vector<HistoryRequest> FeatureEngine::requests_for(const events::Event& eve
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     auto key = key_of(event, fields_[i]);
     if (key.empty()) continue;
-    auto& history = histories_[i][std::string(key)];
-    if (history.loaded) continue;
-    history.loaded = true;
+    auto& history = histories_[i][key];
+    if (history.loaded()) continue;
+    history.set(history.version(), true);
     requests.push_back(
         {fields_[i], std::string(key), event.occurred_at - longest_window_[i] - kLateness, needs_latest_[i]});
   }
@@ -105,22 +109,32 @@ void FeatureEngine::synchronise(KeyField field, const std::string& key, std::int
   auto i = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), field) - fields_.begin());
   if (i == fields_.size()) return;
   auto& history = histories_[i][key];
-  if (!history.loaded || history.version != version - 1) {
+  if (!history.loaded() || history.version() != version - 1) {
     history = History{};  // stale or new: load it…
     // …unless no batch extended the key before this one: then nothing is stored to load
     // (when every key of the field with stored history has a version: migrations/0012).
-    history.loaded = version == 1 && complete;
+    history.set(version, version == 1 && complete);
+  } else {
+    history.set(version, true);
   }
-  history.version = version;
 }
 
 FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {
   Entry entry;
   entry.at = event.occurred_at;
-  entry.amount = Decimal::from_money(event.amount);
+  auto amount = Decimal::from_money(event.amount);
   auto base = rules_->amount_base(event);
-  entry.has_amount_base = !base.is_missing();
-  if (entry.has_amount_base) entry.amount_base = base.number;
+  auto fits = [](Decimal d) {  // kNoAmount itself is kept wide, so it never reads as missing
+    return d.micros() > Entry::kNoAmount && d.micros() <= std::numeric_limits<std::int64_t>::max();
+  };
+  Spill spill;
+  if (fits(amount) && (base.is_missing() || fits(base.number))) {
+    entry.amount_micros = static_cast<std::int64_t>(amount.micros());
+    if (!base.is_missing()) entry.amount_base_micros = static_cast<std::int64_t>(base.number.micros());
+  } else {
+    spill.wide = true, spill.amount = amount, spill.has_amount_base = !base.is_missing();
+    if (spill.has_amount_base) spill.amount_base = base.number;
+  }
   if (event.location.lat && event.location.lon) entry.lat = *event.location.lat, entry.lon = *event.location.lon;
   EvalContext context{event, base, {}};
   const auto& specs = rules_->features();
@@ -135,8 +149,9 @@ FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {
       hash = hash_of(v.string);
     }
     if (s == 0) entry.hash_first = hash;
-    else entry.hash_rest.push_back(hash);
+    else spill.hash_rest.push_back(hash);
   }
+  if (spill.wide || !spill.hash_rest.empty()) entry.spill = std::make_shared<const Spill>(std::move(spill));
   return entry;
 }
 
@@ -145,7 +160,7 @@ void FeatureEngine::remember(const events::Event& event, std::optional<KeyField>
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     if (field && fields_[i] != *field) continue;
     auto key = key_of(event, fields_[i]);
-    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness, latest_[i]);
+    if (!key.empty()) histories_[i][key].add(entry, longest_window_[i] + kLateness, latest_[i]);
   }
 }
 
@@ -197,11 +212,11 @@ std::vector<Value> FeatureEngine::observe(const events::Event& event, const std:
     auto key = key_of(event, specs[i].key);
     if (key.empty() || (specs[i].paired_with && key_of(event, *specs[i].paired_with).empty())) continue;
     auto field = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), specs[i].key) - fields_.begin());
-    values[i] = compute(specs[i], i, histories_[field][std::string(key)], entry);
+    values[i] = compute(specs[i], i, histories_[field][key], entry);
   }
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     auto key = key_of(event, fields_[i]);
-    if (!key.empty()) histories_[i][std::string(key)].add(entry, longest_window_[i] + kLateness, latest_[i]);
+    if (!key.empty()) histories_[i][key].add(entry, longest_window_[i] + kLateness, latest_[i]);
   }
   if (!new_pairs)  // a replay keeps its own record of pairs; the service asks the database
     for (auto& pair : pairs) seen_pairs_.insert(std::move(pair));
@@ -215,7 +230,7 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
   auto end = std::upper_bound(history.entries.begin(), history.entries.end(), current.at,
                               [](events::Timestamp t, const Entry& e) { return t < e.at; });
   auto earlier = std::make_reverse_iterator(end);
-  auto oldest = history.entries.rend();
+  auto oldest = std::make_reverse_iterator(history.entries.begin());
 
   if (spec.aggregate == Aggregate::time_since_last || spec.aggregate == Aggregate::speed_kmh) {
     for (auto it = earlier; it != oldest; ++it) {
@@ -247,8 +262,8 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
       return;
     }
     if (spec.aggregate == Aggregate::count) return void(++count);
-    if (in_base && !e.has_amount_base) return;
-    const Decimal& v = in_base ? e.amount_base : e.amount;
+    if (in_base && !e.has_amount_base()) return;
+    auto v = in_base ? e.amount_base() : e.amount();
     low = count == 0 ? v : std::min(low, v);
     high = count == 0 ? v : std::max(high, v);
     sum = sum + v;

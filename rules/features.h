@@ -26,8 +26,11 @@
 #include <set>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
+
+#include <absl/container/node_hash_map.h>
+#include <absl/hash/hash.h>
+#include <boost/container/vector.hpp>
 
 #include "events/event.h"
 #include "rules/rule_set.h"
@@ -109,19 +112,33 @@ class FeatureEngine {
 
  private:
   /// What features need of one event. Compact, because one is held per event and key field
-  /// for the longest window (bench/run measures the replica's memory).
+  /// for the longest window (bench/run measures the replica's memory): amounts as 64-bit
+  /// micros, and what few events need (an amount beyond 64 bits, a second hashed string)
+  /// spilled to a block of its own, shared by the event's copies under its other keys.
+  struct Spill {
+    bool wide = false;  ///< the amounts are these, not the entry's 64-bit ones
+    Decimal amount, amount_base;
+    bool has_amount_base = false;
+    std::vector<std::uint64_t> hash_rest;  ///< the hashes of slots 1, 2, …
+  };
   struct Entry {
+    static constexpr std::int64_t kNoAmount = std::numeric_limits<std::int64_t>::min();
     events::Timestamp at = 0;
-    Decimal amount, amount_base;                            ///< amount_base only when has_amount_base
+    std::int64_t amount_micros = 0;
+    std::int64_t amount_base_micros = kNoAmount;            ///< kNoAmount: missing
     double lat = std::numeric_limits<double>::quiet_NaN();  ///< NaN: no location
     double lon = std::numeric_limits<double>::quiet_NaN();
     std::uint64_t where_mask = 0;  ///< bit i: feature i's `where` holds
-    bool has_amount_base = false;
     /// Hashes of the string values features compare, one per HashSlot (0 when missing). The
     /// first is inline: most rule files have at most one.
     std::uint64_t hash_first = 0;
-    std::vector<std::uint64_t> hash_rest;
-    std::uint64_t hash(std::size_t slot) const { return slot == 0 ? hash_first : hash_rest[slot - 1]; }
+    std::shared_ptr<const Spill> spill;
+
+    bool wide() const { return spill && spill->wide; }
+    Decimal amount() const { return wide() ? spill->amount : Decimal::from_micros(amount_micros); }
+    bool has_amount_base() const { return wide() ? spill->has_amount_base : amount_base_micros != kNoAmount; }
+    Decimal amount_base() const { return wide() ? spill->amount_base : Decimal::from_micros(amount_base_micros); }
+    std::uint64_t hash(std::size_t slot) const { return slot == 0 ? hash_first : spill->hash_rest[slot - 1]; }
   };
 
   /// A time_since_last or speed_kmh feature: it reads the key's latest earlier event that
@@ -133,15 +150,36 @@ class FeatureEngine {
     bool covered_by(const Entry& e) const { return (e.where_mask & bit) && (!needs_location || !std::isnan(e.lat)); }
   };
 
-  /// One key's events, oldest first.
-  struct History {
-    std::vector<Entry> entries;
-    std::int64_t version = 0;  ///< the key's committed batch count this history reflects
-    bool loaded = false;       ///< its stored history was requested (requests_for)
+  /// One key's events, oldest first. 24 bytes, because a million keys each hold one: the
+  /// vector's size and capacity in 32 bits (a key never holds four billion events), and the
+  /// version and the loaded flag in one word (a version never reaches 2^62).
+  using Entries =
+      boost::container::vector<Entry, void,
+                               boost::container::vector_options_t<boost::container::stored_size<std::uint32_t>>>;
+  class History {
+   public:
+    Entries entries;
+    /// The key's committed batch count this history reflects.
+    std::int64_t version() const { return state_ >> 1; }
+    /// Whether its stored history was requested (requests_for).
+    bool loaded() const { return state_ & 1; }
+    void set(std::int64_t version, bool loaded) { state_ = version * 2 + (loaded ? 1 : 0); }
     /// Inserts in event-time order, then drops what no window of `keep` can reach, except
     /// the newest older entry each of `latest` can still need (see LatestNeed).
     void add(Entry entry, events::Timestamp keep, std::span<const LatestNeed> latest);
+
+   private:
+    std::int64_t state_ = 0;  ///< version and flag in one word
   };
+  /// Keys by their text, hashed with a per-process seed so that producer-chosen keys cannot be
+  /// made to collide. A node per key: a million keys in absl's flat table took 20 MB more at
+  /// peak, its slots being 56 bytes and a third of them empty after it doubles (bench/run,
+  /// step 6), against a node of 64 and an 8-byte slot.
+  struct KeyHash {
+    using is_transparent = void;  // looked up by string_view, copied only when inserted
+    std::size_t operator()(std::string_view key) const { return absl::Hash<std::string_view>{}(key); }
+  };
+  using Histories = absl::node_hash_map<std::string, History, KeyHash, std::equal_to<>>;
 
   Entry entry_of(const events::Event& event) const;
   Value compute(const FeatureSpec& spec, std::size_t index, const History& history, const Entry& current) const;
@@ -151,7 +189,7 @@ class FeatureEngine {
   std::vector<events::Timestamp> longest_window_;  ///< per entry of fields_
   std::vector<int> needs_latest_;                  ///< per entry of fields_: how many events before the windows
   std::vector<std::vector<LatestNeed>> latest_;    ///< per entry of fields_: its latest-event features
-  std::vector<std::unordered_map<std::string, History>> histories_;  ///< per entry of fields_
+  std::vector<Histories> histories_;               ///< per entry of fields_
   /// A string an entry keeps a hash of: a distinct_count feature's field, or the second
   /// field of a windowed feature's two-field key (one slot per such key field).
   struct HashSlot {

@@ -70,3 +70,46 @@ TEST_CASE("a pair-keyed feature is missing for an event without the key's second
   // …and the event without a merchant is not counted as being at any merchant.
   CHECK(str(engine.observe(purchase("acc-1", "m-1", 2))[0]) == "2");
 }
+
+namespace {
+
+const char* kAmounts = R"yaml(
+version: "amounts"
+base_currency: EUR
+currency_rates: {USD: "0.5"}
+features:
+  spend_1h:      {aggregate: sum, field: amount, key: account_id, window: 1h}
+  spend_base_1h: {aggregate: sum, field: amount_base, key: account_id, window: 1h}
+  largest_1h:    {aggregate: max, field: amount_base, key: account_id, window: 1h}
+  priced_1h:     {aggregate: count, key: account_id, window: 1h, where: "amount_base > 0"}
+rules:
+  - {id: r, when: "spend_1h > 0", score: 1}
+decision: {review_at: 50, block_at: 80}
+)yaml";
+
+events::Event paid(const std::string& amount, const std::string& currency, int minute) {
+  auto e = purchase("acc-1", "m-1", minute);
+  std::string error;
+  auto money = events::parse_money(amount, currency, error);
+  REQUIRE_MESSAGE(money, error);
+  e.amount = *money;
+  return e;
+}
+
+}  // namespace
+
+// The engine holds amounts as 64-bit micros and keeps larger ones apart (features.h, Entry):
+// a value of any size a record can carry must still sum exactly, and a missing base amount
+// must stay missing rather than read as a number.
+TEST_CASE("amounts beyond 64-bit micros and amounts without a base amount keep their exact window values") {
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(kAmounts, "amounts.yaml"));
+  rules::FeatureEngine engine(rules);
+  engine.observe(paid("999999999999999.99", "EUR", 0));  // the largest amount: 1e21 micros
+  engine.observe(paid("10.00", "GBP", 1));               // no rate: no base amount
+  engine.observe(paid("999999999999999.99", "USD", 2));  // 5e20 micros in base
+  auto values = engine.observe(paid("0.01", "USD", 3));
+  CHECK(str(values[0]) == "2000000000000009.99");
+  CHECK(str(values[1]) == "1499999999999999.99");  // …995 + …99 + 0.005; the GBP event has none
+  CHECK(str(values[2]) == "999999999999999.99");
+  CHECK(str(values[3]) == "3");  // all but the GBP one, which is not priced
+}
