@@ -60,10 +60,12 @@ struct BatchStore::State {
 
 namespace {
 
-/// A new event, and the batch it came in.
+/// A new event, the batch it came in, and its JSON (serialised once, for its digest and the
+/// history).
 struct NewEvent {
   const events::Event* event;
   std::size_t batch;
+  std::string body;
 };
 
 // Registers key fields (migrations/0012), with the dedup gate held exclusively so that no
@@ -162,11 +164,15 @@ std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const Partit
                                           const std::vector<std::size_t>& owned, const OutboxTopics& topics,
                                           std::vector<BatchResult>& results) {
   std::vector<std::vector<std::int64_t>> digests(batches.size());
+  std::vector<std::vector<std::string>> bodies(batches.size());
   for (auto b : owned) {
     digests[b].resize(batches[b].records.size());
+    bodies[b].resize(batches[b].records.size());
     for (std::size_t k = 0; k < batches[b].records.size(); ++k)
-      if (const auto& r = batches[b].records[k]; r.event)
-        digests[b][k] = events::body_digest(events::to_json(*r.event));
+      if (const auto& r = batches[b].records[k]; r.event) {
+        bodies[b][k] = events::to_json(*r.event);
+        digests[b][k] = events::body_digest(bodies[b][k]);
+      }
   }
   auto fresh = insert_new(tx, batches, owned, digests);
   std::vector<NewEvent> applied;
@@ -180,11 +186,11 @@ std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const Partit
         ++result.rejected;
       } else if (fresh.erase(dedup_key(r.event->source, r.event->event_id)) == 0 && !mechanism_disabled("dedup")) {
         ++result.duplicates;
-        duplicates.add(batches[b], r, digests[b][k]);
+        duplicates.add(batches[b], r, digests[b][k], bodies[b][k]);
       } else {
         ++result.processed;
         result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
-        applied.push_back({&*r.event, b});
+        applied.push_back({&*r.event, b, std::move(bodies[b][k])});
       }
     }
   }
@@ -248,8 +254,9 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
     if (owned.empty()) return results;  // nothing to write, or every batch fenced: roll back
     auto applied = separate_new_events(tx, batches, owned, topics_, results);
     std::vector<const events::Event*> events;
-    events.reserve(applied.size());
-    for (const auto& a : applied) events.push_back(a.event);
+    std::vector<std::string> bodies;
+    events.reserve(applied.size()), bodies.reserve(applied.size());
+    for (auto& a : applied) events.push_back(a.event), bodies.push_back(std::move(a.body));
     if (!mechanism_disabled("key_versions")) synchronise_keys(tx, features, events, state_->versions_complete);
     load_history(tx, features, events, state_->history_decoder);
     // Drawn after the key locks: per key, batches draw in commit order (migrations/0011). The
@@ -280,7 +287,8 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
         result.alert_labels.push_back({rule, rules::to_string(verdict.decision), false, true});
       cases.add(event, verdict);
     }
-    if (!events.empty()) insert_history(tx, events, verdicts, rules.version(), applied_batch, state_->lists.as_of());
+    if (!events.empty())
+      insert_history(tx, events, bodies, verdicts, rules.version(), applied_batch, state_->lists.as_of());
     if (alerts.count > 0) alerts.insert(tx, rules.version(), topics_.alerts);
     if (cases.count > 0) cases.insert(tx);
     tx.commit();

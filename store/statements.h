@@ -60,10 +60,10 @@ struct DuplicateColumns {
   ArrayLiteral source, id, topic, partition, offset, digest, body;
   std::size_t count = 0;
 
-  void add(const PartitionBatch& batch, const DecodedRecord& r, std::int64_t body_digest) {
+  void add(const PartitionBatch& batch, const DecodedRecord& r, std::int64_t body_digest, std::string_view json) {
     source.add(r.event->source), id.add(r.event->event_id), topic.add(batch.topic);
     partition.add(std::int64_t{batch.partition}), offset.add(r.record.offset);
-    digest.add(body_digest), body.add(events::to_json(*r.event));
+    digest.add(body_digest), body.add(json);
     ++count;
   }
 
@@ -83,10 +83,11 @@ std::unordered_set<std::string> insert_new(pqxx::work& tx, std::span<const Parti
 /// A record decoding rejected, into the dead letters and the outbox's DLQ topic.
 void insert_rejected(pqxx::work& tx, const PartitionBatch& batch, const DecodedRecord& r, const OutboxTopics& topics);
 
-/// The batch's new events and the verdict each got, into the history, with the rules' and
-/// the lists' versions they were decided under and the rules a suppression silenced.
+/// The batch's new events (`bodies[k]`: applied[k] as JSON) and the verdict each got, into the
+/// history, with the rules' and the lists' versions they were decided under and the rules a
+/// suppression silenced.
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
-                    const std::vector<rules::Verdict>& verdicts, const std::string& rule_set_version,
-                    std::int64_t applied_batch, const rules::ListsAsOf& lists);
+                    std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
+                    const std::string& rule_set_version, std::int64_t applied_batch, const rules::ListsAsOf& lists);
 
 }  // namespace fraud::store

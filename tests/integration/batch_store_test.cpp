@@ -561,3 +561,31 @@ TEST_CASE("two replicas registering one pair kind at once both finish, and decid
   CHECK(db.count("SELECT count(*) FROM first_seen_pair_kinds WHERE pair_kind = 'account_id|device.id' AND complete") ==
         1);
 }
+
+// The history is written by COPY (store/statements.cpp, insert_history): the columns must be
+// what the INSERT wrote, to the microsecond and NULL where a field is absent; and a batch
+// meeting a history row of its own must still commit. That happens to a copy of an event the
+// dedup forgot (its generation rotated out) while its row stays (dated far ahead).
+TEST_CASE("the history written by COPY keeps every column, and an event the dedup forgot is applied over its row") {
+  TestDatabase db(Services::from_environment());
+  store::BatchStore store(db.service_url(), "g", "me", {});
+  auto epoch = store.claim("t", 0).epoch;
+  auto engine = rules_of();
+  auto late = transaction_event(1, "12500.00", "2027-06-01T10:00:00.123456Z", "acc-tab\\there");
+  store.apply(partition_batch(epoch, {{0, transaction_event(0, "20.00")}, {1, late}}), engine);
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-1' AND account_id = E'acc-tab\\there' "
+                 "AND occurred_at = '2027-06-01T10:00:00.123456Z' AND amount_minor = 1250000 AND currency = 'EUR' "
+                 "AND customer_id IS NULL AND suppressed_rules IS NULL AND decision = 'review' "
+                 "AND applied_seq = (SELECT applied_seq + 1 FROM transactions WHERE event_id = 'evt-0') "
+                 "AND (body::jsonb)->>'account_id' = E'acc-tab\\there'") == 1);
+  auto first_seq = db.count("SELECT applied_seq FROM transactions WHERE event_id = 'evt-1'");
+
+  db.query("DELETE FROM processed_events WHERE event_id = 'evt-1'");  // as a rotation forgets it
+  auto again = rules_of();
+  auto result = store.apply(partition_batch(epoch, {{2, transaction_event(2, "30.00")}, {3, late}}), again);
+  CHECK(result.processed == 2);
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-1'") == 1);
+  CHECK(db.count("SELECT applied_seq FROM transactions WHERE event_id = 'evt-1'") == first_seq);  // the first row
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-2'") == 1);             // its batch committed
+  CHECK(db.count("SELECT next_offset FROM consumer_offsets") == 4);
+}
