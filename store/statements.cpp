@@ -1,39 +1,10 @@
 #include "store/statements.h"
 
-#include <array>
-
 #include "events/time.h"
 #include "ops/mechanism_switch.h"
 #include "ops/postgres_url.h"
 #include "store/cases.h"
 #include "store/dedup_gate.h"
-
-namespace fraud::store {
-
-/// One field of a row written by COPY: its text, or NULL. Kept across rows, so a field's
-/// string reuses its buffer.
-struct CopyField {
-  std::string text;
-  bool null = false;
-  void set(std::string_view value) { text.assign(value), null = false; }
-  void set_optional(std::string_view value) { value.empty() ? set_null() : set(value); }  // as add_optional
-  void set_null() { text.clear(), null = true; }
-};
-
-}  // namespace fraud::store
-
-/// How libpqxx's COPY stream writes a CopyField: it escapes the text, or writes \N.
-template <>
-struct pqxx::string_traits<fraud::store::CopyField> {
-  static constexpr const char* name() noexcept { return "fraud::store::CopyField"; }
-  static constexpr bool has_null() noexcept { return true; }
-  static bool is_null(const fraud::store::CopyField& field) { return field.null; }
-  static fraud::store::CopyField null() { return {{}, true}; }
-  static void from_string(const char[], fraud::store::CopyField&) {
-    throw std::logic_error("CopyField is only written");
-  }
-  static std::string to_string(const fraud::store::CopyField& field) { return field.text; }
-};
 
 namespace fraud::store {
 namespace {
@@ -254,12 +225,12 @@ void add_optional(ArrayLiteral& column, std::string_view value) {
   else column.add(value);
 }
 
-/// The history's rows by INSERT … ON CONFLICT DO NOTHING: for a batch whose COPY met a row
-/// already there (insert_history).
-void insert_history_rows(pqxx::work& tx, const std::vector<const events::Event*>& applied,
-                         std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
-                         const std::string& rule_set_version, std::int64_t applied_batch,
-                         const rules::ListsAsOf& lists) {
+}  // namespace
+
+/// The batch's new events and the verdict each got, into the history.
+void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
+                    std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
+                    const std::string& rule_set_version, std::int64_t applied_batch, const rules::ListsAsOf& lists) {
   ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision, suppressed;
   for (std::size_t k = 0; k < applied.size(); ++k) {
     const auto* e = applied[k];
@@ -276,67 +247,6 @@ void insert_history_rows(pqxx::work& tx, const std::vector<const events::Event*>
   tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
                    cp.str(), am.str(), cur.str(), txn.str(), body.str(), decision.str(), score.str(),
                    shadow_decision.str(), rule_set_version, applied_batch, lists.version, lists.at, suppressed.str());
-}
-
-/// The history's rows by COPY, the same values as insert_history_rows.
-void copy_history_rows(pqxx::transaction_base& tx, const std::vector<const events::Event*>& applied,
-                       std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
-                       const std::string& rule_set_version, std::int64_t applied_batch, const rules::ListsAsOf& lists) {
-  static const std::array<std::string, 22> kColumns = {"event_source",    "event_id",
-                                                       "occurred_at",     "account_id",
-                                                       "customer_id",     "card_fingerprint",
-                                                       "device_id",       "device_ip",
-                                                       "merchant_id",     "counterparty_account",
-                                                       "amount_minor",    "currency",
-                                                       "transaction_id",  "body",
-                                                       "decision",        "score",
-                                                       "shadow_decision", "rule_set_version",
-                                                       "applied_seq",     "lists_version",
-                                                       "lists_at",        "suppressed_rules"};
-  pqxx::stream_to copy(tx, "transactions", kColumns);
-  std::array<CopyField, kColumns.size()> row;  // libpqxx 6 writes a row from a tuple-like type
-  auto lists_at = events::format_rfc3339(lists.at);
-  for (std::size_t k = 0; k < applied.size(); ++k) {
-    const auto* e = applied[k];
-    const auto& verdict = verdicts[k];
-    std::size_t f = 0;
-    row[f++].set(e->source), row[f++].set(e->event_id), row[f++].set(events::format_rfc3339(e->occurred_at));
-    row[f++].set(e->account_id), row[f++].set_optional(e->customer_id);
-    row[f++].set_optional(e->card.fingerprint), row[f++].set_optional(e->device.id);
-    row[f++].set_optional(e->device.ip), row[f++].set_optional(e->merchant.id);
-    row[f++].set_optional(e->counterparty.account), row[f++].set(std::to_string(e->amount.minor_units));
-    row[f++].set(e->amount.currency), row[f++].set(e->transaction_id), row[f++].set(bodies[k]);
-    row[f++].set(rules::to_string(verdict.decision)), row[f++].set(std::to_string(verdict.score));
-    row[f++].set(rules::to_string(verdict.shadow_decision)), row[f++].set(rule_set_version);
-    row[f++].set(std::to_string(applied_batch + static_cast<std::int64_t>(k)));
-    row[f++].set(std::to_string(lists.version)), row[f++].set(lists_at);
-    if (verdict.suppressed.empty()) row[f++].set_null();
-    else row[f++].set(json_string_array(verdict.suppressed));
-    copy << row;
-  }
-  copy.complete();
-}
-
-}  // namespace
-
-/// The batch's new events and the verdict each got, into the history. By COPY: dedup has
-/// made every event of the batch new, so no row can conflict, and COPY writes a page of rows
-/// at a time where INSERT … unnest parsed an array per column and inserted row by row. Only
-/// an id the dedup no longer remembers (its generation rotated out) whose history row stays
-/// (a producer dated it far ahead) can meet its own row: in a savepoint, that batch's COPY
-/// fails alone and the rows go by INSERT … ON CONFLICT DO NOTHING, as they always did.
-void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
-                    std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
-                    const std::string& rule_set_version, std::int64_t applied_batch, const rules::ListsAsOf& lists) {
-  try {
-    pqxx::subtransaction copy(tx, "history");
-    copy_history_rows(copy, applied, bodies, verdicts, rule_set_version, applied_batch, lists);
-    copy.commit();
-    return;
-  } catch (const pqxx::unique_violation&) {
-    // The savepoint is rolled back; the batch goes on below.
-  }
-  insert_history_rows(tx, applied, bodies, verdicts, rule_set_version, applied_batch, lists);
 }
 
 }  // namespace fraud::store
