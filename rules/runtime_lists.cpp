@@ -20,8 +20,24 @@ bool InForce::covers(events::Timestamp at, const std::optional<ListsAsOf>& as_of
   return from <= at && (!until || at < *until) && (!ended_at || at < *ended_at);
 }
 
+namespace {
+
+/// Replaces the element read from the same row as `item`, if any; whether it did.
+template <typename Item, typename Of>
+bool replace_row(std::vector<Item>& items, const Item& item, Of when_of) {
+  auto row = when_of(item).row_id;
+  if (row == 0) return false;
+  for (auto& held : items)
+    if (when_of(held).row_id == row) return held = item, true;
+  return false;
+}
+
+}  // namespace
+
 void RuntimeLists::add(std::string_view list, std::string_view value, const InForce& when) {
-  entries_[key(list, value)].push_back(when);
+  auto& held = entries_[key(list, value)];
+  if (replace_row(held, when, [](const InForce& w) -> const InForce& { return w; })) return;
+  held.push_back(when);
   ++entry_count_;
 }
 
@@ -35,7 +51,10 @@ bool RuntimeLists::contains(std::string_view list, std::string_view value, event
 }
 
 void RuntimeLists::suppress(std::string_view rule, std::string_view account, const InForce& when) {
-  suppressions_[std::string(account)].push_back({std::string(rule), when});
+  auto& held = suppressions_[std::string(account)];
+  Suppression suppression{std::string(rule), when};
+  if (replace_row(held, suppression, [](const Suppression& s) -> const InForce& { return s.when; })) return;
+  held.push_back(std::move(suppression));
   ++suppression_count_;
 }
 

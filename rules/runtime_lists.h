@@ -35,19 +35,21 @@ struct InForce {
   std::optional<events::Timestamp> ended_at;  ///< ended early
   std::int64_t added_version = 0;
   std::optional<std::int64_t> ended_version;
+  std::int64_t row_id = 0;  ///< the row it was read from, so a later read of it replaces it (0: none)
   /// Whether it counts for an event that occurred at `at`, decided as of `as_of`.
   bool covers(events::Timestamp at, const std::optional<ListsAsOf>& as_of) const;
 };
 
 class RuntimeLists {
  public:
-  /// `value` on `list`, as `when` says.
+  /// `value` on `list`, as `when` says; in place of the copy of the same row read before.
   void add(std::string_view list, std::string_view value, const InForce& when);
   /// Whether `value` was on `list` for an event that occurred at `at`, decided as of `as_of`.
   bool contains(std::string_view list, std::string_view value, events::Timestamp at,
                 const std::optional<ListsAsOf>& as_of) const;
 
-  /// `rule` does not fire for `account`'s events, as `when` says.
+  /// `rule` does not fire for `account`'s events, as `when` says; in place of the copy of the
+  /// same row read before.
   void suppress(std::string_view rule, std::string_view account, const InForce& when);
 
   /// A rule and when it is suppressed for one account.

@@ -1,5 +1,8 @@
 #include "store/list_entries.h"
 
+#include <optional>
+#include <string>
+
 namespace fraud::store {
 namespace {
 
@@ -20,14 +23,34 @@ rules::InForce in_force(const pqxx::row& row, int first) {
 
 }  // namespace
 
+namespace {
+
+// Every entry and suppression, or those added or ended after a version.
+constexpr const char* kChangedAfter = " WHERE added_version > $1 OR ended_version > $1";
+
+/// Reads the rows into `lists` (all, or those changed after `after`); how many it read.
+std::size_t read_rows(pqxx::transaction_base& tx, rules::RuntimeLists& lists, std::optional<std::int64_t> after) {
+  auto read = [&](const std::string& columns, const std::string& table) {
+    auto sql = "SELECT " + columns + ", " + kInForceColumns + " FROM " + table;
+    return after ? tx.exec_params(sql + kChangedAfter, *after) : tx.exec(sql);
+  };
+  auto with_row = [](const pqxx::row& row) {
+    auto when = in_force(row, 3);
+    when.row_id = row[0].as<std::int64_t>();
+    return when;
+  };
+  auto entries = read("entry_id, list_name, value", "fraud_list_entries");
+  for (const auto& row : entries) lists.add(row[1].c_str(), row[2].c_str(), with_row(row));
+  auto suppressions = read("suppression_id, rule_id, account_id", "fraud_suppressions");
+  for (const auto& row : suppressions) lists.suppress(row[1].c_str(), row[2].c_str(), with_row(row));
+  return entries.size() + suppressions.size();
+}
+
+}  // namespace
+
 rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx) {
   rules::RuntimeLists lists;
-  for (const auto& row :
-       tx.exec(std::string("SELECT list_name, value, ") + kInForceColumns + " FROM fraud_list_entries"))
-    lists.add(row[0].c_str(), row[1].c_str(), in_force(row, 2));
-  for (const auto& row :
-       tx.exec(std::string("SELECT rule_id, account_id, ") + kInForceColumns + " FROM fraud_suppressions"))
-    lists.suppress(row[0].c_str(), row[1].c_str(), in_force(row, 2));
+  read_rows(tx, lists, std::nullopt);
   return lists;
 }
 
@@ -35,9 +58,18 @@ const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx) {
   // now(): the transaction's start, by the database's clock; natural expiries count against it.
   auto row = tx.exec1("SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version");
   auto version = row[0].as<std::int64_t>();
-  // Entries read after the version may hold a change committed since; the version each is
-  // added and ended in keeps it out of this batch's decisions.
-  if (version != version_) lists_ = read_list_entries(tx);
+  // Every change bumps the version under the version row's lock, so changes commit in
+  // version order: everything up to the version read last was read then, and only rows
+  // added or ended after it are read now. Rows read may hold a change committed after this
+  // batch read its version; the version each is added and ended in keeps it out of this
+  // batch's decisions, and the next read replaces them. A version lower than the last
+  // (another server) reads all again.
+  if (version_ < 0 || version < version_) {
+    lists_ = {};
+    rows_read_ = read_rows(tx, lists_, std::nullopt);
+  } else {
+    rows_read_ = version == version_ ? 0 : read_rows(tx, lists_, version_);
+  }
   version_ = version;
   as_of_ = {version, row[1].as<events::Timestamp>()};
   return lists_;

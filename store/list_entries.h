@@ -16,17 +16,21 @@ namespace fraud::store {
 rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
 
 /// The lists as a replica's batches see them: the version is read in each batch's own
-/// transaction, and everything reloaded when it moved, so a change is in force on every
-/// replica from its next batch, with no reload of the rules and no loss of feature state.
+/// transaction, and what changed since the last read is read when it moved, so a change is
+/// in force on every replica from its next batch, with no reload of the rules and no loss of
+/// feature state.
 class ListSnapshot {
  public:
   /// Reads the version and the transaction's time in `tx`, and the entries when the version moved.
   const rules::RuntimeLists& refresh(pqxx::work& tx);
   /// What the last refresh read: what this batch decides under and records.
   const rules::ListsAsOf& as_of() const { return as_of_; }
+  /// The entries and suppressions the last refresh read.
+  std::size_t rows_read() const { return rows_read_; }
 
  private:
   std::int64_t version_ = -1;
+  std::size_t rows_read_ = 0;
   rules::ListsAsOf as_of_;
   rules::RuntimeLists lists_;
 };

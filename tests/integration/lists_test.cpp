@@ -151,3 +151,48 @@ TEST_CASE("a change committed between a batch's version read and its entries rea
   CHECK(lists.contains("deny_cards", "card-new", stamped, next));
   CHECK_FALSE(lists.contains("deny_cards", "card-kept", stamped, next));
 }
+
+// Every change bumps the lists' version; a replica reads only the entries and suppressions
+// added or ended since the version it read last (store/list_entries.cpp), and a row read
+// again replaces the copy read before, so an ended entry does not stay in force.
+TEST_CASE("a replica rereads only what changed in the lists, and an entry it read before ends when ended") {
+  TestDatabase db(Services::from_environment());
+  auto admin = [&](const std::string& sql) {  // as the console's approvals call them
+    pqxx::connection c(db.url());
+    pqxx::work tx(c);
+    auto row = tx.exec1(sql);
+    tx.commit();
+    return row[0].is_null() || row[0].size() == 0 ? std::int64_t{0} : row[0].as<std::int64_t>();  // void: ""
+  };
+  auto stolen = admin("SELECT fraud_apply_list_add('deny_cards', 'card-a', 'stolen', NULL, 'alice')");
+  admin("SELECT fraud_apply_list_add('deny_cards', 'card-b', 'stolen', NULL, 'alice')");
+  auto payroll = admin("SELECT fraud_apply_suppression_add('large_amount', 'acc-pay', 'payroll', 30, 'lena')");
+
+  store::ListSnapshot snapshot;
+  pqxx::connection batch(db.service_url());
+  auto refresh = [&] {
+    pqxx::work tx(batch);
+    snapshot.refresh(tx);
+    tx.commit();
+    return snapshot.rows_read();
+  };
+  CHECK(refresh() == 3);  // the first read: everything
+  CHECK(refresh() == 0);  // no change
+
+  admin("SELECT fraud_apply_list_end(" + std::to_string(stolen) + ", 'lena')");
+  admin("SELECT fraud_apply_list_add('deny_cards', 'card-c', 'stolen', NULL, 'alice')");
+  admin("SELECT fraud_suppression_end(" + std::to_string(payroll) + ", 'lena')");
+  CHECK(refresh() == 3);  // the three rows that changed, not the four there are
+
+  pqxx::work tx(batch);
+  const auto& lists = snapshot.refresh(tx);
+  auto as_of = std::optional<rules::ListsAsOf>(snapshot.as_of());
+  auto now = snapshot.as_of().at;
+  CHECK_FALSE(lists.contains("deny_cards", "card-a", now, as_of));  // ended: its earlier copy is gone
+  CHECK(lists.contains("deny_cards", "card-b", now, as_of));
+  CHECK(lists.contains("deny_cards", "card-c", now, as_of));
+  const auto* suppressions = lists.suppressions_of("acc-pay");
+  REQUIRE(suppressions != nullptr);
+  CHECK_FALSE(rules::RuntimeLists::suppressed(*suppressions, "large_amount", now, as_of));
+  CHECK(lists.size() == 4);
+}
