@@ -19,28 +19,24 @@ double haversine_km(double lat1, double lon1, double lat2, double lon2) {
 
 }  // namespace
 
-static_assert(sizeof(boost::container::vector<
-                     int, void, boost::container::vector_options_t<boost::container::stored_size<std::uint32_t>>>) ==
-              16);
-
-void FeatureEngine::History::add(Entry entry, events::Timestamp keep, std::span<const LatestNeed> latest) {
-  auto at = std::upper_bound(entries.begin(), entries.end(), entry.at,
-                             [](events::Timestamp t, const Entry& e) { return t < e.at; });
+void FeatureEngine::History::add(EntryRef entry, events::Timestamp keep, std::span<const LatestNeed> latest) {
+  auto at = std::upper_bound(entries.begin(), entries.end(), entry->at,
+                             [](events::Timestamp t, const EntryRef& e) { return t < e->at; });
   entries.insert(at, std::move(entry));
   // Everything the longest window reaches stays. Of what is older, an entry stays while it
   // is the newest one that some latest-event feature can still read: one that no newer
   // entry satisfies (a card-present payment before a run of online ones, for a card-present
   // speed). Walking from the newest, `unmet` holds the features no entry seen has satisfied.
-  auto cut = entries.back().at - keep;
+  auto cut = entries.back()->at - keep;
   std::vector<bool> unmet(latest.size(), true);
   auto kept = entries.end();
   for (auto it = entries.end(); it != entries.begin();) {
     --it;
-    bool needed = it->at >= cut;
+    bool needed = (*it)->at >= cut;
     for (std::size_t n = 0; n < latest.size(); ++n)
-      if (unmet[n] && latest[n].covered_by(*it)) unmet[n] = false, needed = true;
+      if (unmet[n] && latest[n].covered_by(**it)) unmet[n] = false, needed = true;
     if (!needed) continue;
-    if (--kept != it) *kept = std::move(*it);  // never onto itself: a self-moved vector empties
+    if (--kept != it) *kept = std::move(*it);
   }
   entries.erase(entries.begin(), kept);
 }
@@ -119,8 +115,9 @@ void FeatureEngine::synchronise(KeyField field, const std::string& key, std::int
   }
 }
 
-FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {
-  Entry entry;
+FeatureEngine::EntryRef FeatureEngine::entry_of(const events::Event& event) const {
+  auto made = std::make_unique<Entry>();
+  auto& entry = *made;
   entry.at = event.occurred_at;
   auto amount = Decimal::from_money(event.amount);
   auto base = rules_->amount_base(event);
@@ -151,8 +148,8 @@ FeatureEngine::Entry FeatureEngine::entry_of(const events::Event& event) const {
     if (s == 0) entry.hash_first = hash;
     else spill.hash_rest.push_back(hash);
   }
-  if (spill.wide || !spill.hash_rest.empty()) entry.spill = std::make_shared<const Spill>(std::move(spill));
-  return entry;
+  if (spill.wide || !spill.hash_rest.empty()) entry.spill = std::make_unique<const Spill>(std::move(spill));
+  return EntryRef(made.release());
 }
 
 void FeatureEngine::remember(const events::Event& event, std::optional<KeyField> field) {
@@ -183,7 +180,7 @@ bool FeatureEngine::lacks_latest(KeyField field, const std::string& key) const {
   for (const auto& need : latest_[i]) {
     bool covered =
         found != histories_[i].end() && std::any_of(found->second.entries.begin(), found->second.entries.end(),
-                                                    [&](const Entry& e) { return need.covered_by(e); });
+                                                    [&](const EntryRef& e) { return need.covered_by(*e); });
     if (!covered) return true;
   }
   return false;
@@ -212,7 +209,7 @@ std::vector<Value> FeatureEngine::observe(const events::Event& event, const std:
     auto key = key_of(event, specs[i].key);
     if (key.empty() || (specs[i].paired_with && key_of(event, *specs[i].paired_with).empty())) continue;
     auto field = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), specs[i].key) - fields_.begin());
-    values[i] = compute(specs[i], i, histories_[field][key], entry);
+    values[i] = compute(specs[i], i, histories_[field][key], *entry);
   }
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     auto key = key_of(event, fields_[i]);
@@ -228,18 +225,19 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
   auto bit = std::uint64_t{1} << index;
   // History at or before the current event, newest first.
   auto end = std::upper_bound(history.entries.begin(), history.entries.end(), current.at,
-                              [](events::Timestamp t, const Entry& e) { return t < e.at; });
+                              [](events::Timestamp t, const EntryRef& e) { return t < e->at; });
   auto earlier = std::make_reverse_iterator(end);
   auto oldest = std::make_reverse_iterator(history.entries.begin());
 
   if (spec.aggregate == Aggregate::time_since_last || spec.aggregate == Aggregate::speed_kmh) {
     for (auto it = earlier; it != oldest; ++it) {
-      if (!(it->where_mask & bit)) continue;
-      auto dt = current.at - it->at;
+      const auto& e = **it;
+      if (!(e.where_mask & bit)) continue;
+      auto dt = current.at - e.at;
       if (spec.aggregate == Aggregate::time_since_last) return Value::of(Decimal::from_micros(dt));  // seconds
-      if (std::isnan(it->lat)) continue;
+      if (std::isnan(e.lat)) continue;
       if (std::isnan(current.lat)) return {};
-      double km = haversine_km(it->lat, it->lon, current.lat, current.lon);
+      double km = haversine_km(e.lat, e.lon, current.lat, current.lon);
       if (km < spec.min_km) return Value::of(Decimal());  // within coordinate noise: no travel
       double hours = static_cast<double>(std::max<events::Timestamp>(dt, spec.min_interval_us)) / 3.6e9;
       auto speed = Decimal::from_double(km / hours);
@@ -270,7 +268,7 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
     ++count;
   };
   take(current);
-  for (auto it = earlier; it != oldest && it->at > current.at - spec.window_us; ++it) take(*it);
+  for (auto it = earlier; it != oldest && (*it)->at > current.at - spec.window_us; ++it) take(**it);
 
   switch (spec.aggregate) {
     case Aggregate::count: return Value::of(Decimal::from_int(count));

@@ -30,7 +30,8 @@
 
 #include <absl/container/node_hash_map.h>
 #include <absl/hash/hash.h>
-#include <boost/container/vector.hpp>
+#include <boost/container/small_vector.hpp>
+#include <boost/smart_ptr/intrusive_ptr.hpp>
 
 #include "events/event.h"
 #include "rules/rule_set.h"
@@ -111,10 +112,10 @@ class FeatureEngine {
   std::size_t keys_held() const;
 
  private:
-  /// What features need of one event. Compact, because one is held per event and key field
-  /// for the longest window (bench/run measures the replica's memory): amounts as 64-bit
-  /// micros, and what few events need (an amount beyond 64 bits, a second hashed string)
-  /// spilled to a block of its own, shared by the event's copies under its other keys.
+  /// What features need of one event, made once and shared by the histories of its keys.
+  /// Compact, because one is held per event for the longest window (bench/run measures the
+  /// replica's memory): amounts as 64-bit micros, and what few events need (an amount beyond
+  /// 64 bits, a second hashed string) spilled to a block of its own.
   struct Spill {
     bool wide = false;  ///< the amounts are these, not the entry's 64-bit ones
     Decimal amount, amount_base;
@@ -132,14 +133,23 @@ class FeatureEngine {
     /// Hashes of the string values features compare, one per HashSlot (0 when missing). The
     /// first is inline: most rule files have at most one.
     std::uint64_t hash_first = 0;
-    std::shared_ptr<const Spill> spill;
+    std::unique_ptr<const Spill> spill;
+    /// The histories holding it. Not atomic: an engine, and so its entries, belongs to one
+    /// thread at a time.
+    mutable std::uint32_t holders = 0;
 
     bool wide() const { return spill && spill->wide; }
     Decimal amount() const { return wide() ? spill->amount : Decimal::from_micros(amount_micros); }
     bool has_amount_base() const { return wide() ? spill->has_amount_base : amount_base_micros != kNoAmount; }
     Decimal amount_base() const { return wide() ? spill->amount_base : Decimal::from_micros(amount_base_micros); }
     std::uint64_t hash(std::size_t slot) const { return slot == 0 ? hash_first : spill->hash_rest[slot - 1]; }
+
+    friend void intrusive_ptr_add_ref(const Entry* e) { ++e->holders; }
+    friend void intrusive_ptr_release(const Entry* e) {
+      if (--e->holders == 0) delete e;
+    }
   };
+  using EntryRef = boost::intrusive_ptr<const Entry>;
 
   /// A time_since_last or speed_kmh feature: it reads the key's latest earlier event that
   /// satisfies its `where` (and, for speed, has a location), however old: history must keep
@@ -150,12 +160,10 @@ class FeatureEngine {
     bool covered_by(const Entry& e) const { return (e.where_mask & bit) && (!needs_location || !std::isnan(e.lat)); }
   };
 
-  /// One key's events, oldest first. 24 bytes, because a million keys each hold one: the
-  /// vector's size and capacity in 32 bits (a key never holds four billion events), and the
-  /// version and the loaded flag in one word (a version never reaches 2^62).
-  using Entries =
-      boost::container::vector<Entry, void,
-                               boost::container::vector_options_t<boost::container::stored_size<std::uint32_t>>>;
+  /// One key's events, oldest first, by reference; 40 bytes, because a million keys each hold
+  /// one: the one event most keys have in place, and the version and the loaded flag in one
+  /// word (a version never reaches 2^62).
+  using Entries = boost::container::small_vector<EntryRef, 1>;
   class History {
    public:
     Entries entries;
@@ -166,22 +174,22 @@ class FeatureEngine {
     void set(std::int64_t version, bool loaded) { state_ = version * 2 + (loaded ? 1 : 0); }
     /// Inserts in event-time order, then drops what no window of `keep` can reach, except
     /// the newest older entry each of `latest` can still need (see LatestNeed).
-    void add(Entry entry, events::Timestamp keep, std::span<const LatestNeed> latest);
+    void add(EntryRef entry, events::Timestamp keep, std::span<const LatestNeed> latest);
 
    private:
     std::int64_t state_ = 0;  ///< version and flag in one word
   };
   /// Keys by their text, hashed with a per-process seed so that producer-chosen keys cannot be
   /// made to collide. A node per key: a million keys in absl's flat table took 20 MB more at
-  /// peak, its slots being 56 bytes and a third of them empty after it doubles (bench/run,
-  /// step 6), against a node of 64 and an 8-byte slot.
+  /// peak, its slots holding the key and the history and a third of them empty after it
+  /// doubles (bench/run, step 6), against a node each and an 8-byte slot.
   struct KeyHash {
     using is_transparent = void;  // looked up by string_view, copied only when inserted
     std::size_t operator()(std::string_view key) const { return absl::Hash<std::string_view>{}(key); }
   };
   using Histories = absl::node_hash_map<std::string, History, KeyHash, std::equal_to<>>;
 
-  Entry entry_of(const events::Event& event) const;
+  EntryRef entry_of(const events::Event& event) const;
   Value compute(const FeatureSpec& spec, std::size_t index, const History& history, const Entry& current) const;
 
   std::shared_ptr<const RuleSet> rules_;
