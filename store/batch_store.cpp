@@ -267,7 +267,7 @@ std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batch
     AlertColumns alerts;
     CaseColumns cases;
     const auto& rules = features.rules();
-    // One statement per batch (the version), and a reload when lists or suppressions changed.
+    // One statement per batch (the version), and the rows that changed when lists or suppressions did.
     const auto& lists = state_->lists.refresh(tx);
     std::vector<rules::Verdict> verdicts;
     verdicts.reserve(events.size());

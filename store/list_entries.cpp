@@ -62,13 +62,22 @@ const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx) {
   // version order: everything up to the version read last was read then, and only rows
   // added or ended after it are read now. Rows read may hold a change committed after this
   // batch read its version; the version each is added and ended in keeps it out of this
-  // batch's decisions, and the next read replaces them. A version lower than the last
-  // (another server) reads all again.
+  // batch's decisions, and the next read replaces them. A version lower than the last (a
+  // database restored, or failed over behind an address that kept the connection) reads
+  // all again.
+  rows_read_ = 0;
+  if (version_ >= 0 && version > version_) {
+    rows_read_ = read_rows(tx, lists_, version_);
+    // A row deleted, or inserted without a version, by hand (the tables' owner can): the
+    // counts differ, and everything is read again.
+    auto held =
+        tx.exec1("SELECT (SELECT count(*) FROM fraud_list_entries) + (SELECT count(*) FROM fraud_suppressions)");
+    if (held[0].as<std::size_t>() != lists_.size()) version_ = -1;
+  }
   if (version_ < 0 || version < version_) {
-    lists_ = {};
-    rows_read_ = read_rows(tx, lists_, std::nullopt);
-  } else {
-    rows_read_ = version == version_ ? 0 : read_rows(tx, lists_, version_);
+    rules::RuntimeLists all;  // swapped in once read whole: a failed read leaves the last lists
+    rows_read_ = read_rows(tx, all, std::nullopt);
+    lists_ = std::move(all);
   }
   version_ = version;
   as_of_ = {version, row[1].as<events::Timestamp>()};

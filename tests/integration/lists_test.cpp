@@ -195,4 +195,18 @@ TEST_CASE("a replica rereads only what changed in the lists, and an entry it rea
   REQUIRE(suppressions != nullptr);
   CHECK_FALSE(rules::RuntimeLists::suppressed(*suppressions, "large_amount", now, as_of));
   CHECK(lists.size() == 4);
+  tx.commit();
+
+  // A row deleted by hand (the owner can), with the version moved: the counts differ, so
+  // everything is read again and the entry is gone.
+  admin(
+      "WITH gone AS (DELETE FROM fraud_list_entries WHERE value = 'card-b' RETURNING 1) "
+      "UPDATE fraud_list_version SET version = version + 1 RETURNING version");
+  CHECK(refresh() == 3);
+  pqxx::work after(batch);
+  CHECK_FALSE(snapshot.refresh(after).contains("deny_cards", "card-b", now, snapshot.as_of()));
+  after.commit();
+  // A version lower than the last one read (a database restored): everything again.
+  admin("UPDATE fraud_list_version SET version = version - 2 RETURNING version");
+  CHECK(refresh() == 3);
 }
