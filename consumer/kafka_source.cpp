@@ -161,8 +161,9 @@ KafkaSource::KafkaSource(const KafkaConfig& config, const std::string& client_id
   // backlog; 16 MB is still seconds of records at full speed. A property overrides it.
   set_property(*conf, "queued.max.messages.kbytes", "16384");
   // It also aims for 100,000 records per partition, each keeping its fetch response in
-  // memory: on a backlog, 25 MB of a replica's 270 MB peak (bench/run, step 6). Ten batches
-  // of the default size per partition keep the loop as busy.
+  // memory: on a backlog of a million keys' events, a peak of 272 MB against 247 with 10,000
+  // (bench/keys, three runs each, at 8d5fb60's entries). Ten batches of the default size per
+  // partition keep the loop as busy.
   set_property(*conf, "queued.min.messages", "10000");
   for (const auto& [name, value] : config.properties) set_property(*conf, name, value);
   // Not overridable (config validation refuses them): offsets are committed by hand, and

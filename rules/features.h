@@ -59,6 +59,11 @@ inline constexpr int kMaxLatestDepth = 4096;
 class FeatureEngine {
  public:
   explicit FeatureEngine(std::shared_ptr<const RuleSet> rules);
+  /// Not copied: a copy would share its entries' counts, which are not atomic.
+  FeatureEngine(const FeatureEngine&) = delete;
+  FeatureEngine& operator=(const FeatureEngine&) = delete;
+  FeatureEngine(FeatureEngine&&) = default;
+  FeatureEngine& operator=(FeatureEngine&&) = default;
 
   const RuleSet& rules() const { return *rules_; }
 
@@ -114,8 +119,9 @@ class FeatureEngine {
  private:
   /// What features need of one event, made once and shared by the histories of its keys.
   /// Compact, because one is held per event for the longest window (bench/run measures the
-  /// replica's memory): amounts as 64-bit micros, and what few events need (an amount beyond
-  /// 64 bits, a second hashed string) spilled to a block of its own.
+  /// replica's memory): amounts as 64-bit micros, and what the starter rules never need (an
+  /// amount beyond 64 bits, a second hashed string) in a block of its own, made only for
+  /// the events that need it.
   struct Spill {
     bool wide = false;  ///< the amounts are these, not the entry's 64-bit ones
     Decimal amount, amount_base;
@@ -179,10 +185,10 @@ class FeatureEngine {
    private:
     std::int64_t state_ = 0;  ///< version and flag in one word
   };
-  /// Keys by their text, hashed with a per-process seed so that producer-chosen keys cannot be
-  /// made to collide. A node per key: a million keys in absl's flat table took 20 MB more at
-  /// peak, its slots holding the key and the history and a third of them empty after it
-  /// doubles (bench/run, step 6), against a node each and an 8-byte slot.
+  /// Keys by their text, hashed by absl with a seed that differs per process (std::hash has
+  /// none, so producer-chosen keys could be made to collide in every replica). A node per key: a million keys in absl's
+  /// flat table took about 20 MB more at peak (bench/keys, two runs each), its slots holding the key and the history
+  /// and a third of them empty after it doubles, against a node each and an 8-byte slot.
   struct KeyHash {
     using is_transparent = void;  // looked up by string_view, copied only when inserted
     std::size_t operator()(std::string_view key) const { return absl::Hash<std::string_view>{}(key); }
