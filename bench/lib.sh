@@ -81,8 +81,11 @@ consume() {
 # What a span of work writes, per applied event: rows (heap inserts and updates, from the
 # database's statistics), index entries (B-tree leaf inserts, counted in the WAL itself by
 # pg_waldump) and WAL bytes. A physical replication slot keeps the span's WAL until it is read.
-# writes_begin before the span; writes_end after it, with $1 the applied events, sets
-# rows_per_event, index_entries_per_event and wal_bytes_per_event.
+# What stays on disk is the database's growth over the span (tables, indexes, free space they
+# hold; the outbox as the relay has not yet emptied it), which at 1,000 events/s makes the
+# disk per day. writes_begin before the span; writes_end after it, with $1 the applied
+# events, sets rows_per_event, index_entries_per_event, wal_bytes_per_event and
+# disk_bytes_per_event.
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 writes_begin() {
   write_slot="fraud_bench_$$"
@@ -91,6 +94,7 @@ writes_begin() {
   sql "SELECT pg_create_physical_replication_slot('$write_slot', true)" >/dev/null
   wal_start=$(sql "SELECT pg_current_wal_insert_lsn()")
   rows_before=$(sql "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables")
+  disk_before=$(sql "SELECT pg_database_size(current_database())")
 }
 writes_end() {
   local applied=$1 wal_end rows entries deadline=$((SECONDS + 30))
@@ -107,5 +111,6 @@ writes_end() {
   rows_per_event=$(awk -v r="$rows" -v n="$applied" 'BEGIN {printf "%.2f", r / n}')
   index_entries_per_event=$(awk -v r="$entries" -v n="$applied" 'BEGIN {printf "%.2f", r / n}')
   wal_bytes_per_event=$(sql "SELECT round(pg_wal_lsn_diff('$wal_end', '$wal_start') / $applied)")
+  disk_bytes_per_event=$(sql "SELECT round((pg_database_size(current_database()) - $disk_before) / $applied::numeric)")
   sql "SELECT pg_drop_replication_slot('$write_slot')" >/dev/null
 }

@@ -22,25 +22,15 @@ constexpr auto kProgressEvery = 10s;
 
 std::string where(const TopicPartition& tp) { return tp.topic + "/" + std::to_string(tp.partition); }
 
-void add(LoopCounters& c, const store::BatchResult& r) {
+void add(LoopCounters& c, const BatchResult& r) {
   ++c.batches;
   c.processed += r.processed, c.duplicates += r.duplicates, c.rejected += r.rejected, c.alerts += r.alerts;
-}
-
-store::BatchResult& operator+=(store::BatchResult& a, const store::BatchResult& b) {
-  a.fenced = a.fenced || b.fenced;
-  a.processed += b.processed, a.duplicates += b.duplicates, a.rejected += b.rejected, a.alerts += b.alerts;
-  a.duplicate_conflicts += b.duplicate_conflicts;
-  a.alert_labels.insert(a.alert_labels.end(), b.alert_labels.begin(), b.alert_labels.end());
-  a.applied_origins.insert(a.applied_origins.end(), b.applied_origins.begin(), b.applied_origins.end());
-  a.rule_seconds += b.rule_seconds;
-  return a;
 }
 
 }  // namespace
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-                     store::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
+                     BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
                      HealthState& health, LoopHooks hooks)
     : batch_config_(batch), retention_days_(retention.days), store_(store),
       features_(std::make_unique<rules::FeatureEngine>(std::move(rules))), decoder_(limits.decode()), metrics_(metrics),
@@ -157,7 +147,7 @@ void BatchLoop::claim_waiting(Clock::time_point now) {
 }
 
 // Cached feature histories stay: another replica that extends their keys bumps the keys'
-// versions, and a stale history is reloaded (store::BatchStore::synchronise_keys).
+// versions, and a stale history is reloaded (store/feature_history.h, synchronise_keys).
 void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
   try {
     flush(tps, OnFailure::drop);
@@ -239,7 +229,7 @@ bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_fail
     records += batches.back().records.size();
   }
   if (hooks_.before_database_apply) hooks_.before_database_apply();
-  std::vector<store::BatchResult> results;
+  std::vector<BatchResult> results;
   try {
     results = apply_together(batches);
   } catch (const store::DatabaseError& e) {
@@ -338,19 +328,19 @@ store::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
 // A permanent error belongs to one record, never to the partition: narrow it down by
 // applying records one at a time, and reject the one the database refuses. Records already
 // committed in a split are replayed as duplicates if a retry follows, which changes nothing.
-std::vector<store::BatchResult> BatchLoop::apply_together(const std::vector<store::PartitionBatch>& batches) {
+std::vector<BatchResult> BatchLoop::apply_together(const std::vector<store::PartitionBatch>& batches) {
   try {
     return apply(batches);
   } catch (const store::DatabaseError& e) {
     if (!e.record_fault) throw;
     if (batches.size() == 1) return {split(batches.front(), e)};
-    std::vector<store::BatchResult> results;  // first the partition, then the record
+    std::vector<BatchResult> results;  // first the partition, then the record
     for (const auto& batch : batches) results.push_back(apply_or_split(batch));
     return results;
   }
 }
 
-store::BatchResult BatchLoop::apply_or_split(const store::PartitionBatch& batch) {
+BatchResult BatchLoop::apply_or_split(const store::PartitionBatch& batch) {
   try {
     return apply({batch}).front();
   } catch (const store::DatabaseError& e) {
@@ -359,7 +349,7 @@ store::BatchResult BatchLoop::apply_or_split(const store::PartitionBatch& batch)
   }
 }
 
-store::BatchResult BatchLoop::split(const store::PartitionBatch& batch, const store::DatabaseError& e) {
+BatchResult BatchLoop::split(const store::PartitionBatch& batch, const store::DatabaseError& e) {
   if (batch.records.size() == 1) {
     auto refused = batch;
     refused.records[0].event.reset();
@@ -368,7 +358,7 @@ store::BatchResult BatchLoop::split(const store::PartitionBatch& batch, const st
               {{"offset", std::to_string(batch.records[0].record.offset)}, {"error", e.what()}});
     return apply({refused}).front();
   }
-  store::BatchResult total;
+  BatchResult total;
   for (const auto& record : batch.records) {
     total += apply_or_split({batch.topic, batch.partition, batch.epoch, {record}});
     if (total.fenced) break;
@@ -376,7 +366,7 @@ store::BatchResult BatchLoop::split(const store::PartitionBatch& batch, const st
   return total;
 }
 
-void BatchLoop::observe(const TopicPartition& tp, const store::BatchResult& result) {
+void BatchLoop::observe(const TopicPartition& tp, const BatchResult& result) {
   metrics_.records(tp.topic, "processed").Increment(static_cast<double>(result.processed));
   metrics_.records(tp.topic, "duplicate").Increment(static_cast<double>(result.duplicates));
   metrics_.records(tp.topic, "rejected").Increment(static_cast<double>(result.rejected));
@@ -394,7 +384,7 @@ void BatchLoop::observe(const TopicPartition& tp, const store::BatchResult& resu
 
 // One attempt. Feature state the attempt built without committing it is forgotten, so the
 // engine reloads it from the history that did commit.
-std::vector<store::BatchResult> BatchLoop::apply(const std::vector<store::PartitionBatch>& batches) {
+std::vector<BatchResult> BatchLoop::apply(const std::vector<store::PartitionBatch>& batches) {
   constexpr std::size_t kMaxKeysHeld = 1'000'000;  // bounds memory: past it, start from the database again
   try {
     auto results = store_.apply(batches, *features_);

@@ -13,13 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "consumer/batch_applier.h"
 #include "consumer/config.h"
 #include "consumer/kafka_source.h"
 #include "consumer/metrics.h"
 #include "events/decode.h"
 #include "rules/features.h"
 #include "rules/rule_set.h"
-#include "store/batch_store.h"
 #include "store/database_error.h"
 
 namespace fraud::consumer {
@@ -50,9 +50,9 @@ class BatchLoop final : public PartitionOwner {
   /// then any zombie that fenced it has been told it lost the partition.
   static constexpr std::chrono::seconds kFencedReclaim{60};
 
-  BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
-            store::BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
-            HealthState& health, LoopHooks hooks = {});
+  BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention, BatchWriter& store,
+            std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
+            LoopHooks hooks = {});
 
   /// Replaces the rules for every batch from now on; feature state starts again from the
   /// stored history. Call on the polling thread (each_turn).
@@ -97,18 +97,18 @@ class BatchLoop final : public PartitionOwner {
   bool apply_group(std::vector<TopicPartition> group, OnFailure on_failure);
   void fenced(const TopicPartition& tp, Partition& p);
   store::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
-  std::vector<store::BatchResult> apply_together(const std::vector<store::PartitionBatch>& batches);
-  store::BatchResult apply_or_split(const store::PartitionBatch& batch);
-  store::BatchResult split(const store::PartitionBatch& batch, const store::DatabaseError& error);
-  std::vector<store::BatchResult> apply(const std::vector<store::PartitionBatch>& batches);
+  std::vector<BatchResult> apply_together(const std::vector<store::PartitionBatch>& batches);
+  BatchResult apply_or_split(const store::PartitionBatch& batch);
+  BatchResult split(const store::PartitionBatch& batch, const store::DatabaseError& error);
+  std::vector<BatchResult> apply(const std::vector<store::PartitionBatch>& batches);
   void schedule_retry(const TopicPartition& tp, Partition& p, const store::DatabaseError& error,
                       Clock::time_point retry_at, std::chrono::milliseconds backoff);
-  void observe(const TopicPartition& tp, const store::BatchResult& result);
+  void observe(const TopicPartition& tp, const BatchResult& result);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
   BatchConfig batch_config_;
   std::int64_t retention_days_;  ///< events older than this window are refused (0: none are)
-  store::BatchWriter& store_;
+  BatchWriter& store_;
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the active rules and their feature state
   events::Decoder decoder_;
   std::map<TopicPartition, Partition> partitions_;

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <span>
+#include <stdexcept>
 
 #include "ops/mechanism_switch.h"
 #include "store/cases.h"
@@ -59,14 +60,6 @@ struct BatchStore::State {
 };
 
 namespace {
-
-/// A new event, the batch it came in, and its JSON (serialised once, for its digest and the
-/// history).
-struct NewEvent {
-  const events::Event* event;
-  std::size_t batch;
-  std::string body;
-};
 
 // Registers key fields (migrations/0012), with the dedup gate held exclusively so that no
 // batch is in flight: a field never kept before is complete only if no batch has drawn an
@@ -135,7 +128,7 @@ void require_key_indexes(pqxx::connection& connection, const rules::FeatureEngin
 // Fences and advances every batch's partition in one statement; returns the indices of the
 // batches whose partitions this replica still owns, and marks the others fenced.
 std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, std::span<const PartitionBatch> batches,
-                                 std::vector<BatchResult>& results) {
+                                 std::vector<StoredBatch>& results) {
   ArrayLiteral topics, partitions, epochs, next_offsets;
   for (const auto& batch : batches) {
     if (batch.records.empty()) continue;
@@ -157,12 +150,19 @@ std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, st
   return owned;
 }
 
+/// The new events of a transaction, and each one's JSON (serialised once, for its digest and
+/// the history).
+struct NewEvents {
+  std::vector<NewEvent> events;
+  std::vector<std::string> bodies;
+};
+
 // Dedups the owned batches and records their rejected records; returns their new events in
 // the order given (batch by batch, offset order within one). The first occurrence of a new
 // id is applied; any later one in the transaction is a duplicate.
-std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> batches,
-                                          const std::vector<std::size_t>& owned, const OutboxTopics& topics,
-                                          std::vector<BatchResult>& results) {
+NewEvents separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> batches,
+                              const std::vector<std::size_t>& owned, const OutboxTopics& topics,
+                              std::vector<StoredBatch>& results) {
   std::vector<std::vector<std::int64_t>> digests(batches.size());
   std::vector<std::vector<std::string>> bodies(batches.size());
   for (auto b : owned) {
@@ -175,7 +175,7 @@ std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const Partit
       }
   }
   auto fresh = insert_new(tx, batches, owned, digests);
-  std::vector<NewEvent> applied;
+  NewEvents applied;
   DuplicateColumns duplicates;
   for (auto b : owned) {
     auto& result = results[b];
@@ -190,7 +190,8 @@ std::vector<NewEvent> separate_new_events(pqxx::work& tx, std::span<const Partit
       } else {
         ++result.processed;
         result.applied_origins.push_back(r.event->recorded_at.value_or(r.record.timestamp_ms * 1000));
-        applied.push_back({&*r.event, b, std::move(bodies[b][k])});
+        applied.events.push_back({&*r.event, b});
+        applied.bodies.push_back(std::move(bodies[b][k]));
       }
     }
   }
@@ -238,65 +239,113 @@ Claim BatchStore::claim(const std::string& topic, std::int32_t partition) {
   }
 }
 
-BatchResult BatchStore::apply(const PartitionBatch& batch, rules::FeatureEngine& features) {
-  return apply(std::span<const PartitionBatch>(&batch, 1), features).front();
-}
+/// An open batch's transaction, and the columns its stages gather for the inserts at commit.
+struct OpenBatch::Work {
+  Work(BatchStore::State& store_state, std::string topic) : state(store_state), alerts_topic(std::move(topic)) {}
 
-std::vector<BatchResult> BatchStore::apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features) {
-  std::vector<BatchResult> results(batches.size());
+  /// Runs a stage: any failure becomes a DatabaseError, and a lost connection is dropped so
+  /// that the store's next batch opens a new one.
+  template <typename Stage>
+  auto guarded(Stage stage) -> decltype(stage()) {
+    try {
+      return stage();
+    } catch (...) {
+      fail();
+    }
+  }
+
+  /// Ends the transaction after a failure (before its connection may go: the transaction
+  /// refers to it) and rethrows the failure as a DatabaseError.
+  [[noreturn]] void fail() {
+    tx.reset();
+    writes = false;
+    rethrow_as_database_error(state.drop_if_lost());
+  }
+
+  BatchStore::State& state;
+  std::string alerts_topic;
+  std::unique_ptr<pqxx::work> tx;
+  bool writes = false;  ///< some batch is owned: the transaction commits
+  std::vector<StoredBatch> results;
+  std::vector<const events::Event*> events;  ///< the new events, as OpenBatch::new_events()
+  std::vector<std::string> bodies;           ///< each new event's JSON
+  std::int64_t applied_batch = 0;            ///< the first applied_seq of the transaction
+  std::vector<rules::Verdict> verdicts;
+  std::string rule_set_version;
+  AlertColumns alerts;
+  CaseColumns cases;
+};
+
+OpenBatch BatchStore::begin(std::span<const PartitionBatch> batches, const rules::FeatureEngine& features) {
+  auto work = std::make_unique<OpenBatch::Work>(*state_, topics_.alerts);
+  work->results.resize(batches.size());
   try {
     auto& connection = state_->connection(url_, on_reconnect_);
     require_key_indexes(connection, features, state_->indexed);
     register_key_fields(connection, features, state_->versions_complete);
     state_->pairs.register_kinds(connection, features, on_progress_);
-    pqxx::work tx(connection);
-    auto owned = advance(tx, group_id_, batches, results);
-    if (owned.empty()) return results;  // nothing to write, or every batch fenced: roll back
-    auto applied = separate_new_events(tx, batches, owned, topics_, results);
-    std::vector<const events::Event*> events;
-    std::vector<std::string> bodies;
-    events.reserve(applied.size()), bodies.reserve(applied.size());
-    for (auto& a : applied) events.push_back(a.event), bodies.push_back(std::move(a.body));
-    if (!mechanism_disabled("key_versions")) synchronise_keys(tx, features, events, state_->versions_complete);
-    load_history(tx, features, events, state_->history_decoder);
-    // Drawn after the key locks: per key, batches draw in commit order (migrations/0011). The
-    // transaction's first applied_seq; its events follow in order.
-    auto applied_batch =
-        events.empty() ? 0 : tx.exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
-    auto pair_flags = state_->pairs.claim(tx, features, events, applied_batch);
-    AlertColumns alerts;
-    CaseColumns cases;
-    const auto& rules = features.rules();
-    // One statement per batch (the version), and the rows that changed when lists or suppressions did.
-    const auto& lists = state_->lists.refresh(tx);
-    std::vector<rules::Verdict> verdicts;
-    verdicts.reserve(events.size());
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      const auto& event = *events[i];
-      auto& result = results[applied[i].batch];
-      auto started = std::chrono::steady_clock::now();
-      auto values = features.observe(event, &pair_flags[i]);
-      const auto& verdict = verdicts.emplace_back(rules.evaluate(event, values, &lists, state_->lists.as_of()));
-      result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      for (const auto& hit : verdict.hits) {
-        alerts.add(event, hit, verdict);
-        result.alert_labels.push_back({hit.rule_id, rules::to_string(verdict.decision), hit.shadow});
-        ++result.alerts;
-      }
-      for (const auto& rule : verdict.suppressed)
-        result.alert_labels.push_back({rule, rules::to_string(verdict.decision), false, true});
-      cases.add(event, verdict);
-    }
-    if (!events.empty())
-      insert_history(tx, events, bodies, verdicts, rules.version(), applied_batch, state_->lists.as_of());
-    if (alerts.count > 0) alerts.insert(tx, rules.version(), topics_.alerts);
-    if (cases.count > 0) cases.insert(tx);
-    tx.commit();
-    state_->pairs.committed();
-    return results;
+    work->tx = std::make_unique<pqxx::work>(connection);
+    auto owned = advance(*work->tx, group_id_, batches, work->results);
+    if (owned.empty()) return OpenBatch(std::move(work));  // nothing to write, or every batch fenced: roll back
+    work->writes = true;
+    auto applied = separate_new_events(*work->tx, batches, owned, topics_, work->results);
+    work->bodies = std::move(applied.bodies);
+    for (const auto& e : applied.events) work->events.push_back(e.event);
+    OpenBatch open(std::move(work));
+    open.new_events_ = std::move(applied.events);
+    return open;
   } catch (...) {
+    if (work) work->fail();  // still here: nothing after the move throws
     rethrow_as_database_error(state_->drop_if_lost());
   }
+}
+
+OpenBatch::OpenBatch(std::unique_ptr<Work> work) : work_(std::move(work)) {}
+OpenBatch::OpenBatch(OpenBatch&&) noexcept = default;
+OpenBatch::~OpenBatch() = default;
+
+void OpenBatch::load(rules::FeatureEngine& features) {
+  if (!work_->writes) return;
+  work_->guarded([&] {
+    auto& w = *work_;
+    auto& state = w.state;
+    if (!mechanism_disabled("key_versions")) synchronise_keys(*w.tx, features, w.events, state.versions_complete);
+    load_history(*w.tx, features, w.events, state.history_decoder);
+    // Drawn after the key locks: per key, batches draw in commit order (migrations/0011). The
+    // transaction's first applied_seq; its events follow in order.
+    if (!w.events.empty())
+      w.applied_batch = w.tx->exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
+    first_seen_ = state.pairs.claim(*w.tx, features, w.events, w.applied_batch);
+    // One statement per batch (the version), and the rows that changed when lists or suppressions did.
+    lists_ = &state.lists.refresh(*w.tx);
+    w.verdicts.resize(w.events.size());
+  });
+}
+
+const rules::ListsAsOf& OpenBatch::lists_as_of() const { return work_->state.lists.as_of(); }
+
+void OpenBatch::record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version) {
+  auto& w = *work_;
+  if (w.rule_set_version.empty()) w.rule_set_version = rule_set_version;
+  else if (w.rule_set_version != rule_set_version) throw std::logic_error("one rule set decides a whole transaction");
+  const auto& event = *w.events.at(i);
+  for (const auto& hit : verdict.hits) w.alerts.add(event, hit, verdict);
+  w.cases.add(event, verdict);
+  w.verdicts.at(i) = std::move(verdict);
+}
+
+std::vector<StoredBatch> OpenBatch::commit() {
+  auto& w = *work_;
+  if (!w.writes) return std::move(w.results);  // rolled back: nothing was written
+  return w.guarded([&] {
+    if (!w.events.empty())
+      insert_history(*w.tx, w.events, w.bodies, w.verdicts, w.rule_set_version, w.applied_batch, w.state.lists.as_of());
+    if (w.alerts.count > 0) w.alerts.insert(*w.tx, w.rule_set_version, w.alerts_topic);
+    if (w.cases.count > 0) w.cases.insert(*w.tx);
+    w.tx->commit();
+    w.state.pairs.committed();
+    return std::move(w.results);
+  });
 }
 
 }  // namespace fraud::store

@@ -1,7 +1,8 @@
 #pragma once
 // The PostgreSQL transaction of a batch of one or several partitions: fence, deduplicate,
-// apply the rules' writes, advance the offsets, commit. Everything a batch changes commits
-// together or not at all, which is what makes a replay after a crash a no-op.
+// load what the features need, record the rules' verdicts, advance the offsets, commit.
+// Everything a batch changes commits together or not at all, which is what makes a replay
+// after a crash a no-op. The rules decide between the stages; the store never calls them.
 
 #include <chrono>
 #include <cstdint>
@@ -42,25 +43,20 @@ struct PartitionBatch {
   std::int64_t next_offset() const { return records.back().record.offset + 1; }
 };
 
-/// The labels of one alert, for metrics.
-struct AlertLabel {
-  std::string rule;
-  std::string decision;
-  bool shadow = false;
-  bool suppressed = false;  ///< not an alert: the rule held but a suppression silenced it
+/// A new event of an open batch, in the order the rules see it.
+struct NewEvent {
+  const events::Event* event;
+  std::size_t batch;  ///< the index, in the batches given to BatchStore::begin, of the batch it came in
 };
 
-/// What one committed (or fenced) batch did.
-struct BatchResult {
+/// What one committed (or fenced) batch stored.
+struct StoredBatch {
   bool fenced = false;  ///< another assignment owns the partition: nothing was written
   std::size_t processed = 0;
   std::size_t duplicates = 0;
   std::size_t rejected = 0;
-  std::size_t alerts = 0;
   std::size_t duplicate_conflicts = 0;             ///< duplicates whose content differs from the applied copy
-  std::vector<AlertLabel> alert_labels;            ///< one per rule hit, live or shadow, or suppressed
   std::vector<events::Timestamp> applied_origins;  ///< per new event: recorded_at, else the Kafka timestamp
-  double rule_seconds = 0;                         ///< time spent in rule evaluation
 };
 
 /// A partition's stored position and the epoch this assignment now holds.
@@ -75,64 +71,90 @@ struct OutboxTopics {
   std::string dead_letters = "transactions.dlq";
 };
 
-/// What the batch loop needs of the database: the seam its unit tests fake. Every call throws
-/// DatabaseError on failure.
-class BatchWriter {
+class BatchStore;
+
+/// One transaction of one or several partitions' batches, stage by stage; the caller's rules
+/// decide between the stages:
+///
+///   auto open = store.begin(batches, features);  // fence, advance the offsets, separate the new events
+///   open.load(features);                         // what the features need: versions, history, pairs, lists
+///   for each new event i: observe, evaluate, open.record(i, verdict);  // history row, alerts, case
+///   auto stored = open.commit();
+///
+/// A batch whose partition another assignment owns is fenced and writes nothing; the others
+/// commit together. Destroyed before commit(), everything rolls back. It uses its store's
+/// connection: one open batch per store at a time, and never outliving the store. Every call
+/// throws DatabaseError on failure; after a throw or a fenced batch, the features hold state
+/// that was never committed, which the caller must forget.
+class OpenBatch {
  public:
-  virtual ~BatchWriter() = default;
+  OpenBatch(OpenBatch&&) noexcept;
+  ~OpenBatch();
 
-  /// Takes ownership of a partition for this group: bumps its epoch, which fences every
-  /// earlier owner's open batch, and returns where consumption must resume.
-  virtual Claim claim(const std::string& topic, std::int32_t partition) = 0;
+  /// The new events, batch after batch in the order given, offset order within one.
+  std::span<const NewEvent> new_events() const { return new_events_; }
 
-  /// Ends the database session of a stalled earlier owner of a partition; its pid, if any.
-  virtual std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
-                                                   std::chrono::seconds stalled_for) = 0;
+  /// Brings what `features` needs to observe the new events: it drops the histories other
+  /// replicas extended and loads the ones it lacks; the first-seen pairs are claimed and the
+  /// lists read as of this transaction.
+  void load(rules::FeatureEngine& features);
+  /// Per first_seen feature of new event `i`, whether its pair is new (after load()).
+  const std::vector<bool>& first_seen(std::size_t i) const { return first_seen_[i]; }
+  /// The runtime lists and suppressions in force for this transaction (after load()).
+  const rules::RuntimeLists& lists() const { return *lists_; }
+  const rules::ListsAsOf& lists_as_of() const;
 
-  /// Applies `batches` (each of another partition) in one transaction, one result each; a
-  /// fenced batch writes nothing, the others commit together.
-  virtual std::vector<BatchResult> apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features) = 0;
+  /// Records the verdict of new event `i` under the rules of version `rule_set_version`: its
+  /// history row, its alerts (queued in the outbox) and its case. Every new event is recorded once.
+  void record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version);
+
+  /// Commits, and says what each batch stored.
+  std::vector<StoredBatch> commit();
+
+ private:
+  friend class BatchStore;
+  struct Work;  ///< the transaction and what it gathered (batch_store.cpp)
+  explicit OpenBatch(std::unique_ptr<Work> work);
+  std::unique_ptr<Work> work_;
+  std::vector<NewEvent> new_events_;
+  std::vector<std::vector<bool>> first_seen_;
+  const rules::RuntimeLists* lists_ = nullptr;
 };
 
-/// One connection, one batch at a time. Throws DatabaseError on failure; reconnects on the
-/// next call after the connection broke.
-class BatchStore final : public BatchWriter {
+/// The service's PostgreSQL store: one connection, one batch at a time. Throws DatabaseError
+/// on failure; reconnects on the next call after the connection broke.
+class BatchStore {
  public:
   BatchStore(std::string postgres_url, std::string group_id, std::string owner, OutboxTopics topics);
-  ~BatchStore() override;
+  ~BatchStore();
   BatchStore(const BatchStore&) = delete;
   BatchStore& operator=(const BatchStore&) = delete;
 
   /// Takes ownership of a partition for this group: bumps its epoch, which fences every
   /// earlier owner's open batch, and returns where consumption must resume. Waits at most
   /// lock_timeout (5 s) for a batch still committing under the previous epoch.
-  Claim claim(const std::string& topic, std::int32_t partition) override;
+  Claim claim(const std::string& topic, std::int32_t partition);
 
   /// Ends the database session of a stalled earlier owner: one whose transaction has held the
   /// partition's offset row for longer than `stalled_for` (migrations/0008). Returns its pid,
   /// or nothing when no such session exists.
   std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
-                                           std::chrono::seconds stalled_for) override;
+                                           std::chrono::seconds stalled_for);
 
-  /// Applies `batches` (each of another partition) in one transaction, one result each: the
-  /// new events go through `features` (which loads the history it lacks from this database)
-  /// and its rules, batch after batch in the order given. A batch whose partition another
-  /// assignment owns is fenced and writes nothing; the others commit together. After a throw
-  /// or a fenced result, `features` holds state that was never committed: the caller must
-  /// forget it. The batches hold fewer than kAppliedSeqPerBatch records together.
-  std::vector<BatchResult> apply(std::span<const PartitionBatch> batches, rules::FeatureEngine& features) override;
-
-  /// Applies one batch alone.
-  BatchResult apply(const PartitionBatch& batch, rules::FeatureEngine& features);
+  /// Opens the transaction of `batches` (each of another partition, holding fewer than
+  /// kAppliedSeqPerBatch records together): registers what `features`' rules read, fences
+  /// and advances every batch's offset, deduplicates, and records the rejected records.
+  OpenBatch begin(std::span<const PartitionBatch> batches, const rules::FeatureEngine& features);
 
   /// Called each time a lost connection is replaced by a new one.
   void on_reconnect(std::function<void()> callback) { on_reconnect_ = std::move(callback); }
 
-  /// Called while a long piece of an apply goes on (a first-seen kind's backfill, chunk by
+  /// Called while a long piece of a begin goes on (a first-seen kind's backfill, chunk by
   /// chunk), so the caller can tell the process is working, not stuck.
   void on_progress(std::function<void()> callback) { on_progress_ = std::move(callback); }
 
  private:
+  friend struct OpenBatch::Work;
   struct State;  ///< the connection, and what this replica learned through it (batch_store.cpp)
   std::unique_ptr<State> state_;
   std::string url_, group_id_, owner_;

@@ -1,6 +1,6 @@
 #pragma once
 // The statements of a batch's transaction (store/batch_store.h) and the columns each takes,
-// so that BatchStore::apply() reads as the order of its steps. Internal to the dedup module.
+// so that BatchStore::begin() and OpenBatch read as the order of their steps. Internal to the store module.
 
 #include <pqxx/pqxx>
 

@@ -85,7 +85,7 @@ TEST_CASE("failing offset commits and a moving coordinator neither lose nor repe
 
   auto rules = std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"));
-  store::BatchStore store(db.service_url(), group, "mock-replica", {});
+  consumer::BatchApplier store(db.service_url(), group, "mock-replica", {});
   prometheus::Registry registry;
   consumer::ServiceMetrics metrics(registry);
   consumer::HealthState health;

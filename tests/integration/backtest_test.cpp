@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "consumer/batch_applier.h"
 #include "events/encode.h"
 #include "events/time.h"
 #include "sim/bank.h"
@@ -27,7 +28,7 @@ TEST_CASE("a backtest compares a candidate rule file with the active one against
   auto active = std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml"));
   rules::FeatureEngine engine(active);
-  store::BatchStore store(db.service_url(), "g", "test", {});
+  consumer::BatchApplier store(db.service_url(), "g", "test", {});
   const char* amounts[] = {"12500.00", "12500.00", "12500.00", "6000.00", "50.00",
                            "50.00",    "50.00",    "50.00",    "50.00",   "50.00"};
   std::vector<std::pair<std::int64_t, OutgoingRecord>> records;
@@ -142,7 +143,7 @@ TEST_CASE("a backtest of the active rules over a processed period reproduces eve
   std::string failure[2];
   auto replica = [&](std::size_t p) {
     try {
-      store::BatchStore store(db.service_url(), "g", "replica-" + std::to_string(p), {});
+      consumer::BatchApplier store(db.service_url(), "g", "replica-" + std::to_string(p), {});
       rules::FeatureEngine engine(rules);
       auto epoch = store.claim("t", static_cast<std::int32_t>(p)).epoch;
       std::mt19937 sizes(static_cast<unsigned>(p));

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "consumer/batch_applier.h"
 #include "events/decode.h"
 #include "events/encode.h"
 #include "events/time.h"
@@ -50,7 +51,7 @@ rules::FeatureEngine rules_of() {
 
 TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore old_owner(db.service_url(), "g", "old", {}), new_owner(db.service_url(), "g", "new", {});
+  consumer::BatchApplier old_owner(db.service_url(), "g", "old", {}), new_owner(db.service_url(), "g", "new", {});
   auto old_claim = old_owner.claim("t", 0);
   auto new_claim = new_owner.claim("t", 0);
   CHECK(new_claim.epoch == old_claim.epoch + 1);
@@ -69,7 +70,7 @@ TEST_CASE("a batch from an earlier assignment epoch is fenced and writes nothing
 
 TEST_CASE("in one transaction of two partitions, the fenced one writes nothing and the owned one commits") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore me(db.service_url(), "g", "me", {}), other(db.service_url(), "g", "other", {});
+  consumer::BatchApplier me(db.service_url(), "g", "me", {}), other(db.service_url(), "g", "other", {});
   auto mine = me.claim("t", 0);
   auto lost = me.claim("t", 1);
   other.claim("t", 1);  // partition 1 moved on: this replica's batch of it is a zombie's
@@ -93,7 +94,7 @@ TEST_CASE("in one transaction of two partitions, the fenced one writes nothing a
 
 TEST_CASE("an id on two partitions of one transaction is applied once, where it came first") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   auto first = batch_of(store.claim("t", 3).epoch, 0, 3);
   first.partition = 3;
   auto second = batch_of(store.claim("t", 1).epoch, 2, 5);  // event 2 again, re-keyed onto partition 1
@@ -110,9 +111,32 @@ TEST_CASE("an id on two partitions of one transaction is applied once, where it 
   CHECK(db.count("SELECT count(*) FROM processed_events WHERE event_id = 'evt-2' AND partition = 3") == 1);
 }
 
-TEST_CASE("replaying a committed batch changes nothing but the duplicate count") {
+// The store's stages with a decider of the test's own: what the store records is the
+// caller's verdict (an inline decision will decide between the same stages), never a rule run
+// of its own.
+TEST_CASE("a batch's stages record the verdict the caller decided, with its rule set, and open their cases") {
   TestDatabase db(Services::from_environment());
   store::BatchStore store(db.service_url(), "g", "me", {});
+  auto engine = rules_of();  // its rules would review these 12,500 EUR events and raise an alert each
+  auto batch = batch_of(store.claim("t", 0).epoch, 0, 3);
+  auto open = store.begin(std::span(&batch, 1), engine);
+  open.load(engine);
+  REQUIRE(open.new_events().size() == 3);
+  rules::Verdict blocked;
+  blocked.decision = rules::Decision::block;
+  blocked.score = 95;
+  for (std::size_t i = 0; i < open.new_events().size(); ++i) open.record(i, blocked, "caller-v7");
+  auto stored = open.commit();
+  CHECK(stored[0].processed == 3);
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE decision = 'block' AND score = 95 AND "
+                 "rule_set_version = 'caller-v7'") == 3);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 0);  // the caller's verdict had no hits
+  CHECK(db.count("SELECT coalesce(sum(event_count), 0) FROM fraud_cases WHERE decision = 'block'") == 3);
+}
+
+TEST_CASE("replaying a committed batch changes nothing but the duplicate count") {
+  TestDatabase db(Services::from_environment());
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto engine = rules_of();
   auto first = store.apply(batch_of(claim.epoch, 0, 10), engine);
@@ -128,7 +152,7 @@ TEST_CASE("replaying a committed batch changes nothing but the duplicate count")
 
 TEST_CASE("a claim returns the offset the last committed batch stored") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   CHECK_FALSE(store.claim("t", 0).next_offset.has_value());
   auto claim = store.claim("t", 0);
   auto engine = rules_of();
@@ -138,7 +162,7 @@ TEST_CASE("a claim returns the offset the last committed batch stored") {
 
 TEST_CASE("the same id twice in one batch is applied once") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   auto batch = batch_of(store.claim("t", 0).epoch, 0, 3);
   auto again = batch.records[1];
   again.record.offset = 3;
@@ -154,7 +178,7 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
   TestDatabase db(Services::from_environment());
   auto rules = rule_file("first_seen_rules.yaml");
   auto event = on_device;
-  store::BatchStore first(db.service_url(), "g", "first", {});
+  consumer::BatchApplier first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);
   auto claim = first.claim("t", 0);
   CHECK(first
@@ -166,7 +190,7 @@ TEST_CASE("a pair is new only for its first event, whichever replica and batch s
                    first_engine)
             .alerts == 1);  // dev-2 only: dev-1 is known to this replica
 
-  store::BatchStore second(db.service_url(), "g", "second", {});  // knows nothing yet
+  consumer::BatchApplier second(db.service_url(), "g", "second", {});  // knows nothing yet
   rules::FeatureEngine second_engine(rules);
   auto taken = second.claim("t", 0);
   CHECK(second
@@ -184,7 +208,7 @@ TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read
   auto event = on_device;
   const std::string kind = "'account_id|device.id'";
   // A replica whose rules read no pair applies acc-1 on dev-1 twice and on dev-2: nothing is kept.
-  store::BatchStore per_account(db.service_url(), "g", "per-account", {});
+  consumer::BatchApplier per_account(db.service_url(), "g", "per-account", {});
   rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
   auto epoch = per_account.claim("t", 0).epoch;
   per_account.apply(partition_batch(epoch, {{0, event(0, "acc-1", "dev-1")}, {1, event(1, "acc-1", "dev-1")}}),
@@ -194,7 +218,7 @@ TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read
 
   // A replica whose rule reads (account, device) registers the kind: the history's pairs are
   // backfilled, each as its first event, so dev-1 and dev-2 are not new to acc-1 and dev-3 is.
-  store::BatchStore per_device(db.service_url(), "g", "per-device", {});
+  consumer::BatchApplier per_device(db.service_url(), "g", "per-device", {});
   rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
   auto batch = partition_batch(
       per_device.claim("t", 1).epoch,
@@ -218,7 +242,7 @@ TEST_CASE("first-seen pairs are kept only of kinds a rule reads, and a kind read
 
 TEST_CASE("a registration cut off in its backfill goes on where it stopped, and moves back only pairs recorded since") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "one", {});
+  consumer::BatchApplier store(db.service_url(), "g", "one", {});
   rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
   auto epoch = store.claim("t", 0).epoch;
   store.apply(partition_batch(epoch, {{0, on_device(0, "acc-1", "dev-1")},
@@ -258,13 +282,13 @@ TEST_CASE("a replica that never saw an account finds its latest event in the sto
   auto one = [](std::int64_t epoch, int offset, const std::string& account, const std::string& when) {
     return partition_batch(epoch, {{offset, transaction_event(offset, "10.00", when, account)}});
   };
-  store::BatchStore first(db.service_url(), "g", "first", {});
+  consumer::BatchApplier first(db.service_url(), "g", "first", {});
   rules::FeatureEngine first_engine(rules);
   auto claim = first.claim("t", 0);
   first.apply(one(claim.epoch, 0, "acc-idle", "2026-11-21T10:00:00Z"), first_engine);
   first.apply(one(claim.epoch, 1, "acc-busy", "2026-11-25T10:00:00Z"), first_engine);
 
-  store::BatchStore second(db.service_url(), "g", "second", {});
+  consumer::BatchApplier second(db.service_url(), "g", "second", {});
   rules::FeatureEngine second_engine(rules);
   auto taken = second.claim("t", 0);
   CHECK(second.apply(one(taken.epoch, 2, "acc-idle", "2026-11-25T11:00:00Z"), second_engine).alerts == 1);  // 4 days
@@ -274,7 +298,7 @@ TEST_CASE("a replica that never saw an account finds its latest event in the sto
 
 TEST_CASE("a copy whose occurred_at differs is a duplicate on another replica, recorded as a conflict") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
+  consumer::BatchApplier first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
   auto engine = rules_of(), other_engine = rules_of();
   auto original = partition_batch(first.claim("t", 0).epoch,
                                   {{0, transaction_event(7, "12500.00", "2026-11-27T09:15:02.123456Z")}});
@@ -298,7 +322,7 @@ TEST_CASE("a copy whose occurred_at differs is a duplicate on another replica, r
 
 TEST_CASE("an id is its source and id: no crafted pair of the two collides with another") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   auto engine = rules_of();
   auto batch = partition_batch(store.claim("t", 0).epoch,
                                {{0, transaction_event(1, "10.00")}, {1, transaction_event(2, "10.00")}});
@@ -314,7 +338,7 @@ TEST_CASE("an id is its source and id: no crafted pair of the two collides with 
 
 TEST_CASE("a batch whose rejection reasons quote bytes that are not UTF-8 commits as one transaction") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto header_type = transaction_event(1, "10.00");
   header_type.headers = {{"id", "evt-x"}, {"type", "\xff\xfe not a type"}};
@@ -341,14 +365,14 @@ TEST_CASE("six cards on one device across six accounts and three replicas count 
   auto rules =
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml"));
   struct Replica {
-    std::unique_ptr<store::BatchStore> store;
+    std::unique_ptr<consumer::BatchApplier> store;
     std::unique_ptr<rules::FeatureEngine> engine;
     std::int64_t epoch = 0;
   };
   std::vector<Replica> replicas;
   for (int r = 0; r < 3; ++r) {
-    Replica replica{std::make_unique<store::BatchStore>(db.service_url(), "g", "replica-" + std::to_string(r),
-                                                        store::OutboxTopics{}),
+    Replica replica{std::make_unique<consumer::BatchApplier>(db.service_url(), "g", "replica-" + std::to_string(r),
+                                                             store::OutboxTopics{}),
                     std::make_unique<rules::FeatureEngine>(rules)};
     replica.epoch = replica.store->claim("t", r).epoch;
     replicas.push_back(std::move(replica));
@@ -371,7 +395,7 @@ TEST_CASE("six cards on one device across six accounts and three replicas count 
 TEST_CASE("only key fields some rule groups by keep versions, and one registered later still loads older history") {
   TestDatabase db(Services::from_environment());
   // A replica whose rules count per account meets three cards on one device…
-  store::BatchStore first(db.service_url(), "g", "first", {});
+  consumer::BatchApplier first(db.service_url(), "g", "first", {});
   rules::FeatureEngine per_account(
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml")));
   auto epoch = first.claim("t", 0).epoch;
@@ -380,7 +404,7 @@ TEST_CASE("only key fields some rule groups by keep versions, and one registered
   CHECK(db.count("SELECT count(*) FROM feature_key_fields WHERE maintained") == 1);
   // …then a replica with a device rule registers device.id. Its first version of dev-1 is 1,
   // but the device has history from before it was kept: loaded, the fourth card fires.
-  store::BatchStore second(db.service_url(), "g", "second", {});
+  consumer::BatchApplier second(db.service_url(), "g", "second", {});
   rules::FeatureEngine per_device(
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/device_rules.yaml")));
   auto batch = partition_batch(second.claim("t", 1).epoch, {{0, card_on_shared_device(3)}});
@@ -395,7 +419,7 @@ TEST_CASE("only key fields some rule groups by keep versions, and one registered
 
 TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag and publishes only the live ones") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   rules::FeatureEngine engine(std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/exactly_once_rules.yaml")));
   auto batch = partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(0, "12500.00")},
@@ -409,7 +433,7 @@ TEST_CASE("a batch with live and shadow hits keeps each alert's own shadow flag 
 
 TEST_CASE("every applied event keeps its decision, score and rule set, and the decision its shadow rules would make") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   rules::FeatureEngine engine(std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(R"(
 version: decisions-1
 base_currency: EUR
@@ -461,7 +485,7 @@ TEST_CASE("a replica that reloads a card finds its last card-present payment beh
     std::snprintf(at, sizeof at, "2026-11-27T09:%02d:30Z", n + 18);
     morning.push_back(payment(n, at, "card_not_present", 52.52, 13.40));
   }
-  store::BatchStore first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
+  consumer::BatchApplier first(db.service_url(), "g", "first", {}), second(db.service_url(), "g", "second", {});
   rules::FeatureEngine first_engine(starter), second_engine(starter);
   REQUIRE(first.apply(partition_batch(first.claim("t", 0).epoch, morning), first_engine).processed == 41);
   // The partition moves; its new owner meets the card for the first time: New York at 11:00.
@@ -488,7 +512,7 @@ TEST_CASE("the history indexes only the key fields a rule reads, and a replica w
   store::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 2},
                              *events::parse_rfc3339("2026-11-27T00:00:00Z"));
 
-  store::BatchStore store(db.service_url(), "g", "one", {});
+  consumer::BatchApplier store(db.service_url(), "g", "one", {});
   rules::FeatureEngine per_device(rule_file("device_rules.yaml"));
   auto epoch = store.claim("t", 0).epoch;
   auto first = partition_batch(epoch, {{0, card_on_shared_device(0)}});
@@ -522,7 +546,7 @@ TEST_CASE("the history indexes only the key fields a rule reads, and a replica w
 // as one process would.
 TEST_CASE("two replicas registering one pair kind at once both finish, and decide as one would") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore filler(db.service_url(), "g", "filler", {});
+  consumer::BatchApplier filler(db.service_url(), "g", "filler", {});
   rules::FeatureEngine counting(rule_file("feature_rules.yaml"));
   std::vector<std::pair<std::int64_t, OutgoingRecord>> history;
   for (int i = 0; i < 1200; ++i)
@@ -530,7 +554,7 @@ TEST_CASE("two replicas registering one pair kind at once both finish, and decid
   REQUIRE(filler.apply(partition_batch(filler.claim("t", 0).epoch, history), counting).processed == 1200);
 
   auto replica = [&](const std::string& name, std::int32_t partition, OutgoingRecord event) {
-    store::BatchStore store(db.service_url(), "g", name, {});
+    consumer::BatchApplier store(db.service_url(), "g", name, {});
     rules::FeatureEngine first_seen(rule_file("first_seen_rules.yaml"));
     auto batch = partition_batch(store.claim("t", partition).epoch, {{0, std::move(event)}});
     batch.partition = partition;
@@ -569,7 +593,7 @@ TEST_CASE("two replicas registering one pair kind at once both finish, and decid
 // docs/BENCHMARKS.md) would stall the partition on it.
 TEST_CASE("the history keeps every column of an event, and an event the dedup forgot is applied over its row") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   auto epoch = store.claim("t", 0).epoch;
   auto engine = rules_of();
   auto late = transaction_event(1, "12500.00", "2027-06-01T10:00:00.123456Z", "acc-tab\\there");

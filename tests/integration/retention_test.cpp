@@ -10,6 +10,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "consumer/batch_applier.h"
 #include "events/decode.h"
 #include "events/time.h"
 #include "store/batch_store.h"
@@ -95,7 +96,7 @@ TEST_CASE("prune --from makes every day's partition from a past day, for a backf
 
 TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of the dedup generations") {
   TestDatabase db(Services::from_environment());
-  store::BatchStore store(db.service_url(), "g", "me", {});
+  consumer::BatchApplier store(db.service_url(), "g", "me", {});
   auto claim = store.claim("t", 0);
   auto rules = rules::FeatureEngine(std::make_shared<const rules::RuleSet>(
       rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml")));

@@ -16,6 +16,7 @@
 
 #include <pqxx/pqxx>
 
+#include "consumer/batch_applier.h"
 #include "store/batch_store.h"
 
 namespace fraud::testing {
@@ -194,11 +195,11 @@ OutgoingRecord paid_now(int i, const std::string& account, const std::string& ca
 OutgoingRecord card_on_shared_device(int i);
 
 /// A batch of partition 0 of topic "t": each record at its offset, decoded as the batch loop
-/// decodes it, for tests that drive store::BatchStore directly.
+/// decodes it, for tests that drive consumer::BatchApplier directly.
 store::PartitionBatch partition_batch(std::int64_t epoch,
                                       const std::vector<std::pair<std::int64_t, OutgoingRecord>>& records);
 
-/// A fresh database, and a BatchStore that applies batches of partition 0 of topic "t" under
+/// A fresh database, and a BatchApplier that applies batches of partition 0 of topic "t" under
 /// tests/data/large_amount_rules.yaml (above 10,000 EUR: review), as the service would.
 struct AppliedHistory {
   AppliedHistory();
@@ -208,7 +209,7 @@ struct AppliedHistory {
   Services services;
   TestDatabase db;
   rules::FeatureEngine engine;
-  store::BatchStore store;
+  consumer::BatchApplier store;
   std::int64_t epoch;
 };
 

@@ -90,7 +90,7 @@ TEST_CASE("the batch loop, scrapes and rule reloads run side by side without a d
   auto rule_file = rule_file_copy();
   std::atomic<unsigned> sighups{0};
   consumer::RuleReloader reloader(rule_file, {}, 1ms, sighups, metrics);
-  store::BatchStore store(db.service_url(), "g", "threads", {});
+  consumer::BatchApplier store(db.service_url(), "g", "threads", {});
   consumer::BatchLoop* loop_ptr = nullptr;
   consumer::LoopHooks hooks;
   hooks.each_turn = [&] { reloader.check(*loop_ptr); };

@@ -10,6 +10,7 @@
 #include <span>
 #include <stdexcept>
 
+#include "consumer/batch_applier.h"
 #include "store/batch_store.h"
 #include "store/migrations.h"
 #include "tests/integration/support.h"
@@ -151,7 +152,7 @@ TEST_CASE("an upgrade from migration 0022 keeps every pair, and indexes and reco
 
   // A replica whose rule reads (account, device) registers the kind, complete without a
   // backfill, and knows dev-1 from before the upgrade.
-  fraud::store::BatchStore store(db.service_url(), "g", "after", {});
+  fraud::consumer::BatchApplier store(db.service_url(), "g", "after", {});
   fraud::rules::FeatureEngine first_seen(std::make_shared<const fraud::rules::RuleSet>(
       fraud::rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/first_seen_rules.yaml")));
   auto on_device = [](int i, const std::string& device) {

@@ -22,7 +22,7 @@ namespace {
 constexpr const char* kTopic = "transactions";
 
 /// What each apply() was given; fences and fails as told.
-class FakeDatabase final : public store::BatchWriter {
+class FakeDatabase final : public consumer::BatchWriter {
  public:
   struct Applied {
     std::int32_t partition;
@@ -38,8 +38,8 @@ class FakeDatabase final : public store::BatchWriter {
   std::optional<int> release_stalled_owner(const std::string&, std::int32_t, std::chrono::seconds) override {
     return std::nullopt;
   }
-  std::vector<store::BatchResult> apply(std::span<const store::PartitionBatch> batches,
-                                        rules::FeatureEngine&) override {
+  std::vector<consumer::BatchResult> apply(std::span<const store::PartitionBatch> batches,
+                                           rules::FeatureEngine&) override {
     auto& attempt = transactions.emplace_back();
     for (const auto& b : batches) {
       auto& applied = attempt.emplace_back(Applied{b.partition, {}, {}});
@@ -50,7 +50,7 @@ class FakeDatabase final : public store::BatchWriter {
       --transient_failures;
       throw store::DatabaseError("server closed the connection", false, "connection");
     }
-    std::vector<store::BatchResult> results;
+    std::vector<consumer::BatchResult> results;
     for (const auto& b : batches) {
       auto& result = results.emplace_back();
       result.fenced = fenced.count(b.partition) > 0;

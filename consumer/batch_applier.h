@@ -1,0 +1,77 @@
+#pragma once
+// A batch's way through the rules and the store: the store opens the transaction and
+// separates the new events, the features observe each one and the rules decide it, the store
+// records the verdicts and commits. What the batch loop needs of the database is the seam
+// BatchWriter, which its unit tests fake.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "rules/features.h"
+#include "store/batch_store.h"
+
+namespace fraud::consumer {
+
+/// The labels of one rule hit, for metrics.
+struct AlertLabel {
+  std::string rule;
+  std::string decision;
+  bool shadow = false;
+  bool suppressed = false;  ///< not an alert: the rule held but a suppression silenced it
+};
+
+/// What one committed (or fenced) batch stored, and what its rules decided.
+struct BatchResult : store::StoredBatch {
+  std::size_t alerts = 0;
+  std::vector<AlertLabel> alert_labels;  ///< one per rule hit, live or shadow, or suppressed
+  double rule_seconds = 0;               ///< time spent observing and evaluating
+
+  BatchResult& operator+=(const BatchResult& other);
+};
+
+/// What the batch loop needs of the database. Every call throws store::DatabaseError on failure.
+class BatchWriter {
+ public:
+  virtual ~BatchWriter() = default;
+
+  /// Takes ownership of a partition for this group (store::BatchStore::claim).
+  virtual store::Claim claim(const std::string& topic, std::int32_t partition) = 0;
+
+  /// Ends the database session of a stalled earlier owner (store::BatchStore::release_stalled_owner).
+  virtual std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
+                                                   std::chrono::seconds stalled_for) = 0;
+
+  /// Applies `batches` (each of another partition) in one transaction, one result each; a
+  /// fenced batch writes nothing, the others commit together. After a throw or a fenced
+  /// result, `features` holds state that was never committed: the caller must forget it.
+  virtual std::vector<BatchResult> apply(std::span<const store::PartitionBatch> batches,
+                                         rules::FeatureEngine& features) = 0;
+};
+
+/// The service's BatchWriter: a store of its own, and the rules of `features` deciding each
+/// new event between the store's stages, batch after batch in the order given.
+class BatchApplier final : public BatchWriter {
+ public:
+  BatchApplier(std::string postgres_url, std::string group_id, std::string owner, store::OutboxTopics topics);
+
+  store::Claim claim(const std::string& topic, std::int32_t partition) override;
+  std::optional<int> release_stalled_owner(const std::string& topic, std::int32_t partition,
+                                           std::chrono::seconds stalled_for) override;
+  std::vector<BatchResult> apply(std::span<const store::PartitionBatch> batches,
+                                 rules::FeatureEngine& features) override;
+
+  /// Applies one batch alone.
+  BatchResult apply(const store::PartitionBatch& batch, rules::FeatureEngine& features);
+
+  /// The store, for its callbacks (on_reconnect, on_progress).
+  store::BatchStore& store() { return store_; }
+
+ private:
+  store::BatchStore store_;
+};
+
+}  // namespace fraud::consumer
