@@ -261,16 +261,16 @@ int run(const consumer::Config& config) {
   ops::HttpServer server(config.metrics.listen,
                          consumer::operator_routes(registry, metrics, probe, health, config.health));
 
-  consumer::BatchApplier store(config.postgres.url, config.kafka.group_id, name,
-                               {config.outbox.alerts_topic, config.outbox.dead_letter_topic});
-  store.store().on_reconnect([&] { metrics.reconnects.Increment(); });
+  consumer::BatchApplier applier(config.postgres.url, config.kafka.group_id, name,
+                                 {config.outbox.alerts_topic, config.outbox.dead_letter_topic});
+  applier.store().on_reconnect([&] { metrics.reconnects.Increment(); });
   // A first-seen kind's backfill runs inside a batch, for minutes on months of history: each
   // chunk it records shows the loop at work (/healthz), so it is not restarted and begun again.
-  store.store().on_progress([&] { health.loop_heartbeat_ms = consumer::steady_ms(); });
+  applier.store().on_progress([&] { health.loop_heartbeat_ms = consumer::steady_ms(); });
   auto hooks = failpoints();
   consumer::BatchLoop* loop_ptr = nullptr;
   hooks.each_turn = [&] { reloader.check(*loop_ptr); };
-  consumer::BatchLoop loop(config.batch, config.limits, config.retention, store, rules, metrics, health, hooks);
+  consumer::BatchLoop loop(config.batch, config.limits, config.retention, applier, rules, metrics, health, hooks);
   loop_ptr = &loop;
   consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
   ops::log::info("consumer started", {{"replica", name},

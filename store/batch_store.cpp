@@ -245,10 +245,10 @@ struct OpenBatch::Work {
 
   /// Runs a stage: any failure becomes a DatabaseError, and a lost connection is dropped so
   /// that the store's next batch opens a new one.
-  template <typename Stage>
-  auto guarded(Stage stage) -> decltype(stage()) {
+  template <typename Steps>
+  auto guarded(Steps steps) -> decltype(steps()) {
     try {
-      return stage();
+      return steps();
     } catch (...) {
       fail();
     }
@@ -258,19 +258,29 @@ struct OpenBatch::Work {
   /// refers to it) and rethrows the failure as a DatabaseError.
   [[noreturn]] void fail() {
     tx.reset();
-    writes = false;
+    stage = Stage::failed;
     rethrow_as_database_error(state.drop_if_lost());
+  }
+
+  /// The stages run in order, each once; none after a failure or the commit.
+  enum class Stage { begun, loaded, failed, committed };
+  void expect(Stage expected, const char* call) const {
+    if (stage != expected)
+      throw std::logic_error(std::string("OpenBatch::") + call +
+                             " out of order: begin, load, record each new event, commit");
   }
 
   BatchStore::State& state;
   std::string alerts_topic;
   std::unique_ptr<pqxx::work> tx;
+  Stage stage = Stage::begun;
   bool writes = false;  ///< some batch is owned: the transaction commits
   std::vector<StoredBatch> results;
   std::vector<const events::Event*> events;  ///< the new events, as OpenBatch::new_events()
   std::vector<std::string> bodies;           ///< each new event's JSON
   std::int64_t applied_batch = 0;            ///< the first applied_seq of the transaction
   std::vector<rules::Verdict> verdicts;
+  std::vector<bool> recorded;  ///< per new event
   std::string rule_set_version;
   AlertColumns alerts;
   CaseColumns cases;
@@ -286,7 +296,10 @@ OpenBatch BatchStore::begin(std::span<const PartitionBatch> batches, const rules
     state_->pairs.register_kinds(connection, features, on_progress_);
     work->tx = std::make_unique<pqxx::work>(connection);
     auto owned = advance(*work->tx, group_id_, batches, work->results);
-    if (owned.empty()) return OpenBatch(std::move(work));  // nothing to write, or every batch fenced: roll back
+    if (owned.empty()) {  // nothing to write, or every batch fenced: roll back now, not at commit
+      work->tx.reset();
+      return OpenBatch(std::move(work));
+    }
     work->writes = true;
     auto applied = separate_new_events(*work->tx, batches, owned, topics_, work->results);
     work->bodies = std::move(applied.bodies);
@@ -305,7 +318,11 @@ OpenBatch::OpenBatch(OpenBatch&&) noexcept = default;
 OpenBatch::~OpenBatch() = default;
 
 void OpenBatch::load(rules::FeatureEngine& features) {
-  if (!work_->writes) return;
+  work_->expect(Work::Stage::begun, "load");
+  if (!work_->writes) {
+    work_->stage = Work::Stage::loaded;
+    return;
+  }
   work_->guarded([&] {
     auto& w = *work_;
     auto& state = w.state;
@@ -319,6 +336,8 @@ void OpenBatch::load(rules::FeatureEngine& features) {
     // One statement per batch (the version), and the rows that changed when lists or suppressions did.
     lists_ = &state.lists.refresh(*w.tx);
     w.verdicts.resize(w.events.size());
+    w.recorded.assign(w.events.size(), false);
+    w.stage = Work::Stage::loaded;
   });
 }
 
@@ -326,23 +345,33 @@ const rules::ListsAsOf& OpenBatch::lists_as_of() const { return work_->state.lis
 
 void OpenBatch::record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version) {
   auto& w = *work_;
+  w.expect(Work::Stage::loaded, "record");
+  if (i >= w.events.size() || w.recorded[i]) throw std::logic_error("OpenBatch::record: each new event once");
+  w.recorded[i] = true;
   if (w.rule_set_version.empty()) w.rule_set_version = rule_set_version;
   else if (w.rule_set_version != rule_set_version) throw std::logic_error("one rule set decides a whole transaction");
-  const auto& event = *w.events.at(i);
+  const auto& event = *w.events[i];
   for (const auto& hit : verdict.hits) w.alerts.add(event, hit, verdict);
   w.cases.add(event, verdict);
-  w.verdicts.at(i) = std::move(verdict);
+  w.verdicts[i] = std::move(verdict);
 }
 
 std::vector<StoredBatch> OpenBatch::commit() {
   auto& w = *work_;
-  if (!w.writes) return std::move(w.results);  // rolled back: nothing was written
+  w.expect(Work::Stage::loaded, "commit");
+  if (std::find(w.recorded.begin(), w.recorded.end(), false) != w.recorded.end())
+    throw std::logic_error("OpenBatch::commit: a new event has no verdict recorded");
+  if (!w.writes) {  // rolled back at begin: nothing was written
+    w.stage = Work::Stage::committed;
+    return std::move(w.results);
+  }
   return w.guarded([&] {
     if (!w.events.empty())
       insert_history(*w.tx, w.events, w.bodies, w.verdicts, w.rule_set_version, w.applied_batch, w.state.lists.as_of());
     if (w.alerts.count > 0) w.alerts.insert(*w.tx, w.rule_set_version, w.alerts_topic);
     if (w.cases.count > 0) w.cases.insert(*w.tx);
     w.tx->commit();
+    w.stage = Work::Stage::committed;
     w.state.pairs.committed();
     return std::move(w.results);
   });

@@ -1,6 +1,6 @@
 #pragma once
-// The PostgreSQL transaction of a batch of one or several partitions: fence, deduplicate,
-// load what the features need, record the rules' verdicts, advance the offsets, commit.
+// The PostgreSQL transaction of a batch of one or several partitions: fence and advance the
+// offsets, deduplicate, load what the features need, record the rules' verdicts, commit.
 // Everything a batch changes commits together or not at all, which is what makes a replay
 // after a crash a no-op. The rules decide between the stages; the store never calls them.
 
@@ -82,10 +82,20 @@ class BatchStore;
 ///   auto stored = open.commit();
 ///
 /// A batch whose partition another assignment owns is fenced and writes nothing; the others
-/// commit together. Destroyed before commit(), everything rolls back. It uses its store's
-/// connection: one open batch per store at a time, and never outliving the store. Every call
-/// throws DatabaseError on failure; after a throw or a fenced batch, the features hold state
-/// that was never committed, which the caller must forget.
+/// commit together. Destroyed before commit(), everything rolls back.
+///
+/// - It uses its store's connection: one open batch per store at a time, never outliving the
+///   store, nor the batches given to begin() (new_events() points into them).
+/// - Between begin() and commit() it holds the batches' offset rows, their keys' version locks
+///   and the dedup gate (shared), and the server ends a transaction idle for 10 s: decide
+///   between the stages, do not wait.
+/// - load() marks the engine's histories current: observe every new event with that engine,
+///   in order, or forget() its state.
+/// - Stages out of order, an event recorded twice or not at all, throw std::logic_error; a
+///   failed stage ends the transaction, and nothing more may be called.
+/// - Database failures throw DatabaseError (what else is thrown passes unchanged). After a
+///   throw or a fenced batch, the features hold state that was never committed, which the
+///   caller must forget.
 class OpenBatch {
  public:
   OpenBatch(OpenBatch&&) noexcept;
@@ -100,7 +110,7 @@ class OpenBatch {
   void load(rules::FeatureEngine& features);
   /// Per first_seen feature of new event `i`, whether its pair is new (after load()).
   const std::vector<bool>& first_seen(std::size_t i) const { return first_seen_[i]; }
-  /// The runtime lists and suppressions in force for this transaction (after load()).
+  /// The runtime lists and suppressions in force for this transaction (after load(), with new events).
   const rules::RuntimeLists& lists() const { return *lists_; }
   const rules::ListsAsOf& lists_as_of() const;
 

@@ -1,7 +1,7 @@
 #pragma once
 // Cases in the batch's transaction (migrations/0013): an applied event whose live decision
 // is review or block opens its account's case, or joins the account's open one. Internal to
-// the dedup module; the analysts' side (closing, dispositions) is cases/.
+// the store module; the analysts' side (closing, dispositions) is cases/.
 
 #include <pqxx/pqxx>
 

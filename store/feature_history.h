@@ -1,7 +1,7 @@
 #pragma once
 // What the feature engine needs from the database before a batch's new events are observed:
 // each key's version (so a history another replica extended is read again) and the history
-// of every key the engine does not hold. Internal to the dedup module.
+// of every key the engine does not hold. Internal to the store module.
 
 #include <pqxx/pqxx>
 

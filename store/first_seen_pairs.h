@@ -2,7 +2,7 @@
 // The first-seen pairs of a batch's new events (first_seen features: this account's first
 // payment to this payee, on this device, at this merchant), claimed in the batch's
 // transaction. Only the kinds some replica's rules registered are recorded (migrations/0023).
-// Internal to the dedup module.
+// Internal to the store module.
 
 #include <pqxx/pqxx>
 

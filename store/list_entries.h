@@ -1,7 +1,7 @@
 #pragma once
 // The runtime lists' entries and the rule suppressions (migrations/0014, 0015) read from the
 // database: every one with when it was in force, for the batch transaction and for
-// backtests. Internal to the dedup module.
+// backtests. Internal to the store module.
 
 #include <pqxx/pqxx>
 

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <memory>
 #include <pqxx/pqxx>
+#include <span>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -120,7 +122,7 @@ TEST_CASE("a batch's stages record the verdict the caller decided, with its rule
   auto engine = rules_of();  // its rules would review these 12,500 EUR events and raise an alert each
   auto batch = batch_of(store.claim("t", 0).epoch, 0, 3);
   auto open = store.begin(std::span(&batch, 1), engine);
-  open.load(engine);
+  open.load(engine);  // not observed after: this engine is not used again
   REQUIRE(open.new_events().size() == 3);
   rules::Verdict blocked;
   blocked.decision = rules::Decision::block;
@@ -132,6 +134,26 @@ TEST_CASE("a batch's stages record the verdict the caller decided, with its rule
                  "rule_set_version = 'caller-v7'") == 3);
   CHECK(db.count("SELECT count(*) FROM fraud_alerts") == 0);  // the caller's verdict had no hits
   CHECK(db.count("SELECT coalesce(sum(event_count), 0) FROM fraud_cases WHERE decision = 'block'") == 3);
+}
+
+TEST_CASE("a batch's stages out of order, a verdict recorded twice or missing, are refused and write nothing") {
+  TestDatabase db(Services::from_environment());
+  store::BatchStore store(db.service_url(), "g", "me", {});
+  auto engine = rules_of();
+  auto batch = batch_of(store.claim("t", 0).epoch, 0, 3);
+  {
+    auto open = store.begin(std::span(&batch, 1), engine);
+    CHECK_THROWS_AS(open.record(0, {}, "v"), std::logic_error);  // before load()
+    open.load(engine);
+    open.record(0, {}, "v");
+    CHECK_THROWS_AS(open.record(0, {}, "v"), std::logic_error);
+    open.record(1, {}, "v");
+    CHECK_THROWS_AS(open.commit(), std::logic_error);  // event 2 has no verdict
+  }                                                    // rolled back
+  CHECK(db.count("SELECT count(*) FROM processed_events") == 0);
+  CHECK(db.count("SELECT count(*) FROM transactions") == 0);
+  auto engine_again = rules_of();
+  CHECK(consumer::BatchApplier(db.service_url(), "g", "again", {}).apply(batch, engine_again).processed == 3);
 }
 
 TEST_CASE("replaying a committed batch changes nothing but the duplicate count") {
