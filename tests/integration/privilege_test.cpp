@@ -14,11 +14,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// "ok", "denied" (PostgreSQL's "permission denied" or "must be owner"), or another error.
-std::string outcome_as_service(const TestDatabase& db, const std::string& sql) {
-  pqxx::connection c(db.service_url());
+/// What `sql` does on `url`, as `role` when one is given: "ok", "denied" (PostgreSQL's
+/// "permission denied" or "must be owner"), or another error.
+std::string outcome(const std::string& url, const std::string& sql, const std::string& role = "") {
+  pqxx::connection c(url);
   try {
-    pqxx::nontransaction(c).exec(sql);
+    pqxx::work tx(c);
+    if (!role.empty()) tx.exec0("SET LOCAL ROLE " + tx.quote_name(role));
+    tx.exec(sql);
+    tx.commit();
     return "ok";
   } catch (const pqxx::sql_error& e) {
     std::string message = e.what();
@@ -26,6 +30,10 @@ std::string outcome_as_service(const TestDatabase& db, const std::string& sql) {
         message.find("permission denied") != std::string::npos || message.find("must be owner") != std::string::npos;
     return denied ? "denied" : message;
   }
+}
+
+std::string outcome_as_service(const TestDatabase& db, const std::string& sql) {
+  return outcome(db.service_url(), sql);
 }
 
 }  // namespace
@@ -137,4 +145,26 @@ TEST_CASE("the service's role cannot forge an analyst's close: it inserts only a
                                     "'review', 10, now() FROM fraud_cases");
   CHECK(slipped.find("an event joins a case only with a change to the case") != std::string::npos);
   CHECK(db.count("SELECT count(*) FROM fraud_case_events") == 0);
+}
+
+// A SECURITY DEFINER function runs with its owner's rights: owned by the superuser who
+// migrated, one flaw in it would hand an analyst everything (migrations/0025).
+TEST_CASE("the definer functions run as roles that cannot log in, read event bodies, delete or change tables") {
+  TestDatabase db(Services::from_environment());
+  const std::string definers =
+      "FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner "
+      "WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef";
+  CHECK(db.count("SELECT count(*) " + definers) >= 10);
+  CHECK(db.count("SELECT count(*) " + definers + " AND (r.rolsuper OR r.rolcanlogin)") == 0);
+  for (const char* sql :
+       {"SELECT body FROM transactions LIMIT 1", "SELECT * FROM processed_events LIMIT 1", "DELETE FROM fraud_cases",
+        "DELETE FROM fraud_list_entries", "TRUNCATE fraud_suppressions", "ALTER TABLE fraud_cases ADD COLUMN note text",
+        "CREATE TABLE stash (x int)", "UPDATE consumer_offsets SET epoch = 0",
+        "UPDATE fraud_alerts SET decision = 'allow'",
+        "INSERT INTO outbox (topic, payload, event_type) VALUES ('fraud-alerts', '', 'FraudAlertRaised')"}) {
+    CAPTURE(std::string(sql));
+    CHECK(outcome(db.url(), sql, "fraud_desk_owner") == "denied");
+  }
+  // What its functions do, it may (the console's tests call every one of them for real).
+  CHECK(outcome(db.url(), "SELECT count(*) FROM fraud_cases", "fraud_desk_owner") == "ok");
 }
