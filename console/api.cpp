@@ -175,7 +175,7 @@ ops::HttpResponse ConsoleApi::handle(const ops::HttpRequest& request) {
     } else if (request.path.rfind("/api/", 0) != 0) {
       response = request.method == "GET" ? static_file(request.path == "/" ? "/index.html" : request.path)
                                          : ops::HttpResponse{405, "method not allowed\n"};
-    } else if (auto analyst = tokens_.authenticate(request.authorization)) {
+    } else if (auto analyst = authenticate_(request.authorization)) {
       actor = analyst->name;
       if (limits_.allow(analyst->name, RateLimits::Clock::now())) {
         response = api(request, *analyst);

@@ -6,7 +6,9 @@
 // same API.
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cases/case_desk.h"
@@ -25,12 +27,22 @@ struct RuleCatalog {
   std::vector<std::string> rules, lists;
 };
 
+/// Who an Authorization header names, if anyone (TokenBook, TokenFile).
+using Authenticate = std::function<std::optional<Analyst>(std::string_view authorization)>;
+
 class ConsoleApi {
  public:
-  /// `catalog` is asked on every request that needs it, so it may follow the rules file.
+  /// `catalog` is asked on every request that needs it, so it may follow the rules file;
+  /// `authenticate` too, so it may follow the tokens file.
+  ConsoleApi(Authenticate authenticate, cases::Cases& cases, cases::Lists& lists, cases::Proposals& proposals,
+             std::function<RuleCatalog()> catalog)
+      : authenticate_(std::move(authenticate)), cases_(cases), lists_(lists), proposals_(proposals),
+        catalog_(std::move(catalog)) {}
+  /// With the tokens of a book that does not change.
   ConsoleApi(const TokenBook& tokens, cases::Cases& cases, cases::Lists& lists, cases::Proposals& proposals,
              std::function<RuleCatalog()> catalog)
-      : tokens_(tokens), cases_(cases), lists_(lists), proposals_(proposals), catalog_(std::move(catalog)) {}
+      : ConsoleApi([&tokens](std::string_view authorization) { return tokens.authenticate(authorization); }, cases,
+                   lists, proposals, std::move(catalog)) {}
 
   /// Answers one request; never throws (a database failure is a 500 whose detail is logged).
   /// Safe to call from several threads at once. Logs each refusal (401, 403, 429) and each
@@ -49,7 +61,7 @@ class ConsoleApi {
   ops::HttpResponse or_propose(const char* action, const std::string& request_json, const cases::Change& change,
                                const std::function<ops::HttpResponse()>& make);
 
-  const TokenBook& tokens_;
+  Authenticate authenticate_;
   cases::Cases& cases_;
   cases::Lists& lists_;
   cases::Proposals& proposals_;

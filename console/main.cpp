@@ -1,7 +1,9 @@
 // fraud-console: the analysts' console, a web page and a JSON API over the service's database.
 //
 //   fraud-console run                  serves until SIGTERM or SIGINT
-//   fraud-console token NAME ROLE      makes a token: prints it once, and its tokens-file line
+//   fraud-console token NAME ROLE [--days N]
+//                                      makes a token: prints it once, and its tokens-file line
+//                                      (which, with --days, expires after at least N days)
 //   fraud-console audit verify [--head SEQ:HASH]
 //                                      checks the audit's hash chain (and that a head printed
 //                                      earlier is still in it); exit status 1 when it is broken
@@ -15,6 +17,7 @@
 
 #include <openssl/rand.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -29,6 +32,7 @@
 #include "cases/list_desk.h"
 #include "console/api.h"
 #include "console/tokens.h"
+#include "events/time.h"
 #include "ops/cli.h"
 #include "ops/http_server.h"
 #include "ops/log.h"
@@ -40,9 +44,11 @@ namespace {
 
 using namespace fraud;
 
+constexpr std::int64_t kMicrosPerDay = 86'400'000'000;
+
 constexpr const char* kUsage =
     "usage: fraud-console run\n"
-    "       fraud-console token NAME analyst|lead\n"
+    "       fraud-console token NAME analyst|lead [--days N]\n"
     "       fraud-console audit verify [--head SEQ:HASH]\n"
     "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_LEAD_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE, FRAUD_RULES_FILE and\n"
     "FRAUD_CONSOLE_LISTEN configure run.\n";
@@ -54,16 +60,25 @@ std::string setting(const char* name, const char* fallback = nullptr) {
   throw std::runtime_error(std::string(name) + " is not set");
 }
 
-int make_token(const std::string& name, const std::string& role) {
+int make_token(const std::string& name, const std::string& role, const std::optional<std::string>& days) {
   if (name.empty() || name.find_first_of(" \t#") != std::string::npos)
     return ops::refuse("fraud-console token: NAME must be one word\n");
   if (role != "analyst" && role != "lead") return ops::refuse("fraud-console token: ROLE is analyst or lead\n");
+  std::string expires;
+  if (days) {
+    int n = 0;
+    auto [end, failed] = std::from_chars(days->data(), days->data() + days->size(), n);
+    if (failed != std::errc() || end != days->data() + days->size() || n < 1 || n > 3650)
+      return ops::refuse("fraud-console token: --days is a whole number of days from 1 to 3650\n");
+    auto today = events::wall_clock_now() / kMicrosPerDay * kMicrosPerDay;
+    expires = " expires=" + events::format_rfc3339(today + (n + 1) * kMicrosPerDay).substr(0, 10);  // through day N
+  }
   unsigned char bytes[32];
   if (RAND_bytes(bytes, sizeof bytes) != 1) return ops::refuse("fraud-console token: no randomness\n", 1);
   std::string token;
   for (unsigned char b : bytes) token += "0123456789abcdef"[b >> 4], token += "0123456789abcdef"[b & 0xf];
   std::cout << "token (give it to " << name << "; it is not kept): " << token << "\n"
-            << "tokens-file line: " << name << " " << role << " " << console::sha256_hex(token) << "\n";
+            << "tokens-file line: " << name << " " << role << " " << console::sha256_hex(token) << expires << "\n";
   return 0;
 }
 
@@ -108,7 +123,7 @@ class RuleCatalogFile {
 };
 
 int run() {
-  auto tokens = console::TokenBook::load(setting("FRAUD_CONSOLE_TOKENS_FILE"));
+  console::TokenFile tokens(setting("FRAUD_CONSOLE_TOKENS_FILE"));
   cases::DeskLogins logins{setting("FRAUD_CONSOLE_POSTGRES_URL"), setting("FRAUD_CONSOLE_LEAD_POSTGRES_URL", "")};
   cases::check_logins(logins);
   if (logins.lead_url.empty())
@@ -118,7 +133,8 @@ int run() {
   cases::CaseDesk desk(logins);
   cases::ListDesk lists(logins);
   cases::ProposalDesk proposals(logins);
-  console::ConsoleApi api(tokens, desk, lists, proposals, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
+  console::ConsoleApi api([&tokens](std::string_view authorization) { return tokens.authenticate(authorization); },
+                          desk, lists, proposals, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
   const auto& stop = ops::stop_on_signals();
   // Requests wait on the database: four at once, so that one slow request holds up no other.
   ops::HttpServer server(
@@ -152,7 +168,9 @@ int main(int argc, char** argv) {
   std::string command = argc > 1 ? argv[1] : "";
   try {
     if (command == "run" && argc == 2) return run();
-    if (command == "token" && argc == 4) return make_token(argv[2], argv[3]);
+    if (command == "token" && argc == 4) return make_token(argv[2], argv[3], std::nullopt);
+    if (command == "token" && argc == 6 && std::string(argv[4]) == "--days")
+      return make_token(argv[2], argv[3], std::string(argv[5]));
     if (command == "audit" && argc >= 3 && std::string(argv[2]) == "verify") {
       if (argc == 3) return verify_audit(std::nullopt);
       if (argc == 5 && std::string(argv[3]) == "--head") return verify_audit(std::string(argv[4]));

@@ -4,9 +4,12 @@
 #include <openssl/evp.h>
 
 #include <cctype>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "ops/log.h"
 
 namespace fraud::console {
 
@@ -42,10 +45,12 @@ TokenBook TokenBook::parse(std::string_view text, const std::string& origin) {
   for (int number = 1; std::getline(lines, line); ++number) {
     auto where = origin + ":" + std::to_string(number) + ": ";
     std::istringstream fields(line.substr(0, line.find('#')));
-    std::string name, role, digest, extra;
+    std::string name, role, digest, expiry, extra;
     if (!(fields >> name)) continue;  // blank or a comment
-    if (!(fields >> role >> digest) || (fields >> extra))
-      throw std::runtime_error(where + "expected three fields: name, role (analyst or lead), sha256 of the token");
+    if (!(fields >> role >> digest) || (fields >> expiry && fields >> extra))
+      throw std::runtime_error(where +
+                               "expected three fields: name, role (analyst or lead), sha256 of the token; and "
+                               "expires=YYYY-MM-DD or none");
     if (role != "analyst" && role != "lead")
       throw std::runtime_error(where + "role '" + role + "' is neither analyst nor lead");
     if (!is_digest(digest))
@@ -55,7 +60,15 @@ TokenBook TokenBook::parse(std::string_view text, const std::string& origin) {
       if (entry.digest == digest)
         throw std::runtime_error(where + "'" + name + "' has the token of '" + entry.analyst.name + "'");
     }
-    book.entries_.push_back({{name, role == "lead" ? Role::lead : Role::analyst}, digest});
+    std::optional<events::Timestamp> expires;
+    if (!expiry.empty()) {
+      constexpr std::string_view kKey = "expires=";
+      if (expiry.starts_with(kKey) && expiry.size() == kKey.size() + 10)
+        expires = events::parse_rfc3339(expiry.substr(kKey.size()) + "T00:00:00Z");
+      if (!expires)
+        throw std::runtime_error(where + "the fourth field is expires=YYYY-MM-DD, the UTC day the token stops working");
+    }
+    book.entries_.push_back({{name, role == "lead" ? Role::lead : Role::analyst}, digest, expires});
   }
   return book;
 }
@@ -68,7 +81,7 @@ TokenBook TokenBook::load(const std::string& path) {
   return parse(text.str(), path);
 }
 
-std::optional<Analyst> TokenBook::authenticate(std::string_view authorization) const {
+std::optional<Analyst> TokenBook::authenticate(std::string_view authorization, events::Timestamp now) const {
   // The scheme is case-insensitive (RFC 9110).
   constexpr std::string_view kScheme = "bearer ";
   if (authorization.size() < kScheme.size()) return std::nullopt;
@@ -79,8 +92,43 @@ std::optional<Analyst> TokenBook::authenticate(std::string_view authorization) c
   auto digest = sha256_hex(token);
   std::optional<Analyst> found;
   for (const auto& entry : entries_)
-    if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) == 0) found = entry.analyst;
+    if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) == 0 &&
+        (!entry.expires || now < *entry.expires))
+      found = entry.analyst;
   return found;
+}
+
+TokenFile::TokenFile(std::string path)
+    : path_(std::move(path)), stamp_(stamp()), book_(std::make_shared<const TokenBook>(TokenBook::load(path_))) {}
+
+TokenFile::Stamp TokenFile::stamp() const {
+  std::error_code ignored;
+  return {std::filesystem::last_write_time(path_, ignored), std::filesystem::file_size(path_, ignored)};
+}
+
+std::optional<Analyst> TokenFile::authenticate(std::string_view authorization) const {
+  std::shared_ptr<const TokenBook> book;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto now = stamp(); now != stamp_) {
+      stamp_ = now;
+      try {
+        book_ = std::make_shared<const TokenBook>(TokenBook::load(path_));
+        ops::log::info("tokens file read again", {{"file", path_}, {"analysts", std::to_string(book_->size())}});
+      } catch (const std::exception& e) {
+        book_ = std::make_shared<const TokenBook>();
+        ops::log::error("the tokens file does not load: every token is refused until it does",
+                        {{"file", path_}, {"error", e.what()}});
+      }
+    }
+    book = book_;
+  }
+  return book->authenticate(authorization);
+}
+
+std::size_t TokenFile::size() const {
+  std::lock_guard lock(mutex_);
+  return book_->size();
 }
 
 }  // namespace fraud::console

@@ -452,3 +452,19 @@ TEST_CASE("an analyst neither takes nor closes a case another analyst has, and a
   CHECK(close("alice") == 200);
   CHECK(db.count("SELECT count(*) FROM fraud_cases WHERE state = 'closed' AND closed_by = 'alice'") == 1);
 }
+
+// Revocation without a restart: the console reads its tokens file again when it changes.
+TEST_CASE(
+    "a token deleted from the tokens file is refused at once, and a file that stops loading refuses every token") {
+  TestDatabase db(Services::from_environment());
+  ConsoleProcess console(db);
+  CHECK(console.status("GET", "/api/cases", "alice") == 200);
+  std::ofstream(console.tokens) << "bob analyst " << console::sha256_hex("bob-token") << "\n";
+  CHECK(console.status("GET", "/api/cases", "alice") == 401);
+  CHECK(console.status("GET", "/api/cases", "bob") == 200);
+  std::ofstream(console.tokens) << "bob analyst " << console::sha256_hex("bob-token") << " lead\n";  // broken
+  CHECK(console.status("GET", "/api/cases", "bob") == 401);
+  std::ifstream log(console.log);
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(text.find("every token is refused until it does") != std::string::npos);
+}

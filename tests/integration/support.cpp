@@ -536,8 +536,7 @@ bool RunningReplica::decided(int i, const std::string& decision) {
 }
 
 ConsoleProcess::ConsoleProcess(TestDatabase& db, const std::string& rules_file)
-    : port(free_port()), log("/tmp/" + unique_name("console") + ".log") {
-  auto tokens = "/tmp/" + unique_name("tokens");
+    : port(free_port()), log("/tmp/" + unique_name("console") + ".log"), tokens("/tmp/" + unique_name("tokens")) {
   std::ofstream(tokens) << "# name role sha256\n"
                         << "alice analyst " << console::sha256_hex("alice-token") << "\n"
                         << "bob analyst " << console::sha256_hex("bob-token") << "\n"

@@ -244,6 +244,7 @@ struct ConsoleProcess {
 
   unsigned short port;
   std::string log;
+  std::string tokens;  ///< the tokens file, which the console reads again when it changes
   std::unique_ptr<ChildProcess> process;
 };
 

@@ -128,6 +128,17 @@ TEST_CASE("the tokens file names each analyst's role and keeps only digests") {
   CHECK(console::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST_CASE("a token with an expiry works until the start of its UTC day, and never after") {
+  auto book = console::TokenBook::parse("alice analyst " + console::sha256_hex("a-secret") +
+                                            " expires=2027-03-01\nlena lead " + console::sha256_hex("l-secret") + "\n",
+                                        "tokens");
+  auto at = [](const char* when) { return *fraud::events::parse_rfc3339(when); };
+  CHECK(book.authenticate("Bearer a-secret", at("2027-02-28T23:59:59Z")));
+  CHECK_FALSE(book.authenticate("Bearer a-secret", at("2027-03-01T00:00:00Z")));
+  CHECK_FALSE(book.authenticate("Bearer a-secret", at("2031-01-01T00:00:00Z")));
+  CHECK(book.authenticate("Bearer l-secret", at("2031-01-01T00:00:00Z")));  // no expiry
+}
+
 TEST_CASE("a bad tokens file is refused with its file and line") {
   auto refusal = [](const std::string& text) {
     try {
@@ -139,7 +150,11 @@ TEST_CASE("a bad tokens file is refused with its file and line") {
   };
   CHECK(refusal("alice analyst") ==
         "tokens.txt:1: expected three fields: name, role (analyst or lead), sha256 of "
-        "the token");
+        "the token; and expires=YYYY-MM-DD or none");
+  CHECK(refusal("alice analyst " + std::string(64, 'a') + " expires=2027-13-01") ==
+        "tokens.txt:1: the fourth field is expires=YYYY-MM-DD, the UTC day the token stops working");
+  CHECK(refusal("alice analyst " + std::string(64, 'a') + " until=2027-01-01").find("the fourth field") !=
+        std::string::npos);
   CHECK(refusal("\nalice admin " + std::string(64, 'a')) == "tokens.txt:2: role 'admin' is neither analyst nor lead");
   CHECK(refusal("alice analyst a-secret").find("tokens.txt:1: the third field is not a SHA-256 digest") == 0);
   CHECK(refusal("alice analyst " + std::string(64, 'a') + "\nalice lead " + std::string(64, 'b')) ==
