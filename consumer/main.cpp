@@ -37,6 +37,7 @@
 #include "store/batch_store.h"
 #include "store/history.h"
 #include "store/key_indexes.h"
+#include "store/list_entries.h"
 #include "store/migrations.h"
 #include "store/retention.h"
 
@@ -211,13 +212,16 @@ int prune(const consumer::Config& config, events::Timestamp from) {
 }
 
 // The history's key-field indexes (migrations/0024): for the fields this configuration's rules
-// read and those any replica registered. A rules file that does not load leaves the first.
-void index_key_fields(const consumer::Config& config) {
+// read and those any replica registered; and who may add to its runtime lists, for how long
+// (migrations/0026). A rules file that does not load leaves the registered fields only.
+void apply_rules_file(const consumer::Config& config) {
   auto owner = config.postgres.for_migrations();
   auto fields = store::registered_key_fields(owner);
   try {
-    rules::FeatureEngine engine(
-        std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules())));
+    auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules()));
+    store::record_list_policies(owner, rules->list_policies());
+    ops::log::info("runtime list policies recorded", {{"lists", std::to_string(rules->list_policies().size())}});
+    rules::FeatureEngine engine(rules);
     for (auto field : store::fields_read_by_key(engine))
       if (std::find(fields.begin(), fields.end(), field) == fields.end()) fields.push_back(field);
   } catch (const rules::RuleFileError& e) {
@@ -237,7 +241,7 @@ int migrate(const consumer::Config& config) {
         ops::log::info("migration applied", {{"migration", std::string(name)}});
       });
   ops::log::info("database is up to date", {{"applied", std::to_string(applied)}});
-  index_key_fields(config);
+  apply_rules_file(config);
   return 0;
 }
 

@@ -152,19 +152,50 @@ class RuleFileReader {
     }
   }
 
-  // Names only: the entries live in fraud_list_entries (migrations/0014), whose names follow
-  // the same pattern. Not usable in a feature's where: (features do not depend on lists).
+  // Names, each alone or with who may add to it and for how long; the entries live in
+  // fraud_list_entries (migrations/0014), whose names follow the same pattern. Not usable in
+  // a feature's where: (features do not depend on lists).
   void read_runtime_lists(const YAML::Node& names) {
     if (!names) return;
-    if (!names.IsSequence()) return error(names, "runtime_lists is a sequence of list names, e.g. [deny_cards]");
+    if (!names.IsSequence())
+      return error(names,
+                   "runtime_lists is a sequence of list names, e.g. [deny_cards], or of "
+                   "{name, writer: analyst|lead, longest_days}");
     for (const auto& item : names) {
-      auto name = scalar(item, "a runtime list's name");
+      RuntimeListPolicy policy;
+      std::optional<std::string> name;
+      if (item.IsMap()) {
+        check_keys(item, {"name", "writer", "longest_days"});
+        name = scalar(item["name"], "a runtime list's name");
+        if (!name) error(item, "a runtime list needs a name");
+        if (item["writer"]) {
+          auto writer = scalar(item["writer"], "a runtime list's writer");
+          if (writer && *writer != "analyst" && *writer != "lead")
+            error(item["writer"], "a runtime list's writer is analyst or lead, not '" + *writer + "'");
+          policy.leads_only = writer == "lead";
+        }
+        if (item["longest_days"]) {
+          auto days = scalar(item["longest_days"], "a runtime list's longest_days");
+          int n = 0;
+          if (days &&
+              (std::from_chars(days->data(), days->data() + days->size(), n).ptr != days->data() + days->size() ||
+               n < 1 || n > 3650))
+            error(item["longest_days"], "longest_days is a whole number of days from 1 to 3650");
+          else if (days) policy.longest_days = n;
+        }
+      } else {
+        name = scalar(item, "a runtime list's name");
+      }
       if (!name) continue;
       bool valid = !name->empty() && name->size() <= 63 && (*name)[0] >= 'a' && (*name)[0] <= 'z';
       for (char c : *name) valid = valid && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
       if (!valid) error(item, "runtime list name '" + *name + "' must be lowercase letters, digits and _ (at most 63)");
       else if (set_.schema_.lists.count(*name)) error(item, "'" + *name + "' is both a list and a runtime list");
-      else set_.schema_.runtime_lists.push_back(*name);
+      else {
+        set_.schema_.runtime_lists.push_back(*name);
+        policy.list = *name;
+        set_.list_policies_.push_back(std::move(policy));
+      }
     }
   }
 

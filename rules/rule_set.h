@@ -109,6 +109,14 @@ struct RuleFileError : std::runtime_error {
   std::vector<std::string> errors;
 };
 
+/// Who may add to a runtime list and for how long (`runtime_lists:` in a rule file); the
+/// database enforces it (migrations/0026) once `fraud-consumer migrate` recorded it.
+struct RuntimeListPolicy {
+  std::string list;
+  bool leads_only = false;          ///< writer: lead; otherwise any analyst
+  std::optional<int> longest_days;  ///< an entry's longest life; none: as long as asked
+};
+
 class RuleSet {
  public:
   /// Loads rule-file text. `name` is used in error locations. Throws RuleFileError with
@@ -123,6 +131,8 @@ class RuleSet {
   const std::vector<FeatureSpec>& features() const { return features_; }
   const std::vector<Rule>& rules() const { return rules_; }
   const Schema& schema() const { return schema_; }
+  /// One per runtime list, in file order.
+  const std::vector<RuntimeListPolicy>& list_policies() const { return list_policies_; }
 
   /// The amount in the base currency, or missing when no rate is declared for its currency.
   Value amount_base(const events::Event& event) const;
@@ -153,6 +163,7 @@ class RuleSet {
   std::string base_currency_;
   std::map<std::string, Decimal> rates_;  ///< one unit of the currency in base units
   Schema schema_;
+  std::vector<RuntimeListPolicy> list_policies_;
   std::vector<FeatureSpec> features_;
   std::vector<Rule> rules_;
   int review_at_ = 0, block_at_ = 0;

@@ -3,6 +3,9 @@
 #include <optional>
 #include <string>
 
+#include "ops/postgres_url.h"
+#include "store/sql_text.h"
+
 namespace fraud::store {
 namespace {
 
@@ -82,6 +85,27 @@ const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx) {
   version_ = version;
   as_of_ = {version, row[1].as<events::Timestamp>()};
   return lists_;
+}
+
+void record_list_policies(const std::string& owner_url, const std::vector<rules::RuntimeListPolicy>& policies) {
+  if (policies.empty()) return;
+  ArrayLiteral lists, writers, days;
+  for (const auto& p : policies) {
+    lists.add(p.list), writers.add(p.leads_only ? "lead" : "analyst");
+    if (p.longest_days) days.add(std::int64_t{*p.longest_days});
+    else days.add_null();
+  }
+  pqxx::connection connection(ops::with_connect_timeout(owner_url));
+  pqxx::work tx(connection);
+  tx.exec_params0(
+      "INSERT INTO fraud_list_policies (list_name, writer, longest_days) "
+      "SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) "
+      "ON CONFLICT (list_name) DO UPDATE SET writer = EXCLUDED.writer, longest_days = EXCLUDED.longest_days, "
+      "recorded_at = now() "
+      "WHERE (fraud_list_policies.writer, fraud_list_policies.longest_days) IS DISTINCT FROM "
+      "(EXCLUDED.writer, EXCLUDED.longest_days)",
+      lists.str(), writers.str(), days.str());
+  tx.commit();
 }
 
 }  // namespace fraud::store

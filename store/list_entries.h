@@ -6,10 +6,17 @@
 #include <pqxx/pqxx>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
+#include "rules/rule_set.h"
 #include "rules/runtime_lists.h"
 
 namespace fraud::store {
+
+/// Records, as the tables' owner, who may add to each of `policies`' lists and for how long
+/// (migrations/0026): the rules file is the truth for the lists it names; others keep theirs.
+void record_list_policies(const std::string& owner_url, const std::vector<rules::RuntimeListPolicy>& policies);
 
 /// Every entry and suppression ever made (ended ones too: the backtest replays each decision
 /// with what its batch saw). Analysts make them by hand, so there are few.

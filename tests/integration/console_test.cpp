@@ -9,6 +9,7 @@
 #include <future>
 
 #include "console/tokens.h"
+#include "store/list_entries.h"
 #include "tests/integration/support.h"
 
 using namespace fraud;
@@ -467,4 +468,32 @@ TEST_CASE(
   std::ifstream log(console.log);
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   CHECK(text.find("every token is refused until it does") != std::string::npos);
+}
+
+// The lead check was a name prefix (allow_); now a list declares its writer and an entry's
+// longest life in the rules file, `migrate` records them, and the database holds them for
+// every path in: the console, the functions called directly, an approval (migrations/0026).
+TEST_CASE("a runtime list's declared writer and longest life hold in the database, whoever asks") {
+  TestDatabase db(Services::from_environment());
+  auto rules = rules::RuleSet::parse(
+      "version: v\nbase_currency: EUR\nruntime_lists: [{name: deny_cards, writer: lead, longest_days: 30}]\n"
+      "rules: []\ndecision: {review_at: 50, block_at: 100}\n",
+      "lists.yaml");
+  store::record_list_policies(db.url(), rules.list_policies());
+  ConsoleProcess console(db, FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml");
+  auto add = [&](const std::string& who, const std::string& days) {
+    return console.status("POST", "/api/lists/deny_cards/entries", who,
+                          R"({"value":"card-9","reason":"stolen")" + (days.empty() ? "" : ",\"days\":" + days) + "}");
+  };
+  CHECK(add("alice", "10") == 403);  // an analyst
+  CHECK(add("lena", "") == 400);     // a lead, but no end
+  CHECK(add("lena", "31") == 400);   // longer than the list keeps an entry
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries") == 0);
+  // Not only through the console: the analysts' login calling the function itself.
+  pqxx::connection analysts(db.console_url());
+  CHECK_THROWS_WITH(pqxx::nontransaction(analysts).exec("SELECT fraud_list_add('deny_cards', 'card-8', 'stolen', 10, "
+                                                        "'alice', 'k-direct')"),
+                    doctest::Contains("only a lead may add to deny_cards"));
+  CHECK(add("lena", "30") == 201);
+  CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE value = 'card-9'") == 1);
 }

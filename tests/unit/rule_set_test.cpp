@@ -493,10 +493,34 @@ decision: {review_at: 50, block_at: 100}
   CHECK(decide(8000, std::nullopt, 0, 20'000) == Decision::allow);  // by event time, before its expiry
 }
 
+TEST_CASE("a runtime list declares who may add to it and an entry's longest life, or neither") {
+  auto rules = RuleSet::parse(
+      "version: v\nbase_currency: EUR\nruntime_lists:\n  - deny_cards\n  - {name: deny_devices, writer: lead, "
+      "longest_days: 30}\n  - {name: allow_accounts, writer: analyst}\nrules: []\ndecision: {review_at: 50, "
+      "block_at: 100}\n",
+      "r.yaml");
+  REQUIRE(rules.list_policies().size() == 3);
+  CHECK(rules.schema().runtime_lists == std::vector<std::string>{"deny_cards", "deny_devices", "allow_accounts"});
+  CHECK_FALSE(rules.list_policies()[0].leads_only);
+  CHECK_FALSE(rules.list_policies()[0].longest_days);
+  CHECK(rules.list_policies()[1].leads_only);
+  CHECK(rules.list_policies()[1].longest_days == 30);
+  CHECK_FALSE(rules.list_policies()[2].leads_only);
+}
+
 TEST_CASE("runtime lists are refused with what is wrong and where") {
   const std::string thresholds = "decision: {review_at: 50, block_at: 100}\n";
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: deny\nrules: []\n" + thresholds) ==
-        "r.yaml:3:16: runtime_lists is a sequence of list names, e.g. [deny_cards]\n");
+        "r.yaml:3:16: runtime_lists is a sequence of list names, e.g. [deny_cards], or of {name, writer: "
+        "analyst|lead, longest_days}\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [{name: deny, writer: admin}]\nrules: []\n" +
+                   thresholds) == "r.yaml:3:38: a runtime list's writer is analyst or lead, not 'admin'\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [{name: deny, longest_days: 0}]\nrules: []\n" +
+                   thresholds) == "r.yaml:3:44: longest_days is a whole number of days from 1 to 3650\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [{writer: lead}]\nrules: []\n" + thresholds) ==
+        "r.yaml:3:17: a runtime list needs a name\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [{name: deny, owner: x}]\nrules: []\n" +
+                   thresholds) == "r.yaml:3:30: unknown key 'owner'\n");
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [Deny-Cards]\nrules: []\n" + thresholds) ==
         "r.yaml:3:17: runtime list name 'Deny-Cards' must be lowercase letters, digits and _ (at most 63)\n");
   CHECK(load_error("version: v\nbase_currency: EUR\nlists: {deny: [a]}\nruntime_lists: [deny]\nrules: []\n" +
