@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <cstdint>
 #include <fstream>
@@ -98,27 +100,44 @@ std::optional<Analyst> TokenBook::authenticate(std::string_view authorization, e
   return found;
 }
 
+namespace {
+
+/// What every token is checked against while the file does not load: made before it is
+/// needed, so refusing cannot fail.
+const auto kNobody = std::make_shared<const TokenBook>();
+
+}  // namespace
+
 TokenFile::TokenFile(std::string path)
     : path_(std::move(path)), stamp_(stamp()), book_(std::make_shared<const TokenBook>(TokenBook::load(path_))) {}
 
 TokenFile::Stamp TokenFile::stamp() const {
-  std::error_code ignored;
-  return {std::filesystem::last_write_time(path_, ignored), std::filesystem::file_size(path_, ignored)};
+  struct stat s {};
+  if (::stat(path_.c_str(), &s) != 0) return {};
+  return {static_cast<std::int64_t>(s.st_dev),          static_cast<std::int64_t>(s.st_ino),
+          static_cast<std::int64_t>(s.st_size),         static_cast<std::int64_t>(s.st_mtim.tv_sec),
+          static_cast<std::int64_t>(s.st_mtim.tv_nsec), static_cast<std::int64_t>(s.st_ctim.tv_sec),
+          static_cast<std::int64_t>(s.st_ctim.tv_nsec)};
 }
 
 std::optional<Analyst> TokenFile::authenticate(std::string_view authorization) const {
   std::shared_ptr<const TokenBook> book;
   {
     std::lock_guard lock(mutex_);
-    if (auto now = stamp(); now != stamp_) {
-      stamp_ = now;
+    auto now = stamp();
+    auto retry = failed_at && std::chrono::steady_clock::now() - *failed_at >= std::chrono::seconds(1);
+    if (now != stamp_ || retry) {
       try {
         book_ = std::make_shared<const TokenBook>(TokenBook::load(path_));
+        stamp_ = now;  // only once loaded: a failure is tried again
+        failed_at.reset();
         ops::log::info("tokens file read again", {{"file", path_}, {"analysts", std::to_string(book_->size())}});
       } catch (const std::exception& e) {
-        book_ = std::make_shared<const TokenBook>();
-        ops::log::error("the tokens file does not load: every token is refused until it does",
-                        {{"file", path_}, {"error", e.what()}});
+        book_ = kNobody;
+        if (!failed_at)
+          ops::log::error("the tokens file does not load: every token is refused until it does",
+                          {{"file", path_}, {"error", e.what()}});
+        failed_at = std::chrono::steady_clock::now();
       }
     }
     book = book_;

@@ -10,7 +10,9 @@
 // line, without a restart (TokenFile).
 // Roles are cases::Role (cases/analyst.h): what each may do, the database decides.
 
-#include <filesystem>
+#include <array>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,9 +58,11 @@ class TokenBook {
   std::vector<Entry> entries_;
 };
 
-/// A tokens file, read again when its time or size changed. A file that stops loading
-/// refuses every token until it loads again (said in the log): a mistake while revoking one
-/// must not leave the revoked one working. Safe to call from several threads.
+/// A tokens file, read again when it changed: its inode, size, modification or status-change
+/// time (the last no copy can preserve, so a file copied in with its old time still counts).
+/// A file that stops loading refuses every token, and is tried again each second, until it
+/// loads (said in the log): a mistake while revoking one must not leave the revoked one
+/// working. Safe to call from several threads.
 class TokenFile {
  public:
   /// Reads the file; throws std::runtime_error when it does not load at start.
@@ -68,13 +72,14 @@ class TokenFile {
   std::size_t size() const;
 
  private:
-  using Stamp = std::pair<std::filesystem::file_time_type, std::uintmax_t>;
+  using Stamp = std::array<std::int64_t, 7>;  ///< device, inode, size, mtime s and ns, ctime s and ns
   Stamp stamp() const;
 
   std::string path_;
   mutable std::mutex mutex_;
-  mutable Stamp stamp_;
+  mutable Stamp stamp_;  ///< of the file last loaded
   mutable std::shared_ptr<const TokenBook> book_;
+  mutable std::optional<std::chrono::steady_clock::time_point> failed_at;  ///< the last load that failed
 };
 
 }  // namespace fraud::console

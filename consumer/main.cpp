@@ -225,8 +225,10 @@ void apply_rules_file(const consumer::Config& config) {
     for (auto field : store::fields_read_by_key(engine))
       if (std::find(fields.begin(), fields.end(), field) == fields.end()) fields.push_back(field);
   } catch (const rules::RuleFileError& e) {
-    ops::log::warn("the rules file does not load: indexing the registered key fields only",
-                   {{"rules_file", config.rules.file}, {"error", e.what()}});
+    ops::log::error(
+        "the rules file does not load: its runtime lists' policies are not recorded, and only the "
+        "registered key fields are indexed",
+        {{"rules_file", config.rules.file}, {"error", e.what()}});
   }
   std::string built;
   for (auto field : store::build_key_indexes(owner, fields))

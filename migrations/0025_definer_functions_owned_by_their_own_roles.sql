@@ -42,9 +42,9 @@ GRANT SELECT ON fraud_cases, fraud_case_events, fraud_case_comments, fraud_label
 GRANT INSERT ON fraud_case_comments, fraud_labels, fraud_list_entries, fraud_list_version, fraud_suppressions,
                 fraud_proposals, audit_log
   TO fraud_desk_owner;
-GRANT UPDATE ON fraud_cases, fraud_list_entries, fraud_list_version, fraud_suppressions, fraud_proposals,
-                audit_chain
-  TO fraud_desk_owner;
+GRANT UPDATE ON fraud_cases, fraud_list_version, fraud_proposals, audit_chain TO fraud_desk_owner;
+-- An entry or a suppression only ends: what it holds and when it counts stay as added.
+GRANT UPDATE (ended_at, ended_version, ended_by) ON fraud_list_entries, fraud_suppressions TO fraud_desk_owner;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO fraud_desk_owner;
 -- The helpers they call, some closed to PUBLIC (fraud_desk_lowers, …): only their owner could.
 DO $$

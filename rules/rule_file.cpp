@@ -168,6 +168,8 @@ class RuleFileReader {
         check_keys(item, {"name", "writer", "longest_days"});
         name = scalar(item["name"], "a runtime list's name");
         if (!name) error(item, "a runtime list needs a name");
+        for (const char* key : {"writer", "longest_days"})
+          if (item[key] && item[key].IsNull()) error(item[key], std::string("a runtime list's ") + key + " is empty");
         if (item["writer"]) {
           auto writer = scalar(item["writer"], "a runtime list's writer");
           if (writer && *writer != "analyst" && *writer != "lead")
@@ -191,6 +193,9 @@ class RuleFileReader {
       for (char c : *name) valid = valid && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
       if (!valid) error(item, "runtime list name '" + *name + "' must be lowercase letters, digits and _ (at most 63)");
       else if (set_.schema_.lists.count(*name)) error(item, "'" + *name + "' is both a list and a runtime list");
+      else if (std::find(set_.schema_.runtime_lists.begin(), set_.schema_.runtime_lists.end(), *name) !=
+               set_.schema_.runtime_lists.end())
+        error(item, "runtime list '" + *name + "' is declared twice");
       else {
         set_.schema_.runtime_lists.push_back(*name);
         policy.list = *name;

@@ -476,8 +476,8 @@ TEST_CASE(
 TEST_CASE("a runtime list's declared writer and longest life hold in the database, whoever asks") {
   TestDatabase db(Services::from_environment());
   auto rules = rules::RuleSet::parse(
-      "version: v\nbase_currency: EUR\nruntime_lists: [{name: deny_cards, writer: lead, longest_days: 30}]\n"
-      "rules: []\ndecision: {review_at: 50, block_at: 100}\n",
+      "version: v\nbase_currency: EUR\nruntime_lists: [{name: deny_cards, writer: lead, longest_days: 30}, "
+      "{name: allow_accounts, writer: lead}]\nrules: []\ndecision: {review_at: 50, block_at: 100}\n",
       "lists.yaml");
   store::record_list_policies(db.url(), rules.list_policies());
   ConsoleProcess console(db, FRAUD_SOURCE_DIR "/tests/data/list_rules.yaml");
@@ -496,4 +496,10 @@ TEST_CASE("a runtime list's declared writer and longest life hold in the databas
                     doctest::Contains("only a lead may add to deny_cards"));
   CHECK(add("lena", "30") == 201);
   CHECK(db.count("SELECT count(*) FROM fraud_list_entries WHERE value = 'card-9'") == 1);
+  // An allow entry is proposed and made in the approving lead's session: an analyst may not
+  // propose one to a leads-only list, or one lead's approval would let the analyst add to it.
+  auto allow = R"({"value":"acc-2","reason":"vip"})";
+  CHECK(console.status("POST", "/api/lists/allow_accounts/entries", "alice", allow) == 403);
+  CHECK(db.count("SELECT count(*) FROM fraud_proposals") == 0);
+  CHECK(console.status("POST", "/api/lists/allow_accounts/entries", "lena", allow) == 202);
 }

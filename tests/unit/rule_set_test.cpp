@@ -519,6 +519,11 @@ TEST_CASE("runtime lists are refused with what is wrong and where") {
                    thresholds) == "r.yaml:3:44: longest_days is a whole number of days from 1 to 3650\n");
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [{writer: lead}]\nrules: []\n" + thresholds) ==
         "r.yaml:3:17: a runtime list needs a name\n");
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [{name: deny, writer: }]\nrules: []\n" + thresholds)
+            .find("a runtime list's writer is empty") != std::string::npos);
+  CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [deny, {name: deny, writer: lead}]\nrules: []\n" +
+                   thresholds)
+            .find("runtime list 'deny' is declared twice") != std::string::npos);
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [{name: deny, owner: x}]\nrules: []\n" +
                    thresholds) == "r.yaml:3:30: unknown key 'owner'\n");
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [Deny-Cards]\nrules: []\n" + thresholds) ==
