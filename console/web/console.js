@@ -126,6 +126,14 @@ async function loadProposals() {
   }
 }
 
+// Forgets the token in this tab and starts again from a blank page, so nothing the analyst saw
+// stays on screen for the next person at the desk.
+function signOut() {
+  sessionStorage.removeItem("fraud-console-token");
+  token = "";
+  location.replace(location.pathname);
+}
+
 async function signIn(event) {
   if (event) event.preventDefault();
   if (event) token = $("token").value;
@@ -139,6 +147,7 @@ async function signIn(event) {
   $("login").hidden = true;
   $("console").hidden = false;
   $("who").textContent = me.name + " (" + me.role + ")";
+  $("sign-out").hidden = false;
   exponents = await call("GET", "/api/currencies");
   const catalog = await call("GET", "/api/catalog");
   fillOptions($("known-lists"), catalog.lists);
@@ -346,5 +355,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("close-case").addEventListener("click", () =>
     act("close", { disposition: $("disposition").value, version: current.version },
       "Closed as " + $("disposition").value + "."));
+  $("sign-out").addEventListener("click", signOut);
   if (token) signIn();
 });

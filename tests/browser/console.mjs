@@ -146,6 +146,12 @@ try {
   await second.locator("#proposal-message").filter({ hasText: "Approved #" }).waitFor();
   await second.locator("#suppressions tbody tr", { hasText: other }).filter({ hasText: "known payroll" }).waitFor();
   await second.locator("#proposal-list tbody tr", { hasText: other }).waitFor({ state: "detached" });
+  // Signing out forgets the token and leaves nothing of the desk on screen.
+  await second.click("#sign-out");
+  await second.locator("#login").waitFor();
+  assert.equal(await second.evaluate(() => sessionStorage.getItem("fraud-console-token")), null);
+  assert.equal(await second.locator("#console").isHidden(), true);
+  assert.equal(await second.locator("#who").textContent(), "");
   assert.deepEqual(failures, [], "the leads' pages raised no script errors");
   console.log("browser: the lead's walk passed");
 } finally {
