@@ -11,12 +11,15 @@
 // Settings come from the environment, never the command line (where passwords show in `ps`),
 // each also as NAME_FILE=/path, the file holding the value (a secret's way on Kubernetes):
 // FRAUD_CONSOLE_POSTGRES_URL (a login role in fraud_console, for analysts' requests),
-// FRAUD_CONSOLE_LEAD_POSTGRES_URL (one in fraud_console_lead, for leads'), FRAUD_CONSOLE_TOKENS_FILE,
-// FRAUD_RULES_FILE (the replicas' rules file: which rules and lists exist) and
-// FRAUD_CONSOLE_LISTEN (default 127.0.0.1:8090). Exit status: 0 done, 1 failed, 2 usage.
+// FRAUD_CONSOLE_LEAD_POSTGRES_URL (one in fraud_console_lead, for leads'), FRAUD_RULES_FILE (the
+// replicas' rules file: which rules and lists exist) and FRAUD_CONSOLE_LISTEN (default
+// 127.0.0.1:8090); who signs on: the bank's OpenID provider's tokens (FRAUD_CONSOLE_OIDC_ISSUER,
+// FRAUD_CONSOLE_OIDC_AUDIENCE and the optional FRAUD_CONSOLE_OIDC_* of OidcSettings), a tokens
+// file (FRAUD_CONSOLE_TOKENS_FILE), or both. Exit status: 0 done, 1 failed, 2 usage.
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
@@ -31,6 +34,7 @@
 #include "cases/case_desk.h"
 #include "cases/list_desk.h"
 #include "console/api.h"
+#include "console/sign_on.h"
 #include "console/tokens.h"
 #include "events/time.h"
 #include "ops/cli.h"
@@ -50,8 +54,8 @@ constexpr const char* kUsage =
     "usage: fraud-console run\n"
     "       fraud-console token NAME analyst|lead [--days N]\n"
     "       fraud-console audit verify [--head SEQ:HASH]\n"
-    "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_LEAD_POSTGRES_URL, FRAUD_CONSOLE_TOKENS_FILE, FRAUD_RULES_FILE and\n"
-    "FRAUD_CONSOLE_LISTEN configure run.\n";
+    "FRAUD_CONSOLE_POSTGRES_URL, FRAUD_CONSOLE_LEAD_POSTGRES_URL, FRAUD_RULES_FILE, FRAUD_CONSOLE_LISTEN, and\n"
+    "FRAUD_CONSOLE_OIDC_ISSUER with FRAUD_CONSOLE_OIDC_AUDIENCE or FRAUD_CONSOLE_TOKENS_FILE, configure run.\n";
 
 /// A setting from the environment, or from the file its `_FILE` variable names (a secret).
 std::string setting(const char* name, const char* fallback = nullptr) {
@@ -122,8 +126,43 @@ class RuleCatalogFile {
   console::RuleCatalog last_;
 };
 
+/// The bank's OpenID provider, when FRAUD_CONSOLE_OIDC_ISSUER names one.
+std::unique_ptr<console::OidcSignOn> oidc_sign_on() {
+  auto issuer = setting("FRAUD_CONSOLE_OIDC_ISSUER", "");
+  if (issuer.empty()) return nullptr;
+  console::OidcSettings settings;
+  settings.issuer = issuer;
+  settings.audience = setting("FRAUD_CONSOLE_OIDC_AUDIENCE");
+  settings.jwks_url = setting("FRAUD_CONSOLE_OIDC_JWKS_URL", "");
+  settings.name_claim = setting("FRAUD_CONSOLE_OIDC_NAME_CLAIM", settings.name_claim.c_str());
+  settings.role_claim = setting("FRAUD_CONSOLE_OIDC_ROLE_CLAIM", settings.role_claim.c_str());
+  settings.analyst_value = setting("FRAUD_CONSOLE_OIDC_ANALYST_VALUE", settings.analyst_value.c_str());
+  settings.lead_value = setting("FRAUD_CONSOLE_OIDC_LEAD_VALUE", settings.lead_value.c_str());
+  auto leeway = setting("FRAUD_CONSOLE_OIDC_LEEWAY_SECONDS", "60");
+  int seconds = -1;
+  auto [end, failed] = std::from_chars(leeway.data(), leeway.data() + leeway.size(), seconds);
+  if (failed != std::errc() || end != leeway.data() + leeway.size() || seconds < 0 || seconds > 300)
+    throw std::runtime_error("FRAUD_CONSOLE_OIDC_LEEWAY_SECONDS is a whole number of seconds from 0 to 300");
+  settings.leeway = std::chrono::seconds(seconds);
+  return std::make_unique<console::OidcSignOn>(settings, console::fetch_over_https);
+}
+
+/// Who a request's Authorization header names: a JWT goes to the provider's keys, anything
+/// else to the tokens file.
+console::Authenticate sign_on(const std::unique_ptr<console::OidcSignOn>& oidc,
+                              const std::unique_ptr<console::TokenFile>& tokens) {
+  return [&oidc, &tokens](std::string_view authorization) -> std::optional<cases::Analyst> {
+    bool jwt = std::count(authorization.begin(), authorization.end(), '.') == 2;
+    if (oidc && jwt) return oidc->authenticate(authorization);
+    if (tokens && !jwt) return tokens->authenticate(authorization);
+    return std::nullopt;
+  };
+}
+
 int run() {
-  console::TokenFile tokens(setting("FRAUD_CONSOLE_TOKENS_FILE"));
+  auto oidc = oidc_sign_on();
+  auto tokens_file = setting("FRAUD_CONSOLE_TOKENS_FILE", oidc ? "" : nullptr);
+  auto tokens = tokens_file.empty() ? nullptr : std::make_unique<console::TokenFile>(tokens_file);
   cases::DeskLogins logins{setting("FRAUD_CONSOLE_POSTGRES_URL"), setting("FRAUD_CONSOLE_LEAD_POSTGRES_URL", "")};
   cases::check_logins(logins);
   if (logins.lead_url.empty())
@@ -133,15 +172,15 @@ int run() {
   cases::CaseDesk desk(logins);
   cases::ListDesk lists(logins);
   cases::ProposalDesk proposals(logins);
-  console::ConsoleApi api([&tokens](std::string_view authorization) { return tokens.authenticate(authorization); },
-                          desk, lists, proposals, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
+  console::ConsoleApi api(sign_on(oidc, tokens), desk, lists, proposals, RuleCatalogFile(setting("FRAUD_RULES_FILE")));
   const auto& stop = ops::stop_on_signals();
   // Requests wait on the database: four at once, so that one slow request holds up no other.
   ops::HttpServer server(
       setting("FRAUD_CONSOLE_LISTEN", "127.0.0.1:8090"),
       [&api](const ops::HttpRequest& request) { return api.handle(request); }, 4);
-  ops::log::info("console started",
-                 {{"port", std::to_string(server.port())}, {"analysts", std::to_string(tokens.size())}});
+  ops::log::info("console started", {{"port", std::to_string(server.port())},
+                                     {"analysts", std::to_string(tokens ? tokens->size() : 0)},
+                                     {"sign_on_keys", std::to_string(oidc ? oidc->key_count() : 0)}});
   while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ops::log::info("console stopped");
   return 0;

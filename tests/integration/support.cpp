@@ -535,21 +535,21 @@ bool RunningReplica::decided(int i, const std::string& decision) {
   });
 }
 
-ConsoleProcess::ConsoleProcess(TestDatabase& db, const std::string& rules_file)
+ConsoleProcess::ConsoleProcess(TestDatabase& db, const std::string& rules_file,
+                               const std::map<std::string, std::string>& environment)
     : port(free_port()), log("/tmp/" + unique_name("console") + ".log"), tokens("/tmp/" + unique_name("tokens")) {
   std::ofstream(tokens) << "# name role sha256\n"
                         << "alice analyst " << console::sha256_hex("alice-token") << "\n"
                         << "bob analyst " << console::sha256_hex("bob-token") << "\n"
                         << "lena lead " << console::sha256_hex("lena-token") << "\n"
                         << "lars lead " << console::sha256_hex("lars-token") << "\n";
-  process = std::make_unique<ChildProcess>(
-      std::vector<std::string>{FRAUD_CONSOLE_BINARY, "run"},
-      std::map<std::string, std::string>{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
-                                         {"FRAUD_CONSOLE_LEAD_POSTGRES_URL", db.console_lead_url()},
-                                         {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
-                                         {"FRAUD_RULES_FILE", rules_file},
-                                         {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}},
-      log);
+  std::map<std::string, std::string> settings{{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
+                                              {"FRAUD_CONSOLE_LEAD_POSTGRES_URL", db.console_lead_url()},
+                                              {"FRAUD_CONSOLE_TOKENS_FILE", tokens},
+                                              {"FRAUD_RULES_FILE", rules_file},
+                                              {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}};
+  for (const auto& [name, value] : environment) settings[name] = value;
+  process = std::make_unique<ChildProcess>(std::vector<std::string>{FRAUD_CONSOLE_BINARY, "run"}, settings, log);
   // The console's own file, not /healthz, which a replica that took the port would answer too.
   REQUIRE(wait_until(30s, [&] {
     int code = 0;
@@ -561,7 +561,7 @@ int ConsoleProcess::status(const std::string& method, const std::string& target,
                            const std::string& body, std::string* answer) {
   if (method == "POST") return post(unique_name("key"), target, who, body, answer);
   int code = 0;
-  auto response = http_call(port, {method, target, who.empty() ? "" : "Bearer " + who + "-token", body}, &code);
+  auto response = http_call(port, {method, target, who.empty() ? "" : "Bearer " + token_of(who), body}, &code);
   if (answer && response) *answer = *response;
   return code;
 }
@@ -576,7 +576,7 @@ int ConsoleProcess::approve(const std::string& proposed, const std::string& appr
 int ConsoleProcess::post(const std::string& key, const std::string& target, const std::string& who,
                          const std::string& body, std::string* answer) {
   int code = 0;
-  auto response = http_call(port, {"POST", target, who.empty() ? "" : "Bearer " + who + "-token", body, key}, &code);
+  auto response = http_call(port, {"POST", target, who.empty() ? "" : "Bearer " + token_of(who), body, key}, &code);
   if (answer && response) *answer = *response;
   return code;
 }

@@ -229,9 +229,11 @@ struct RunningReplica {
 
 /// fraud-console over `db` as a child process, with four analysts: alice and bob
 /// (analysts), lena and lars (leads, so that one can approve what the other proposes), each
-/// whose token is their name with "-token" after it, and the rules and lists of `rules_file`.
+/// whose token is their name with "-token" after it, and the rules and lists of `rules_file`;
+/// `environment` adds to or replaces its settings.
 struct ConsoleProcess {
-  explicit ConsoleProcess(TestDatabase& db, const std::string& rules_file = FRAUD_SOURCE_DIR "/config/rules.yaml");
+  explicit ConsoleProcess(TestDatabase& db, const std::string& rules_file = FRAUD_SOURCE_DIR "/config/rules.yaml",
+                          const std::map<std::string, std::string>& environment = {});
   /// The status of `method` `target` as `who` (no token when empty); `answer` gets the body.
   /// A POST carries an Idempotency-Key of its own, as the page's do.
   int status(const std::string& method, const std::string& target, const std::string& who, const std::string& body = "",
@@ -245,6 +247,8 @@ struct ConsoleProcess {
   unsigned short port;
   std::string log;
   std::string tokens;  ///< the tokens file, which the console reads again when it changes
+  /// The bearer token `who` signs on with: from the tokens file, unless a test signs on otherwise.
+  std::function<std::string(const std::string& who)> token_of = [](const std::string& who) { return who + "-token"; };
   std::unique_ptr<ChildProcess> process;
 };
 
