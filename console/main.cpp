@@ -147,22 +147,23 @@ std::unique_ptr<console::OidcSignOn> oidc_sign_on() {
   return std::make_unique<console::OidcSignOn>(settings, console::fetch_over_https);
 }
 
-/// Who a request's Authorization header names: a JWT goes to the provider's keys, anything
-/// else to the tokens file.
+/// Who a request's Authorization header names: the provider's tokens or the tokens file's,
+/// never both (one person could then appear under two names, or two people under one).
 console::Authenticate sign_on(const std::unique_ptr<console::OidcSignOn>& oidc,
                               const std::unique_ptr<console::TokenFile>& tokens) {
   return [&oidc, &tokens](std::string_view authorization) -> std::optional<cases::Analyst> {
-    bool jwt = std::count(authorization.begin(), authorization.end(), '.') == 2;
-    if (oidc && jwt) return oidc->authenticate(authorization);
-    if (tokens && !jwt) return tokens->authenticate(authorization);
-    return std::nullopt;
+    return oidc ? oidc->authenticate(authorization) : tokens->authenticate(authorization);
   };
 }
 
 int run() {
   auto oidc = oidc_sign_on();
   auto tokens_file = setting("FRAUD_CONSOLE_TOKENS_FILE", oidc ? "" : nullptr);
-  auto tokens = tokens_file.empty() ? nullptr : std::make_unique<console::TokenFile>(tokens_file);
+  if (oidc && !tokens_file.empty())
+    throw std::runtime_error(
+        "FRAUD_CONSOLE_OIDC_ISSUER and FRAUD_CONSOLE_TOKENS_FILE are both set: analysts sign on one way, so each "
+        "has one name in the audit");
+  auto tokens = oidc ? nullptr : std::make_unique<console::TokenFile>(tokens_file);
   cases::DeskLogins logins{setting("FRAUD_CONSOLE_POSTGRES_URL"), setting("FRAUD_CONSOLE_LEAD_POSTGRES_URL", "")};
   cases::check_logins(logins);
   if (logins.lead_url.empty())

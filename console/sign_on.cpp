@@ -59,8 +59,7 @@ std::shared_ptr<EVP_PKEY> rsa_key(const std::string& modulus, const std::string&
   if (!n || !e || !build || OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
       OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1)
     return nullptr;
-  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(build.get()),
-                                                                 OSSL_PARAM_free);
+  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(build.get()), OSSL_PARAM_free);
   std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> context(
       EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), EVP_PKEY_CTX_free);
   EVP_PKEY* key = nullptr;
@@ -140,9 +139,12 @@ SigningKeys SigningKeys::parse(std::string_view jwks) {
     auto modulus = n ? base64url_decode(*n) : std::nullopt;
     auto exponent = e ? base64url_decode(*e) : std::nullopt;
     auto public_key = modulus && exponent ? rsa_key(*modulus, *exponent) : nullptr;
-    if (!public_key) throw std::runtime_error("the JWKS key '" + *kid + "' is not an RSA public key");
-    if (EVP_PKEY_get_bits(public_key.get()) < 2048)
-      throw std::runtime_error("the JWKS key '" + *kid + "' is shorter than 2048 bits");
+    // One bad key must not cost the good ones (nor stop a rotation): it is skipped, and said.
+    if (!public_key || EVP_PKEY_get_bits(public_key.get()) < 2048) {
+      ops::log::warn("a key the sign-on provider publishes is skipped",
+                     {{"kid", *kid}, {"why", public_key ? "shorter than 2048 bits" : "not an RSA public key"}});
+      continue;
+    }
     result.keys_[*kid] = public_key;
   }
   return result;
@@ -188,22 +190,28 @@ std::size_t append_body(char* data, std::size_t size, std::size_t count, void* b
   return size * count;
 }
 
-bool loopback_http(const std::string& url) {
-  for (const char* host : {"http://127.0.0.1", "http://localhost", "http://[::1]"}) {
-    std::string prefix(host);
-    if (url.compare(0, prefix.size(), prefix) == 0 &&
-        (url.size() == prefix.size() || url[prefix.size()] == ':' || url[prefix.size()] == '/'))
-      return true;
-  }
-  return false;
+/// Whether `url` may be fetched: https, or http to this machine's loopback address; never
+/// with a user name or password in it (which would also hide the real host from a prefix check).
+bool fetchable(const std::string& url) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(curl_url(), curl_url_cleanup);
+  if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return false;
+  auto part = [&](CURLUPart which) {
+    char* text = nullptr;
+    if (curl_url_get(parsed.get(), which, &text, 0) != CURLUE_OK || !text) return std::string();
+    std::string value(text);
+    curl_free(text);
+    return value;
+  };
+  if (!part(CURLUPART_USER).empty() || !part(CURLUPART_PASSWORD).empty()) return false;
+  auto scheme = part(CURLUPART_SCHEME), host = part(CURLUPART_HOST);
+  return scheme == "https" || (scheme == "http" && (host == "127.0.0.1" || host == "localhost" || host == "[::1]"));
 }
 
 }  // namespace
 
 std::string fetch_over_https(const std::string& url) {
   static const bool ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (url.compare(0, 8, "https://") != 0 && !loopback_http(url))
-    throw std::runtime_error(url + ": the provider's documents are fetched over https only");
+  if (!fetchable(url)) throw std::runtime_error(url + ": the provider's documents are fetched over https only");
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(ready ? curl_easy_init() : nullptr, curl_easy_cleanup);
   if (!curl) throw std::runtime_error(url + ": libcurl did not start");
   std::string body;

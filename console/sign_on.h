@@ -30,7 +30,7 @@ struct OidcSettings {
   std::string audience;  ///< must be one of the tokens' `aud`
   std::string jwks_url;  ///< empty: the `jwks_uri` of the issuer's discovery document
   std::string name_claim = "preferred_username";
-  std::string role_claim = "roles";  ///< a string, or an array of strings (groups)
+  std::string role_claim = "roles";       ///< a string, or an array of strings (groups)
   std::string analyst_value = "analyst";  ///< the claim's value that makes an analyst
   std::string lead_value = "lead";        ///< and a lead (wins when both are present)
   std::chrono::seconds leeway{60};        ///< clock skew allowed on `exp` and `nbf`
@@ -39,8 +39,8 @@ struct OidcSettings {
 /// The provider's RS256 signing keys, by key id, from a JWKS document.
 class SigningKeys {
  public:
-  /// Throws std::runtime_error saying what is wrong with the document; keys of other types or
-  /// uses are skipped.
+  /// Throws std::runtime_error when the document is no JWKS; keys of other types or uses are
+  /// skipped, and so (with a warning) is an RSA key that is malformed or under 2048 bits.
   static SigningKeys parse(std::string_view jwks);
   /// The key `kid` names, or null.
   EVP_PKEY* find(const std::string& kid) const;
@@ -65,8 +65,9 @@ TokenVerdict verify_token(std::string_view token, const SigningKeys& keys, const
 /// The text at `url`, or std::runtime_error naming it (the provider's documents).
 using Fetch = std::function<std::string(const std::string& url)>;
 
-/// GET by libcurl: https (or http on the loopback address only, for a provider on this
-/// machine), certificates verified, no redirects, 5 s, 1 MiB at most.
+/// GET by libcurl: https (or http to the loopback address only, for a provider on this
+/// machine; no user or password in the URL), certificates verified, no redirects, 5 s, 1 MiB
+/// at most.
 std::string fetch_over_https(const std::string& url);
 
 /// Bearer JWTs from the bank's provider. Its keys are fetched at start (the console does not

@@ -358,7 +358,7 @@ std::set<std::string> found_privileges(TestDatabase& db, const std::string& role
   auto relations = db.query(
       "SELECT c.relname, c.relkind, string_agg(a.attname, ' ' ORDER BY a.attnum) "
       "FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-      "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S') AND NOT c.relispartition "
+      "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S') "
       "GROUP BY c.relname, c.relkind");
   for (const auto& row : relations) {
     auto name = row[0].as<std::string>();
@@ -395,10 +395,8 @@ std::set<std::string> found_privileges(TestDatabase& db, const std::string& role
     if (view ? as.holds("SELECT has_table_privilege(current_user, " + literal + ", 'DELETE')")
              : as.allowed("DELETE FROM " + quoted + " WHERE false"))
       found.insert("DELETE " + name);
-    if (view ? as.holds("SELECT has_table_privilege(current_user, " + literal + ", 'TRUNCATE')")
-             : as.allowed("TRUNCATE " + quoted))
-      found.insert("TRUNCATE " + name);
-    for (const std::string privilege : {"REFERENCES", "TRIGGER"})
+    // TRUNCATE is asked, not tried: the audit's triggers refuse it with 42501 themselves.
+    for (const std::string privilege : {"TRUNCATE", "REFERENCES", "TRIGGER"})
       if (as.holds("SELECT has_table_privilege(current_user, " + literal + ", '" + privilege + "')"))
         found.insert(privilege + " " + name);
   }
