@@ -157,12 +157,13 @@ console::Authenticate sign_on(const std::unique_ptr<console::OidcSignOn>& oidc,
 }
 
 int run() {
-  auto oidc = oidc_sign_on();
-  auto tokens_file = setting("FRAUD_CONSOLE_TOKENS_FILE", oidc ? "" : nullptr);
-  if (oidc && !tokens_file.empty())
+  bool provider = !setting("FRAUD_CONSOLE_OIDC_ISSUER", "").empty();
+  auto tokens_file = setting("FRAUD_CONSOLE_TOKENS_FILE", provider ? "" : nullptr);
+  if (provider && !tokens_file.empty())
     throw std::runtime_error(
         "FRAUD_CONSOLE_OIDC_ISSUER and FRAUD_CONSOLE_TOKENS_FILE are both set: analysts sign on one way, so each "
         "has one name in the audit");
+  auto oidc = oidc_sign_on();
   auto tokens = oidc ? nullptr : std::make_unique<console::TokenFile>(tokens_file);
   cases::DeskLogins logins{setting("FRAUD_CONSOLE_POSTGRES_URL"), setting("FRAUD_CONSOLE_LEAD_POSTGRES_URL", "")};
   cases::check_logins(logins);

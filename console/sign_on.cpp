@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "console/tokens.h"
 #include "events/time.h"
 #include "ops/log.h"
 
@@ -110,8 +111,9 @@ TokenVerdict check_claims(simdjson::dom::element claims, const OidcSettings& set
   double seconds_now = static_cast<double>(now) / 1e6, leeway = static_cast<double>(settings.leeway.count());
   if (claims["exp"].get(expires) != simdjson::SUCCESS) return refused("has no expiry");
   if (seconds_now >= expires + leeway) return refused("expired");
-  if (claims["nbf"].get(not_before) == simdjson::SUCCESS && seconds_now + leeway < not_before)
-    return refused("not valid yet");
+  auto nbf = claims["nbf"];
+  if (!nbf.error() && nbf.get(not_before) != simdjson::SUCCESS) return refused("its nbf is not a time");
+  if (!nbf.error() && seconds_now + leeway < not_before) return refused("not valid yet");
   auto name = text_field(claims, settings.name_claim);
   if (!name || !plain_name(*name)) return refused("names no analyst in claim '" + settings.name_claim + "'");
   auto role = claims[settings.role_claim];
@@ -271,25 +273,32 @@ void OidcSignOn::refresh(Clock::duration after) const {
     tried_at_ = Clock::now();
   }
   std::shared_ptr<const SigningKeys> fresh;
+  std::string error;
   try {
     fresh = std::make_shared<const SigningKeys>(SigningKeys::parse(fetch_(jwks_url_)));
-    ops::log::info("the sign-on provider's keys were fetched again", {{"keys", std::to_string(fresh->size())}});
+    if (fresh->size() == 0) error = "the provider publishes no RS256 signing key";
   } catch (const std::exception& e) {
+    error = e.what();
+  }
+  {
+    std::lock_guard lock(mutex_);
+    fetching_ = false;  // before anything else can throw: a later refresh must not be shut out
+    if (error.empty()) {
+      keys_ = fresh;
+      fetched_at_ = Clock::now();
+    }
+  }
+  if (error.empty())
+    ops::log::info("the sign-on provider's keys were fetched again", {{"keys", std::to_string(fresh->size())}});
+  else
     ops::log::warn("the sign-on provider's keys could not be fetched; the console keeps those it had",
-                   {{"error", e.what()}});
-  }
-  std::lock_guard lock(mutex_);
-  fetching_ = false;
-  if (fresh && fresh->size() > 0) {
-    keys_ = fresh;
-    fetched_at_ = Clock::now();
-  }
+                   {{"error", error}});
 }
 
 std::optional<cases::Analyst> OidcSignOn::authenticate(std::string_view authorization) const {
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.substr(0, kBearer.size()) != kBearer) return std::nullopt;
-  auto token = authorization.substr(kBearer.size());
+  auto bearer = bearer_token(authorization);
+  if (!bearer) return std::nullopt;
+  auto token = *bearer;
   {
     std::unique_lock lock(mutex_);
     bool stale = Clock::now() - fetched_at_ >= kKeysLifetime;

@@ -83,20 +83,30 @@ TokenBook TokenBook::load(const std::string& path) {
   return parse(text.str(), path);
 }
 
-std::optional<Analyst> TokenBook::authenticate(std::string_view authorization, events::Timestamp now) const {
+std::optional<std::string_view> bearer_token(std::string_view authorization) {
   // The scheme is case-insensitive (RFC 9110).
   constexpr std::string_view kScheme = "bearer ";
-  if (authorization.size() < kScheme.size()) return std::nullopt;
+  if (authorization.size() <= kScheme.size()) return std::nullopt;
   for (std::size_t i = 0; i < kScheme.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(authorization[i])) != kScheme[i]) return std::nullopt;
-  auto token = authorization.substr(kScheme.size());
-  if (token.empty()) return std::nullopt;
-  auto digest = sha256_hex(token);
+  return authorization.substr(kScheme.size());
+}
+
+std::optional<Analyst> TokenBook::authenticate(std::string_view authorization, events::Timestamp now) const {
+  auto token = bearer_token(authorization);
+  if (!token) return std::nullopt;
+  auto digest = sha256_hex(*token);
   std::optional<Analyst> found;
-  for (const auto& entry : entries_)
-    if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) == 0 &&
-        (!entry.expires || now < *entry.expires))
-      found = entry.analyst;
+  const Entry* expired = nullptr;
+  for (const auto& entry : entries_) {
+    if (CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) != 0) continue;
+    if (!entry.expires || now < *entry.expires) found = entry.analyst;
+    else expired = &entry;
+  }
+  // An operator asked why an analyst is locked out sees it was the expiry, not a wrong token.
+  if (!found && expired)
+    ops::log::info("an expired token was refused",
+                   {{"analyst", expired->analyst.name}, {"expired", events::format_rfc3339(*expired->expires)}});
   return found;
 }
 

@@ -31,6 +31,9 @@ using cases::Role;
 /// The SHA-256 of `text`, in lowercase hex.
 std::string sha256_hex(std::string_view text);
 
+/// The token of an "Authorization: Bearer <token>" header (the scheme in any case), if any.
+std::optional<std::string_view> bearer_token(std::string_view authorization);
+
 class TokenBook {
  public:
   /// Reads a tokens file; throws std::runtime_error naming the file and line of a bad entry.

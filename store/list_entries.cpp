@@ -97,13 +97,25 @@ void record_list_policies(const std::string& owner_url, const std::vector<rules:
   }
   pqxx::connection connection(ops::with_connect_timeout(owner_url));
   pqxx::work tx(connection);
+  // Who may write a list decides who may lower or raise decisions: each change is audited,
+  // with what it was, under the login that made it (all CTEs read the same snapshot, so
+  // `before` holds the policy as it was).
   tx.exec_params0(
-      "INSERT INTO fraud_list_policies (list_name, writer, longest_days) "
-      "SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) "
+      "WITH incoming AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS i (list_name, writer, "
+      "longest_days)), "
+      "before AS (SELECT p.list_name, p.writer, p.longest_days FROM fraud_list_policies p JOIN incoming USING "
+      "(list_name)), "
+      "changed AS (INSERT INTO fraud_list_policies (list_name, writer, longest_days) SELECT * FROM incoming "
       "ON CONFLICT (list_name) DO UPDATE SET writer = EXCLUDED.writer, longest_days = EXCLUDED.longest_days, "
       "recorded_at = now() "
       "WHERE (fraud_list_policies.writer, fraud_list_policies.longest_days) IS DISTINCT FROM "
-      "(EXCLUDED.writer, EXCLUDED.longest_days)",
+      "(EXCLUDED.writer, EXCLUDED.longest_days) "
+      "RETURNING list_name, writer, longest_days) "
+      "INSERT INTO audit_log (actor, action, object, before, after, login) "
+      "SELECT session_user, 'list.policy', 'list:' || c.list_name, "
+      "(SELECT jsonb_build_object('writer', b.writer, 'longest_days', b.longest_days) FROM before b "
+      "WHERE b.list_name = c.list_name), "
+      "jsonb_build_object('writer', c.writer, 'longest_days', c.longest_days), session_user FROM changed c",
       lists.str(), writers.str(), days.str());
   tx.commit();
 }

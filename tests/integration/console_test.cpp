@@ -502,4 +502,17 @@ TEST_CASE("a runtime list's declared writer and longest life hold in the databas
   CHECK(console.status("POST", "/api/lists/allow_accounts/entries", "alice", allow) == 403);
   CHECK(db.count("SELECT count(*) FROM fraud_proposals") == 0);
   CHECK(console.status("POST", "/api/lists/allow_accounts/entries", "lena", allow) == 202);
+
+  // Each change of a policy is audited with what it was; recording it unchanged is not.
+  const std::string policy_rows = "SELECT count(*) FROM audit_log WHERE action = 'list.policy'";
+  CHECK(db.count(policy_rows) == 2);  // the first recording of both
+  store::record_list_policies(db.url(), rules.list_policies());
+  CHECK(db.count(policy_rows) == 2);
+  auto loosened = rules::RuleSet::parse(
+      "version: v\nbase_currency: EUR\nruntime_lists: [{name: deny_cards, writer: analyst, longest_days: 30}, "
+      "{name: allow_accounts, writer: lead}]\nrules: []\ndecision: {review_at: 50, block_at: 100}\n",
+      "lists.yaml");
+  store::record_list_policies(db.url(), loosened.list_policies());
+  CHECK(db.count(policy_rows + " AND object = 'list:deny_cards' AND before ->> 'writer' = 'lead' AND after ->> "
+                               "'writer' = 'analyst' AND login = session_user") == 1);
 }

@@ -96,18 +96,23 @@ TEST_CASE("analysts sign on with the bank's OpenID provider's tokens, which name
   CHECK(log.find(brief) == std::string::npos);  // never the token itself
 }
 
-TEST_CASE("the console does not start when the provider it is told to trust cannot be reached") {
+TEST_CASE("the console does not start without its provider's keys, nor with a second way to sign on") {
   TestDatabase db(Services::from_environment());
-  auto port = free_port();
-  auto log = "/tmp/" + unique_name("console") + ".log";
-  ChildProcess console({FRAUD_CONSOLE_BINARY, "run"},
-                       {{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
-                        {"FRAUD_CONSOLE_OIDC_ISSUER", "http://127.0.0.1:" + std::to_string(free_port())},
-                        {"FRAUD_CONSOLE_OIDC_AUDIENCE", "urn:fraud-console"},
-                        {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/config/rules.yaml"},
-                        {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(port)}},
-                       log);
-  REQUIRE(wait_until(30s, [&] { return !console.running(); }));
-  CHECK(console.exit_status() == 1);
-  CHECK(read_file(log).find("/.well-known/openid-configuration") != std::string::npos);
+  auto refusal = [&](const std::string& tokens_file) {
+    auto log = "/tmp/" + unique_name("console") + ".log";
+    ChildProcess console({FRAUD_CONSOLE_BINARY, "run"},
+                         {{"FRAUD_CONSOLE_POSTGRES_URL", db.console_url()},
+                          {"FRAUD_CONSOLE_OIDC_ISSUER", "http://127.0.0.1:" + std::to_string(free_port())},
+                          {"FRAUD_CONSOLE_OIDC_AUDIENCE", "urn:fraud-console"},
+                          {"FRAUD_CONSOLE_TOKENS_FILE", tokens_file},
+                          {"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/config/rules.yaml"},
+                          {"FRAUD_CONSOLE_LISTEN", "127.0.0.1:" + std::to_string(free_port())}},
+                         log);
+    REQUIRE(wait_until(30s, [&] { return !console.running(); }));
+    CHECK(console.exit_status() == 1);
+    return read_file(log);
+  };
+  CHECK(refusal("").find("/.well-known/openid-configuration") != std::string::npos);  // nobody answers there
+  CHECK(refusal(FRAUD_SOURCE_DIR "/config/rules.yaml")
+            .find("FRAUD_CONSOLE_OIDC_ISSUER and FRAUD_CONSOLE_TOKENS_FILE are both set") != std::string::npos);
 }

@@ -147,6 +147,7 @@ TEST_CASE("a token is refused when its signature, issuer, audience, time or clai
        key.token(R"({"iss":"https://idp.bank.example","aud":"urn:fraud-console",)"
                  R"("preferred_username":"alice","roles":"analyst"})"),
        "has no expiry"},
+      {"nbf not a time", key.token(claims(R"("roles":"analyst","nbf":"soon")")), "its nbf is not a time"},
       {"not yet valid", key.token(claims(R"("roles":"analyst","nbf":)" + std::to_string(kNowSeconds + 120))),
        "not valid yet"},
       {"another issuer",
@@ -220,7 +221,8 @@ TEST_CASE("the provider's keys are fetched again for a key id not seen, at most 
   // A key id nobody publishes does not make it fetch again within 30 s.
   CHECK_FALSE(sign_on.authenticate("Bearer " + first.token(claims(), R"({"alg":"RS256","kid":"k7"})")));
   CHECK(fetches == 2);
-  CHECK_FALSE(sign_on.authenticate(far(first).substr(1)));  // not "Bearer "
+  CHECK_FALSE(sign_on.authenticate(far(first).substr(1)));        // not "Bearer "
+  CHECK(sign_on.authenticate("bearer " + far(first).substr(7)));  // the scheme in any case
 }
 
 TEST_CASE("sign-on does not start without the provider's keys or its discovery naming the issuer") {
