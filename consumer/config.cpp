@@ -102,6 +102,8 @@ const std::vector<Setting>& settings() {
            "required, a libpq URI starting with postgresql://, e.g. postgresql://user@host:5432/db"),
       text("postgres", "migration_url", &C::postgres, &PostgresConfig::migration_url, libpq_uri_or_empty,
            "must be empty (use url) or a libpq URI starting with postgresql://"),
+      text("postgres", "maintenance_url", &C::postgres, &PostgresConfig::maintenance_url, libpq_uri_or_empty,
+           "must be empty (use migration_url) or a libpq URI starting with postgresql://"),
       integer("batch", "max_records", &C::batch, &BatchConfig::max_records, 1, 100000),
       integer("batch", "max_wait_ms", &C::batch, &BatchConfig::max_wait_ms, 0, 60000),
       integer("limits", "max_record_bytes", &C::limits, &LimitsConfig::max_record_bytes, 256, 64 << 20),

@@ -36,10 +36,14 @@ struct PostgresConfig {
   /// Its role should be a member of fraud_service and own nothing (docs/SECURITY.md).
   /// Give the password in PGPASSWORD or a PGPASSFILE, not here.
   std::string url;
-  /// `fraud-consumer migrate`'s connection, as the tables' owner; empty: `url`.
+  /// `fraud-consumer migrate`'s connection, as a member of the tables' owner; empty: `url`.
   std::string migration_url;
+  /// `fraud-consumer store prune`'s connection, as a member of fraud_maintenance (migrations/
+  /// 0028); empty: the migrations'.
+  std::string maintenance_url;
 
   const std::string& for_migrations() const { return migration_url.empty() ? url : migration_url; }
+  const std::string& for_maintenance() const { return maintenance_url.empty() ? for_migrations() : maintenance_url; }
 };
 
 struct BatchConfig {

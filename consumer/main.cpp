@@ -190,12 +190,12 @@ int backtest(const std::vector<std::string>& args) {
 }
 
 // `store prune [--from YYYY-MM-DD]`: the history's day partitions kept to retention.days, and
-// the dedup ids' generations rotated (store/retention.h); as the tables' owner
-// (postgres.migration_url). Run it daily.
+// the dedup ids' generations rotated (store/retention.h); as a member of fraud_maintenance
+// (postgres.maintenance_url), else as the tables' owner. Run it daily.
 // --from also makes the partitions of older days, before a backfill of older events.
 int prune(const consumer::Config& config, events::Timestamp from) {
   auto report =
-      store::maintain_partitions(config.postgres.for_migrations(),
+      store::maintain_partitions(config.postgres.for_maintenance(),
                                  {config.retention.days, config.retention.days_ahead, from}, events::wall_clock_now());
   auto list = [](const std::vector<std::string>& names) {
     std::string all;

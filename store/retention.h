@@ -36,9 +36,10 @@ struct PartitionReport {
 /// every day from `from` on, and every day within the window that has rows in the default
 /// partition (moving them), and drops the days beyond the window. The dedup ids: rotates the
 /// generations when the current one started `retention_days` or more before `now`.
-/// Idempotent; run it daily as the tables' owner. Briefly blocks the service's writes while
-/// it changes a table's partitions or rotates the generations.
-PartitionReport maintain_partitions(const std::string& owner_url, const RetentionPolicy& policy, events::Timestamp now);
+/// Idempotent; run it daily with a login in fraud_maintenance (or the owner's), whose two
+/// functions do the DDL (migrations/0028). Briefly blocks the service's writes while it changes
+/// a table's partitions or rotates the generations.
+PartitionReport maintain_partitions(const std::string& url, const RetentionPolicy& policy, events::Timestamp now);
 
 /// Midnight UTC of `now`'s day, minus `days` days: events before it are outside a retention
 /// window of `days`.

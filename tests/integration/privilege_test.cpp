@@ -318,6 +318,7 @@ std::map<std::string, std::set<std::string>> declared_privileges() {
       {"fraud_console_lead", console},  // its lead-only part is in the functions (pg_has_role)
       {"fraud_desk_owner", desk_owner},
       {"fraud_stall_release", {"SELECT consumer_offsets", "EXECUTE fraud_release_stalled_owner"}},
+      {"fraud_maintenance", {"EXECUTE fraud_history_maintain", "EXECUTE fraud_dedup_rotate"}},
   };
 }
 

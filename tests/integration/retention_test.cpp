@@ -57,7 +57,7 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
   insert_history(db, "ten-days-old", kNow - 10 * kDay);
   insert_history(db, "beyond-the-window", kNow - 500 * kDay);
 
-  auto report = store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
+  auto report = store::maintain_partitions(db.maintenance_url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   // Yesterday, today and seven days ahead, plus the day of the waiting row.
   CHECK(partitions_of(db, "transactions") == 1 + 10);
   CHECK(has_partition(db, "transactions_p20261117"));
@@ -67,21 +67,58 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
   CHECK(db.count("SELECT count(*) FROM transactions_default") == 0);
   CHECK(db.count("SELECT count(*) FROM transactions_p20261117 WHERE event_id = 'ten-days-old'") == 1);
 
-  auto again = store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
+  auto again = store::maintain_partitions(db.maintenance_url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   CHECK(again.created.empty());  // idempotent
   CHECK(again.dropped.empty());
 
   // 402 days on (2028-01-03) the service accepts events from 2026-11-29; prune keeps one day
   // more, 2026-11-28, and drops every day before it.
-  auto later = store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow + 402 * kDay);
+  auto later =
+      store::maintain_partitions(db.maintenance_url(), {.retention_days = 400, .days_ahead = 7}, kNow + 402 * kDay);
   CHECK_FALSE(has_partition(db, "transactions_p20261117"));
   CHECK_FALSE(has_partition(db, "transactions_p20261127"));
   CHECK(has_partition(db, "transactions_p20261128"));
   CHECK(std::find(later.dropped.begin(), later.dropped.end(), "transactions_p20261117") != later.dropped.end());
 
   // Keeping everything drops nothing.
-  auto keep = store::maintain_partitions(db.url(), {.retention_days = 0, .days_ahead = 7}, kNow + 5000 * kDay);
+  auto keep =
+      store::maintain_partitions(db.maintenance_url(), {.retention_days = 0, .days_ahead = 7}, kNow + 5000 * kDay);
   CHECK(keep.dropped.empty());
+}
+
+// Prune runs daily on a machine of its own: its login may keep the partitions and rotate the
+// dedup generations (the two tests above run it so) and nothing else, and the tables belong to
+// a role nobody logs in as (migrations/0028).
+TEST_CASE("prune's login keeps partitions and nothing else, and no login owns a table") {
+  TestDatabase db(Services::from_environment());
+  store::maintain_partitions(db.maintenance_url(), {.retention_days = 400, .days_ahead = 1}, kNow);
+  REQUIRE(has_partition(db, "transactions_p20261127"));
+  auto as_maintenance = [&](const std::string& sql) {
+    pqxx::connection c(db.maintenance_url());
+    try {
+      pqxx::nontransaction(c).exec(sql);
+      return std::string("ok");
+    } catch (const pqxx::insufficient_privilege&) {
+      return std::string("denied");
+    }
+  };
+  for (const char* sql :
+       {"DROP TABLE transactions_p20261127", "DELETE FROM transactions", "SELECT body FROM transactions LIMIT 1",
+        "TRUNCATE processed_events", "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+        "UPDATE fraud_labels SET is_fraud = false", "CREATE TABLE stash (x int)",
+        "SELECT fraud_list_add('deny_cards', 'card-1', 'x', 1, 'm', 'k')", "SET ROLE fraud_owner"}) {
+    CAPTURE(std::string(sql));
+    CHECK(as_maintenance(sql) == "denied");
+  }
+  // Its functions refuse what retention never asks.
+  pqxx::connection maintenance(db.maintenance_url());
+  CHECK_THROWS_WITH(pqxx::nontransaction(maintenance).exec("SELECT fraud_dedup_rotate(now(), 0)"),
+                    doctest::Contains("a retention of at least a day"));
+  // Every table, view, sequence and function is fraud_owner's or a definer role's, none a login's.
+  CHECK(db.count("SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relnamespace = "
+                 "'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S') AND r.rolname <> 'fraud_owner'") == 0);
+  CHECK(db.count("SELECT count(*) FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.pronamespace = "
+                 "'public'::regnamespace AND r.rolcanlogin") == 0);
 }
 
 TEST_CASE("prune --from makes every day's partition from a past day, for a backfill, but not past the window") {
@@ -107,8 +144,8 @@ TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of t
   }();
 
   CHECK(store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123456Z"), rules).processed == 1);
-  CHECK_FALSE(store::maintain_partitions(db.url(), window, now).dedup_rotated);  // the generation is new
-  CHECK(store::maintain_partitions(db.url(), window, now + 31 * kDay).dedup_rotated);
+  CHECK_FALSE(store::maintain_partitions(db.maintenance_url(), window, now).dedup_rotated);  // the generation is new
+  CHECK(store::maintain_partitions(db.maintenance_url(), window, now + 31 * kDay).dedup_rotated);
   CHECK(db.count("SELECT current_slot FROM dedup_generation") == 1);
   auto copy = store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123Z"), rules);  // ms precision
   CHECK(copy.duplicates == 1);
@@ -117,7 +154,7 @@ TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of t
 
   // A second rotation empties the generation that held it: the window is retention.days after
   // the id was applied, and no longer.
-  CHECK(store::maintain_partitions(db.url(), window, now + 62 * kDay).dedup_rotated);
+  CHECK(store::maintain_partitions(db.maintenance_url(), window, now + 62 * kDay).dedup_rotated);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 0);
 }
 

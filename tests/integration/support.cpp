@@ -94,6 +94,7 @@ constexpr const char* kServiceLogin = "fraud_consumer_test";
 constexpr const char* kRelayLogin = "fraud_relay_test";
 constexpr const char* kConsoleLogin = "fraud_console_test";
 constexpr const char* kConsoleLeadLogin = "fraud_console_lead_test";
+constexpr const char* kMaintenanceLogin = "fraud_maintenance_test";
 }  // namespace
 
 TestDatabase::TestDatabase(const Services& services, std::string_view through)
@@ -110,7 +111,8 @@ TestDatabase::TestDatabase(const Services& services, std::string_view through)
   // Roles are cluster-wide: each login role is made once and kept.
   for (auto [login, group] :
        {std::pair{kServiceLogin, "fraud_service"}, std::pair{kRelayLogin, "fraud_outbox_relay"},
-        std::pair{kConsoleLogin, "fraud_console"}, std::pair{kConsoleLeadLogin, "fraud_console_lead"}}) {
+        std::pair{kConsoleLogin, "fraud_console"}, std::pair{kConsoleLeadLogin, "fraud_console_lead"},
+        std::pair{kMaintenanceLogin, "fraud_maintenance"}}) {
     try {
       pqxx::nontransaction(admin).exec0(std::string("CREATE ROLE ") + login + " LOGIN IN ROLE " + group);
     } catch (const pqxx::sql_error&) {
@@ -142,6 +144,7 @@ std::string TestDatabase::service_url() const { return as_login(url_, kServiceLo
 std::string TestDatabase::relay_url() const { return as_login(url_, kRelayLogin); }
 std::string TestDatabase::console_url() const { return as_login(url_, kConsoleLogin); }
 std::string TestDatabase::console_lead_url() const { return as_login(url_, kConsoleLeadLogin); }
+std::string TestDatabase::maintenance_url() const { return as_login(url_, kMaintenanceLogin); }
 
 TestDatabase::~TestDatabase() {
   try {

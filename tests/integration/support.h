@@ -53,6 +53,8 @@ class TestDatabase {
   std::string console_url() const;
   /// The console's connection for leads: a member of fraud_console_lead (migrations/0019).
   std::string console_lead_url() const;
+  /// The daily prune's connection: a member of fraud_maintenance only (migrations/0028).
+  std::string maintenance_url() const;
   /// Applies the migrations a database made `through` one of them has not run yet.
   void migrate();
   /// The first column of the first row of `sql`, as an integer.

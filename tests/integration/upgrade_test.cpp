@@ -78,6 +78,9 @@ TEST_CASE("an upgrade from migration 0016 keeps every case, label, comment, list
                "'fraud_case_close(bigint,text,text)', 'fraud_case_comment(bigint,text,text)', "
                "'fraud_list_add(text,text,text,integer,text)', 'fraud_list_end(bigint,text)', "
                "'fraud_suppression_add(text,text,text,integer,text)', 'fraud_suppression_end(bigint,text)')") == 0);
+  // The tables and their partitions, made by a login, now belong to a role nobody logs in as.
+  CHECK(db.count("SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relnamespace = "
+                 "'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S') AND r.rolname <> 'fraud_owner'") == 0);
 }
 
 // Roles are cluster-wide, so migrations of two databases on one cluster can race to create one
@@ -87,7 +90,7 @@ TEST_CASE("a migration that loses a race over a cluster-wide role runs again in 
   auto services = Services::from_environment();
   TestDatabase db(services);
   pqxx::connection owner(db.url());
-  pqxx::nontransaction(owner).exec0("CREATE SEQUENCE attempts");
+  pqxx::nontransaction(owner).exec0("CREATE SEQUENCE attempts; ALTER SEQUENCE attempts OWNER TO fraud_owner");
   const fraud::store::Migration racing{"9001_racing.sql",
                                        "DO $$ BEGIN IF nextval('attempts') = 1 THEN "
                                        "RAISE EXCEPTION 'role \"fraud_elsewhere\" does not exist' "
@@ -167,4 +170,13 @@ TEST_CASE("an upgrade from migration 0022 keeps every pair, and indexes and reco
   CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE event_id = 'evt-2'") == 1);
   CHECK(db.count("SELECT count(*) FROM first_seen_pair_kinds WHERE pair_kind = 'account_id|device.id' AND "
                  "maintained AND complete AND recorded_from = 5") == 1);
+}
+
+// From 0028 on the tables belong to fraud_owner, which cannot log in; a later migration runs as
+// it (store/migrations.cpp), or a table it made would belong to whoever migrated that day.
+TEST_CASE("a migration after 0028 runs as the tables' owner, so what it makes is that role's") {
+  TestDatabase db(Services::from_environment());
+  const fraud::store::Migration later[] = {{"9999_probe.sql", "CREATE TABLE probe (x int)"}};
+  CHECK(fraud::store::migrate(db.url(), later) == 1);
+  CHECK(db.count("SELECT count(*) FROM pg_class WHERE relname = 'probe' AND relowner = 'fraud_owner'::regrole") == 1);
 }
