@@ -243,6 +243,7 @@ int migrate(const consumer::Config& config) {
         ops::log::info("migration applied", {{"migration", std::string(name)}});
       });
   ops::log::info("database is up to date", {{"applied", std::to_string(applied)}});
+  store::record_retention(config.postgres.for_migrations(), config.retention.days);
   apply_rules_file(config);
   return 0;
 }

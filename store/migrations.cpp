@@ -35,9 +35,16 @@ bool already_applied(pqxx::connection& c, const Migration& m) {
 bool lost_a_race(const pqxx::sql_error& e) { return e.sqlstate() == "42704" || e.sqlstate().starts_with("40"); }
 
 // From migration 0028 on the tables belong to fraud_owner, which cannot log in: every later
-// migration runs as it, so what it makes belongs to it too, whoever migrates (a member).
+// migration runs as it, so what it makes belongs to it too, whoever migrates (a member, with
+// INHERIT, as the key indexes and list policies `migrate` records after need).
 bool owned_by_fraud_owner(pqxx::work& tx) {
-  return !tx.exec("SELECT FROM schema_migrations WHERE name LIKE '0028\\_%'").empty();
+  if (tx.exec("SELECT FROM schema_migrations WHERE name LIKE '0028\\_%'").empty()) return false;
+  if (!tx.exec1("SELECT pg_has_role(session_user, 'fraud_owner', 'USAGE')")[0].as<bool>())
+    throw std::runtime_error(
+        "the migrating login is not a member of fraud_owner, which owns the tables (migrations/0028): have a DBA "
+        "run GRANT fraud_owner TO " +
+        tx.exec1("SELECT session_user")[0].as<std::string>());
+  return true;
 }
 
 void apply(pqxx::connection& c, const Migration& m) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "events/time.h"
+#include "ops/log.h"
 #include "ops/postgres_url.h"
 
 namespace fraud::store {
@@ -49,26 +50,40 @@ void maintain_history(pqxx::connection& c, const RetentionPolicy& policy, events
 }
 
 /// The dedup ids' generations, rotated by fraud_dedup_rotate() (migrations/0028) once the
-/// current one is `retention_days` old. Behind a frozen batch its exclusive gate would queue,
-/// and every new batch of every replica behind it: it gives up after a while, and rotates at
-/// the next prune instead.
-bool rotate_dedup_generation(pqxx::connection& c, std::int64_t retention_days, events::Timestamp now) {
+/// current one is `retention_days` old by the database's clock. Behind a frozen batch its
+/// exclusive gate would queue, and every new batch of every replica behind it: it gives up
+/// after a while, says so, and rotates at the next prune instead.
+bool rotate_dedup_generation(pqxx::connection& c, std::int64_t retention_days) {
   if (retention_days <= 0) return false;
   pqxx::work tx(c);
   tx.exec0("SET LOCAL lock_timeout = '5s'");
   try {
-    auto rotated = tx.exec_params1("SELECT fraud_dedup_rotate($1::timestamptz, $2)", events::format_rfc3339(now),
-                                   static_cast<int>(retention_days))[0]
-                       .as<bool>();
+    auto rotated = tx.exec_params1("SELECT fraud_dedup_rotate($1)", static_cast<int>(retention_days))[0].as<bool>();
     tx.commit();
     return rotated;
   } catch (const pqxx::sql_error& e) {
     if (e.sqlstate() != "55P03") throw;
+    ops::log::warn(
+        "the dedup generations were not rotated: a transaction held them for 5 s; the next prune tries again", {});
     return false;
   }
 }
 
 }  // namespace
+
+void record_retention(const std::string& owner_url, std::int64_t days) {
+  pqxx::connection c(ops::with_connect_timeout(owner_url));
+  pqxx::work tx(c);
+  // A change is audited: a shorter retention lets prune forget sooner.
+  tx.exec_params0(
+      "WITH before AS (SELECT days FROM fraud_retention), "
+      "changed AS (UPDATE fraud_retention SET days = $1, recorded_at = now() WHERE days <> $1 RETURNING days) "
+      "INSERT INTO audit_log (actor, action, object, before, after, login) "
+      "SELECT session_user, 'retention.record', 'retention', jsonb_build_object('days', b.days), "
+      "jsonb_build_object('days', c.days), session_user FROM changed c, before b",
+      static_cast<int>(days));
+  tx.commit();
+}
 
 events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days) {
   auto midnight = now - ((now % kDay) + kDay) % kDay;
@@ -79,7 +94,7 @@ PartitionReport maintain_partitions(const std::string& url, const RetentionPolic
   pqxx::connection c(ops::with_connect_timeout(url));
   PartitionReport report;
   maintain_history(c, policy, now, report);
-  report.dedup_rotated = rotate_dedup_generation(c, policy.retention_days, now);
+  report.dedup_rotated = rotate_dedup_generation(c, policy.retention_days);
   return report;
 }
 

@@ -35,11 +35,16 @@ struct PartitionReport {
 /// The history: makes a partition for today, yesterday, each of the next `days_ahead` days,
 /// every day from `from` on, and every day within the window that has rows in the default
 /// partition (moving them), and drops the days beyond the window. The dedup ids: rotates the
-/// generations when the current one started `retention_days` or more before `now`.
-/// Idempotent; run it daily with a login in fraud_maintenance (or the owner's), whose two
-/// functions do the DDL (migrations/0028). Briefly blocks the service's writes while it changes
-/// a table's partitions or rotates the generations.
+/// generations when the current one started `retention_days` or more ago by the database's
+/// clock (`now` places the partitions only). Idempotent; run it daily with a login in
+/// fraud_maintenance (or the owner's), whose two functions do the DDL and refuse to forget
+/// sooner than record_retention() said (migrations/0028). Briefly blocks the service's writes
+/// while it changes a table's partitions or rotates the generations.
 PartitionReport maintain_partitions(const std::string& url, const RetentionPolicy& policy, events::Timestamp now);
+
+/// Records retention.days in fraud_retention (migrations/0028), as the tables' owner: the
+/// maintenance functions never forget sooner, whoever calls them. A change is audited.
+void record_retention(const std::string& owner_url, std::int64_t days);
 
 /// Midnight UTC of `now`'s day, minus `days` days: events before it are outside a retention
 /// window of `days`.

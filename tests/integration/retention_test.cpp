@@ -45,6 +45,10 @@ void insert_history(TestDatabase& db, const std::string& id, events::Timestamp o
       "'{}', nextval('applied_batches') * 131072)");
 }
 
+/// Records a retention of `days` as `migrate` does: the maintenance functions forget nothing
+/// sooner (migrations/0028). Tests that simulate later days keep a short one.
+void keep_days(TestDatabase& db, std::int64_t days) { store::record_retention(db.url(), days); }
+
 /// A batch of the one event `id`, as the batch loop hands it to the store.
 store::PartitionBatch batch_of(std::int64_t epoch, int id, const std::string& occurred_at) {
   return partition_batch(epoch, {{id, transaction_event(id, "12.00", occurred_at)}});
@@ -56,6 +60,7 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
   TestDatabase db(Services::from_environment());
   insert_history(db, "ten-days-old", kNow - 10 * kDay);
   insert_history(db, "beyond-the-window", kNow - 500 * kDay);
+  keep_days(db, 2);
 
   auto report = store::maintain_partitions(db.maintenance_url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   // Yesterday, today and seven days ahead, plus the day of the waiting row.
@@ -82,7 +87,7 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
 
   // Keeping everything drops nothing.
   auto keep =
-      store::maintain_partitions(db.maintenance_url(), {.retention_days = 0, .days_ahead = 7}, kNow + 5000 * kDay);
+      store::maintain_partitions(db.maintenance_url(), {.retention_days = 0, .days_ahead = 7}, kNow + 40 * kDay);
   CHECK(keep.dropped.empty());
 }
 
@@ -91,6 +96,7 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
 // a role nobody logs in as (migrations/0028).
 TEST_CASE("prune's login keeps partitions and nothing else, and no login owns a table") {
   TestDatabase db(Services::from_environment());
+  keep_days(db, 30);
   store::maintain_partitions(db.maintenance_url(), {.retention_days = 400, .days_ahead = 1}, kNow);
   REQUIRE(has_partition(db, "transactions_p20261127"));
   auto as_maintenance = [&](const std::string& sql) {
@@ -110,10 +116,18 @@ TEST_CASE("prune's login keeps partitions and nothing else, and no login owns a 
     CAPTURE(std::string(sql));
     CHECK(as_maintenance(sql) == "denied");
   }
-  // Its functions refuse what retention never asks.
+  // Nor does it forget sooner than the recorded retention, whatever it asks: not the history
+  // of the last 30 days, not the dedup ids of a generation younger than 30 days.
   pqxx::connection maintenance(db.maintenance_url());
-  CHECK_THROWS_WITH(pqxx::nontransaction(maintenance).exec("SELECT fraud_dedup_rotate(now(), 0)"),
+  CHECK_THROWS_WITH(pqxx::nontransaction(maintenance)
+                        .exec("SELECT * FROM fraud_history_maintain(current_date, current_date, current_date)"),
+                    doctest::Contains("would forget days the recorded retention (30 days, 0: all) keeps"));
+  CHECK_THROWS_WITH(pqxx::nontransaction(maintenance).exec("SELECT fraud_dedup_rotate(0)"),
                     doctest::Contains("a retention of at least a day"));
+  db.query("UPDATE dedup_generation SET started_at = now() - interval '2 days'");
+  CHECK_FALSE(pqxx::nontransaction(maintenance).exec1("SELECT fraud_dedup_rotate(1)")[0].as<bool>());
+  CHECK(db.count("SELECT current_slot FROM dedup_generation") == 0);
+  CHECK(has_partition(db, "transactions_p20261127"));
   // Every table, view, sequence and function is fraud_owner's or a definer role's, none a login's.
   CHECK(db.count("SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relnamespace = "
                  "'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S') AND r.rolname <> 'fraud_owner'") == 0);
@@ -123,10 +137,12 @@ TEST_CASE("prune's login keeps partitions and nothing else, and no login owns a 
 
 TEST_CASE("prune --from makes every day's partition from a past day, for a backfill, but not past the window") {
   TestDatabase db(Services::from_environment());
+  keep_days(db, 2);
   store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
   CHECK(partitions_of(db, "transactions") == 1 + 30 + 8);  // default, 30 days back, today and 7 ahead
   CHECK(has_partition(db, "transactions_p20261028"));
   TestDatabase other(Services::from_environment());
+  keep_days(other, 2);
   store::maintain_partitions(other.url(), {.retention_days = 10, .days_ahead = 7, .from = kNow - 30 * kDay}, kNow);
   CHECK(partitions_of(other, "transactions") == 1 + 11 + 8);  // the window, and its day of margin
 }
@@ -143,9 +159,13 @@ TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of t
         .count();
   }();
 
+  keep_days(db, 30);
+  // The database's clock says when a generation is due: 31 days are simulated by its start.
+  const std::string a_month_passes = "UPDATE dedup_generation SET started_at = started_at - interval '31 days'";
   CHECK(store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123456Z"), rules).processed == 1);
   CHECK_FALSE(store::maintain_partitions(db.maintenance_url(), window, now).dedup_rotated);  // the generation is new
-  CHECK(store::maintain_partitions(db.maintenance_url(), window, now + 31 * kDay).dedup_rotated);
+  db.query(a_month_passes);
+  CHECK(store::maintain_partitions(db.maintenance_url(), window, now).dedup_rotated);
   CHECK(db.count("SELECT current_slot FROM dedup_generation") == 1);
   auto copy = store.apply(batch_of(claim.epoch, 1, "2026-11-20T10:00:00.123Z"), rules);  // ms precision
   CHECK(copy.duplicates == 1);
@@ -154,7 +174,8 @@ TEST_CASE("a copy with another occurred_at is a duplicate across a rotation of t
 
   // A second rotation empties the generation that held it: the window is retention.days after
   // the id was applied, and no longer.
-  CHECK(store::maintain_partitions(db.maintenance_url(), window, now + 62 * kDay).dedup_rotated);
+  db.query(a_month_passes);
+  CHECK(store::maintain_partitions(db.maintenance_url(), window, now).dedup_rotated);
   CHECK(db.count("SELECT count(*) FROM processed_events") == 0);
 }
 
@@ -163,11 +184,12 @@ TEST_CASE("a rotation of the dedup generations waits for the batches in flight")
   pqxx::connection in_flight(db.service_url());
   pqxx::work batch(in_flight);
   batch.exec(store::kDedupGateShared);  // what every batch's first statement takes
+  keep_days(db, 1);
+  db.query("UPDATE dedup_generation SET started_at = now() - interval '2 days'");
   auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
   std::atomic<bool> rotated{false};
   std::thread prune([&] {
-    rotated = store::maintain_partitions(db.url(), {.retention_days = 1, .days_ahead = 1}, now.count() + 2 * kDay)
-                  .dedup_rotated;
+    rotated = store::maintain_partitions(db.url(), {.retention_days = 1, .days_ahead = 1}, now.count()).dedup_rotated;
   });
   // The rotation waits on the gate while the batch is open...
   CHECK(wait_until(30s, [&] {
@@ -205,6 +227,7 @@ TEST_CASE("an event older than the dedup window is rejected with its reason, not
 
 TEST_CASE("prune gives up within seconds behind a transaction that holds the history, rather than stall every batch") {
   TestDatabase db(Services::from_environment());
+  keep_days(db, 2);
   store::maintain_partitions(db.url(), {.retention_days = 400, .days_ahead = 7}, kNow);
   // A batch that wrote history and has not committed (frozen, or slow).
   pqxx::connection holder_connection(db.url());
