@@ -15,7 +15,7 @@
 // replicas' rules file: which rules and lists exist) and FRAUD_CONSOLE_LISTEN (default
 // 127.0.0.1:8090); who signs on: the bank's OpenID provider's tokens (FRAUD_CONSOLE_OIDC_ISSUER,
 // FRAUD_CONSOLE_OIDC_AUDIENCE and the optional FRAUD_CONSOLE_OIDC_* of OidcSettings), a tokens
-// file (FRAUD_CONSOLE_TOKENS_FILE), or both. Exit status: 0 done, 1 failed, 2 usage.
+// file (FRAUD_CONSOLE_TOKENS_FILE), one or the other. Exit status: 0 done, 1 failed, 2 usage.
 
 #include <openssl/rand.h>
 

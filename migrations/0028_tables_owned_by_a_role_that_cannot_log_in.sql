@@ -143,6 +143,11 @@ BEGIN
     RAISE EXCEPTION 'the days to partition, % to %, are not within a century back and 800 days ahead', p_first, p_end
       USING ERRCODE = '22023';
   END IF;
+  -- A caller whose clock is just past midnight before the database's (a cron job at 00:00)
+  -- asks for one day more than the database's day allows: it gets the day allowed.
+  IF p_horizon = today - kept AND kept > 0 THEN
+    p_horizon := p_horizon - 1;
+  END IF;
   IF p_horizon IS NOT NULL AND (kept = 0 OR p_horizon > today - (kept + 1)) THEN
     RAISE EXCEPTION 'dropping the history before % would forget days the recorded retention (% days, 0: all) keeps',
                     p_horizon, kept
@@ -199,6 +204,7 @@ CREATE FUNCTION fraud_dedup_rotate(p_retention_days integer)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
+SET TimeZone = 'UTC'  -- days, not a local day that daylight saving shortens
 AS $$
 DECLARE
   kept integer := (SELECT days FROM fraud_retention);

@@ -97,6 +97,10 @@ TEST_CASE("prune makes the coming days' partitions, moves waiting rows into thei
 TEST_CASE("prune's login keeps partitions and nothing else, and no login owns a table") {
   TestDatabase db(Services::from_environment());
   keep_days(db, 30);
+  keep_days(db, 30);  // recording the same retention again is no change
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE action = 'retention.record' AND (before ->> 'days')::int = 0 "
+                 "AND (after ->> 'days')::int = 30 AND login = session_user") == 1);
+  CHECK(db.count("SELECT count(*) FROM audit_log WHERE action = 'retention.record'") == 1);
   store::maintain_partitions(db.maintenance_url(), {.retention_days = 400, .days_ahead = 1}, kNow);
   REQUIRE(has_partition(db, "transactions_p20261127"));
   auto as_maintenance = [&](const std::string& sql) {
@@ -122,6 +126,12 @@ TEST_CASE("prune's login keeps partitions and nothing else, and no login owns a 
   CHECK_THROWS_WITH(pqxx::nontransaction(maintenance)
                         .exec("SELECT * FROM fraud_history_maintain(current_date, current_date, current_date)"),
                     doctest::Contains("would forget days the recorded retention (30 days, 0: all) keeps"));
+  // A prune host just past midnight before the database asks for one day more: it gets the
+  // day the database's clock allows; two days more is refused.
+  CHECK_NOTHROW(pqxx::nontransaction(maintenance)
+                    .exec("SELECT * FROM fraud_history_maintain(current_date, current_date, current_date - 30)"));
+  CHECK_THROWS(pqxx::nontransaction(maintenance)
+                   .exec("SELECT * FROM fraud_history_maintain(current_date, current_date, current_date - 29)"));
   CHECK_THROWS_WITH(pqxx::nontransaction(maintenance).exec("SELECT fraud_dedup_rotate(0)"),
                     doctest::Contains("a retention of at least a day"));
   db.query("UPDATE dedup_generation SET started_at = now() - interval '2 days'");

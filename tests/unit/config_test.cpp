@@ -141,6 +141,17 @@ TEST_CASE("migrations use their own connection when one is given") {
   CHECK(config.postgres.url == kRequired.at("FRAUD_POSTGRES_URL"));
 }
 
+TEST_CASE("prune uses the maintenance connection, else the migrations', else the service's") {
+  CHECK(load_config("", kRequired).postgres.for_maintenance() == kRequired.at("FRAUD_POSTGRES_URL"));
+  auto owner = with(kRequired, "FRAUD_POSTGRES_MIGRATION_URL", "postgresql://owner@h/db");
+  CHECK(load_config("", owner).postgres.for_maintenance() == "postgresql://owner@h/db");
+  auto config = load_config("", with(owner, "FRAUD_POSTGRES_MAINTENANCE_URL", "postgresql://maintainer@h/db"));
+  CHECK(config.postgres.for_maintenance() == "postgresql://maintainer@h/db");
+  CHECK(config.postgres.for_migrations() == "postgresql://owner@h/db");
+  CHECK(error_of("", with(kRequired, "FRAUD_POSTGRES_MAINTENANCE_URL", "maintainer@h/db"))
+            .find("must be empty (use migration_url) or a libpq URI") != std::string::npos);
+}
+
 TEST_CASE("the database commands need no Kafka settings") {
   std::map<std::string, std::string> database_only = {{"FRAUD_POSTGRES_URL", "postgresql://u@h/db"}};
   auto config = load_config("", database_only, ConfigUse::database_only);
