@@ -23,7 +23,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -38,6 +37,7 @@
 #include "console/tokens.h"
 #include "events/time.h"
 #include "ops/cli.h"
+#include "ops/file_stamp.h"
 #include "ops/http_server.h"
 #include "ops/log.h"
 #include "ops/secret_file.h"
@@ -86,16 +86,17 @@ int make_token(const std::string& name, const std::string& role, const std::opti
   return 0;
 }
 
-/// The rules and lists the rules file declares, read again when the file changed (its time
-/// or size), so that a rule or list the replicas gained is known without a restart. A file
+/// The rules and lists the rules file declares, read again when the file changed
+/// (ops::FileStamp), so that a rule or list the replicas gained is known without a restart. A file
 /// that stops loading keeps what last did (as the replicas' reload does), said once in the log.
 class RuleCatalogFile {
  public:
-  explicit RuleCatalogFile(std::string path) : path_(std::move(path)), stamp_(stamp()), last_(read()) {}
+  explicit RuleCatalogFile(std::string path)
+      : path_(std::move(path)), stamp_(ops::FileStamp::of(path_)), last_(read()) {}
 
   console::RuleCatalog operator()() {
     std::lock_guard lock(*mutex_);  // requests run on several threads
-    auto now = stamp();
+    auto now = ops::FileStamp::of(path_);
     if (now == stamp_) return last_;
     stamp_ = now;
     try {
@@ -108,11 +109,6 @@ class RuleCatalogFile {
   }
 
  private:
-  /// The file's modification time and size; both zero when it cannot be read.
-  std::pair<std::filesystem::file_time_type, std::uintmax_t> stamp() const {
-    std::error_code ignored;
-    return {std::filesystem::last_write_time(path_, ignored), std::filesystem::file_size(path_, ignored)};
-  }
   console::RuleCatalog read() const {
     auto set = rules::RuleSet::load(path_);
     console::RuleCatalog catalog;
@@ -122,7 +118,7 @@ class RuleCatalogFile {
   }
   std::string path_;
   std::shared_ptr<std::mutex> mutex_ = std::make_shared<std::mutex>();  // shared: a std::function copies this
-  std::pair<std::filesystem::file_time_type, std::uintmax_t> stamp_;
+  ops::FileStamp stamp_;
   console::RuleCatalog last_;
 };
 

@@ -3,14 +3,13 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include <sys/stat.h>
-
 #include <cctype>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
+#include "ops/file_stamp.h"
 #include "ops/log.h"
 
 namespace fraud::console {
@@ -119,22 +118,14 @@ const auto kNobody = std::make_shared<const TokenBook>();
 }  // namespace
 
 TokenFile::TokenFile(std::string path)
-    : path_(std::move(path)), stamp_(stamp()), book_(std::make_shared<const TokenBook>(TokenBook::load(path_))) {}
-
-TokenFile::Stamp TokenFile::stamp() const {
-  struct stat s {};
-  if (::stat(path_.c_str(), &s) != 0) return {};
-  return {static_cast<std::int64_t>(s.st_dev),          static_cast<std::int64_t>(s.st_ino),
-          static_cast<std::int64_t>(s.st_size),         static_cast<std::int64_t>(s.st_mtim.tv_sec),
-          static_cast<std::int64_t>(s.st_mtim.tv_nsec), static_cast<std::int64_t>(s.st_ctim.tv_sec),
-          static_cast<std::int64_t>(s.st_ctim.tv_nsec)};
-}
+    : path_(std::move(path)), stamp_(ops::FileStamp::of(path_)),
+      book_(std::make_shared<const TokenBook>(TokenBook::load(path_))) {}
 
 std::optional<Analyst> TokenFile::authenticate(std::string_view authorization) const {
   std::shared_ptr<const TokenBook> book;
   {
     std::lock_guard lock(mutex_);
-    auto now = stamp();
+    auto now = ops::FileStamp::of(path_);
     auto retry = failed_at && std::chrono::steady_clock::now() - *failed_at >= std::chrono::seconds(1);
     if (now != stamp_ || retry) {
       try {

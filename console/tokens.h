@@ -10,7 +10,6 @@
 // line, without a restart (TokenFile).
 // Roles are cases::Role (cases/analyst.h): what each may do, the database decides.
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -22,6 +21,7 @@
 
 #include "cases/analyst.h"
 #include "events/time.h"
+#include "ops/file_stamp.h"
 
 namespace fraud::console {
 
@@ -61,8 +61,8 @@ class TokenBook {
   std::vector<Entry> entries_;
 };
 
-/// A tokens file, read again when it changed: its inode, size, modification or status-change
-/// time (the last no copy can preserve, so a file copied in with its old time still counts).
+/// A tokens file, read again when it changed (ops::FileStamp: a file copied in with its old time
+/// still counts).
 /// A file that stops loading refuses every token, and is tried again each second, until it
 /// loads (said in the log): a mistake while revoking one must not leave the revoked one
 /// working. Safe to call from several threads.
@@ -75,12 +75,9 @@ class TokenFile {
   std::size_t size() const;
 
  private:
-  using Stamp = std::array<std::int64_t, 7>;  ///< device, inode, size, mtime s and ns, ctime s and ns
-  Stamp stamp() const;
-
   std::string path_;
   mutable std::mutex mutex_;
-  mutable Stamp stamp_;  ///< of the file last loaded
+  mutable ops::FileStamp stamp_;  ///< of the file last loaded
   mutable std::shared_ptr<const TokenBook> book_;
   mutable std::optional<std::chrono::steady_clock::time_point> failed_at;  ///< the last load that failed
 };
