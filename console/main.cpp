@@ -122,9 +122,8 @@ class RuleCatalogFile {
   console::RuleCatalog last_;
 };
 
-/// The bank's OpenID provider, when FRAUD_CONSOLE_OIDC_ISSUER names one.
-std::unique_ptr<console::OidcSignOn> oidc_sign_on() {
-  auto issuer = setting("FRAUD_CONSOLE_OIDC_ISSUER", "");
+/// The bank's OpenID provider `issuer` (FRAUD_CONSOLE_OIDC_ISSUER), when one is named.
+std::unique_ptr<console::OidcSignOn> oidc_sign_on(const std::string& issuer) {
   if (issuer.empty()) return nullptr;
   console::OidcSettings settings;
   settings.issuer = issuer;
@@ -153,13 +152,13 @@ console::Authenticate sign_on(const std::unique_ptr<console::OidcSignOn>& oidc,
 }
 
 int run() {
-  bool provider = !setting("FRAUD_CONSOLE_OIDC_ISSUER", "").empty();
-  auto tokens_file = setting("FRAUD_CONSOLE_TOKENS_FILE", provider ? "" : nullptr);
-  if (provider && !tokens_file.empty())
+  auto issuer = setting("FRAUD_CONSOLE_OIDC_ISSUER", "");
+  auto tokens_file = setting("FRAUD_CONSOLE_TOKENS_FILE", issuer.empty() ? nullptr : "");
+  if (!issuer.empty() && !tokens_file.empty())
     throw std::runtime_error(
         "FRAUD_CONSOLE_OIDC_ISSUER and FRAUD_CONSOLE_TOKENS_FILE are both set: analysts sign on one way, so each "
         "has one name in the audit");
-  auto oidc = oidc_sign_on();
+  auto oidc = oidc_sign_on(issuer);
   auto tokens = oidc ? nullptr : std::make_unique<console::TokenFile>(tokens_file);
   cases::DeskLogins logins{setting("FRAUD_CONSOLE_POSTGRES_URL"), setting("FRAUD_CONSOLE_LEAD_POSTGRES_URL", "")};
   cases::check_logins(logins);
