@@ -1,5 +1,5 @@
 #pragma once
-// A decoded TransactionRecorded event (schemas/transaction-recorded/, the copy of ../shared/events/):
+// A decoded TransactionRecorded event (the contract is schemas/transaction-recorded/README.md):
 // the one shape the rules and the store see, whatever envelope carried it.
 
 #include <cstdint>

@@ -74,8 +74,9 @@ class RuleFileReader {
       read_rules(root["rules"]);
       read_thresholds(root["decision"]);
     } catch (const YAML::Exception& e) {
-      // A shape the readers did not foresee (found by fuzz/rule_file_fuzz.cpp): still a located
-      // load error, never an exception that would end the service during a reload.
+      // A shape the readers do not check for (yaml-cpp throws when a node is read as a type it
+      // is not; fuzz/regressions/rule_file/ keeps examples): still a located load error, never
+      // an exception that would end the service during a reload.
       errors_.push_back(file_position(name_, e.mark) + ": unexpected structure here (" + e.msg + ")");
     }
     if (!errors_.empty()) throw RuleFileError(errors_);
