@@ -8,7 +8,7 @@
 #include <string>
 
 #include "cases/case_desk.h"
-#include "ops/postgres_url.h"
+#include "postgres/connection.h"
 
 namespace fraud::cases::detail {
 
@@ -22,7 +22,8 @@ namespace fraud::cases::detail {
 template <typename Work>
 auto in_transaction(const std::string& url, const char* isolation, Work work) {
   try {
-    pqxx::connection connection(ops::with_connect_timeout(url));
+    auto opened = postgres::connect(url);
+    auto& connection = *opened;
     pqxx::work tx(connection);
     // A console request never holds a row, or a console thread, for long: a batch joining a
     // case waits at most the functions' lock_timeout, a slow read ends at the statement

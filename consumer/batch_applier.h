@@ -33,7 +33,7 @@ struct BatchResult : store::StoredBatch {
   BatchResult& operator+=(const BatchResult& other);
 };
 
-/// What the batch loop needs of the database. Every call throws store::DatabaseError on failure.
+/// What the batch loop needs of the database. Every call throws postgres::DatabaseError on failure.
 class BatchWriter {
  public:
   virtual ~BatchWriter() = default;

@@ -99,7 +99,7 @@ std::optional<std::int64_t> BatchLoop::try_claim(const TopicPartition& tp, Parti
                                     {"epoch", std::to_string(claim.epoch)},
                                     {"resume_at", claim.next_offset ? std::to_string(*claim.next_offset) : "start"}});
     return claim.next_offset.value_or(kFromBeginning);
-  } catch (const store::DatabaseError& e) {
+  } catch (const postgres::DatabaseError& e) {
     claim_failed(tp, p, e);
   } catch (const std::exception& e) {
     fatal_ = "claiming " + where(tp) + ": " + e.what();  // parked: nothing may escape librdkafka's callback
@@ -107,7 +107,7 @@ std::optional<std::int64_t> BatchLoop::try_claim(const TopicPartition& tp, Parti
   return std::nullopt;
 }
 
-void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const store::DatabaseError& error) {
+void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error) {
   auto now = Clock::now();
   if (p.claim_backoff.count() == 0) p.waiting_since = now;
   p.claim_backoff = p.claim_backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
@@ -123,7 +123,7 @@ void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const store
     if (auto pid = store_.release_stalled_owner(tp.topic, tp.partition, kStalledOwner))
       log::warn("ended the database session of a stalled earlier owner",
                 {{"partition", where(tp)}, {"backend_pid", std::to_string(*pid)}});
-  } catch (const store::DatabaseError& e) {
+  } catch (const postgres::DatabaseError& e) {
     log::warn("could not end a stalled earlier owner's session", {{"partition", where(tp)}, {"error", e.what()}});
   }
 }
@@ -232,7 +232,7 @@ bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_fail
   std::vector<BatchResult> results;
   try {
     results = apply_together(batches);
-  } catch (const store::DatabaseError& e) {
+  } catch (const postgres::DatabaseError& e) {
     // Not one record's fault (those were rejected in apply_or_split): the batches wait, and
     // are retried together, at one time, with one backoff.
     auto retry_at = Clock::now();
@@ -331,7 +331,7 @@ store::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
 std::vector<BatchResult> BatchLoop::apply_together(const std::vector<store::PartitionBatch>& batches) {
   try {
     return apply(batches);
-  } catch (const store::DatabaseError& e) {
+  } catch (const postgres::DatabaseError& e) {
     if (!e.record_fault) throw;
     if (batches.size() == 1) return {split(batches.front(), e)};
     std::vector<BatchResult> results;  // first the partition, then the record
@@ -343,13 +343,13 @@ std::vector<BatchResult> BatchLoop::apply_together(const std::vector<store::Part
 BatchResult BatchLoop::apply_or_split(const store::PartitionBatch& batch) {
   try {
     return apply({batch}).front();
-  } catch (const store::DatabaseError& e) {
+  } catch (const postgres::DatabaseError& e) {
     if (!e.record_fault) throw;
     return split(batch, e);
   }
 }
 
-BatchResult BatchLoop::split(const store::PartitionBatch& batch, const store::DatabaseError& e) {
+BatchResult BatchLoop::split(const store::PartitionBatch& batch, const postgres::DatabaseError& e) {
   if (batch.records.size() == 1) {
     auto refused = batch;
     refused.records[0].event.reset();
@@ -397,7 +397,7 @@ std::vector<BatchResult> BatchLoop::apply(const std::vector<store::PartitionBatc
   }
 }
 
-void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const store::DatabaseError& error,
+void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error,
                                Clock::time_point retry_at, std::chrono::milliseconds backoff) {
   p.backoff = backoff;
   p.retry_at = retry_at;

@@ -20,7 +20,7 @@
 #include "events/decode.h"
 #include "rules/features.h"
 #include "rules/rule_set.h"
-#include "store/database_error.h"
+#include "postgres/database_error.h"
 
 namespace fraud::consumer {
 
@@ -89,7 +89,7 @@ class BatchLoop final : public PartitionOwner {
 
   std::optional<std::int64_t> try_claim(const TopicPartition& tp, Partition& p);
   void claim_waiting(Clock::time_point now);
-  void claim_failed(const TopicPartition& tp, Partition& p, const store::DatabaseError& error);
+  void claim_failed(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error);
   void accept(events::Record record);
   static bool ready(const Partition& p, Clock::time_point now);
   void flush_due(Clock::time_point now, bool drained);
@@ -99,9 +99,9 @@ class BatchLoop final : public PartitionOwner {
   store::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
   std::vector<BatchResult> apply_together(const std::vector<store::PartitionBatch>& batches);
   BatchResult apply_or_split(const store::PartitionBatch& batch);
-  BatchResult split(const store::PartitionBatch& batch, const store::DatabaseError& error);
+  BatchResult split(const store::PartitionBatch& batch, const postgres::DatabaseError& error);
   std::vector<BatchResult> apply(const std::vector<store::PartitionBatch>& batches);
-  void schedule_retry(const TopicPartition& tp, Partition& p, const store::DatabaseError& error,
+  void schedule_retry(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error,
                       Clock::time_point retry_at, std::chrono::milliseconds backoff);
   void observe(const TopicPartition& tp, const BatchResult& result);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;

@@ -2,7 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
-#include "ops/postgres_url.h"
+#include "postgres/connection.h"
 
 namespace fraud::consumer {
 
@@ -31,10 +31,7 @@ void DatabaseProbe::run() {
 
 void DatabaseProbe::check() {
   try {
-    if (!connection_ || !connection_->is_open()) {
-      connection_ = std::make_unique<pqxx::connection>(ops::with_connect_timeout(url_));
-      pqxx::nontransaction(*connection_).exec("SET statement_timeout = '2s'");
-    }
+    if (!connection_ || !connection_->is_open()) connection_ = postgres::connect(url_, {{"statement_timeout", "2s"}});
     pqxx::nontransaction(*connection_).exec("SELECT 1");
     answered_at_ms_ = steady_ms();
   } catch (const std::exception&) {

@@ -22,6 +22,7 @@
 #include "ops/cli.h"
 #include "ops/log.h"
 #include "ops/stop_signal.h"
+#include "postgres/connection.h"
 #include "sim/bank.h"
 
 namespace {
@@ -114,7 +115,8 @@ void record(pqxx::connection& c, const Batch& batch, const std::string& topic) {
 int run(const Options& o, const std::atomic<bool>& stop_requested) {
   const char* url = std::getenv("FRAUD_POSTGRES_URL");
   if (!url) return ops::refuse("bank-sim: set FRAUD_POSTGRES_URL\n");
-  pqxx::connection c(url);
+  auto opened = postgres::connect(url);
+  auto& c = *opened;
   pqxx::nontransaction(c).exec(kSchema);
   auto population = o.population;
   auto now_s = events::wall_clock_now() / 1'000'000;

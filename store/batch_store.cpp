@@ -10,8 +10,9 @@
 #include <stdexcept>
 
 #include "ops/mechanism_switch.h"
+#include "postgres/array_literal.h"
+#include "postgres/database_error.h"
 #include "store/cases.h"
-#include "store/database_error.h"
 #include "store/dedup_gate.h"
 #include "store/feature_history.h"
 #include "store/first_seen_pairs.h"
@@ -43,7 +44,7 @@ struct BatchStore::State {
     try {
       open = open_batch_connection(url);
     } catch (...) {
-      rethrow_as_database_error();
+      postgres::rethrow_as_database_error();
     }
     lists = ListSnapshot{};  // another server (a failover) may have other versions
     if (connected_before && on_reconnect) on_reconnect();
@@ -76,7 +77,7 @@ WHERE key_field = ANY($1::text[]) AND NOT maintained)sql";
 // with the dedup gate held exclusively, which waits for the batches in flight to commit.
 void register_key_fields(pqxx::connection& connection, const rules::FeatureEngine& features,
                          std::map<rules::KeyField, bool>& versions_complete) {
-  ArrayLiteral missing;
+  postgres::ArrayLiteral missing;
   std::size_t wanted = 0;
   for (auto field : features.key_fields())
     if (!versions_complete.count(field)) missing.add(rules::to_string(field)), ++wanted;
@@ -117,10 +118,11 @@ void require_key_indexes(pqxx::connection& connection, const rules::FeatureEngin
   pqxx::nontransaction tx(connection);
   for (auto field : unchecked) {
     if (!has_key_index(tx, field))
-      throw DatabaseError(std::string("the rules read the history by ") + rules::to_string(field) +
-                              ", which has no index for it: run `fraud-consumer migrate` as the tables' owner with "
-                              "these rules as rules.file",
-                          false, "missing_index");
+      throw postgres::DatabaseError(
+          std::string("the rules read the history by ") + rules::to_string(field) +
+              ", which has no index for it: run `fraud-consumer migrate` as the tables' owner with "
+              "these rules as rules.file",
+          false, "missing_index");
     indexed.insert(field);
   }
 }
@@ -129,7 +131,7 @@ void require_key_indexes(pqxx::connection& connection, const rules::FeatureEngin
 // batches whose partitions this replica still owns, and marks the others fenced.
 std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, std::span<const PartitionBatch> batches,
                                  std::vector<StoredBatch>& results) {
-  ArrayLiteral topics, partitions, epochs, next_offsets;
+  postgres::ArrayLiteral topics, partitions, epochs, next_offsets;
   for (const auto& batch : batches) {
     if (batch.records.empty()) continue;
     topics.add(batch.topic), partitions.add(std::int64_t{batch.partition});
@@ -221,7 +223,7 @@ std::optional<int> BatchStore::release_stalled_owner(const std::string& topic, s
     if (row[0].is_null()) return std::nullopt;
     return row[0].as<int>();
   } catch (...) {
-    rethrow_as_database_error(state_->drop_if_lost());
+    postgres::rethrow_as_database_error(state_->drop_if_lost());
   }
 }
 
@@ -235,7 +237,7 @@ Claim BatchStore::claim(const std::string& topic, std::int32_t partition) {
     if (!row[1].is_null()) claim.next_offset = row[1].as<std::int64_t>();
     return claim;
   } catch (...) {
-    rethrow_as_database_error(state_->drop_if_lost());
+    postgres::rethrow_as_database_error(state_->drop_if_lost());
   }
 }
 
@@ -259,7 +261,7 @@ struct OpenBatch::Work {
   [[noreturn]] void fail() {
     tx.reset();
     stage = Stage::failed;
-    rethrow_as_database_error(state.drop_if_lost());
+    postgres::rethrow_as_database_error(state.drop_if_lost());
   }
 
   /// The stages run in order, each once; none after a failure or the commit.
@@ -309,7 +311,7 @@ OpenBatch BatchStore::begin(std::span<const PartitionBatch> batches, const rules
     return open;
   } catch (...) {
     if (work) work->fail();  // still here: nothing after the move throws
-    rethrow_as_database_error(state_->drop_if_lost());
+    postgres::rethrow_as_database_error(state_->drop_if_lost());
   }
 }
 

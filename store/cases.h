@@ -8,8 +8,8 @@
 #include <cstddef>
 
 #include "events/event.h"
+#include "postgres/array_literal.h"
 #include "rules/rule_set.h"
-#include "store/sql_text.h"
 
 namespace fraud::store {
 
@@ -18,7 +18,7 @@ extern const char* const kOpenCases;
 
 /// The flagged events of one batch, one array per column.
 struct CaseColumns {
-  ArrayLiteral source, id, transaction, account, decision, score, occurred;
+  postgres::ArrayLiteral source, id, transaction, account, decision, score, occurred;
   std::size_t count = 0;
 
   /// Adds `e` when its live decision is review or block; shadow rules never open a case.

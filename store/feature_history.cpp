@@ -5,8 +5,8 @@
 #include <string>
 
 #include "events/time.h"
+#include "postgres/array_literal.h"
 #include "store/history.h"
-#include "store/sql_text.h"
 
 namespace fraud::store {
 namespace {
@@ -48,7 +48,7 @@ void synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features, const std:
     for (const auto& spec : rules::kKeyFieldSpecs)
       if (auto key = spec.read(*e); !key.empty()) keys.emplace(spec.field, std::string(key));
   if (keys.empty()) return;
-  ArrayLiteral fields, values;
+  postgres::ArrayLiteral fields, values;
   std::map<std::string, rules::KeyField, std::less<>> field_named;
   for (const auto& [field, key] : keys) {
     fields.add(rules::to_string(field)), values.add(key);
@@ -65,7 +65,7 @@ void synchronise_keys(pqxx::work& tx, rules::FeatureEngine& features, const std:
 void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vector<const events::Event*>& applied,
                   events::Decoder& decoder) {
   struct Wanted {
-    ArrayLiteral keys;
+    postgres::ArrayLiteral keys;
     events::Timestamp since;
     int latest_before = 0;
   };
@@ -101,7 +101,7 @@ void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vec
     // has more, up to rules::kMaxLatestDepth events. The pages are consistent: this batch
     // holds the key's version lock, so no other replica commits events of the key meanwhile.
     for (int offset = 0, page = w.latest_before; page > 0;) {  // `page`: as many as the last query asked for
-      ArrayLiteral deeper;
+      postgres::ArrayLiteral deeper;
       std::size_t count = 0;
       for (const auto& [key, n] : older) {
         if (n < page || !features.lacks_latest(field, key)) continue;  // found, or no more

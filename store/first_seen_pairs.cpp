@@ -5,8 +5,9 @@
 #include <optional>
 #include <string>
 
+#include "postgres/array_literal.h"
+#include "postgres/database_error.h"
 #include "store/batch_store.h"
-#include "store/database_error.h"
 #include "store/dedup_gate.h"
 #include "store/history.h"
 #include "store/statements.h"
@@ -96,7 +97,7 @@ void FirstSeenPairs::register_kinds(pqxx::connection& connection, const rules::F
   std::sort(wanted.begin(), wanted.end(), [](const Kind& x, const Kind& y) {
     return pair_kind_name(x.first, x.second) < pair_kind_name(y.first, y.second);
   });
-  ArrayLiteral names;
+  postgres::ArrayLiteral names;
   for (const auto& kind : wanted) names.add(pair_kind_name(kind.first, kind.second));
   {
     pqxx::work tx(connection);
@@ -128,20 +129,20 @@ std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules
   for (const auto& row : tx.exec("SELECT pair_kind FROM first_seen_pair_kinds WHERE maintained")) {
     auto kind = kind_named(row[0].c_str());
     if (!kind)
-      throw DatabaseError("first_seen_pair_kinds maintains \"" + std::string(row[0].c_str()) +
-                              "\", which this replica cannot record: run one version of fraud-consumer",
-                          false, "other");
+      throw postgres::DatabaseError("first_seen_pair_kinds maintains \"" + std::string(row[0].c_str()) +
+                                        "\", which this replica cannot record: run one version of fraud-consumer",
+                                    false, "other");
     kinds.push_back(*kind);
   }
   for (const auto& kind : engine.first_seen_kinds())
     if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
       registered_.erase(kind);
-      throw DatabaseError("the first_seen pairs of " + pair_kind_name(kind.first, kind.second) +
-                              " are not maintained (a database restored from before their registration?): "
-                              "registering them again",
-                          false, "other");
+      throw postgres::DatabaseError("the first_seen pairs of " + pair_kind_name(kind.first, kind.second) +
+                                        " are not maintained (a database restored from before their registration?): "
+                                        "registering them again",
+                                    false, "other");
     }
-  ArrayLiteral kind, first, second, at, place;
+  postgres::ArrayLiteral kind, first, second, at, place;
   for (std::size_t k = 0; k < applied.size(); ++k)
     for (const auto& [ka, kb] : kinds) {
       const auto* e = applied[k];

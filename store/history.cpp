@@ -5,6 +5,7 @@
 #include <set>
 
 #include "events/record.h"
+#include "postgres/connection.h"
 #include "store/list_entries.h"
 
 namespace fraud::store {
@@ -45,7 +46,8 @@ std::string first_pairs_in_history(rules::KeyField a, rules::KeyField b, const s
 
 void replay_stored_history(const std::string& postgres_url, events::Timestamp since, events::Timestamp until,
                            const StoredHistory& visit) {
-  pqxx::connection c(postgres_url);
+  auto opened = postgres::connect(postgres_url);
+  auto& c = *opened;
   // One snapshot for the pairs and the events, so the two agree.
   pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(c);
   if (visit.lists) visit.lists(read_list_entries(tx));

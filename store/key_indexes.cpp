@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "postgres/connection.h"
 #include "store/history.h"
 #include "store/migrations.h"
 
@@ -73,7 +74,8 @@ std::vector<rules::KeyField> fields_read_by_key(const rules::FeatureEngine& engi
 
 std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url,
                                                const std::vector<rules::KeyField>& fields) {
-  pqxx::connection c(owner_url);
+  auto opened = postgres::connect(owner_url);
+  auto& c = *opened;
   std::vector<rules::KeyField> built;
   for (auto field : fields) {
     {
@@ -93,7 +95,8 @@ std::vector<rules::KeyField> build_key_indexes(const std::string& owner_url,
 }
 
 std::vector<rules::KeyField> registered_key_fields(const std::string& postgres_url) {
-  pqxx::connection c(postgres_url);
+  auto opened = postgres::connect(postgres_url);
+  auto& c = *opened;
   pqxx::nontransaction tx(c);
   std::vector<rules::KeyField> fields;
   // The key fields, and the first fields of the first-seen kinds (a backfill reads by them).

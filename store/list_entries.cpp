@@ -3,8 +3,8 @@
 #include <optional>
 #include <string>
 
-#include "ops/postgres_url.h"
-#include "store/sql_text.h"
+#include "postgres/array_literal.h"
+#include "postgres/connection.h"
 
 namespace fraud::store {
 namespace {
@@ -89,13 +89,14 @@ const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx) {
 
 void record_list_policies(const std::string& owner_url, const std::vector<rules::RuntimeListPolicy>& policies) {
   if (policies.empty()) return;
-  ArrayLiteral lists, writers, days;
+  postgres::ArrayLiteral lists, writers, days;
   for (const auto& p : policies) {
     lists.add(p.list), writers.add(p.leads_only ? "lead" : "analyst");
     if (p.longest_days) days.add(std::int64_t{*p.longest_days});
     else days.add_null();
   }
-  pqxx::connection connection(ops::with_connect_timeout(owner_url));
+  auto opened = postgres::connect(owner_url);
+  auto& connection = *opened;
   pqxx::work tx(connection);
   // Who may write a list decides who may lower or raise decisions: each change is audited,
   // with what it was, under the login that made it (all CTEs read the same snapshot, so

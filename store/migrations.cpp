@@ -1,4 +1,5 @@
 #include "store/migrations.h"
+#include "postgres/connection.h"
 
 #include <pqxx/pqxx>
 
@@ -69,7 +70,8 @@ void apply(pqxx::connection& c, const Migration& m) {
 
 int migrate(const std::string& postgres_url, std::span<const Migration> migrations,
             const std::function<void(std::string_view)>& on_applied) {
-  pqxx::connection c(postgres_url);
+  auto opened = postgres::connect(postgres_url);
+  auto& c = *opened;
   // Held by this session until the connection closes, on success or on error alike.
   pqxx::nontransaction(c).exec_params("SELECT pg_advisory_lock($1)", kMigrationLock);
   ensure_table(c);

@@ -7,7 +7,7 @@
 
 #include "events/time.h"
 #include "ops/log.h"
-#include "ops/postgres_url.h"
+#include "postgres/connection.h"
 
 namespace fraud::store {
 
@@ -72,7 +72,8 @@ bool rotate_dedup_generation(pqxx::connection& c, std::int64_t retention_days) {
 }  // namespace
 
 void record_retention(const std::string& owner_url, std::int64_t days) {
-  pqxx::connection c(ops::with_connect_timeout(owner_url));
+  auto opened = postgres::connect(owner_url);
+  auto& c = *opened;
   pqxx::work tx(c);
   // A change is audited: a shorter retention lets prune forget sooner.
   tx.exec_params0(
@@ -91,7 +92,8 @@ events::Timestamp retention_horizon(events::Timestamp now, std::int64_t days) {
 }
 
 PartitionReport maintain_partitions(const std::string& url, const RetentionPolicy& policy, events::Timestamp now) {
-  pqxx::connection c(ops::with_connect_timeout(url));
+  auto opened = postgres::connect(url);
+  auto& c = *opened;
   PartitionReport report;
   maintain_history(c, policy, now, report);
   report.dedup_rotated = rotate_dedup_generation(c, policy.retention_days);

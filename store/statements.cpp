@@ -2,9 +2,11 @@
 
 #include "events/time.h"
 #include "ops/mechanism_switch.h"
-#include "ops/postgres_url.h"
+#include "postgres/array_literal.h"
+#include "postgres/connection.h"
 #include "store/cases.h"
 #include "store/dedup_gate.h"
+#include "store/sql_text.h"
 
 namespace fraud::store {
 namespace {
@@ -166,15 +168,14 @@ RETURNING pair_kind, first_key, second_key)sql";
 }  // namespace
 
 std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url) {
-  auto c = std::make_unique<pqxx::connection>(ops::with_connect_timeout(url));
   // A batch never idles inside its transaction; one that does belongs to a frozen
   // (SIGSTOPped, swapped-out) replica whose row lock would block the partition's new owner.
   // lock_timeout turns a wait for such a lock into a transient, retried error.
   // READ COMMITTED whatever the database's default: the dedup gate and the key versions
   // rely on each statement seeing what committed before it started (migrations/0007).
-  pqxx::nontransaction(*c).exec0(
-      "SET idle_in_transaction_session_timeout = '10s'; SET lock_timeout = '5s'; "
-      "SET default_transaction_isolation = 'read committed'");
+  auto c = postgres::connect(url, {{"idle_in_transaction_session_timeout", "10s"},
+                                   {"lock_timeout", "5s"},
+                                   {"default_transaction_isolation", "read committed"}});
   c->prepare("claim", kClaim);
   c->prepare("advance", mechanism_disabled("fence") ? unfenced(kAdvance) : kAdvance);
   c->prepare("dedup", kDedup);
@@ -193,7 +194,7 @@ std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url) 
 std::unordered_set<std::string> insert_new(pqxx::work& tx, std::span<const PartitionBatch> batches,
                                            const std::vector<std::size_t>& owned,
                                            const std::vector<std::vector<std::int64_t>>& digests) {
-  ArrayLiteral sources, ids, topics, partitions, offsets, times, digest_column;
+  postgres::ArrayLiteral sources, ids, topics, partitions, offsets, times, digest_column;
   for (auto b : owned)
     for (std::size_t k = 0; k < batches[b].records.size(); ++k) {
       const auto& r = batches[b].records[k];
@@ -220,7 +221,7 @@ void insert_rejected(pqxx::work& tx, const PartitionBatch& batch, const DecodedR
 
 namespace {
 
-void add_optional(ArrayLiteral& column, std::string_view value) {
+void add_optional(postgres::ArrayLiteral& column, std::string_view value) {
   if (value.empty()) column.add_null();
   else column.add(value);
 }
@@ -231,7 +232,8 @@ void add_optional(ArrayLiteral& column, std::string_view value) {
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
                     std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
                     const std::string& rule_set_version, std::int64_t applied_batch, const rules::ListsAsOf& lists) {
-  ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision, suppressed;
+  postgres::ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision,
+      suppressed;
   for (std::size_t k = 0; k < applied.size(); ++k) {
     const auto* e = applied[k];
     s.add(e->source), i.add(e->event_id), t.add(e->occurred_at), a.add(e->account_id);

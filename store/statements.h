@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "events/encode.h"
+#include "postgres/array_literal.h"
 #include "store/batch_store.h"
-#include "store/sql_text.h"
 
 namespace fraud::store {
 
@@ -34,8 +34,8 @@ inline std::string dedup_key(std::string_view source, std::string_view id) {
 
 /// The alerts of one batch, one array per column.
 struct AlertColumns {
-  ArrayLiteral source, id, transaction, account, rule, score, decision, reason, amount, currency, occurred, shadow,
-      event_score, shadow_decision;
+  postgres::ArrayLiteral source, id, transaction, account, rule, score, decision, reason, amount, currency, occurred,
+      shadow, event_score, shadow_decision;
   std::size_t count = 0;
 
   void add(const events::Event& e, const rules::RuleHit& hit, const rules::Verdict& verdict) {
@@ -57,7 +57,7 @@ struct AlertColumns {
 
 /// The duplicates of one transaction, one array per column, to compare with the applied copies.
 struct DuplicateColumns {
-  ArrayLiteral source, id, topic, partition, offset, digest, body;
+  postgres::ArrayLiteral source, id, topic, partition, offset, digest, body;
   std::size_t count = 0;
 
   void add(const PartitionBatch& batch, const DecodedRecord& r, std::int64_t body_digest, std::string_view json) {

@@ -13,8 +13,8 @@
 #include "events/decode.h"
 #include "events/encode.h"
 #include "events/time.h"
+#include "postgres/database_error.h"
 #include "store/batch_store.h"
-#include "store/database_error.h"
 #include "store/key_indexes.h"
 #include "store/retention.h"
 #include "tests/integration/support.h"
@@ -541,7 +541,7 @@ TEST_CASE("the history indexes only the key fields a rule reads, and a replica w
   try {
     store.apply(first, per_device);
     FAIL("applied without the device's index");
-  } catch (const store::DatabaseError& e) {
+  } catch (const postgres::DatabaseError& e) {
     CHECK(e.reason == "missing_index");
     CHECK(std::string(e.what()).find("device.id") != std::string::npos);
   }

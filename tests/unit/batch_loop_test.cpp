@@ -13,7 +13,7 @@
 #include "events/encode.h"
 #include "events/money.h"
 #include "events/time.h"
-#include "store/database_error.h"
+#include "postgres/database_error.h"
 
 using namespace fraud;
 
@@ -48,7 +48,7 @@ class FakeDatabase final : public consumer::BatchWriter {
     }
     if (transient_failures > 0) {
       --transient_failures;
-      throw store::DatabaseError("server closed the connection", false, "connection");
+      throw postgres::DatabaseError("server closed the connection", false, "connection");
     }
     std::vector<consumer::BatchResult> results;
     for (const auto& b : batches) {
@@ -56,7 +56,7 @@ class FakeDatabase final : public consumer::BatchWriter {
       result.fenced = fenced.count(b.partition) > 0;
       for (const auto& r : b.records)
         if (refused && r.event && refused->first == b.partition && refused->second == r.record.offset)
-          throw store::DatabaseError("value too long for type character varying(128)", true, "class_22");
+          throw postgres::DatabaseError("value too long for type character varying(128)", true, "class_22");
       if (!result.fenced) result.processed = b.records.size();
     }
     return results;

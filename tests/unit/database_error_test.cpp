@@ -2,9 +2,9 @@
 #include <doctest/doctest.h>
 #include <pqxx/pqxx>
 
-#include "store/database_error.h"
+#include "postgres/database_error.h"
 
-using fraud::store::DatabaseError;
+using fraud::postgres::DatabaseError;
 
 namespace {
 
@@ -14,7 +14,7 @@ DatabaseError classified(const Error& error) {
     try {
       throw error;
     } catch (...) {
-      fraud::store::rethrow_as_database_error();
+      fraud::postgres::rethrow_as_database_error();
     }
   } catch (const DatabaseError& e) {
     return e;

@@ -1,11 +1,12 @@
 // What a batch sends PostgreSQL as text: array literals and JSON. Whatever bytes a producer or
 // a rule file put in a value, PostgreSQL must read it back as that value, or a batch fails
-// (store/sql_text.h).
+// (postgres/array_literal.h, store/sql_text.h).
 #include <doctest/doctest.h>
 
+#include "postgres/array_literal.h"
 #include "store/sql_text.h"
 
-using fraud::store::ArrayLiteral;
+using fraud::postgres::ArrayLiteral;
 
 TEST_CASE("an array literal quotes every element and escapes quotes and backslashes") {
   ArrayLiteral column;

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace fraud::store {
+namespace fraud::postgres {
 
 /// A failed batch transaction. Only a `record_fault` (a data exception, SQLSTATE class 22, or
 /// a value past a limit, 54000) can be caused by one record's bytes: the batch loop narrows it
@@ -26,4 +26,4 @@ struct DatabaseError : std::runtime_error {
 /// nothing about the batch.
 [[noreturn]] void rethrow_as_database_error(bool connection_lost = false);
 
-}  // namespace fraud::store
+}  // namespace fraud::postgres

@@ -1,8 +1,8 @@
-#include "store/database_error.h"
+#include "postgres/database_error.h"
 
 #include <pqxx/pqxx>
 
-namespace fraud::store {
+namespace fraud::postgres {
 namespace {
 
 // SQLSTATE classes and codes from PostgreSQL's errcodes appendix. The reason labels are a
@@ -69,4 +69,4 @@ void rethrow_as_database_error(bool connection_lost) {
   }
 }
 
-}  // namespace fraud::store
+}  // namespace fraud::postgres
