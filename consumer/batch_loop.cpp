@@ -16,8 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr auto kMaxPoll = 100ms;
-constexpr auto kFirstBackoff = 100ms;
-constexpr auto kMaxBackoff = 30s;
 constexpr auto kProgressEvery = 10s;
 
 std::string where(const TopicPartition& tp) { return tp.topic + "/" + std::to_string(tp.partition); }
@@ -31,10 +29,11 @@ void add(LoopCounters& c, const BatchResult& r) {
 
 BatchLoop::BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention,
                      BatchWriter& store, std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics,
-                     HealthState& health, LoopHooks hooks)
+                     HealthState& health, LoopCallbacks callbacks)
     : batch_config_(batch), retention_days_(retention.days), store_(store),
-      features_(std::make_unique<rules::FeatureEngine>(std::move(rules))), decoder_(limits.decode()), metrics_(metrics),
-      health_(health), hooks_(std::move(hooks)) {}
+      features_(std::make_unique<rules::FeatureEngine>(std::move(rules))), decoder_(limits.decode()),
+      claims_(store, metrics, counters_.database_retries), metrics_(metrics), health_(health),
+      callbacks_(std::move(callbacks)) {}
 
 void BatchLoop::set_rules(std::shared_ptr<const rules::RuleSet> rules) {
   features_ = std::make_unique<rules::FeatureEngine>(std::move(rules));
@@ -46,13 +45,13 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
   auto next_progress = Clock::now() + kProgressEvery;
   while (!stop.load()) {
     health_.loop_heartbeat_ms = steady_ms();
-    if (hooks_.each_turn) hooks_.each_turn();
+    if (callbacks_.between_batches) callbacks_.between_batches();
     auto record = source.poll(poll_timeout(Clock::now()));
     if (fatal_) throw std::runtime_error(*fatal_);
     bool drained = !record;  // nothing more waiting right now: what is in hand need not wait
     if (record) accept(std::move(*record));
     auto now = Clock::now();
-    claim_waiting(now);
+    claim_due(now);
     flush_due(now, drained);
     if (now >= next_progress) {
       next_progress = now + kProgressEvery;
@@ -69,79 +68,33 @@ void BatchLoop::run(RecordSource& source, const std::atomic<bool>& stop) {
 }
 
 // Runs inside librdkafka's rebalance callback: one claim attempt, bounded by lock_timeout,
-// never a retry loop. A partition not claimed now waits paused; the loop claims it later.
+// never a retry loop. A partition not claimed now waits paused; the loop claims it later. On
+// a claim, the partition starts at the database's offset (its first record if this group
+// never consumed it: the database, not Kafka's committed offset, is the truth).
 std::optional<std::int64_t> BatchLoop::on_assigned(const TopicPartition& tp) {
   auto& p = partitions_[tp] = Partition{};
   metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
-  return try_claim(tp, p);
-}
-
-// One claim; on success the partition starts at the database's offset (its first record if
-// this group never consumed it: the database, not Kafka's committed offset, is the truth).
-std::optional<std::int64_t> BatchLoop::try_claim(const TopicPartition& tp, Partition& p) {
-  // After a failure that is not a busy row (the database down, a lost connection), the other
-  // partitions of this assignment wait without a try each: one attempt can take seconds, and
-  // dozens in a row would outlast the group's poll interval.
-  if (Clock::now() < database_down_until_) {
-    p.claim_at = database_down_until_;
-    if (p.claim_backoff.count() == 0) {
-      p.waiting_since = Clock::now();
-      p.claim_backoff = kFirstBackoff;
-    }
-    return std::nullopt;
-  }
   try {
-    auto claim = store_.claim(tp.topic, tp.partition);
-    p.claimed = true;
-    p.epoch = claim.epoch;
-    p.next_offset = claim.next_offset.value_or(-1);
-    log::info("partition claimed", {{"partition", where(tp)},
-                                    {"epoch", std::to_string(claim.epoch)},
-                                    {"resume_at", claim.next_offset ? std::to_string(*claim.next_offset) : "start"}});
-    return claim.next_offset.value_or(kFromBeginning);
-  } catch (const postgres::DatabaseError& e) {
-    claim_failed(tp, p, e);
+    auto claim = claims_.assign(tp);
+    if (!claim) return std::nullopt;
+    p.next_offset = claim->next_offset.value_or(-1);
+    return claim->next_offset.value_or(kFromBeginning);
   } catch (const std::exception& e) {
     fatal_ = "claiming " + where(tp) + ": " + e.what();  // parked: nothing may escape librdkafka's callback
-  }
-  return std::nullopt;
-}
-
-void BatchLoop::claim_failed(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error) {
-  auto now = Clock::now();
-  if (p.claim_backoff.count() == 0) p.waiting_since = now;
-  p.claim_backoff = p.claim_backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
-                                                 : std::min<std::chrono::milliseconds>(p.claim_backoff * 2, 5s);
-  p.claim_at = now + p.claim_backoff;
-  if (error.reason != "lock_timeout") database_down_until_ = p.claim_at;
-  ++counters_.database_retries;
-  metrics_.database_retries(error.reason).Increment();
-  log::warn("claim failed; partition paused, claim will be retried",
-            {{"partition", where(tp)}, {"reason", error.reason}, {"error", error.what()}});
-  if (error.reason != "lock_timeout" || now - p.waiting_since < kStalledOwner) return;
-  try {  // the row's holder has outlived any batch: a frozen earlier owner
-    if (auto pid = store_.release_stalled_owner(tp.topic, tp.partition, kStalledOwner))
-      log::warn("ended the database session of a stalled earlier owner",
-                {{"partition", where(tp)}, {"backend_pid", std::to_string(*pid)}});
-  } catch (const postgres::DatabaseError& e) {
-    log::warn("could not end a stalled earlier owner's session", {{"partition", where(tp)}, {"error", e.what()}});
+    return std::nullopt;
   }
 }
 
 // Partitions assigned while their claim failed: claimed here, between polls, then moved to
 // the database's offset and resumed.
-void BatchLoop::claim_waiting(Clock::time_point now) {
-  if (!health_.in_group.load()) return;  // out of the group: a claim now could fence the rightful owner
-  for (auto& [tp, p] : partitions_) {
-    if (p.claimed || now < p.claim_at) continue;
-    auto offset = try_claim(tp, p);
-    if (!offset) continue;
-    if (!source_->seek(tp, *offset)) {  // claimed, but not positioned: claim again later
-      p.claimed = false;
-      p.claim_at = now + kFirstBackoff;
+void BatchLoop::claim_due(Clock::time_point now) {
+  if (!source_->in_group()) return;  // out of the group: a claim now could fence the rightful owner
+  for (const auto& [tp, claim] : claims_.claim_due(now)) {
+    if (!source_->seek(tp, claim.next_offset.value_or(kFromBeginning))) {
+      claims_.claim_again(tp, now);  // claimed, but not positioned
       continue;
     }
-    p.claim_backoff = {};
+    partitions_.at(tp).next_offset = claim.next_offset.value_or(-1);
     source_->resume(tp);
   }
 }
@@ -154,7 +107,10 @@ void BatchLoop::on_revoked(const std::vector<TopicPartition>& tps) {
   } catch (const std::exception& e) {
     fatal_ = std::string("applying revoked partitions: ") + e.what();
   }
-  for (const auto& tp : tps) partitions_.erase(tp);
+  for (const auto& tp : tps) {
+    partitions_.erase(tp);
+    claims_.forget(tp);
+  }
   metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
 }
 
@@ -163,13 +119,14 @@ void BatchLoop::on_lost(const std::vector<TopicPartition>& tps) {
   for (const auto& tp : tps) {
     log::warn("partition lost", {{"partition", where(tp)}});
     partitions_.erase(tp);
+    claims_.forget(tp);
   }
   metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
 }
 
 void BatchLoop::accept(events::Record record) {
   auto it = partitions_.find({record.topic, record.partition});
-  if (it == partitions_.end() || !it->second.claimed) return;  // not ours (yet, or any more): never write it
+  if (it == partitions_.end() || !claims_.claimed(it->first)) return;  // not ours (yet, or any more): never write it
   auto& p = it->second;
   // Fetched before a seek to the claimed offset took effect: the database has it already.
   if (record.offset < p.next_offset) return;
@@ -178,8 +135,8 @@ void BatchLoop::accept(events::Record record) {
   p.pending.push_back(std::move(record));
 }
 
-bool BatchLoop::ready(const Partition& p, Clock::time_point now) {
-  return p.claimed && !p.pending.empty() && !(p.backoff.count() > 0 && now < p.retry_at);
+bool BatchLoop::ready(const TopicPartition& tp, const Partition& p, Clock::time_point now) const {
+  return claims_.claimed(tp) && !p.pending.empty() && !(p.backoff.backing_off() && now < p.retry_at);
 }
 
 // A batch is due when a partition's records fill one, when its oldest record has waited
@@ -191,9 +148,9 @@ void BatchLoop::flush_due(Clock::time_point now, bool drained) {
   std::vector<TopicPartition> ready_now;
   bool due = false;
   for (const auto& [tp, p] : partitions_) {
-    if (!ready(p, now)) continue;
+    if (!ready(tp, p, now)) continue;
     ready_now.push_back(tp);
-    due = due || drained || p.backoff.count() > 0 || now - p.first_pending >= max_wait ||
+    due = due || drained || p.backoff.backing_off() || now - p.first_pending >= max_wait ||
           p.pending.size() >= static_cast<std::size_t>(batch_config_.max_records);
   }
   if (due) flush(ready_now, OnFailure::retry_later);
@@ -208,15 +165,17 @@ void BatchLoop::flush(const std::vector<TopicPartition>& which, OnFailure on_fai
     for (const auto& tp : which) {
       auto it = partitions_.find(tp);
       // Shutting down or revoked: one attempt now, whatever the backoff.
-      if (it != partitions_.end() && it->second.claimed && !it->second.pending.empty() &&
-          (on_failure == OnFailure::drop || ready(it->second, now)))
+      if (it != partitions_.end() && claims_.claimed(tp) && !it->second.pending.empty() &&
+          (on_failure == OnFailure::drop || ready(tp, it->second, now)))
         group.push_back(tp);
     }
-    if (group.empty() || !apply_group(group, on_failure)) return;
+    if (group.empty() || !apply_and_commit(group, on_failure)) return;
   }
 }
 
-bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_failure) {
+// Applies the partitions' records in one transaction, then commits their offsets to Kafka;
+// false when the transaction failed (the group waits, or is dropped, per `on_failure`).
+bool BatchLoop::apply_and_commit(std::vector<TopicPartition> group, OnFailure on_failure) {
   auto started = Clock::now();
   auto max_records = static_cast<std::size_t>(batch_config_.max_records);
   if (group.size() > max_records) group.resize(max_records);  // the rest go in the next transaction
@@ -228,27 +187,12 @@ bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_fail
     batches.push_back(decode(tp, p, std::min(p.pending.size(), share)));
     records += batches.back().records.size();
   }
-  if (hooks_.before_database_apply) hooks_.before_database_apply();
+  if (callbacks_.before_database_apply) callbacks_.before_database_apply();
   std::vector<BatchResult> results;
   try {
-    results = apply_together(batches);
+    results = apply_narrowing_faults(batches);
   } catch (const postgres::DatabaseError& e) {
-    // Not one record's fault (those were rejected in apply_or_split): the batches wait, and
-    // are retried together, at one time, with one backoff.
-    auto retry_at = Clock::now();
-    auto backoff = std::chrono::milliseconds(0);
-    for (const auto& tp : group) backoff = std::max(backoff, partitions_.at(tp).backoff);
-    backoff = backoff.count() == 0 ? std::chrono::milliseconds(kFirstBackoff)
-                                   : std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
-    for (const auto& tp : group) {
-      auto& p = partitions_.at(tp);
-      if (on_failure == OnFailure::retry_later) {
-        schedule_retry(tp, p, e, retry_at + backoff, backoff);
-        continue;
-      }
-      log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", e.what()}});
-      p.pending.clear();
-    }
+    back_off(group, e, on_failure);
     return false;
   }
   metrics_.batch_records.Observe(static_cast<double>(records));
@@ -266,13 +210,13 @@ bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_fail
     p.pending.erase(p.pending.begin(), p.pending.begin() + static_cast<std::ptrdiff_t>(batches[i].records.size()));
     p.first_pending = Clock::now();
   }
-  if (committed && hooks_.after_database_commit) hooks_.after_database_commit();
+  if (committed && callbacks_.after_database_commit) callbacks_.after_database_commit();
   for (std::size_t i = 0; i < group.size(); ++i) {
     if (results[i].fenced) continue;
     source_->commit(group[i], batches[i].next_offset());  // only now: the database holds the offset first
     auto& p = partitions_.at(group[i]);
-    if (p.backoff.count() > 0) {
-      p.backoff = {};
+    if (p.backoff.backing_off()) {
+      p.backoff.reset();
       source_->resume(group[i]);
       log::info("database writes recovered", {{"partition", where(group[i])}});
     }
@@ -282,21 +226,19 @@ bool BatchLoop::apply_group(std::vector<TopicPartition> group, OnFailure on_fail
 
 // Another replica claimed the partition since: this one is a zombie whose revoke is on its
 // way, or (rarely) the other was, claiming late. Stop writing; if the partition is still this
-// replica's after kFencedReclaim, every zombie has been told, so claim again.
+// replica's after PartitionClaims::kFencedReclaim, every zombie has been told, so claim again.
 void BatchLoop::fenced(const TopicPartition& tp, Partition& p) {
   ++counters_.fenced_batches;
   metrics_.fenced_batches.Increment();
-  p.claimed = false;
-  p.pending.clear();
-  p.claim_at = Clock::now() + kFencedReclaim;
-  p.claim_backoff = {};
-  source_->pause(tp);
   log::warn("batch fenced: another replica owns the partition",
-            {{"partition", where(tp)}, {"epoch", std::to_string(p.epoch)}});
+            {{"partition", where(tp)}, {"epoch", std::to_string(claims_.epoch(tp))}});
+  claims_.fenced(tp);
+  p.pending.clear();
+  source_->pause(tp);
 }
 
 store::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partition& p, std::size_t count) {
-  store::PartitionBatch batch{tp.topic, tp.partition, p.epoch, {}};
+  store::PartitionBatch batch{tp.topic, tp.partition, claims_.epoch(tp), {}};
   batch.records.reserve(count);
   auto horizon =
       retention_days_ > 0 ? store::retention_horizon(events::wall_clock_now(), retention_days_) : events::Timestamp{0};
@@ -328,39 +270,41 @@ store::PartitionBatch BatchLoop::decode(const TopicPartition& tp, const Partitio
 // A permanent error belongs to one record, never to the partition: narrow it down by
 // applying records one at a time, and reject the one the database refuses. Records already
 // committed in a split are replayed as duplicates if a retry follows, which changes nothing.
-std::vector<BatchResult> BatchLoop::apply_together(const std::vector<store::PartitionBatch>& batches) {
+std::vector<BatchResult> BatchLoop::apply_narrowing_faults(const std::vector<store::PartitionBatch>& batches) {
   try {
-    return apply(batches);
+    return attempt(batches);
   } catch (const postgres::DatabaseError& e) {
     if (!e.record_fault) throw;
-    if (batches.size() == 1) return {split(batches.front(), e)};
+    if (batches.size() == 1) return {narrow_fault(batches.front(), e)};
     std::vector<BatchResult> results;  // first the partition, then the record
-    for (const auto& batch : batches) results.push_back(apply_or_split(batch));
+    for (const auto& batch : batches) results.push_back(apply_partition_narrowing_faults(batch));
     return results;
   }
 }
 
-BatchResult BatchLoop::apply_or_split(const store::PartitionBatch& batch) {
+BatchResult BatchLoop::apply_partition_narrowing_faults(const store::PartitionBatch& batch) {
   try {
-    return apply({batch}).front();
+    return attempt({batch}).front();
   } catch (const postgres::DatabaseError& e) {
     if (!e.record_fault) throw;
-    return split(batch, e);
+    return narrow_fault(batch, e);
   }
 }
 
-BatchResult BatchLoop::split(const store::PartitionBatch& batch, const postgres::DatabaseError& e) {
+// Records one at a time until the one the database refuses is found; that one is applied as
+// rejected (kept in rejected_events with the database's reason).
+BatchResult BatchLoop::narrow_fault(const store::PartitionBatch& batch, const postgres::DatabaseError& e) {
   if (batch.records.size() == 1) {
     auto refused = batch;
     refused.records[0].event.reset();
     refused.records[0].rejection = std::string("the database refused the record: ") + e.what();
     log::warn("record rejected by the database",
               {{"offset", std::to_string(batch.records[0].record.offset)}, {"error", e.what()}});
-    return apply({refused}).front();
+    return attempt({refused}).front();
   }
   BatchResult total;
   for (const auto& record : batch.records) {
-    total += apply_or_split({batch.topic, batch.partition, batch.epoch, {record}});
+    total += apply_partition_narrowing_faults({batch.topic, batch.partition, batch.epoch, {record}});
     if (total.fenced) break;
   }
   return total;
@@ -384,7 +328,7 @@ void BatchLoop::observe(const TopicPartition& tp, const BatchResult& result) {
 
 // One attempt. Feature state the attempt built without committing it is forgotten, so the
 // engine reloads it from the history that did commit.
-std::vector<BatchResult> BatchLoop::apply(const std::vector<store::PartitionBatch>& batches) {
+std::vector<BatchResult> BatchLoop::attempt(const std::vector<store::PartitionBatch>& batches) {
   constexpr std::size_t kMaxKeysHeld = 1'000'000;  // bounds memory: past it, start from the database again
   try {
     auto results = store_.apply(batches, *features_);
@@ -397,18 +341,35 @@ std::vector<BatchResult> BatchLoop::apply(const std::vector<store::PartitionBatc
   }
 }
 
-void BatchLoop::schedule_retry(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error,
-                               Clock::time_point retry_at, std::chrono::milliseconds backoff) {
-  p.backoff = backoff;
-  p.retry_at = retry_at;
-  ++counters_.database_retries;
-  metrics_.database_retries(error.reason).Increment();
-  source_->pause(tp);
-  log::warn("database error; partition paused, batch will be retried",
-            {{"partition", where(tp)},
-             {"reason", error.reason},
-             {"backoff_ms", std::to_string(p.backoff.count())},
-             {"error", error.what()}});
+// Not one record's fault (those were rejected in apply_narrowing_faults): the partitions wait,
+// and are retried together, at one time, with one backoff (the longest of theirs, doubled);
+// or, when shutting down or revoked, their records are dropped for the next owner to re-read.
+void BatchLoop::back_off(const std::vector<TopicPartition>& group, const postgres::DatabaseError& error,
+                         OnFailure on_failure) {
+  if (on_failure == OnFailure::drop) {
+    for (const auto& tp : group) {
+      log::warn("batch rolled back; the next owner re-reads it", {{"partition", where(tp)}, {"error", error.what()}});
+      partitions_.at(tp).pending.clear();
+    }
+    return;
+  }
+  auto backoff = partitions_.at(group.front()).backoff;
+  for (const auto& tp : group)
+    if (partitions_.at(tp).backoff.wait() > backoff.wait()) backoff = partitions_.at(tp).backoff;
+  auto retry_at = Clock::now() + backoff.fail();
+  for (const auto& tp : group) {
+    auto& p = partitions_.at(tp);
+    p.backoff = backoff;
+    p.retry_at = retry_at;
+    ++counters_.database_retries;
+    metrics_.database_retries(error.reason).Increment();
+    source_->pause(tp);
+    log::warn("database error; partition paused, batch will be retried",
+              {{"partition", where(tp)},
+               {"reason", error.reason},
+               {"backoff_ms", std::to_string(backoff.wait().count())},
+               {"error", error.what()}});
+  }
 }
 
 std::chrono::milliseconds BatchLoop::poll_timeout(Clock::time_point now) const {
@@ -416,8 +377,8 @@ std::chrono::milliseconds BatchLoop::poll_timeout(Clock::time_point now) const {
   // are). Waiting for a retry: until it is due.
   auto deadline = now + kMaxPoll;
   for (const auto& [tp, p] : partitions_) {
-    if (p.pending.empty() || !p.claimed) continue;
-    deadline = std::min(deadline, p.backoff.count() > 0 ? p.retry_at : now);
+    if (p.pending.empty() || !claims_.claimed(tp)) continue;
+    deadline = std::min(deadline, p.backoff.backing_off() ? p.retry_at : now);
   }
   return std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
 }

@@ -17,10 +17,12 @@
 #include "consumer/config.h"
 #include "consumer/kafka_source.h"
 #include "consumer/metrics.h"
+#include "consumer/partition_claims.h"
 #include "events/decode.h"
+#include "ops/backoff.h"
+#include "postgres/database_error.h"
 #include "rules/features.h"
 #include "rules/rule_set.h"
-#include "postgres/database_error.h"
 
 namespace fraud::consumer {
 
@@ -30,32 +32,26 @@ struct LoopCounters {
   std::uint64_t fenced_batches = 0, database_retries = 0;
 };
 
-/// Points where a chaos test can stop the process at the worst moment. Empty in production.
-struct LoopHooks {
-  /// Runs with a batch decoded and in hand, before its database transaction begins.
+/// What runs inside the loop besides batches, on its thread. `between_batches` is how the
+/// service reloads its rules; the other two are fail points where a chaos test stops the
+/// process at the worst moment (set only by FRAUD_FAILPOINT_* variables, never in production).
+struct LoopCallbacks {
+  /// Runs on every turn of the loop, between batches: rule reloads.
+  std::function<void()> between_batches;
+  /// Fail point: a batch is decoded and in hand, its database transaction not begun.
   std::function<void()> before_database_apply;
-  /// Runs after a batch's database commit and before its Kafka commit.
+  /// Fail point: a batch's database commit is done, its Kafka commit not.
   std::function<void()> after_database_commit;
-  /// Runs on every turn of the loop, between batches (rule reloads use it).
-  std::function<void()> each_turn;
 };
 
 class BatchLoop final : public PartitionOwner {
  public:
-  /// An earlier owner whose transaction has held a partition's offset row this long is
-  /// stalled (frozen mid-batch); a new owner ends its database session (migrations/0008).
-  static constexpr std::chrono::seconds kStalledOwner{30};
-
-  /// A fenced partition that is still this replica's this long after is claimed again: by
-  /// then any zombie that fenced it has been told it lost the partition.
-  static constexpr std::chrono::seconds kFencedReclaim{60};
-
   BatchLoop(const BatchConfig& batch, const LimitsConfig& limits, const RetentionConfig& retention, BatchWriter& store,
             std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, HealthState& health,
-            LoopHooks hooks = {});
+            LoopCallbacks callbacks = {});
 
   /// Replaces the rules for every batch from now on; feature state starts again from the
-  /// stored history. Call on the polling thread (each_turn).
+  /// stored history. Call on the polling thread (between_batches).
   void set_rules(std::shared_ptr<const rules::RuleSet> rules);
 
   /// Polls and applies until `stop` is set, then applies what is in hand and returns.
@@ -70,39 +66,33 @@ class BatchLoop final : public PartitionOwner {
  private:
   using Clock = std::chrono::steady_clock;
 
+  /// The records of a partition this replica was assigned; whether it may write them is
+  /// claims_'s to say.
   struct Partition {
-    bool claimed = false;             ///< the database granted this replica an epoch
-    Clock::time_point claim_at;       ///< when to try the claim again
-    Clock::time_point waiting_since;  ///< when the first claim attempt failed
-    std::chrono::milliseconds claim_backoff{0};
-    std::int64_t next_offset = -1;  ///< records before it are stale prefetches (-1: any)
-    std::int64_t epoch = 0;
+    std::int64_t next_offset = -1;        ///< records before it are stale prefetches (-1: any)
     std::vector<events::Record> pending;  ///< in offset order, not yet applied
     Clock::time_point first_pending;
     Clock::time_point retry_at;  ///< after a transient database error
-    std::chrono::milliseconds backoff{0};
+    ops::Backoff backoff{std::chrono::milliseconds(100), std::chrono::seconds(30)};
   };
 
   /// How a flush treats a database error that is not a record's fault: retry later, or give
   /// up the batch (rolled back; the next owner re-reads it from the database offset).
   enum class OnFailure { retry_later, drop };
 
-  std::optional<std::int64_t> try_claim(const TopicPartition& tp, Partition& p);
-  void claim_waiting(Clock::time_point now);
-  void claim_failed(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error);
+  void claim_due(Clock::time_point now);
   void accept(events::Record record);
-  static bool ready(const Partition& p, Clock::time_point now);
+  bool ready(const TopicPartition& tp, const Partition& p, Clock::time_point now) const;
   void flush_due(Clock::time_point now, bool drained);
   void flush(const std::vector<TopicPartition>& which, OnFailure on_failure);
-  bool apply_group(std::vector<TopicPartition> group, OnFailure on_failure);
+  bool apply_and_commit(std::vector<TopicPartition> group, OnFailure on_failure);
+  void back_off(const std::vector<TopicPartition>& group, const postgres::DatabaseError& error, OnFailure on_failure);
   void fenced(const TopicPartition& tp, Partition& p);
   store::PartitionBatch decode(const TopicPartition& tp, const Partition& p, std::size_t count);
-  std::vector<BatchResult> apply_together(const std::vector<store::PartitionBatch>& batches);
-  BatchResult apply_or_split(const store::PartitionBatch& batch);
-  BatchResult split(const store::PartitionBatch& batch, const postgres::DatabaseError& error);
-  std::vector<BatchResult> apply(const std::vector<store::PartitionBatch>& batches);
-  void schedule_retry(const TopicPartition& tp, Partition& p, const postgres::DatabaseError& error,
-                      Clock::time_point retry_at, std::chrono::milliseconds backoff);
+  std::vector<BatchResult> apply_narrowing_faults(const std::vector<store::PartitionBatch>& batches);
+  BatchResult apply_partition_narrowing_faults(const store::PartitionBatch& batch);
+  BatchResult narrow_fault(const store::PartitionBatch& batch, const postgres::DatabaseError& error);
+  std::vector<BatchResult> attempt(const std::vector<store::PartitionBatch>& batches);
   void observe(const TopicPartition& tp, const BatchResult& result);
   std::chrono::milliseconds poll_timeout(Clock::time_point now) const;
 
@@ -112,14 +102,14 @@ class BatchLoop final : public PartitionOwner {
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the active rules and their feature state
   events::Decoder decoder_;
   std::map<TopicPartition, Partition> partitions_;
+  LoopCounters counters_;
+  PartitionClaims claims_;
   RecordSource* source_ = nullptr;
   const std::atomic<bool>* stop_ = nullptr;
-  std::optional<std::string> fatal_;       ///< an error raised inside a librdkafka callback
-  Clock::time_point database_down_until_;  ///< claims wait without a try until then
-  LoopCounters counters_;
+  std::optional<std::string> fatal_;  ///< an error raised inside a librdkafka callback
   ServiceMetrics& metrics_;
   HealthState& health_;
-  LoopHooks hooks_;
+  LoopCallbacks callbacks_;
 };
 
 }  // namespace fraud::consumer

@@ -207,9 +207,10 @@ void KafkaSource::check_membership() {
   auto now = steady_ms();
   if (now < next_membership_check_ms_) return;
   next_membership_check_ms_ = now + 1000;
-  bool in_group = !consumer_->memberid().empty();
-  if (!in_group && health_.in_group.load()) health_.out_of_group_since_ms = now;
-  health_.in_group = in_group;
+  bool was_in_group = in_group_;
+  in_group_ = !consumer_->memberid().empty();
+  if (!in_group_ && was_in_group) health_.out_of_group_since_ms = now;
+  health_.in_group = in_group_;
 }
 
 void KafkaSource::commit(const TopicPartition& tp, std::int64_t next_offset) {

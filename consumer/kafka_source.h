@@ -56,6 +56,9 @@ class RecordSource {
   virtual void resume(const TopicPartition& tp) = 0;
   /// Moves an assigned (paused) partition to `offset` (or kFromBeginning); false on failure.
   virtual bool seek(const TopicPartition& tp, std::int64_t offset) = 0;
+  /// Whether this replica is a member of the group now: out of it, a claim could fence the
+  /// partition's rightful owner.
+  virtual bool in_group() const = 0;
 };
 
 /// A member of the consumer group, through librdkafka's KafkaConsumer.
@@ -75,6 +78,7 @@ class KafkaSource final : public RecordSource {
   void pause(const TopicPartition& tp) override;
   void resume(const TopicPartition& tp) override;
   bool seek(const TopicPartition& tp, std::int64_t offset) override;
+  bool in_group() const override { return in_group_; }
 
   /// Leaves the group (revoking what is assigned, through the owner) and closes.
   void close();
@@ -86,6 +90,7 @@ class KafkaSource final : public RecordSource {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   HealthState& health_;
   std::int64_t next_membership_check_ms_ = 0;
+  bool in_group_ = false;  ///< as of the last membership check (at most a second old)
   bool closed_ = false;
 };
 

@@ -60,7 +60,7 @@ extern "C" void shutdown_overran(int) {
   _exit(1);  // safe: whatever was not committed is read again by the next owner
 }
 
-// Chaos-test hooks; never set them in production.
+// Fail points for the chaos tests; never set them in production.
 // FRAUD_FAILPOINT_KILL_AFTER_COMMITS=N kills the process with SIGKILL right after its Nth
 // batch commit to the database, before that batch's Kafka commit: the window exactly-once
 // must survive.
@@ -68,8 +68,8 @@ extern "C" void shutdown_overran(int) {
 // stops the process (SIGSTOP) with the batch in hand, before its database transaction; after
 // SIGCONT the batch goes straight to the database, with no poll between that could tell the
 // process it lost its partitions. The zombie test uses it to make the fence do the refusing.
-consumer::LoopHooks failpoints() {
-  consumer::LoopHooks hooks;
+consumer::LoopCallbacks failpoints() {
+  consumer::LoopCallbacks hooks;
   if (const char* n = std::getenv("FRAUD_FAILPOINT_KILL_AFTER_COMMITS")) {
     auto remaining = std::make_shared<long>(std::atol(n));
     hooks.after_database_commit = [remaining] {
@@ -274,10 +274,10 @@ int run(const consumer::Config& config) {
   // A first-seen kind's backfill runs inside a batch, for minutes on months of history: each
   // chunk it records shows the loop at work (/healthz), so it is not restarted and begun again.
   applier.store().on_progress([&] { health.loop_heartbeat_ms = consumer::steady_ms(); });
-  auto hooks = failpoints();
+  auto callbacks = failpoints();
   consumer::BatchLoop* loop_ptr = nullptr;
-  hooks.each_turn = [&] { reloader.check(*loop_ptr); };
-  consumer::BatchLoop loop(config.batch, config.limits, config.retention, applier, rules, metrics, health, hooks);
+  callbacks.between_batches = [&] { reloader.check(*loop_ptr); };
+  consumer::BatchLoop loop(config.batch, config.limits, config.retention, applier, rules, metrics, health, callbacks);
   loop_ptr = &loop;
   consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
   ops::log::info("consumer started", {{"replica", name},

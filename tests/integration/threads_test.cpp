@@ -48,6 +48,7 @@ class InMemorySource final : public consumer::RecordSource {
     while (!records_.empty() && records_.front().offset < offset) records_.pop_front();
     return true;
   }
+  bool in_group() const override { return true; }
 
   static constexpr const char* kTopic = "transactions";
   std::atomic<std::int64_t> committed{0};
@@ -92,8 +93,8 @@ TEST_CASE("the batch loop, scrapes and rule reloads run side by side without a d
   consumer::RuleReloader reloader(rule_file, {}, 1ms, sighups, metrics);
   consumer::BatchApplier store(db.service_url(), "g", "threads", {});
   consumer::BatchLoop* loop_ptr = nullptr;
-  consumer::LoopHooks hooks;
-  hooks.each_turn = [&] { reloader.check(*loop_ptr); };
+  consumer::LoopCallbacks hooks;
+  hooks.between_batches = [&] { reloader.check(*loop_ptr); };
   consumer::BatchLoop loop({.max_records = 100, .max_wait_ms = 5}, {}, {.days = 0, .days_ahead = 7}, store,
                            reloader.load_initial(), metrics, health, hooks);
   loop_ptr = &loop;

@@ -105,6 +105,7 @@ class FakeSource final : public consumer::RecordSource {
   void pause(const consumer::TopicPartition& tp) override { paused.insert(tp.partition), ++pauses[tp.partition]; }
   void resume(const consumer::TopicPartition& tp) override { paused.erase(tp.partition); }
   bool seek(const consumer::TopicPartition&, std::int64_t) override { return true; }
+  bool in_group() const override { return true; }
 
  private:
   consumer::PartitionOwner& owner_;
@@ -141,10 +142,7 @@ struct Harness {
   FakeDatabase database;
   std::atomic<bool> stop{false};
 
-  void run(FakeSource& source, consumer::BatchLoop& loop) {
-    health.in_group = true;
-    loop.run(source, stop);
-  }
+  void run(FakeSource& source, consumer::BatchLoop& loop) { loop.run(source, stop); }
   consumer::BatchLoop loop(std::int64_t max_records) {
     auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(
         "version: t\nrules: [{id: r, when: amount > 1000000, score: 1}]\ndecision: {review_at: 1, block_at: 2}\n",
