@@ -37,10 +37,10 @@
 #include "console/tokens.h"
 #include "events/time.h"
 #include "ops/cli.h"
+#include "ops/environment.h"
 #include "ops/file_stamp.h"
 #include "ops/http_server.h"
 #include "ops/log.h"
-#include "ops/secret_file.h"
 #include "ops/stop_signal.h"
 #include "rules/rule_set.h"
 

@@ -10,7 +10,7 @@
 
 #include <unistd.h>
 
-#include "ops/secret_file.h"
+#include "ops/environment.h"
 #include "rules/file_position.h"
 #include "store/batch_store.h"
 
@@ -200,21 +200,13 @@ std::string secret_from_file(const std::string& variable, const std::string& pat
   return *secret;
 }
 
-// FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS sets the librdkafka property session.timeout.ms;
-// FRAUD_KAFKA_PROPERTIES_SASL_PASSWORD_FILE sets sasl.password from a file.
+// FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS sets the librdkafka property session.timeout.ms,
+// over what the file says (ops/environment.h).
 void read_property_overrides(Config& config, const Environment& env) {
-  static constexpr std::string_view kPrefix = "FRAUD_KAFKA_PROPERTIES_";
-  for (const auto& [variable, given] : env) {
-    if (!variable.starts_with(kPrefix)) continue;
-    std::string name = variable.substr(kPrefix.size());
-    std::string value = given;
-    if (name.ends_with("_FILE")) {
-      name.resize(name.size() - 5);
-      value = secret_from_file(variable, given);
-    }
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return c == '_' ? '.' : static_cast<char>(std::tolower(c)); });
-    config.kafka.properties[name] = value;
+  try {
+    for (auto& [name, value] : ops::kafka_properties(env)) config.kafka.properties[name] = std::move(value);
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(e.what());
   }
 }
 
@@ -251,16 +243,6 @@ void validate(const Config& c, ConfigUse use) {
 }
 
 }  // namespace
-
-Environment process_environment() {
-  Environment env;
-  for (char** entry = ::environ; *entry; ++entry) {
-    std::string_view item(*entry);
-    auto eq = item.find('=');
-    if (eq != std::string_view::npos) env.emplace(item.substr(0, eq), item.substr(eq + 1));
-  }
-  return env;
-}
 
 Config load_config(const std::string& path, const Environment& env, ConfigUse use) {
   Config config;

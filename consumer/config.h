@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "events/decode.h"
+#include "ops/environment.h"
 #include "rules/rule_set.h"
 #include "store/batch_store.h"
 #include "store/retention.h"
@@ -126,10 +127,7 @@ struct Config {
 };
 
 /// Environment variables by name; a parameter so tests need not touch the process's own.
-using Environment = std::map<std::string, std::string>;
-
-/// A snapshot of the process environment.
-Environment process_environment();
+using Environment = ops::Environment;
 
 /// What a command needs of the configuration: the service all of it; the database commands
 /// (migrate, store prune, rules backtest) never touch Kafka, so they need no Kafka settings.

@@ -158,7 +158,7 @@ int backtest(const std::vector<std::string>& args) {
   if (candidate.empty() || args.size() % 2 || !from || !to)
     return ops::refuse(std::string("fraud-consumer: backtest needs --rules FILE; times are RFC 3339 or YYYY-MM-DD\n") +
                        kUsage);
-  auto config = consumer::load_config(config_path, consumer::process_environment(), consumer::ConfigUse::database_only);
+  auto config = consumer::load_config(config_path, ops::process_environment(), consumer::ConfigUse::database_only);
   auto candidate_rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(candidate, config.limits.rules()));
   auto active_rules =
       std::make_shared<const rules::RuleSet>(rules::RuleSet::load(config.rules.file, config.limits.rules()));
@@ -335,7 +335,7 @@ int main(int argc, char** argv) {
   consumer::Config config;
   try {
     config =
-        consumer::load_config(config_path, consumer::process_environment(),
+        consumer::load_config(config_path, ops::process_environment(),
                               command == "run" ? consumer::ConfigUse::service : consumer::ConfigUse::database_only);
   } catch (const consumer::ConfigError& e) {
     std::cerr << "fraud-consumer: configuration error: " << e.what() << "\n";

@@ -26,9 +26,8 @@
 #include <string_view>
 #include <thread>
 
-#include <unistd.h>  // environ
-
 #include "ops/cli.h"
+#include "ops/environment.h"
 #include "ops/http_server.h"
 #include "ops/log.h"
 #include "ops/stop_signal.h"
@@ -63,29 +62,11 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-/// FRAUD_KAFKA_PROPERTIES_MESSAGE_MAX_BYTES=… sets message.max.bytes: the producer is tuned
-/// the way fraud-consumer's consumer is. The relay sets bootstrap.servers and
-/// enable.idempotence after these, so they cannot be turned off this way.
-std::map<std::string, std::string> kafka_properties_from_environment() {
-  constexpr std::string_view kPrefix = "FRAUD_KAFKA_PROPERTIES_";
-  std::map<std::string, std::string> properties;
-  for (char** entry = environ; *entry; ++entry) {
-    std::string_view variable = *entry;
-    auto equals = variable.find('=');
-    if (!variable.starts_with(kPrefix) || equals == std::string_view::npos) continue;
-    std::string name(variable.substr(kPrefix.size(), equals - kPrefix.size()));
-    for (auto& c : name) c = c == '_' ? '.' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    properties[name] = std::string(variable.substr(equals + 1));
-  }
-  return properties;
-}
-
 bool parse(int argc, char** argv, Options& o) {
   if (argc < 2) return false;
   o.command = argv[1];
   o.relay.postgres_url = env("FRAUD_POSTGRES_URL");
   o.relay.bootstrap_servers = env("FRAUD_KAFKA_BOOTSTRAP_SERVERS");
-  o.relay.kafka_properties = kafka_properties_from_environment();
   auto& t = o.relay.table;
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
@@ -187,6 +168,10 @@ int main(int argc, char** argv) {
       std::cout << n << " rows will be published again\n";
       return 0;
     }
+    // FRAUD_KAFKA_PROPERTIES_MESSAGE_MAX_BYTES=… sets message.max.bytes, as for fraud-consumer.
+    // The relay sets bootstrap.servers and enable.idempotence after these, so they cannot be
+    // turned off this way.
+    options.relay.kafka_properties = ops::kafka_properties(ops::process_environment());
     return run(options);
   } catch (const std::exception& e) {
     ops::log::error("fatal", {{"error", e.what()}});
