@@ -198,3 +198,24 @@ TEST_CASE(
   for (const auto& r : read_topic(services.bootstrap_servers, topic, 1)) on_topic.insert(r.value);
   CHECK(on_topic == small_payloads);
 }
+
+TEST_CASE("a row whose headers the relay cannot read is set aside, and the relay goes on publishing the rest") {
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("dead_letters");
+  create_topic(services.bootstrap_servers, topic, 1);
+  auto before = insert_row(db, topic, "key-1", "'{\"n\":1}'");
+  auto unreadable = insert_row(db, topic, "key-2", "'{\"n\":2}'");
+  db.query("UPDATE outbox SET headers = '[[\"trace\", {\"hex\": \"not hex\"}]]' WHERE outbox_id = " +
+           std::to_string(unreadable));
+  auto after = insert_row(db, topic, "key-3", "'{\"n\":3}'");
+  auto log = log_path("relay");
+  auto port = free_port();
+  ChildProcess relay(relay_args(port), relay_env(services, db), log);
+  REQUIRE(wait_until(60s, [&] { return marked(db, before) && marked(db, after); }));
+  CHECK(!marked(db, unreadable));
+  CHECK(metric(port, "fraud_outbox_unpublishable_rows_total") == 1);
+  CHECK(read_file(log).find("headers column: header 'trace'") != std::string::npos);
+  CHECK(relay.stop(SIGTERM, 30s) == 0);
+  CHECK(read_topic(services.bootstrap_servers, topic, 1).size() == 2);
+}
