@@ -20,10 +20,12 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <boost/algorithm/hex.hpp>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -80,7 +82,7 @@ int make_token(const std::string& name, const std::string& role, const std::opti
   unsigned char bytes[32];
   if (RAND_bytes(bytes, sizeof bytes) != 1) return ops::refuse("fraud-console token: no randomness\n", 1);
   std::string token;
-  for (unsigned char b : bytes) token += "0123456789abcdef"[b >> 4], token += "0123456789abcdef"[b & 0xf];
+  boost::algorithm::hex_lower(bytes, bytes + sizeof bytes, std::back_inserter(token));
   std::cout << "token (give it to " << name << "; it is not kept): " << token << "\n"
             << "tokens-file line: " << name << " " << role << " " << console::sha256_hex(token) << expires << "\n";
   return 0;

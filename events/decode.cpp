@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/algorithm/hex.hpp>
+#include <iterator>
 #include <stdexcept>
 
 #include "events/money.h"
@@ -413,7 +415,6 @@ std::size_t sequence_length(unsigned char lead) {
 
 std::string storable_text(std::string_view text) {
   if (is_storable_text(text)) return std::string(text);
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(text.size() + 16);
   for (std::size_t i = 0; i < text.size();) {
@@ -425,8 +426,7 @@ std::string storable_text(std::string_view text) {
       i += length;
     } else {
       out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      boost::algorithm::hex_lower(&c, &c + 1, std::back_inserter(out));
       ++i;
     }
   }

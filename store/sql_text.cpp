@@ -1,5 +1,8 @@
 #include "store/sql_text.h"
 
+#include <boost/algorithm/hex.hpp>
+#include <iterator>
+
 #include "events/decode.h"
 #include "events/json_text.h"
 
@@ -8,12 +11,8 @@ namespace fraud::store {
 namespace {
 
 void append_hex_object(std::string& out, std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out += "{\"hex\":\"";
-  for (unsigned char c : bytes) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
+  boost::algorithm::hex_lower(bytes.begin(), bytes.end(), std::back_inserter(out));
   out += "\"}";
 }
 

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <boost/algorithm/hex.hpp>
 #include <filesystem>
 #include <set>
 
@@ -82,12 +83,7 @@ TEST_CASE("every simulated transaction is processed once and every alert recorde
   CHECK(unpublished == 0);
 
   // Every rejected record reached the dead-letter topic, byte for byte.
-  auto hex = [](const std::string& bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : bytes) out += {kDigits[c >> 4], kDigits[c & 15]};
-    return out;
-  };
+  auto hex = [](const std::string& bytes) { return boost::algorithm::hex_lower(bytes); };
   std::multiset<std::string> dead_letters;
   for (const auto& r : read_topic(services.bootstrap_servers, dead_letter_topic, 1)) dead_letters.insert(hex(r.value));
   std::int64_t missing_dead_letters = 0;
