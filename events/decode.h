@@ -1,6 +1,6 @@
 #pragma once
 // Decoding a Kafka record into a TransactionRecorded event, whichever envelope carries it
-// (../shared/events/README.md): plain JSON, Debezium's outbox EventRouter, CloudEvents in
+// (schemas/transaction-recorded/README.md): plain JSON, Debezium's outbox EventRouter, CloudEvents in
 // binary or structured mode. Pure: bytes in, an event or a reason out.
 
 #include <cstddef>
@@ -61,12 +61,5 @@ class Decoder {
   struct Parser;
   std::unique_ptr<Parser> parser_;
 };
-
-/// True when `text` can be stored in a PostgreSQL text column: valid UTF-8 without NUL.
-bool is_storable_text(std::string_view text);
-
-/// `text` made storable: every byte that is not part of a valid UTF-8 character (and every
-/// NUL) becomes the four characters \xNN. Valid text comes back unchanged.
-std::string storable_text(std::string_view text);
 
 }  // namespace fraud::events

@@ -8,6 +8,7 @@
 
 #include "events/decode.h"
 #include "events/encode.h"
+#include "events/storable_text.h"
 #include "fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

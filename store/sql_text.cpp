@@ -3,8 +3,8 @@
 #include <boost/algorithm/hex.hpp>
 #include <iterator>
 
-#include "events/decode.h"
 #include "events/json_text.h"
+#include "events/storable_text.h"
 
 namespace fraud::store {
 

@@ -8,6 +8,7 @@
 
 #include "events/decode.h"
 #include "events/record.h"
+#include "events/storable_text.h"
 
 using namespace fraud::events;
 
