@@ -56,7 +56,7 @@ class PartitionClaims {
 
  private:
   struct State {
-    bool claimed = false;             ///< the database granted this replica an epoch
+    bool claimed = false;  ///< the database granted this replica an epoch
     std::int64_t epoch = 0;
     Clock::time_point claim_at;       ///< when to try the claim again
     Clock::time_point waiting_since;  ///< when the first claim attempt failed

@@ -13,7 +13,7 @@
 #include <pqxx/pqxx>
 #include <regex>
 
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud::testing;
 using namespace std::chrono_literals;

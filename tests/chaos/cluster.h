@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 namespace fraud::testing {
 

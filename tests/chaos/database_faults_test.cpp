@@ -6,7 +6,7 @@
 
 #include <pqxx/pqxx>
 
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud::testing;
 using namespace std::chrono_literals;

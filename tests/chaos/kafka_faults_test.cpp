@@ -10,7 +10,7 @@
 
 #include "consumer/batch_loop.h"
 #include "consumer/kafka_source.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;

@@ -14,7 +14,7 @@
 #include "events/time.h"
 #include "sim/bank.h"
 #include "store/batch_store.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;

@@ -17,7 +17,7 @@
 #include "store/batch_store.h"
 #include "store/key_indexes.h"
 #include "store/retention.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;
@@ -488,15 +488,9 @@ TEST_CASE("a replica that reloads a card finds its last card-present payment beh
   TestDatabase db(Services::from_environment());
   auto starter = std::make_shared<const rules::RuleSet>(rules::RuleSet::load(FRAUD_SOURCE_DIR "/config/rules.yaml"));
   auto payment = [](int n, const std::string& at, const std::string& channel, double lat, double lon) {
-    events::Event e;
-    e.event_id = e.transaction_id = "travel-" + std::to_string(n);
-    e.account_id = "acc-travel";
-    e.occurred_at = *events::parse_rfc3339(at);
-    e.amount = {2500, "EUR"};
-    e.channel = channel;
-    e.card.fingerprint = "card-travel";
-    e.location.lat = lat, e.location.lon = lon;
-    return std::pair<std::int64_t, OutgoingRecord>{n, {e.account_id, events::to_json(e), {}}};
+    auto e = EventBuilder().id("travel-" + std::to_string(n)).account("acc-travel").at(at).amount("25.00");
+    e.channel(channel).card("card-travel").location(lat, lon);
+    return std::pair<std::int64_t, OutgoingRecord>{n, {"acc-travel", e.json(), {}}};
   };
   // Card-present in Berlin at 09:00, then 40 card-not-present payments until 09:59: more than the
   // latest events a reload reads at first (rules::kLatestDepth).

@@ -5,7 +5,7 @@
 
 #include "cases/case_desk.h"
 #include "store/batch_store.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;
@@ -233,4 +233,13 @@ TEST_CASE("the audit's hash chain shows a row changed or removed with its guard 
   CHECK(verify().find("audit chain broken: row 3 (audit_id 3): it does not link to the row before") == 0);
   unguarded("DELETE FROM audit_log WHERE chain_seq = 3");
   CHECK(verify().find("audit chain broken: the chain's head (row 3) is not its last row") == 0);
+}
+
+// The example of docs/TESTING.md, "Writing a test".
+TEST_CASE("a replica reviews a large purchase and opens one case for its account") {
+  RunningReplica replica(FRAUD_SOURCE_DIR "/tests/data/large_amount_rules.yaml");
+  auto event = EventBuilder().id("evt-1").account("acc-big").amount("12500.00");
+  replica.produce({{"acc-big", event.json(), {}}});
+  REQUIRE(replica.decided(1, "review"));
+  CHECK(replica.db.count("SELECT count(*) FROM fraud_cases WHERE account_id = 'acc-big'") == 1);
 }

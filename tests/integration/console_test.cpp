@@ -10,7 +10,7 @@
 
 #include "console/tokens.h"
 #include "store/list_entries.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;

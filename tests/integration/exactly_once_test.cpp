@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud::testing;
 using namespace std::chrono_literals;

@@ -8,7 +8,7 @@
 
 #include "events/time.h"
 #include "store/list_entries.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;

@@ -11,7 +11,7 @@
 #include <memory>
 #include <regex>
 
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud::testing;
 using namespace std::chrono_literals;

@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud::testing;
 using namespace std::chrono_literals;

@@ -16,7 +16,7 @@
 #include "store/batch_store.h"
 #include "store/dedup_gate.h"
 #include "store/retention.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;

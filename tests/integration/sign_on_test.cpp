@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;

@@ -15,7 +15,7 @@
 #include "consumer/batch_loop.h"
 #include "consumer/endpoints.h"
 #include "consumer/rule_reload.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud;
 using namespace fraud::testing;

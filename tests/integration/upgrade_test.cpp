@@ -13,7 +13,7 @@
 #include "consumer/batch_applier.h"
 #include "store/batch_store.h"
 #include "store/migrations.h"
-#include "tests/integration/support.h"
+#include "tests/support/integration.h"
 
 using namespace fraud::testing;
 

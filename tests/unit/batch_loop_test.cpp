@@ -14,6 +14,7 @@
 #include "events/money.h"
 #include "events/time.h"
 #include "postgres/database_error.h"
+#include "tests/support/event_builder.h"
 
 using namespace fraud;
 
@@ -120,15 +121,9 @@ std::deque<events::Record> interleaved(int per_partition) {
   std::deque<events::Record> out;
   for (int offset = 0; offset < per_partition; ++offset)
     for (std::int32_t p = 0; p < 4; ++p) {
-      events::Event e;
-      e.event_id = "e-" + std::to_string(p) + "-" + std::to_string(offset);
-      e.transaction_id = e.event_id;
-      e.account_id = "acc-" + std::to_string(p);
-      e.occurred_at = *events::parse_rfc3339("2026-11-27T09:00:00Z");
-      e.kind = events::Kind::purchase;
-      std::string error;
-      e.amount = *events::parse_money("10.00", "EUR", error);
-      out.push_back({kTopic, p, offset, 0, e.account_id, {}, events::to_json(e)});
+      auto e = testing::EventBuilder().id("e-" + std::to_string(p) + "-" + std::to_string(offset));
+      e.account("acc-" + std::to_string(p));
+      out.push_back({kTopic, p, offset, 0, e.build().account_id, {}, e.json()});
     }
   return out;
 }

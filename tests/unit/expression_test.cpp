@@ -9,6 +9,7 @@
 #include "events/time.h"
 #include "rules/expression.h"
 #include "rules/expression_functions.h"
+#include "tests/support/event_builder.h"
 
 using namespace fraud;
 using rules::Expression;
@@ -29,14 +30,8 @@ const rules::Schema& schema() {
 
 /// A 150.00 EUR card purchase in Germany, at 2026-07-01 12:30 UTC, without a merchant code.
 events::Event purchase() {
-  events::Event e;
-  e.event_id = "e1";
-  e.account_id = "acc-1";
-  e.kind = events::Kind::purchase;
-  e.amount = {15000, "EUR", 2};
+  events::Event e = testing::EventBuilder().id("e1").amount("150.00").country("DE").at("2026-07-01T12:30:00Z");
   e.merchant.name = "ACME Online";
-  e.location.country = "DE";
-  e.occurred_at = *events::parse_rfc3339("2026-07-01T12:30:00Z");
   return e;
 }
 

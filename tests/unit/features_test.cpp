@@ -5,6 +5,7 @@
 #include "events/money.h"
 #include "events/time.h"
 #include "rules/features.h"
+#include "tests/support/event_builder.h"
 
 using namespace fraud;
 
@@ -25,19 +26,9 @@ decision: {review_at: 50, block_at: 80}
 
 events::Event purchase(const std::string& account, const std::string& merchant, int minute,
                        const std::string& card = "card-1") {
-  static int n = 0;
-  events::Event e;
-  e.event_id = "e" + std::to_string(++n);
-  e.account_id = account;
-  e.merchant.id = merchant;
-  e.card.fingerprint = card;
   char when[32];
   std::snprintf(when, sizeof when, "2026-11-27T09:%02d:00Z", minute);
-  e.occurred_at = *events::parse_rfc3339(when);
-  e.kind = events::Kind::purchase;
-  std::string error;
-  e.amount = *events::parse_money("10.00", "EUR", error);
-  return e;
+  return testing::EventBuilder().account(account).merchant(merchant).card(card).at(when);
 }
 
 std::string str(const rules::Value& v) { return v.str(); }

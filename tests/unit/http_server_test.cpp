@@ -21,7 +21,7 @@
 
 namespace {
 
-// A bare GET for a status, like http_call() in tests/integration/support.cpp: unit tests do not
+// A bare GET for a status, like http_call() in tests/support/http.cpp: unit tests do not
 // link the integration support (it starts processes and opens databases).
 std::optional<int> status_of(unsigned short port, const char* target) {
   namespace beast = boost::beast;

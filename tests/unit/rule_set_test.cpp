@@ -6,6 +6,7 @@
 #include "events/time.h"
 #include "rules/decimal.h"
 #include "rules/rule_set.h"
+#include "tests/support/event_builder.h"
 
 using namespace fraud;
 using rules::Decision;
@@ -22,12 +23,7 @@ rules::InForce by_time(events::Timestamp from, std::optional<events::Timestamp> 
 }
 
 events::Event event_of(std::int64_t minor, std::string currency = "EUR") {
-  events::Event e;
-  e.event_id = "e1";
-  e.account_id = "acc-1";
-  e.kind = events::Kind::purchase;
-  e.amount = {minor, std::move(currency), 2};
-  return e;
+  return testing::EventBuilder().id("e1").minor_units(minor, std::move(currency));
 }
 
 const char* kFile = R"(
@@ -538,4 +534,16 @@ TEST_CASE("runtime lists are refused with what is wrong and where") {
   CHECK(load_error("version: v\nbase_currency: EUR\nruntime_lists: [deny]\nfeatures:\n  n: {aggregate: count, key: "
                    "account_id, window: 1h, where: account_id in deny}\nrules: []\n")
             .find("unknown list 'deny'") != std::string::npos);
+}
+
+// The example of docs/TESTING.md, "Writing a test".
+TEST_CASE("a rule whose score reaches review_at reviews the event") {
+  const char* file = R"(
+version: t
+rules: [{id: big, when: amount > 1000, score: 60}]
+decision: {review_at: 50, block_at: 80}
+)";
+  auto rules = RuleSet::parse(file, "t.yaml");
+  CHECK(rules.evaluate(testing::EventBuilder().amount("1500.00"), {}).decision == Decision::review);
+  CHECK(rules.evaluate(testing::EventBuilder().amount("15.00"), {}).decision == Decision::allow);
 }

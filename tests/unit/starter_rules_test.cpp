@@ -8,6 +8,7 @@
 #include "events/money.h"
 #include "events/time.h"
 #include "rules/features.h"
+#include "tests/support/event_builder.h"
 
 using namespace fraud;
 
@@ -15,17 +16,7 @@ namespace {
 
 /// A purchase of `amount` EUR on acc-1 at `when`; change what the case needs.
 events::Event tx(const std::string& when, const std::string& amount = "50.00") {
-  events::Event e;
-  static int n = 0;
-  e.event_id = "e" + std::to_string(++n);
-  e.transaction_id = "t" + std::to_string(n);
-  e.account_id = "acc-1";
-  e.occurred_at = *events::parse_rfc3339(when);
-  e.kind = events::Kind::purchase;
-  std::string error;
-  e.amount = *events::parse_money(amount, "EUR", error);
-  e.location.country = "DE";
-  return e;
+  return testing::EventBuilder().at(when).amount(amount).country("DE");
 }
 
 /// Replays `history`, then evaluates `last`: the ids of the rules that fired on it.
