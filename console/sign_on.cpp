@@ -17,8 +17,8 @@ namespace fraud::console {
 
 namespace {
 
-constexpr std::size_t kLongestToken = 16 * 1024;
-constexpr std::size_t kLongestDocument = 1024 * 1024;
+constexpr std::size_t kLongestToken = std::size_t{16} * 1024;
+constexpr std::size_t kLongestDocument = std::size_t{1024} * 1024;
 constexpr auto kUnknownKeyPause = std::chrono::seconds(30);
 constexpr auto kKeysLifetime = std::chrono::minutes(15);
 

@@ -36,7 +36,7 @@ struct HttpRequest {
 };
 
 /// Requests with a larger body are answered 413 without reaching a handler.
-inline constexpr std::size_t kMaxRequestBody = 64 * 1024;
+inline constexpr std::size_t kMaxRequestBody = std::size_t{64} * 1024;
 
 using HttpHandler = std::function<HttpResponse()>;
 using HttpRequestHandler = std::function<HttpResponse(const HttpRequest&)>;

@@ -170,7 +170,10 @@ class FeatureEngine {
   /// one: the one event most keys have in place, and the version and the loaded flag in one
   /// word (a version never reaches 2^62).
   using Entries = boost::container::small_vector<EntryRef, 1>;
-  class History {
+  // Its implicit move assignment is not noexcept only because small_vector's is not: that
+  // allocates when the target's capacity is below the source's size, and a moved-from
+  // history's elements are either inline (one, within any capacity) or stolen whole.
+  class History {  // NOLINT(bugprone-exception-escape)
    public:
     Entries entries;
     /// The key's committed batch count this history reflects.
