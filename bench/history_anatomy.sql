@@ -1,4 +1,4 @@
--- Where the history insert's time goes (docs/BENCHMARKS.md, "What limits it now"). It is
+-- Where the history insert's time goes (docs/BENCHMARKS.md, "What limits each missed target"). It is
 -- 40 % of PostgreSQL's time in bench/run's step 1; this takes it apart on copies of its
 -- shape, 100,000 rows per statement as bench-load makes them (20,000 accounts, each with its
 -- card and device; 300 merchants; a 650-byte body), one variant at a time:
