@@ -71,4 +71,10 @@ std::int64_t miscased_accounts(TestDatabase& db) {
     WHERE f.n IS DISTINCT FROM c.counted OR f.n IS DISTINCT FROM c.linked OR c.cases <> 1)sql");
 }
 
+bool a_session_waits_on_a_lock(TestDatabase& db) {
+  return db.count(
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+             "wait_event_type = 'Lock'") == 1;
+}
+
 }  // namespace fraud::testing

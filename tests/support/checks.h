@@ -30,4 +30,7 @@ std::int64_t miscounted_alerts(TestDatabase& db, const std::string& join = "");
 /// no constraint forces.
 std::int64_t miscased_accounts(TestDatabase& db);
 
+/// Whether one session of `db` waits on a lock (a row another transaction holds).
+bool a_session_waits_on_a_lock(TestDatabase& db);
+
 }  // namespace fraud::testing

@@ -177,4 +177,9 @@ int ConsoleProcess::post(const std::string& key, const std::string& target, cons
   return code;
 }
 
+int shown_version(const std::string& page) {
+  auto at = page.find("\"version\": ");
+  return at == std::string::npos ? -1 : std::stoi(page.substr(at + 11));
+}
+
 }  // namespace fraud::testing

@@ -93,4 +93,7 @@ struct ConsoleProcess {
   std::unique_ptr<ChildProcess> process;
 };
 
+/// The version of the case a console case page shows (`"version": N` in its JSON), or -1.
+int shown_version(const std::string& page);
+
 }  // namespace fraud::testing

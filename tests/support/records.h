@@ -46,5 +46,4 @@ struct AppliedHistory {
   std::int64_t epoch;
 };
 
-
 }  // namespace fraud::testing
