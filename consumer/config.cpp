@@ -192,12 +192,14 @@ void read_file(Config& config, const std::string& path) {
   }
 }
 
-/// The content of a secret file named by a `…_FILE` variable, without its final newlines:
-/// how container platforms hand out secrets, so a password need not sit in the environment.
+/// The content of a secret file named by a `…_FILE` variable (ops/environment.h), or a
+/// ConfigError naming the variable and the file.
 std::string secret_from_file(const std::string& variable, const std::string& path) {
-  auto secret = ops::read_secret_file(path);
-  if (!secret) throw ConfigError(variable + ": the file '" + path + "' cannot be read");
-  return *secret;
+  try {
+    return ops::secret_from_file(variable, path);
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(e.what());
+  }
 }
 
 // FRAUD_KAFKA_PROPERTIES_SESSION_TIMEOUT_MS sets the librdkafka property session.timeout.ms,

@@ -29,13 +29,11 @@ std::optional<std::string> read_secret_file(const std::string& path) {
   return text;
 }
 
-namespace {
 std::string secret_from_file(const std::string& variable, const std::string& path) {
   auto secret = read_secret_file(path);
   if (!secret) throw std::runtime_error(variable + ": the file '" + path + "' cannot be read");
   return *secret;
 }
-}  // namespace
 
 std::optional<std::string> environment_setting(const std::string& name) {
   if (const char* file = std::getenv((name + "_FILE").c_str()); file && *file)

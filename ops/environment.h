@@ -20,6 +20,10 @@ Environment process_environment();
 /// cannot be read.
 std::optional<std::string> read_secret_file(const std::string& path);
 
+/// The content of the secret file `path` that the variable `variable` names. Throws
+/// std::runtime_error naming both when it cannot be read.
+std::string secret_from_file(const std::string& variable, const std::string& path);
+
 /// The environment variable `name`, or the content of the file `name`_FILE names (which wins
 /// when both are set); nothing when neither is set. Throws std::runtime_error naming the
 /// variable and the file when the file cannot be read.
