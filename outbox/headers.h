@@ -1,8 +1,10 @@
 #pragma once
 // The Kafka headers an outbox row carries in its headers column, as JSON: [[name, value], …]
-// or {name: value}; a value {"hex": "…"} holds bytes that are not text. The service's own
-// outbox writes them this way (store/sql_text.h, headers_json); a bank's relay table may too.
+// or {name: value}. A name or value that is not text is {"hex": "…"}; a value may be null (a
+// header without a value). The service's own outbox writes them this way (store/sql_text.h,
+// headers_json), from the records it dead-letters; a bank's outbox table may too.
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -16,8 +18,11 @@ struct HeadersError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-/// The headers, in order, as (name, bytes). An empty column is no headers. Throws
-/// HeadersError saying what is wrong and where (which header) for anything else.
-std::vector<std::pair<std::string, std::string>> parse_headers(std::string_view json);
+/// One header: its name's bytes and its value's, or no value.
+using Header = std::pair<std::string, std::optional<std::string>>;
+
+/// The headers, in order. An empty column is no headers. Throws HeadersError saying what is
+/// wrong and where (which header) for anything else.
+std::vector<Header> parse_headers(std::string_view json);
 
 }  // namespace fraud::outbox

@@ -57,9 +57,11 @@ struct DeliveryReports : RdKafka::DeliveryReportCb {
 };
 
 /// Kafka headers for librdkafka, which takes ownership of them with the message.
-std::unique_ptr<RdKafka::Headers> kafka_headers(const std::vector<std::pair<std::string, std::string>>& parsed) {
+/// A header without a value keeps none (a null value), as the record it came from had.
+std::unique_ptr<RdKafka::Headers> kafka_headers(const std::vector<Header>& parsed) {
   std::unique_ptr<RdKafka::Headers> headers(RdKafka::Headers::create());
-  for (const auto& [name, bytes] : parsed) headers->add(name, bytes.data(), bytes.size());
+  for (const auto& [name, value] : parsed)
+    headers->add(name, value ? value->data() : nullptr, value ? value->size() : 0);
   return headers;
 }
 

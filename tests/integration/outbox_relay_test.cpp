@@ -205,6 +205,10 @@ TEST_CASE("a row whose headers the relay cannot read is set aside, and the relay
   auto topic = unique_name("dead_letters");
   create_topic(services.bootstrap_servers, topic, 1);
   auto before = insert_row(db, topic, "key-1", "'{\"n\":1}'");
+  // What the service writes for a dead letter whose record had a header without a value and
+  // one whose name is not text: published as it is, not refused.
+  db.query("UPDATE outbox SET headers = '[[\"none\", null], [{\"hex\": \"ff\"}, \"v\"]]' WHERE outbox_id = " +
+           std::to_string(before));
   auto unreadable = insert_row(db, topic, "key-2", "'{\"n\":2}'");
   db.query("UPDATE outbox SET headers = '[[\"trace\", {\"hex\": \"not hex\"}]]' WHERE outbox_id = " +
            std::to_string(unreadable));

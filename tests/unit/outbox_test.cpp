@@ -5,6 +5,7 @@
 
 #include "outbox/deliveries.h"
 #include "outbox/headers.h"
+#include "store/sql_text.h"
 
 using namespace fraud::outbox;
 using Rows = std::vector<std::size_t>;
@@ -88,11 +89,21 @@ TEST_CASE("with relay_acks switched off every row counts as sent, acknowledged o
 }
 
 TEST_CASE("an outbox row's headers are read in either shape, with bytes that are not text in hex") {
-  using Headers = std::vector<std::pair<std::string, std::string>>;
+  using Headers = std::vector<Header>;
   CHECK(parse_headers("").empty());
-  CHECK(parse_headers(R"([["trace", "abc"], ["bin", {"hex": "00ff"}]])") ==
-        Headers{{"trace", "abc"}, {"bin", std::string("\x00\xff", 2)}});
-  CHECK(parse_headers(R"({"trace": "abc"})") == Headers{{"trace", "abc"}});
+  CHECK(parse_headers(R"([["trace", "abc"], ["bin", {"hex": "00ff"}], ["none", null]])") ==
+        Headers{{"trace", "abc"}, {"bin", std::string("\x00\xff", 2)}, {"none", std::nullopt}});
+  CHECK(parse_headers(R"({"trace": "abc", "none": null})") == Headers{{"trace", "abc"}, {"none", std::nullopt}});
+}
+
+// What the service writes for a record it dead-letters is what the relay publishes with it:
+// names and values that are not text, and headers without a value, come out as they went in.
+TEST_CASE("every header the service's outbox writes is read back as the record had it") {
+  std::vector<Header> record = {{"trace", "abc"},
+                                {std::string("n\xffme", 4), std::string("v\x00\xfe", 3)},
+                                {"no-value", std::nullopt},
+                                {"empty", ""}};
+  CHECK(parse_headers(fraud::store::headers_json(record)) == record);
 }
 
 TEST_CASE("a headers column the relay cannot read is refused with what is wrong and where") {
@@ -104,9 +115,11 @@ TEST_CASE("a headers column the relay cannot read is refused with what is wrong 
     }
     return std::string("accepted");
   };
-  CHECK(error_of(R"([["bin", {"hex": "0g"}]])") == "header 'bin': \"hex\" is not an even number of hex digits");
-  CHECK(error_of(R"([["bin", {"hex": "abc"}]])") == "header 'bin': \"hex\" is not an even number of hex digits");
-  CHECK(error_of(R"([["n", 5]])") == "header 'n': a value is a string or {\"hex\": \"…\"}");
+  CHECK(error_of(R"([["bin", {"hex": "0g"}]])") == "header 'bin': \"hex\" holds a character that is not a hex digit");
+  CHECK(error_of(R"([["bin", {"hex": "abc"}]])") == "header 'bin': \"hex\" has an odd number of digits");
+  CHECK(error_of(R"([["n", 5]])") == "header 'n': a string or {\"hex\": \"…\"} was expected");
+  CHECK(error_of(R"([[5, "v"]])") == "header 0's name: a string or {\"hex\": \"…\"} was expected");
+  CHECK(error_of(R"({"n": [1]})") == "header 'n': a string or {\"hex\": \"…\"} was expected");
   CHECK(error_of(R"([["lonely"]])") == "header 0: not a [name, value] pair");
   CHECK(error_of("42") == "neither [[name, value], …] nor {name: value}");
   CHECK(error_of("{").starts_with("not JSON: "));
