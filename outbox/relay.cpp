@@ -327,8 +327,12 @@ void Relay::run(const std::atomic<bool>& stop) {
     }
     try {
       auto published = publish_once();
-      if (impl_->retry_after > 0ms) pause(stop, impl_->retry_after);
-      else if (published == 0) std::this_thread::sleep_for(impl_->config.idle_poll);
+      if (impl_->retry_after > 0ms) {
+        pause(stop, impl_->retry_after);
+        continue;
+      }
+      impl_->backoff.reset();  // a turn that failed nothing, idle or not: the next failure waits the least
+      if (published == 0) std::this_thread::sleep_for(impl_->config.idle_poll);
     } catch (const OutboxTableError&) {
       throw;  // the configuration names a column the table lacks: no retry mends that
     } catch (const std::exception& e) {
