@@ -40,6 +40,20 @@ KafkaPtr<rd_kafka_t> client(rd_kafka_type_t type, const std::string& bootstrap) 
   return KafkaPtr<rd_kafka_t>(k);
 }
 
+/// A record as the broker returned it, headers and all.
+StoredRecord stored(rd_kafka_message_t& m) {
+  StoredRecord record{m.partition, m.offset, std::string(static_cast<const char*>(m.payload), m.len), {}};
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(&m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return record;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+    record.headers.emplace_back(
+        name, value ? std::optional<std::string>(std::string(static_cast<const char*>(value), size)) : std::nullopt);
+  return record;
+}
+
 }  // namespace
 
 void create_topic(const std::string& bootstrap, const std::string& topic, int partitions) {
@@ -116,7 +130,7 @@ std::vector<StoredRecord> read_topic(const std::string& bootstrap, const std::st
   while (static_cast<std::int64_t>(out.size()) < expected && std::chrono::steady_clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 500);
     if (!m) continue;
-    if (!m->err) out.push_back({m->partition, m->offset, std::string(static_cast<const char*>(m->payload), m->len)});
+    if (!m->err) out.push_back(stored(*m));
     rd_kafka_message_destroy(m);
   }
   REQUIRE(static_cast<std::int64_t>(out.size()) == expected);

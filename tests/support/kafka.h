@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +34,7 @@ struct StoredRecord {
   std::int32_t partition = 0;
   std::int64_t offset = 0;
   std::string value;
+  std::vector<std::pair<std::string, std::optional<std::string>>> headers;  ///< a null value: none
 };
 
 /// Every record of `topic`, read from the beginning to the high watermarks.
