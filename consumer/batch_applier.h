@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "consumer/metrics.h"
 #include "rules/features.h"
+#include "rules/rule_set.h"
 #include "store/batch_store.h"
 
 namespace fraud::consumer {
@@ -31,6 +33,20 @@ struct BatchResult : store::StoredBatch {
   double rule_seconds = 0;               ///< time spent observing and evaluating
 
   BatchResult& operator+=(const BatchResult& other);
+};
+
+/// Counts what a committed batch (or the inline door's transaction) of `topic` stored and decided.
+void count_in(ServiceMetrics& metrics, const std::string& topic, const BatchResult& result);
+
+/// What the inline door's transaction made of one request (BatchApplier::decide).
+struct InlineAnswer {
+  bool decided_now = false;             ///< this transaction applied it; else it was applied before
+  std::int64_t applied_digest = 0;      ///< the applied copy's body digest: another than the request's is a conflict
+  std::string first_topic;              ///< where the applied copy came first (store::kInlineTopic: this door)
+  std::optional<std::string> decision;  ///< empty: applied so long ago that its decision is no longer kept
+  int score = 0;
+  std::string rule_set_version;
+  std::vector<rules::RuleHit> hits;  ///< the live rules that fired, with their explanations
 };
 
 /// What the batch loop needs of the database. Every call throws postgres::DatabaseError on failure.
@@ -66,6 +82,14 @@ class BatchApplier final : public BatchWriter {
 
   /// Applies one batch alone.
   BatchResult apply(const store::PartitionBatch& batch, rules::FeatureEngine& features);
+
+  /// Applies the inline door's `requests` (partition store::kInlinePartition, every record an
+  /// event whose offset is its body digest) in one transaction, as a batch of the stream: each new identity decided by
+  /// the rules of `features` and recorded; each identity applied before (by the stream, by this door, or earlier in
+  /// `requests`) answered with the decision stored then. One answer per record, in order; `result` counts what a
+  /// batch's result counts. Throws as apply() does.
+  std::vector<InlineAnswer> decide(const store::PartitionBatch& requests, rules::FeatureEngine& features,
+                                   BatchResult& result);
 
   /// The store, for its callbacks (on_reconnect, on_progress).
   store::BatchStore& store() { return store_; }

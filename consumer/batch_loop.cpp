@@ -310,21 +310,7 @@ BatchResult BatchLoop::narrow_fault(const store::PartitionBatch& batch, const po
   return total;
 }
 
-void BatchLoop::observe(const TopicPartition& tp, const BatchResult& result) {
-  metrics_.records(tp.topic, "processed").Increment(static_cast<double>(result.processed));
-  metrics_.records(tp.topic, "duplicate").Increment(static_cast<double>(result.duplicates));
-  metrics_.records(tp.topic, "rejected").Increment(static_cast<double>(result.rejected));
-  metrics_.duplicate_conflicts.Increment(static_cast<double>(result.duplicate_conflicts));
-  metrics_.rule_evaluation_seconds.Observe(result.rule_seconds);
-  for (const auto& alert : result.alert_labels) {
-    if (alert.suppressed) metrics_.suppressed_hits(alert.rule).Increment();
-    else if (alert.shadow) metrics_.shadow_hits(alert.rule).Increment();
-    else metrics_.alerts(alert.rule, alert.decision).Increment();
-  }
-  auto now_us = events::wall_clock_now();
-  for (auto origin : result.applied_origins)
-    metrics_.end_to_end_seconds.Observe(static_cast<double>(std::max<std::int64_t>(0, now_us - origin)) / 1e6);
-}
+void BatchLoop::observe(const TopicPartition& tp, const BatchResult& result) { count_in(metrics_, tp.topic, result); }
 
 // One attempt. Feature state the attempt built without committing it is forgotten, so the
 // engine reloads it from the history that did commit.

@@ -87,6 +87,8 @@ bool libpq_uri(const std::string& v) { return v.starts_with("postgresql://") || 
 bool libpq_uri_or_empty(const std::string& v) { return v.empty() || libpq_uri(v); }
 bool log_level(const std::string& v) { return v == "debug" || v == "info" || v == "warn" || v == "error"; }
 bool host_port(const std::string& v) { return v.rfind(':') != std::string::npos && v.rfind(':') + 1 < v.size(); }
+bool host_port_or_empty(const std::string& v) { return v.empty() || host_port(v); }
+bool decision(const std::string& v) { return v == "allow" || v == "review" || v == "block"; }
 
 constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
 
@@ -126,6 +128,13 @@ const std::vector<Setting>& settings() {
       text("outbox", "dead_letter_topic", &C::outbox, &OutboxConfig::dead_letter_topic, filled, "must not be empty"),
       integer("shutdown", "timeout_seconds", &C::shutdown, &ShutdownConfig::timeout_seconds, 1, 600),
       text("metrics", "listen", &C::metrics, &MetricsConfig::listen, host_port, "must be host:port, e.g. 0.0.0.0:9464"),
+      text("decisions", "listen", &C::decisions, &DecisionsConfig::listen, host_port_or_empty,
+           "must be empty (no inline door) or host:port, e.g. 0.0.0.0:8443"),
+      text("decisions", "token", &C::decisions, &DecisionsConfig::token),
+      integer("decisions", "deadline_ms", &C::decisions, &DecisionsConfig::deadline_ms, 1, 60000),
+      text("decisions", "fallback", &C::decisions, &DecisionsConfig::fallback, decision,
+           "must be allow, review or block"),
+      integer("decisions", "max_group", &C::decisions, &DecisionsConfig::max_group, 1, 10000),
       integer("health", "max_rebalance_seconds", &C::health, &HealthConfig::max_rebalance_seconds, 1, kUnbounded,
               "must be at least 1"),
       text("log", "level", &C::log, &LogConfig::level, log_level, "must be debug, info, warn or error"),
@@ -235,6 +244,10 @@ void validate(const Config& c, ConfigUse use) {
   for (const auto& setting : settings())
     if (auto wrong = setting.check ? setting.check(c) : std::string(); !wrong.empty())
       throw ConfigError(label(setting.section, setting.key) + ": " + wrong);
+  // No inline door without a caller's secret: a token shorter than this is guessable.
+  require(c.decisions.listen.empty() || c.decisions.token.size() >= 16, "decisions", "token",
+          "required (16 characters at least) when decisions.listen is set; give it as a file in "
+          "FRAUD_DECISIONS_TOKEN_FILE");
   // The guarantees rest on these; a pass-through property must not quietly undo them.
   // Offsets commit only after the database does and start where the database says; the
   // assignor is the one whose rebalances the batch loop is built and tested for.

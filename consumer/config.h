@@ -97,6 +97,16 @@ struct MetricsConfig {
   std::string listen = "127.0.0.1:9464";
 };
 
+/// The inline door, POST /v1/decisions (docs/DECISIONS.md): off unless `listen` is set.
+struct DecisionsConfig {
+  std::string listen;  ///< host:port of the API; empty: no inline door. Port 0 picks a free port (it is logged)
+  /// The bearer token callers present; give it as FRAUD_DECISIONS_TOKEN_FILE, never in the file.
+  std::string token;
+  std::int64_t deadline_ms = 100;   ///< past it a request is answered with `fallback`, marked as such
+  std::string fallback = "review";  ///< allow, review or block
+  std::int64_t max_group = 256;     ///< the most requests one transaction takes
+};
+
 struct HealthConfig {
   /// /readyz fails once the consumer has been out of the group (in a rebalance, or unable
   /// to reach the coordinator) longer than this.
@@ -122,6 +132,7 @@ struct Config {
   OutboxConfig outbox;
   ShutdownConfig shutdown;
   MetricsConfig metrics;
+  DecisionsConfig decisions;
   HealthConfig health;
   LogConfig log;
 };

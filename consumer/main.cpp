@@ -23,6 +23,8 @@
 
 #include "consumer/batch_loop.h"
 #include "consumer/config.h"
+#include "consumer/decision_api.h"
+#include "consumer/decision_desk.h"
 #include "consumer/endpoints.h"
 #include "consumer/kafka_source.h"
 #include "consumer/metrics.h"
@@ -248,6 +250,37 @@ int migrate(const consumer::Config& config) {
   return 0;
 }
 
+/// POST /v1/decisions (consumer/decision_api.h): a desk with a connection and feature state of
+/// its own, and a listener whose workers each wait for one request's group.
+struct InlineDoor {
+  InlineDoor(const consumer::Config& config, const std::string& name, std::shared_ptr<const rules::RuleSet> rules,
+             prometheus::Registry& registry, consumer::ServiceMetrics& service_metrics)
+      : metrics(registry), desk(config.postgres.url, config.kafka.group_id, name + "-inline",
+                                {config.outbox.alerts_topic, config.outbox.dead_letter_topic}, std::move(rules),
+                                service_metrics, static_cast<std::size_t>(config.decisions.max_group)),
+        server(config.decisions.listen, consumer::decision_api(desk, settings(config), metrics), kWorkers) {}
+
+  static consumer::DecisionApiSettings settings(const consumer::Config& config) {
+    const auto& d = config.decisions;
+    auto fallback = d.fallback == "allow"   ? rules::Decision::allow
+                    : d.fallback == "block" ? rules::Decision::block
+                                            : rules::Decision::review;
+    return {d.token, std::chrono::milliseconds(d.deadline_ms), fallback, config.limits.decode(), config.retention.days};
+  }
+
+  static constexpr std::size_t kWorkers = 64;  // one per connection the server takes at once
+  consumer::DecisionMetrics metrics;
+  consumer::DecisionDesk desk;
+  ops::HttpServer server;  ///< last: destroyed first, while the desk its handlers wait on still lives
+};
+
+std::unique_ptr<InlineDoor> open_inline_door(const consumer::Config& config, const std::string& name,
+                                             std::shared_ptr<const rules::RuleSet> rules,
+                                             prometheus::Registry& registry, consumer::ServiceMetrics& metrics) {
+  if (config.decisions.listen.empty()) return nullptr;
+  return std::make_unique<InlineDoor>(config, name, std::move(rules), registry, metrics);
+}
+
 int run(const consumer::Config& config) {
   shutdown_timeout_seconds = static_cast<unsigned>(config.shutdown.timeout_seconds);
   std::signal(SIGALRM, shutdown_overran);
@@ -279,11 +312,15 @@ int run(const consumer::Config& config) {
   callbacks.between_batches = [&] { reloader.check(*loop_ptr); };
   consumer::BatchLoop loop(config.batch, config.limits, config.retention, applier, rules, metrics, health, callbacks);
   loop_ptr = &loop;
+  auto inline_door = open_inline_door(config, name, rules, registry, metrics);
+  if (inline_door) reloader.also_to([&](auto reloaded) { inline_door->desk.set_rules(std::move(reloaded)); });
   consumer::KafkaSource source(config.kafka, name, loop, metrics, health);
-  ops::log::info("consumer started", {{"replica", name},
-                                      {"rules", rules->version()},
-                                      {"group", config.kafka.group_id},
-                                      {"metrics_port", std::to_string(server.port())}});
+  ops::log::info("consumer started",
+                 {{"replica", name},
+                  {"rules", rules->version()},
+                  {"group", config.kafka.group_id},
+                  {"metrics_port", std::to_string(server.port())},
+                  {"decisions_port", inline_door ? std::to_string(inline_door->server.port()) : std::string("off")}});
   loop.run(source, stop_requested);
   source.close();  // leave the group now, so its partitions move to the others at once
   const auto& c = loop.counters();

@@ -47,6 +47,7 @@ void RuleReloader::reload(BatchLoop& loop, const char* why) {
     metrics_.initialise_rules(rules->rule_ids());
     metrics_.rule_reloads("ok").Increment();
     log::info("rules reloaded", {{"file", path_}, {"version", rules->version()}, {"trigger", why}});
+    if (also_) also_(rules);
     loop.set_rules(std::move(rules));
   } catch (const rules::RuleFileError& e) {
     metrics_.rule_reloads("failed").Increment();

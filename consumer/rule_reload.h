@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,9 @@ class RuleReloader {
   /// Reloads into `loop` if asked to or if the file changed. Call on the polling thread.
   void check(BatchLoop& loop);
 
+  /// Hands each reloaded rule set to `use` as well (the inline door's desk).
+  void also_to(std::function<void(std::shared_ptr<const rules::RuleSet>)> use) { also_ = std::move(use); }
+
  private:
   bool file_changed();
   void reload(BatchLoop& loop, const char* why);
@@ -40,6 +44,7 @@ class RuleReloader {
   ServiceMetrics& metrics_;
   std::filesystem::file_time_type last_write_{};
   std::chrono::steady_clock::time_point next_look_{};
+  std::function<void(std::shared_ptr<const rules::RuleSet>)> also_;
 };
 
 }  // namespace fraud::consumer

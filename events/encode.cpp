@@ -86,12 +86,28 @@ std::string to_json(const Event& e) {
   return out + "}";
 }
 
-std::int64_t body_digest(std::string_view json) {
-  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a, 64 bits
-  for (unsigned char c : json) {
+namespace {
+
+void fnv1a(std::uint64_t& hash, std::string_view text) {
+  for (unsigned char c : text) {
     hash ^= c;
     hash *= 1099511628211ULL;
   }
+}
+
+}  // namespace
+
+std::int64_t body_digest(std::string_view json) {
+  std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a, 64 bits
+  // to_json writes recorded_at once, right after occurred_at; inside a string every quote is
+  // escaped, so this text is found only where it is the member itself.
+  constexpr std::string_view kRecordedAt = ",\"recorded_at\":\"";
+  if (auto at = json.find(kRecordedAt); at != std::string_view::npos) {
+    auto end = json.find('"', at + kRecordedAt.size());
+    fnv1a(hash, json.substr(0, at));
+    json.remove_prefix(end == std::string_view::npos ? json.size() : end + 1);
+  }
+  fnv1a(hash, json);
   return static_cast<std::int64_t>(hash);
 }
 

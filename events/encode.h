@@ -15,8 +15,11 @@ namespace fraud::events {
 std::string to_json(const Event& event);
 
 /// A 64-bit digest (FNV-1a) of `json`, an event's to_json(): equal for two copies of one
-/// event whatever envelope carried them, different when any decoded field differs. It tells
-/// an operator that a redelivered id came with other content; it is never an identity.
+/// event whatever envelope carried them, different when any decoded field differs but
+/// recorded_at. It tells an operator that a redelivered id came with other content; it is
+/// never an identity. recorded_at is left out because it says when the bank's ledger recorded
+/// the transaction, which a copy sent to POST /v1/decisions before recording cannot carry:
+/// that copy and the one the outbox publishes later are one event with one content.
 std::int64_t body_digest(std::string_view json);
 
 }  // namespace fraud::events

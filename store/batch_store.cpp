@@ -18,6 +18,7 @@
 #include "store/first_seen_pairs.h"
 #include "store/key_indexes.h"
 #include "store/list_entries.h"
+#include "store/prior_decisions.h"
 #include "store/statements.h"
 
 namespace fraud::store {
@@ -127,24 +128,32 @@ void require_key_indexes(pqxx::connection& connection, const rules::FeatureEngin
   }
 }
 
-// Fences and advances every batch's partition in one statement; returns the indices of the
-// batches whose partitions this replica still owns, and marks the others fenced.
+// Fences and advances every batch's partition in one statement (and takes the dedup gate
+// shared); returns the indices of the batches whose partitions this replica still owns, and
+// of the inline door's, and marks the others fenced.
 std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, std::span<const PartitionBatch> batches,
                                  std::vector<StoredBatch>& results) {
   postgres::ArrayLiteral topics, partitions, epochs, next_offsets;
   for (const auto& batch : batches) {
-    if (batch.records.empty()) continue;
+    if (batch.records.empty() || batch.is_inline()) continue;
     topics.add(batch.topic), partitions.add(std::int64_t{batch.partition});
     epochs.add(batch.epoch), next_offsets.add(batch.next_offset());
   }
-  if (topics.empty()) return {};
   std::set<std::pair<std::string, std::int32_t>> advanced;
-  for (const auto& row :
-       tx.exec_prepared("advance", group_id, topics.str(), partitions.str(), epochs.str(), next_offsets.str()))
-    advanced.emplace(row[0].c_str(), row[1].as<std::int32_t>());
+  if (!topics.empty())
+    for (const auto& row :
+         tx.exec_prepared("advance", group_id, topics.str(), partitions.str(), epochs.str(), next_offsets.str()))
+      advanced.emplace(row[0].c_str(), row[1].as<std::int32_t>());
+  else if (std::any_of(batches.begin(), batches.end(),
+                       [](const auto& b) { return b.is_inline() && !b.records.empty(); }))
+    tx.exec(kDedupGateShared);  // the inline door's requests alone: the gate, and no fence
   std::vector<std::size_t> owned;
   for (std::size_t b = 0; b < batches.size(); ++b) {
     if (batches[b].records.empty()) continue;
+    if (batches[b].is_inline()) {  // no partition to own: its requests are deduplicated like any record
+      owned.push_back(b);
+      continue;
+    }
     // Another assignment owns it: nothing of this batch is written.
     if (advanced.count({batches[b].topic, batches[b].partition}) || mechanism_disabled("fence")) owned.push_back(b);
     else results[b].fenced = true;
@@ -356,6 +365,14 @@ void OpenBatch::record(std::size_t i, rules::Verdict verdict, const std::string&
   for (const auto& hit : verdict.hits) w.alerts.add(event, hit, verdict);
   w.cases.add(event, verdict);
   w.verdicts[i] = std::move(verdict);
+}
+
+std::vector<std::optional<PriorDecision>> OpenBatch::prior_decisions(std::span<const events::Event* const> events) {
+  auto& w = *work_;
+  if (w.stage != Work::Stage::begun && w.stage != Work::Stage::loaded)
+    throw std::logic_error("OpenBatch::prior_decisions: only between begin and commit");
+  if (!w.writes) return std::vector<std::optional<PriorDecision>>(events.size());
+  return w.guarded([&] { return read_prior_decisions(*w.tx, events); });
 }
 
 std::vector<StoredBatch> OpenBatch::commit() {

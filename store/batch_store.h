@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "events/decode.h"
@@ -33,7 +34,16 @@ struct DecodedRecord {
 /// this, plus its place in the batch; so a batch holds fewer events than this.
 inline constexpr std::int64_t kAppliedSeqPerBatch = 131072;
 
-/// Consecutive records of one partition, in offset order, read under one assignment epoch.
+/// The door of events sent to POST /v1/decisions rather than read from a topic: their
+/// processed_events rows (and conflicts) carry this topic, which no Kafka topic can be named
+/// (parentheses are not allowed in one), partition kInlinePartition, and the body's digest as
+/// their offset, so that a retried conflicting request is recorded once.
+inline constexpr const char* kInlineTopic = "(inline)";
+inline constexpr std::int32_t kInlinePartition = -1;
+
+/// Consecutive records of one partition, in offset order, read under one assignment epoch;
+/// or, with partition kInlinePartition, requests of the inline door, which have no offset to
+/// fence or advance.
 struct PartitionBatch {
   std::string topic;
   std::int32_t partition = 0;
@@ -41,7 +51,30 @@ struct PartitionBatch {
   std::vector<DecodedRecord> records;
 
   std::int64_t next_offset() const { return records.back().record.offset + 1; }
+  bool is_inline() const { return partition == kInlinePartition; }
 };
+
+/// What the store already holds for an identity sent again: its applied copy's digest, the
+/// topic it came first on (kInlineTopic: the inline door), and the decision made then.
+struct PriorDecision {
+  std::int64_t body_digest = 0;
+  std::string first_topic;
+  std::optional<std::string> decision;  ///< empty when its history row is no longer kept
+  int score = 0;
+  std::string rule_set_version;
+  std::vector<rules::RuleHit> hits;  ///< the live rules that fired, with their explanations
+};
+
+/// An identity (source, id) as one string for maps and sets: the source's length leads, so no
+/// two pairs share a key whatever bytes they hold (a separator character could be forged inside
+/// either).
+inline std::string dedup_key(std::string_view source, std::string_view id) {
+  std::string key = std::to_string(source.size());
+  key += ':';
+  key += source;
+  key += id;
+  return key;
+}
 
 /// A new event of an open batch, in the order the rules see it.
 struct NewEvent {
@@ -117,6 +150,11 @@ class OpenBatch {
   /// Records the verdict of new event `i` under the rules of version `rule_set_version`: its
   /// history row, its alerts (queued in the outbox) and its case. Every new event is recorded once.
   void record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version);
+
+  /// What the store held before this transaction for each of `events`, found by identity
+  /// (after begin(): an identity another replica was applying then has committed since).
+  /// Empty where the identity was new to it.
+  std::vector<std::optional<PriorDecision>> prior_decisions(std::span<const events::Event* const> events);
 
   /// Commits, and says what each batch stored.
   std::vector<StoredBatch> commit();

@@ -22,16 +22,6 @@ namespace fraud::store {
 /// prepared (with the fence switched off in the mechanisms stage's build only).
 std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url);
 
-/// One string for a pair of strings: the first one's length leads, so no two pairs share a
-/// key whatever bytes they hold (a separator character could be forged inside either).
-inline std::string dedup_key(std::string_view source, std::string_view id) {
-  std::string key = std::to_string(source.size());
-  key += ':';
-  key += source;
-  key += id;
-  return key;
-}
-
 /// The alerts of one batch, one array per column.
 struct AlertColumns {
   postgres::ArrayLiteral source, id, transaction, account, rule, score, decision, reason, amount, currency, occurred,

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "events/decode.h"
+#include "events/encode.h"
 #include "events/record.h"
 #include "events/storable_text.h"
 
@@ -286,4 +287,24 @@ TEST_CASE("storable_text keeps valid characters and spells every other byte") {
   CHECK(storable_text(std::string("a\xc3")) == "a\\xc3");
   CHECK(storable_text(std::string("\xe2\x82\xac\xe2\x82")) == "\xe2\x82\xac\\xe2\\x82");
   CHECK(storable_text(std::string("x\0y", 3)) == "x\\x00y");
+}
+
+TEST_CASE("the body digest leaves out recorded_at, which a copy decided before recording lacks, and nothing else") {
+  auto event =
+      decode_value(R"({"event_id":"evt-1","event_type":"TransactionRecorded","occurred_at":"2026-11-27T09:15:02Z",
+    "recorded_at":"2026-11-27T09:15:03Z","transaction_id":"t-1","account_id":"acc-1","kind":"purchase",
+    "direction":"debit","amount":{"value":"12.00","currency":"EUR"}})");
+  REQUIRE(event.event);
+  auto recorded = *event.event;
+  auto decided_first = recorded;
+  decided_first.recorded_at.reset();
+  CHECK(body_digest(to_json(recorded)) == body_digest(to_json(decided_first)));
+  auto other = recorded;
+  other.amount.minor_units += 1;
+  CHECK(body_digest(to_json(recorded)) != body_digest(to_json(other)));
+  // A producer's id that spells the member is escaped, so it is digested like any text.
+  auto spelled = decided_first, spelled_otherwise = decided_first;
+  spelled.event_id = R"(x","recorded_at":"y)";
+  spelled_otherwise.event_id = R"(x","recorded_at":"z)";
+  CHECK(body_digest(to_json(spelled)) != body_digest(to_json(spelled_otherwise)));
 }
