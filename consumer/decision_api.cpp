@@ -162,21 +162,25 @@ DecisionMetrics::DecisionMetrics(prometheus::Registry& r)
                   .Register(r)
                   .Add({}, prometheus::Histogram::BucketBoundaries{
                                0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01, 0.011,
-                               0.012, 0.015, 0.02, 0.025, 0.03, 0.05, 0.1, 0.15, 0.25, 0.5, 1})) {
-  for (const char* outcome : {"decided", "already_decided", "fallback", "conflict", "invalid", "refused",
-                              "unauthorised", "not_found"})
+                               0.012,  0.015, 0.02,  0.025, 0.03,  0.05,  0.1,   0.15,  0.25,  0.5,   1})) {
+  for (const char* outcome :
+       {"decided", "already_decided", "fallback", "conflict", "invalid", "refused", "unauthorised", "not_found"})
     requests(outcome);
   for (const char* decision : {"allow", "review", "block"}) decisions(decision);
   for (const char* reason : {"deadline", "unavailable"}) fallbacks(reason);
 }
 
-prometheus::Counter& DecisionMetrics::requests(const char* outcome) { return requests_family.Add({{"outcome", outcome}}); }
+prometheus::Counter& DecisionMetrics::requests(const char* outcome) {
+  return requests_family.Add({{"outcome", outcome}});
+}
 
 prometheus::Counter& DecisionMetrics::decisions(const std::string& decision) {
   return decisions_family.Add({{"decision", decision}});
 }
 
-prometheus::Counter& DecisionMetrics::fallbacks(const char* reason) { return fallbacks_family.Add({{"reason", reason}}); }
+prometheus::Counter& DecisionMetrics::fallbacks(const char* reason) {
+  return fallbacks_family.Add({{"reason", reason}});
+}
 
 ops::HttpRequestHandler decision_api(DecisionDesk& desk, const DecisionApiSettings& settings,
                                      DecisionMetrics& metrics) {

@@ -45,8 +45,8 @@ struct DecisionMetrics {
   prometheus::Histogram& latency;  ///< from the request read to the answer, fallbacks included
 };
 
-/// The handler of the API's listener: POST /v1/decisions. It runs on the server's workers, one request each, waiting for its group at most the deadline.
-ops::HttpRequestHandler decision_api(DecisionDesk& desk, const DecisionApiSettings& settings,
-                                     DecisionMetrics& metrics);
+/// The handler of the API's listener: POST /v1/decisions. It runs on the server's workers, one request each, waiting
+/// for its group at most the deadline.
+ops::HttpRequestHandler decision_api(DecisionDesk& desk, const DecisionApiSettings& settings, DecisionMetrics& metrics);
 
 }  // namespace fraud::consumer
