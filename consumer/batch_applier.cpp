@@ -51,9 +51,10 @@ std::optional<int> BatchApplier::release_stalled_owner(const std::string& topic,
 namespace {
 
 // New event `i` of `open`: its features observed, the rules' verdict counted in `result` and
-// recorded; a copy of the verdict kept in `kept` when one is given.
+// recorded; a copy of the verdict kept in `kept` when one is given. `authorisation`: it came
+// through the inline door, before the bank recorded it.
 void decide_new_event(store::OpenBatch& open, std::size_t i, rules::FeatureEngine& features, BatchResult& result,
-                      rules::Verdict* kept = nullptr) {
+                      rules::Verdict* kept = nullptr, bool authorisation = false) {
   const auto& rules = features.rules();
   const auto& event = *open.new_events()[i].event;
   auto started = std::chrono::steady_clock::now();
@@ -67,7 +68,11 @@ void decide_new_event(store::OpenBatch& open, std::size_t i, rules::FeatureEngin
   for (const auto& rule : verdict.suppressed)
     result.alert_labels.push_back({rule, rules::to_string(verdict.decision), false, true});
   if (kept) *kept = verdict;
-  open.record(i, std::move(verdict), rules.version());
+  // An authorisation blocked is one the bank declines: its outbox never publishes it, and it
+  // stays in the history as an attempt whose money never moved (docs/DECISIONS.md).
+  bool declined = authorisation && verdict.decision == rules::Decision::block;
+  if (declined) features.decline(event);
+  open.record(i, std::move(verdict), rules.version(), declined);
 }
 
 // The answer of a request this transaction decided.
@@ -115,7 +120,7 @@ std::vector<InlineAnswer> BatchApplier::decide(const store::PartitionBatch& requ
   auto priors = open.prior_decisions(again);
   open.load(features);
   std::vector<rules::Verdict> verdicts(open.new_events().size());
-  for (std::size_t i = 0; i < verdicts.size(); ++i) decide_new_event(open, i, features, result, &verdicts[i]);
+  for (std::size_t i = 0; i < verdicts.size(); ++i) decide_new_event(open, i, features, result, &verdicts[i], true);
   const auto& version = features.rules().version();
   static_cast<store::StoredBatch&>(result) = std::move(open.commit().front());
 

@@ -67,6 +67,10 @@ struct Event {
   Device device;
   Location location;
   std::vector<std::pair<std::string, Attribute>> attributes;
+
+  /// Not the producer's: set only when the store reads back an attempt the inline door blocked,
+  /// which the bank declined (migrations/0029). Never decoded, never part of the content digest.
+  bool declined = false;
 };
 
 /// The text of an enum, as it appears in the event contract.

@@ -60,6 +60,9 @@ const FieldSpec kFields[] = {
     {"location.city", Type::string, [](const EvalContext& c) { return text(c.event.location.city); }},
     {"location.lat", Type::number, [](const EvalContext& c) { return number(c.event.location.lat); }},
     {"location.lon", Type::number, [](const EvalContext& c) { return number(c.event.location.lon); }},
+    // Not the producer's: true for a history event the inline door blocked and the bank declined
+    // (FeatureEngine::decline); false for the event being decided.
+    {"declined", Type::boolean, [](const EvalContext& c) { return Value::of(c.event.declined); }},
 };
 
 }  // namespace

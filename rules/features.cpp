@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <stdexcept>
 
 namespace fraud::rules {
 namespace {
@@ -115,6 +116,15 @@ void FeatureEngine::synchronise(KeyField field, const std::string& key, std::int
   }
 }
 
+std::uint64_t FeatureEngine::where_mask_of(const events::Event& event, const Value& amount_base) const {
+  EvalContext context{event, amount_base, {}};
+  const auto& specs = rules_->features();
+  std::uint64_t mask = 0;
+  for (std::size_t i = 0; i < specs.size(); ++i)
+    if (!specs[i].where || specs[i].where->holds(context)) mask |= std::uint64_t{1} << i;
+  return mask;
+}
+
 FeatureEngine::EntryRef FeatureEngine::entry_of(const events::Event& event) const {
   auto made = std::make_unique<Entry>();
   auto& entry = *made;
@@ -133,10 +143,9 @@ FeatureEngine::EntryRef FeatureEngine::entry_of(const events::Event& event) cons
     if (spill.has_amount_base) spill.amount_base = base.number;
   }
   if (event.location.lat && event.location.lon) entry.lat = *event.location.lat, entry.lon = *event.location.lon;
+  entry.declined = event.declined;
+  entry.where_mask = where_mask_of(event, base);
   EvalContext context{event, base, {}};
-  const auto& specs = rules_->features();
-  for (std::size_t i = 0; i < specs.size(); ++i)
-    if (!specs[i].where || specs[i].where->holds(context)) entry.where_mask |= std::uint64_t{1} << i;
   auto hash_of = [](std::string_view text) { return std::hash<std::string_view>{}(text) | 1; };  // 0 is missing
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     std::uint64_t hash = 0;
@@ -217,7 +226,17 @@ std::vector<Value> FeatureEngine::observe(const events::Event& event, const std:
   }
   if (!new_pairs)  // a replay keeps its own record of pairs; the service asks the database
     for (auto& pair : pairs) seen_pairs_.insert(std::move(pair));
+  last_observed_ = std::move(entry);
   return values;
+}
+
+void FeatureEngine::decline(const events::Event& event) {
+  if (!last_observed_) throw std::logic_error("FeatureEngine::decline: no event observed");
+  auto declined = event;
+  declined.declined = true;
+  // In place: every key's history holds this one entry. Its `where` filters see it declined now.
+  last_observed_->declined = true;
+  last_observed_->where_mask = where_mask_of(declined, rules_->amount_base(declined));
 }
 
 Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const History& history,
@@ -260,6 +279,7 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
       return;
     }
     if (spec.aggregate == Aggregate::count) return void(++count);
+    if (e.declined) return;  // an attempt the bank declined: its money never moved
     if (in_base && !e.has_amount_base()) return;
     auto v = in_base ? e.amount_base() : e.amount();
     low = count == 0 ? v : std::min(low, v);
@@ -284,6 +304,7 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
 }
 
 void FeatureEngine::forget() {
+  last_observed_.reset();
   for (auto& h : histories_) h.clear();
   seen_pairs_.clear();
 }

@@ -110,6 +110,13 @@ class FeatureEngine {
   /// the engine decides from the pairs it has seen itself (a replay from the beginning).
   std::vector<Value> observe(const events::Event& event, const std::vector<bool>* new_pairs = nullptr);
 
+  /// The event observed last was an authorisation the inline door blocked, which the bank
+  /// declines (`event` is that event): from now on it is an attempt, in every key's history.
+  /// Counts, distinct counts, time_since_last and speed_kmh go on seeing it; sum, min, max
+  /// and average leave its amount out; a `where` reads `declined` as true. Its own values,
+  /// computed when it was observed, saw it as not declined, as its decision did.
+  void decline(const events::Event& event);
+
   /// Forgets all history (after a rolled-back batch, a revoked partition or a reload).
   void forget();
 
@@ -135,7 +142,8 @@ class FeatureEngine {
     std::int64_t amount_base_micros = kNoAmount;            ///< kNoAmount: missing
     double lat = std::numeric_limits<double>::quiet_NaN();  ///< NaN: no location
     double lon = std::numeric_limits<double>::quiet_NaN();
-    std::uint64_t where_mask = 0;  ///< bit i: feature i's `where` holds
+    /// bit i: feature i's `where` holds. Mutable with `declined`: decline() changes both in place.
+    mutable std::uint64_t where_mask = 0;
     /// Hashes of the string values features compare, one per HashSlot (0 when missing). The
     /// first is inline: most rule files have at most one.
     std::uint64_t hash_first = 0;
@@ -143,6 +151,7 @@ class FeatureEngine {
     /// The histories holding it. Not atomic: an engine, and so its entries, belongs to one
     /// thread at a time.
     mutable std::uint32_t holders = 0;
+    mutable bool declined = false;  ///< an attempt the bank declined (FeatureEngine::decline)
 
     bool wide() const { return spill && spill->wide; }
     Decimal amount() const { return wide() ? spill->amount : Decimal::from_micros(amount_micros); }
@@ -199,6 +208,7 @@ class FeatureEngine {
   using Histories = absl::node_hash_map<std::string, History, KeyHash, std::equal_to<>>;
 
   EntryRef entry_of(const events::Event& event) const;
+  std::uint64_t where_mask_of(const events::Event& event, const Value& amount_base) const;
   Value compute(const FeatureSpec& spec, std::size_t index, const History& history, const Entry& current) const;
 
   std::shared_ptr<const RuleSet> rules_;
@@ -220,6 +230,7 @@ class FeatureEngine {
   std::vector<std::size_t> distinct_slot_;  ///< per feature: the slot of its distinct_count field, or kNoSlot
   std::vector<std::size_t> pair_slot_;      ///< per feature: the slot of its key's second field, or kNoSlot
   std::set<std::tuple<std::size_t, std::string, std::string>> seen_pairs_;
+  EntryRef last_observed_;  ///< for decline()
 };
 
 }  // namespace fraud::rules

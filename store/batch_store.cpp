@@ -292,6 +292,7 @@ struct OpenBatch::Work {
   std::int64_t applied_batch = 0;            ///< the first applied_seq of the transaction
   std::vector<rules::Verdict> verdicts;
   std::vector<bool> recorded;  ///< per new event
+  std::vector<bool> declined;  ///< per new event
   std::string rule_set_version;
   AlertColumns alerts;
   CaseColumns cases;
@@ -348,17 +349,19 @@ void OpenBatch::load(rules::FeatureEngine& features) {
     lists_ = &state.lists.refresh(*w.tx);
     w.verdicts.resize(w.events.size());
     w.recorded.assign(w.events.size(), false);
+    w.declined.assign(w.events.size(), false);
     w.stage = Work::Stage::loaded;
   });
 }
 
 const rules::ListsAsOf& OpenBatch::lists_as_of() const { return work_->state.lists.as_of(); }
 
-void OpenBatch::record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version) {
+void OpenBatch::record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version, bool declined) {
   auto& w = *work_;
   w.expect(Work::Stage::loaded, "record");
   if (i >= w.events.size() || w.recorded[i]) throw std::logic_error("OpenBatch::record: each new event once");
   w.recorded[i] = true;
+  w.declined[i] = declined;
   if (w.rule_set_version.empty()) w.rule_set_version = rule_set_version;
   else if (w.rule_set_version != rule_set_version) throw std::logic_error("one rule set decides a whole transaction");
   const auto& event = *w.events[i];
@@ -386,7 +389,8 @@ std::vector<StoredBatch> OpenBatch::commit() {
   }
   return w.guarded([&] {
     if (!w.events.empty())
-      insert_history(*w.tx, w.events, w.bodies, w.verdicts, w.rule_set_version, w.applied_batch, w.state.lists.as_of());
+      insert_history(*w.tx, w.events, w.bodies, w.verdicts, w.declined, w.rule_set_version, w.applied_batch,
+                     w.state.lists.as_of());
     if (w.alerts.count > 0) w.alerts.insert(*w.tx, w.rule_set_version, w.alerts_topic);
     if (w.cases.count > 0) w.cases.insert(*w.tx);
     w.tx->commit();

@@ -148,8 +148,9 @@ class OpenBatch {
   const rules::ListsAsOf& lists_as_of() const;
 
   /// Records the verdict of new event `i` under the rules of version `rule_set_version`: its
-  /// history row, its alerts (queued in the outbox) and its case. Every new event is recorded once.
-  void record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version);
+  /// history row, its alerts (queued in the outbox) and its case; `declined` marks it an attempt
+  /// whose money never moved (migrations/0029). Every new event is recorded once.
+  void record(std::size_t i, rules::Verdict verdict, const std::string& rule_set_version, bool declined = false);
 
   /// What the store held before this transaction for each of `events`, found by identity
   /// (after begin(): an identity another replica was applying then has committed since).

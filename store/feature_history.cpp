@@ -14,8 +14,8 @@ namespace {
 // Per key, its events at or before a time, newest first: `limit` of them after skipping `offset`.
 std::string older_history_query(rules::KeyField field, int limit, int offset) {
   std::string c = history_column(field);
-  return "SELECT latest.event_source, latest.body FROM unnest($1::text[]) AS k(key) "
-         "CROSS JOIN LATERAL (SELECT event_source, body FROM transactions WHERE " +
+  return "SELECT latest.event_source, latest.body, latest.declined FROM unnest($1::text[]) AS k(key) "
+         "CROSS JOIN LATERAL (SELECT event_source, body, declined FROM transactions WHERE " +
          c +
          " = k.key AND "
          "occurred_at <= $2::timestamptz ORDER BY occurred_at DESC, event_id DESC LIMIT " +
@@ -30,7 +30,7 @@ std::string older_history_query(rules::KeyField field, int limit, int offset) {
 // an ordered scan over the newest partitions answers early.
 std::string history_query(rules::KeyField field, int latest_before) {
   std::string c = history_column(field);
-  std::string since = "SELECT event_source, body FROM transactions WHERE " + c +
+  std::string since = "SELECT event_source, body, declined FROM transactions WHERE " + c +
                       " = ANY($1::text[]) AND occurred_at > "
                       "$2::timestamptz";
   if (!latest_before) return since;
@@ -90,6 +90,7 @@ void load_history(pqxx::work& tx, rules::FeatureEngine& features, const std::vec
         auto decoded = stored.decode(decoder);
         if (!decoded.event) continue;  // written by this service; cannot happen short of tampering
         decoded.event->source = row[0].c_str();
+        decoded.event->declined = row[2].as<bool>();
         if (decoded.event->occurred_at <= w.since) ++older[std::string(rules::key_of(*decoded.event, field))];
         features.remember(*decoded.event, field);
       }

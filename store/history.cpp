@@ -78,12 +78,14 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
                tx.quote(pair_kind_name(a, b)) + " AND p.first_key IN (" + of_period + ")",
            since, until, to_visit);
   }
-  auto events = std::string(
-                    "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq, "
-                    "t.lists_version, (extract(epoch FROM t.lists_at) * 1000000)::bigint FROM transactions t LEFT JOIN "
-                    "transaction_labels l ON l.transaction_id = t.transaction_id "
-                    "WHERE ") +
-                kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
+  auto events =
+      std::string(
+          "SELECT t.event_source, t.body, l.is_fraud, t.decision, t.rule_set_version, t.applied_seq, "
+          "t.lists_version, (extract(epoch FROM t.lists_at) * 1000000)::bigint, t.declined FROM transactions t "
+          "LEFT JOIN "
+          "transaction_labels l ON l.transaction_id = t.transaction_id "
+          "WHERE ") +
+      kPeriod + " ORDER BY t.applied_seq NULLS FIRST, t.occurred_at, t.event_id";
   events::Decoder decoder;
   stream(tx, "history", events, since, until, [&](const pqxx::row& row) {
     events::Record stored;
@@ -91,6 +93,7 @@ void replay_stored_history(const std::string& postgres_url, events::Timestamp si
     auto decoded = stored.decode(decoder);
     if (!decoded.event) return;
     decoded.event->source = row[0].c_str();
+    decoded.event->declined = row[8].as<bool>();
     LabelledEvent item{std::move(*decoded.event), std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt};
     if (!row[2].is_null()) item.is_fraud = row[2].as<bool>();
     if (!row[3].is_null()) item.decision = row[3].c_str();

@@ -134,10 +134,11 @@ INSERT INTO transactions (event_source, event_id, occurred_at, account_id, custo
                           card_fingerprint, device_id, device_ip, merchant_id,
                           counterparty_account, amount_minor, currency, transaction_id, body,
                           decision, score, shadow_decision, rule_set_version, applied_seq, lists_version,
-                          lists_at, suppressed_rules)
+                          lists_at, suppressed_rules, declined)
 SELECT s, i, timestamptz 'epoch' + t * interval '1 microsecond', a, c, cf, d, ip, m, cp, am, cur, tx, b,
        dec, sc, sdec, $18, $19::bigint + n - 1, $20::bigint,
-       timestamptz 'epoch' + $21::bigint * interval '1 microsecond', sup::jsonb
+       timestamptz 'epoch' + $21::bigint * interval '1 microsecond', sup::jsonb,
+       n = ANY($23::bigint[])  -- the few declined ones, by their place: most batches have none
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[],
             $15::text[], $16::int[], $17::text[], $22::text[]) WITH ORDINALITY
@@ -231,9 +232,10 @@ void add_optional(postgres::ArrayLiteral& column, std::string_view value) {
 /// The batch's new events and the verdict each got, into the history.
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
                     std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
-                    const std::string& rule_set_version, std::int64_t applied_batch, const rules::ListsAsOf& lists) {
+                    const std::vector<bool>& declined, const std::string& rule_set_version, std::int64_t applied_batch,
+                    const rules::ListsAsOf& lists) {
   postgres::ArrayLiteral s, i, t, a, c, cf, d, ip, m, cp, am, cur, txn, body, decision, score, shadow_decision,
-      suppressed;
+      suppressed, declined_places;
   for (std::size_t k = 0; k < applied.size(); ++k) {
     const auto* e = applied[k];
     s.add(e->source), i.add(e->event_id), t.add(e->occurred_at), a.add(e->account_id);
@@ -245,10 +247,12 @@ void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& app
     // The rules a suppression silenced, live or shadow; NULL when none was.
     if (verdicts[k].suppressed.empty()) suppressed.add_null();
     else suppressed.add(json_string_array(verdicts[k].suppressed));
+    if (declined[k]) declined_places.add(static_cast<std::int64_t>(k + 1));  // WITH ORDINALITY counts from 1
   }
   tx.exec_prepared("history", s.str(), i.str(), t.str(), a.str(), c.str(), cf.str(), d.str(), ip.str(), m.str(),
                    cp.str(), am.str(), cur.str(), txn.str(), body.str(), decision.str(), score.str(),
-                   shadow_decision.str(), rule_set_version, applied_batch, lists.version, lists.at, suppressed.str());
+                   shadow_decision.str(), rule_set_version, applied_batch, lists.version, lists.at, suppressed.str(),
+                   declined_places.str());
 }
 
 }  // namespace fraud::store

@@ -75,9 +75,10 @@ void insert_rejected(pqxx::work& tx, const PartitionBatch& batch, const DecodedR
 
 /// The batch's new events (`bodies[k]`: applied[k] as JSON) and the verdict each got, into the
 /// history, with the rules' and the lists' versions they were decided under and the rules a
-/// suppression silenced.
+/// suppression silenced, and whether each was declined (migrations/0029).
 void insert_history(pqxx::work& tx, const std::vector<const events::Event*>& applied,
                     std::span<const std::string> bodies, const std::vector<rules::Verdict>& verdicts,
-                    const std::string& rule_set_version, std::int64_t applied_batch, const rules::ListsAsOf& lists);
+                    const std::vector<bool>& declined, const std::string& rule_set_version, std::int64_t applied_batch,
+                    const rules::ListsAsOf& lists);
 
 }  // namespace fraud::store

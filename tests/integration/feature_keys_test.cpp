@@ -195,7 +195,7 @@ TEST_CASE("only key fields some rule groups by keep versions, and one registered
 // Migration 0024: an index per key field some rule reads, built by the owner without
 // blocking batches; a replica whose rules need a missing one waits for it, saying so.
 TEST_CASE("the history indexes only the key fields a rule reads, and a replica waits for migrate to index a new one") {
-  TestDatabase db(Services::from_environment(), "0028");  // as migrations leave it: no rules given yet
+  TestDatabase db(Services::from_environment(), kLatestAsMigrated);  // no rules given yet
   auto on = [&](rules::KeyField field) {
     pqxx::connection c(db.url());
     pqxx::nontransaction tx(c);

@@ -74,7 +74,8 @@ std::string rule_ids(const std::string& answer) {
 
 }  // namespace
 
-TEST_CASE("an event decided inline is applied once, and its stream copy is a duplicate that keeps the inline decision") {
+TEST_CASE(
+    "an event decided inline is applied once, and its stream copy is a duplicate that keeps the inline decision") {
   InlineReplica replica;
   auto event = transaction_event(1, "12500.00");
   std::string answer;
@@ -82,19 +83,18 @@ TEST_CASE("an event decided inline is applied once, and its stream copy is a dup
   CHECK(json_field(answer, "decision") == "review");
   CHECK(json_field(answer, "decided") == "now");
   CHECK(json_field(answer, "rule_set_version").starts_with("test-inline-1"));
-  CHECK(rule_ids(answer) == "count_recorder,large_amount");
+  CHECK(rule_ids(answer) == "count_recorder,spend_recorder,large_amount");
   CHECK(answer.find("\"score\":60") != std::string::npos);
 
   replica.stream({event});
   CHECK(replica.count("processed_events", "evt-1") == 1);
-  CHECK(replica.db.count("SELECT count(*) FROM processed_events WHERE event_id = 'evt-1' AND topic = '(inline)'") ==
-        1);
+  CHECK(replica.db.count("SELECT count(*) FROM processed_events WHERE event_id = 'evt-1' AND topic = '(inline)'") == 1);
   CHECK(replica.db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-1' AND decision = 'review'") == 1);
-  CHECK(replica.count("fraud_alerts", "evt-1") == 2);  // count_recorder and large_amount, once each
+  CHECK(replica.count("fraud_alerts", "evt-1") == 3);  // the two recorders and large_amount, once each
   CHECK(replica.count("fraud_case_events", "evt-1") == 1);
   CHECK(miscased_accounts(replica.db) == 0);  // the case counts the event once: no constraint forces that
   CHECK(replica.db.count("SELECT count(*) FROM duplicate_conflicts") == 0);  // recorded_at is not content
-  CHECK(replica.db.count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") == 2);
+  CHECK(replica.db.count("SELECT count(*) FROM outbox WHERE event_type = 'FraudAlertRaised'") == 3);
 }
 
 TEST_CASE("a retried inline request gets the same answer and changes nothing, and another body under its id gets 409") {
@@ -109,7 +109,7 @@ TEST_CASE("a retried inline request gets the same answer and changes nothing, an
   CHECK(json_field(again, "first_door") == "inline");
   CHECK(rule_ids(again) == rule_ids(first));
   CHECK(replica.count("transactions", "evt-2") == 1);
-  CHECK(replica.count("fraud_alerts", "evt-2") == 3);
+  CHECK(replica.count("fraud_alerts", "evt-2") == 4);
 
   auto changed = before_recording(transaction_event(2, "61000.00"));
   std::string refused;
@@ -133,9 +133,9 @@ TEST_CASE("an event the stream applied first is answered inline with the decisio
   CHECK(json_field(answer, "decision") == "review");
   CHECK(json_field(answer, "decided") == "before");
   CHECK(json_field(answer, "first_door") == "stream");
-  CHECK(rule_ids(answer) == "count_recorder,large_amount");
+  CHECK(rule_ids(answer) == "count_recorder,spend_recorder,large_amount");
   CHECK(replica.count("transactions", "evt-4") == 1);
-  CHECK(replica.count("fraud_alerts", "evt-4") == 2);
+  CHECK(replica.count("fraud_alerts", "evt-4") == 3);
 }
 
 TEST_CASE("an account's counts are exact across the two doors, each event counting the ones applied before it once") {
@@ -163,4 +163,22 @@ TEST_CASE("an account's counts are exact across the two doors, each event counti
     CHECK_MESSAGE(std::string(row[1].c_str()) == "tx_count_1h (" + std::string(row[2].c_str()) + ") >= 1",
                   row[0].c_str(), ": ", row[1].c_str());
   CHECK(replica.db.count("SELECT count(*) FROM processed_events WHERE topic = '(inline)'") == 5);
+}
+
+TEST_CASE("a blocked authorisation is a declined attempt that later events count but whose money they do not") {
+  InlineReplica replica;
+  std::string answer;
+  REQUIRE(replica.post(before_recording(transaction_event(200, "60000.00", "2026-11-27T09:00:00Z", "acc-tried")),
+                       &answer) == 200);
+  REQUIRE(json_field(answer, "decision") == "block");  // the bank declines it: its outbox never publishes it
+  replica.stream({transaction_event(201, "10.00", "2026-11-27T09:01:00Z", "acc-tried")});
+  CHECK(replica.db.count("SELECT count(*) FROM transactions WHERE declined") == 1);
+  CHECK(replica.db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-200' AND declined") == 1);
+  auto reasons = replica.db.query(
+      "SELECT rule_id, reason FROM fraud_alerts WHERE event_id = 'evt-201' AND rule_id LIKE '%recorder' ORDER BY 1");
+  REQUIRE(reasons.size() == 2);
+  CHECK(std::string(reasons[0][1].c_str()) == "tx_count_1h (2) >= 1");  // the attempt counts
+  CHECK(std::string(reasons[1][1].c_str()) == "spend_1h (10) >= 0");    // its money does not
+  auto report = backtest_report(replica.db, FRAUD_SOURCE_DIR "/tests/data/inline_rules.yaml");
+  CHECK_MESSAGE(report.find("2 compared, 2 reproduced") != std::string::npos, report);
 }

@@ -180,3 +180,43 @@ TEST_CASE("a migration after 0028 runs as the tables' owner, so what it makes is
   CHECK(fraud::store::migrate(db.url(), later) == 1);
   CHECK(db.count("SELECT count(*) FROM pg_class WHERE relname = 'probe' AND relowner = 'fraud_owner'::regrole") == 1);
 }
+
+TEST_CASE("an upgrade from migration 0028 keeps every history row, none of them declined, and a replica reads them") {
+  auto services = Services::from_environment();
+  TestDatabase db(services, "0028");
+  // A day of 0028's history: three events of one account, one flagged, each its own batch.
+  {
+    pqxx::connection owner(db.url());
+    pqxx::work tx(owner);
+    for (int i = 0; i < 3; ++i) {
+      auto at = "2026-11-27T09:0" + std::to_string(i) + ":00Z";
+      tx.exec_params0(
+          "INSERT INTO transactions (event_source, event_id, occurred_at, account_id, amount_minor, currency, "
+          "transaction_id, body, decision, score, rule_set_version, applied_seq) VALUES ('', $1, $2, 'acc-1', "
+          "100000, 'EUR', $3, $4, $5, 0, 'test-features-1', $6)",
+          "evt-" + std::to_string(i), at, "txn-" + std::to_string(i),
+          transaction_event(i, "1000.00", at, "acc-1").value, i == 2 ? "review" : "allow", i + 1);
+    }
+    tx.exec0("INSERT INTO feature_key_versions (key_field, key, version) VALUES ('account_id', 'acc-1', 3)");
+    tx.commit();
+  }
+  const std::string history =
+      "SELECT md5(string_agg(concat_ws('|', event_source, event_id, occurred_at, account_id, amount_minor, body, "
+      "decision, score, rule_set_version, applied_seq), ',' ORDER BY applied_seq)) FROM transactions";
+  auto before = db.query(history)[0][0].as<std::string>();
+
+  db.migrate();
+
+  CHECK(db.query(history)[0][0].as<std::string>() == before);
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE NOT declined") == 3);
+  // A replica loads the account's history from before the upgrade: the next event is its fourth.
+  fraud::consumer::BatchApplier store(db.service_url(), "g", "after", {});
+  fraud::rules::FeatureEngine counting(std::make_shared<const fraud::rules::RuleSet>(
+      fraud::rules::RuleSet::load(FRAUD_SOURCE_DIR "/tests/data/feature_rules.yaml")));
+  auto result = store.apply(
+      partition_batch(store.claim("t", 0).epoch, {{0, transaction_event(3, "10.00", "2026-11-27T09:03:00Z", "acc-1")}}),
+      counting);
+  CHECK(result.processed == 1);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE event_id = 'evt-3' AND reason = 'tx_count_1h (4) >= 1'") ==
+        1);
+}

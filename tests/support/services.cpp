@@ -58,7 +58,7 @@ TestDatabase::TestDatabase(const Services& services, std::string_view through)
   pqxx::connection admin(admin_url_);
   pqxx::nontransaction(admin).exec0("CREATE DATABASE " + name_);
   auto all = store::embedded_migrations();
-  auto last = through.empty()
+  auto last = through.empty() || through == kLatestAsMigrated
                   ? all.end() - 1
                   : std::find_if(all.begin(), all.end(), [&](const auto& m) { return m.name.starts_with(through); });
   REQUIRE_MESSAGE(last != all.end(), "no migration " << through);

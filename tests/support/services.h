@@ -19,11 +19,15 @@ struct Services {
 /// A name no earlier run used, for topics, groups and databases.
 std::string unique_name(const std::string& prefix);
 
+/// For TestDatabase: every migration, and only the history indexes they make themselves (as
+/// `fraud-consumer migrate` leaves a database before it is given a rules file).
+inline constexpr std::string_view kLatestAsMigrated = "*";
+
 /// A database of its own, migrated, dropped when the test ends.
 class TestDatabase {
  public:
   /// Migrated to the latest migration, or only up to the one whose name starts with
-  /// `through` (e.g. "0016"), for a test of the upgrade from there.
+  /// `through` (e.g. "0016"), for a test of the upgrade from there; kLatestAsMigrated: all.
   explicit TestDatabase(const Services& services, std::string_view through = {});
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;

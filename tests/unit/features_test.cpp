@@ -104,3 +104,37 @@ TEST_CASE("amounts beyond 64-bit micros and amounts without a base amount keep t
   CHECK(str(values[2]) == "999999999999999.99");
   CHECK(str(values[3]) == "3");  // all but the GBP one, which is not priced
 }
+
+TEST_CASE("a declined attempt counts toward counts and a where on declined, and its money toward no sum") {
+  const char* yaml = R"yaml(
+version: "attempts"
+base_currency: EUR
+features:
+  card_tries_1h:    {aggregate: count, key: card.fingerprint, window: 1h}
+  card_declines_1h: {aggregate: count, key: card.fingerprint, window: 1h, where: "declined"}
+  card_spend_1h:    {aggregate: sum, field: amount, key: card.fingerprint, window: 1h}
+  card_largest_1h:  {aggregate: max, field: amount, key: card.fingerprint, window: 1h}
+rules:
+  - {id: r, when: "card_tries_1h > 100", score: 1}
+decision: {review_at: 50, block_at: 80}
+)yaml";
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(yaml, "attempts.yaml"));
+  rules::FeatureEngine live(rules), loaded(rules);
+  auto attempt = testing::EventBuilder().card("card-1").amount("900.00").at("2026-11-27T09:00:00Z").build();
+  auto own = live.observe(attempt);
+  CHECK(str(own[2]) == "900");  // its own decision saw it as a payment
+  CHECK(str(own[1]) == "0");
+  live.decline(attempt);
+  auto next = testing::EventBuilder().card("card-1").amount("10.00").at("2026-11-27T09:01:00Z").build();
+  auto after = live.observe(next);
+  CHECK(str(after[0]) == "2");   // the attempt is an attempt: counted
+  CHECK(str(after[1]) == "1");   // and a decline
+  CHECK(str(after[2]) == "10");  // but its money never moved
+  CHECK(str(after[3]) == "10");
+  // Read back from the history, it is the same.
+  auto stored = attempt;
+  stored.declined = true;
+  loaded.remember(stored);
+  auto read = loaded.observe(next);
+  for (std::size_t i = 0; i < read.size(); ++i) CHECK(str(read[i]) == str(after[i]));
+}
