@@ -137,8 +137,11 @@ std::vector<InlineAnswer> BatchApplier::decide(const store::PartitionBatch& requ
       answers.push_back(answer_of(verdicts[found->second], leader_digest[found->second], version));
       answers.back().decided_now = false;
     } else if (const auto& prior = priors[again_of[k]]) {
-      answers.push_back({false, prior->body_digest, prior->first_topic, prior->decision, prior->score,
-                         prior->rule_set_version, prior->hits});
+      InlineAnswer stored;
+      stored.applied_digest = prior->body_digest, stored.first_topic = prior->first_topic;
+      stored.decision = prior->decision, stored.score = prior->score;
+      stored.rule_set_version = prior->rule_set_version, stored.hits = prior->hits;
+      answers.push_back(std::move(stored));
     } else {
       throw std::logic_error("an inline request that is neither new nor stored");
     }

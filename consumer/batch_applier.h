@@ -40,8 +40,10 @@ void count_in(ServiceMetrics& metrics, const std::string& topic, const BatchResu
 
 /// What the inline door's transaction made of one request (BatchApplier::decide).
 struct InlineAnswer {
-  bool decided_now = false;             ///< this transaction applied it; else it was applied before
-  std::int64_t applied_digest = 0;      ///< the applied copy's body digest: another than the request's is a conflict
+  bool decided_now = false;  ///< this transaction applied it; else it was applied before
+  /// The applied copy's body digest: another than the request's is a conflict. Empty when the
+  /// copy was applied before digests were kept (migration 0007).
+  std::optional<std::int64_t> applied_digest;
   std::string first_topic;              ///< where the applied copy came first (store::kInlineTopic: this door)
   std::optional<std::string> decision;  ///< empty: applied so long ago that its decision is no longer kept
   int score = 0;

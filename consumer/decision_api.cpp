@@ -4,6 +4,9 @@
 #include <openssl/sha.h>
 
 #include <memory>
+#include <optional>
+
+#include <simdjson.h>
 
 #include "events/encode.h"
 #include "events/json_text.h"
@@ -28,6 +31,21 @@ bool authorised(const std::string& authorization, const std::string& token) {
   SHA256(reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), a);
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), b);
   return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+// The plain envelope has no source: a bank whose outbox publishes CloudEvents names, as
+// "event_source", the ce_source its copy will carry, so that both doors share one identity
+// (source, id). The body was decoded already, so it is a JSON object within the limits.
+std::optional<std::string> event_source_of(const std::string& body, std::size_t max_bytes, std::string& error) {
+  thread_local simdjson::dom::parser parser;
+  auto document = parser.parse(body);
+  std::string_view source;
+  auto member = document["event_source"];
+  if (member.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
+  if (member.get(source) != simdjson::SUCCESS) error = "event_source must be a string";
+  else if (source.size() > max_bytes) error = "event_source is longer than " + std::to_string(max_bytes) + " bytes";
+  else return std::string(source);
+  return std::nullopt;
 }
 
 ops::HttpResponse json(int status, std::string body) { return {status, std::move(body), "application/json"}; }
@@ -97,6 +115,10 @@ struct Handler {
     if (!decoder) decoder = std::make_unique<events::Decoder>(settings.limits);
     auto decoded = decoder->decode({std::nullopt, {}, request.body});
     if (!decoded.event) return metrics.requests("invalid").Increment(), error(400, decoded.error);
+    std::string wrong;
+    if (auto source = event_source_of(request.body, settings.limits.max_string_bytes, wrong))
+      decoded.event->source = std::move(*source);
+    if (!wrong.empty()) return metrics.requests("invalid").Increment(), error(400, wrong);
     const auto& event = *decoded.event;
     if (settings.retention_days > 0) {
       auto horizon = store::retention_horizon(events::wall_clock_now(), settings.retention_days);
@@ -118,7 +140,7 @@ struct Handler {
     } catch (const DeskRefused& e) {
       return metrics.requests("refused").Increment(), error(422, e.what());
     }
-    if (answer.applied_digest != digest) {
+    if (answer.applied_digest && *answer.applied_digest != digest) {
       metrics.requests("conflict").Increment();
       return error(409, "event " + event.event_id +
                             " was applied before with other content; the stored decision stands and this "

@@ -57,7 +57,7 @@ struct PartitionBatch {
 /// What the store already holds for an identity sent again: its applied copy's digest, the
 /// topic it came first on (kInlineTopic: the inline door), and the decision made then.
 struct PriorDecision {
-  std::int64_t body_digest = 0;
+  std::optional<std::int64_t> body_digest;  ///< empty for identities applied before migration 0007
   std::string first_topic;
   std::optional<std::string> decision;  ///< empty when its history row is no longer kept
   int score = 0;

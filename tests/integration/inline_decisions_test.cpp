@@ -2,6 +2,10 @@
 // across both doors, the same rules and features, an idempotent API.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
+#include <future>
+#include <map>
 #include <memory>
 #include <regex>
 
@@ -165,6 +169,27 @@ TEST_CASE("an account's counts are exact across the two doors, each event counti
   CHECK(replica.db.count("SELECT count(*) FROM processed_events WHERE topic = '(inline)'") == 5);
 }
 
+TEST_CASE("a request that names its CloudEvents source is one identity with the copy the outbox publishes") {
+  InlineReplica replica;
+  auto event = transaction_event(5, "12500.00");
+  auto body = before_recording(event);
+  body.insert(1, R"("event_source":"/core-banking/outbox",)");
+  REQUIRE(replica.post(body) == 200);
+  // The outbox's copy in CloudEvents binary mode: the id and the source in headers.
+  auto copy = event;
+  copy.value = std::regex_replace(copy.value, std::regex(R"("event_id":"evt-5",)"), "");
+  copy.headers = {{"ce_specversion", "1.0"},
+                  {"ce_id", "evt-5"},
+                  {"ce_source", "/core-banking/outbox"},
+                  {"ce_type", "TransactionRecorded"}};
+  replica.stream({copy});
+  CHECK(replica.db.count("SELECT count(*) FROM processed_events WHERE event_source = '/core-banking/outbox' AND "
+                         "event_id = 'evt-5' AND topic = '(inline)'") == 1);
+  CHECK(replica.db.count("SELECT count(*) FROM processed_events") == 1);
+  CHECK(replica.db.count("SELECT count(*) FROM duplicate_conflicts") == 0);
+  CHECK(replica.post(R"({"event_source":7,)" + before_recording(event).substr(1)) == 400);
+}
+
 TEST_CASE("a blocked authorisation is a declined attempt that later events count but whose money they do not") {
   InlineReplica replica;
   std::string answer;
@@ -181,4 +206,140 @@ TEST_CASE("a blocked authorisation is a declined attempt that later events count
   CHECK(std::string(reasons[1][1].c_str()) == "spend_1h (10) >= 0");    // its money does not
   auto report = backtest_report(replica.db, FRAUD_SOURCE_DIR "/tests/data/inline_rules.yaml");
   CHECK_MESSAGE(report.find("2 compared, 2 reproduced") != std::string::npos, report);
+}
+
+namespace {
+
+/// The port a replica's log says its inline door listens on, or 0.
+unsigned short door_of(const std::string& log_path) {
+  std::smatch m;
+  std::string log = read_file(log_path);
+  static const std::regex pattern("\"decisions_port\":\"([0-9]+)\"");
+  return std::regex_search(log, m, pattern) ? static_cast<unsigned short>(std::stoi(m[1])) : 0;
+}
+
+/// Events whose count_recorder alert does not record what one process computes applying the
+/// events in the order the service applied them: the account's events applied so far (this one
+/// included) that occurred within the hour up to it.
+std::int64_t miscounted_in_applied_order(TestDatabase& db) {
+  return db.count(R"sql(
+    SELECT count(*) FROM transactions e
+    JOIN fraud_alerts a ON a.event_source = e.event_source AND a.event_id = e.event_id AND a.rule_id = 'count_recorder'
+    WHERE a.reason <> 'tx_count_1h (' || (
+      SELECT count(*) FROM transactions f
+      WHERE f.account_id = e.account_id AND f.applied_seq <= e.applied_seq
+        AND f.occurred_at <= e.occurred_at AND f.occurred_at > e.occurred_at - interval '1 hour') || ') >= 1')sql");
+}
+
+}  // namespace
+
+TEST_CASE("two replicas and their inline doors apply a mixed stream once, with exact counts the backtest reproduces") {
+  constexpr int kPartitions = 4, kEvents = 300, kWave = 30;
+  auto services = Services::from_environment();
+  TestDatabase db(services);
+  auto topic = unique_name("transactions"), group = unique_name("fraud");
+  create_topic(services.bootstrap_servers, topic, kPartitions);
+  std::vector<std::string> logs;
+  std::vector<std::unique_ptr<ChildProcess>> replicas;
+  for (int r = 0; r < 2; ++r) {
+    logs.push_back("/tmp/" + unique_name("mixed") + ".log");
+    replicas.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{FRAUD_CONSUMER_BINARY, "run"},
+        replica_environment(services, db.service_url(), topic, group,
+                            {{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/inline_rules.yaml"},
+                             {"FRAUD_BATCH_MAX_RECORDS", "50"},
+                             {"FRAUD_BATCH_MAX_WAIT_MS", "20"},
+                             {"FRAUD_DECISIONS_LISTEN", "127.0.0.1:0"},
+                             {"FRAUD_DECISIONS_TOKEN", kToken},
+                             {"FRAUD_DECISIONS_DEADLINE_MS", "5000"}}),
+        logs.back()));
+  }
+  REQUIRE(wait_until(60s, [&] {
+    return db.count("SELECT count(DISTINCT owner) FROM consumer_offsets WHERE topic = '" + topic + "'") == 2 &&
+           door_of(logs[0]) && door_of(logs[1]);
+  }));
+  std::vector<unsigned short> doors = {door_of(logs[0]), door_of(logs[1])};
+  auto post = [&](int i, const std::string& body, bool hang_up = false) {
+    int status = 0;
+    auto answer = http_call(doors[static_cast<std::size_t>(i) % 2],
+                            {"POST", "/v1/decisions", "Bearer " + kToken, body, {}, hang_up}, &status);
+    return std::make_pair(answer ? status : 0, answer.value_or(""));
+  };
+
+  // Twenty accounts, an event a second. By i % 6: 0 and 3 decided inline, then published (a
+  // block is declined by the bank: never published); 4 the same, its request sent twice at
+  // once; 5 sent inline by a client that hangs up before the answer, then published; 1
+  // published, then sent inline; 2 published only.
+  std::map<std::string, std::string> inline_decisions, answered_after_stream;
+  int blocked = 0, large = 0;
+  for (int wave = 0; wave < kEvents / kWave; ++wave) {
+    std::vector<OutgoingRecord> published, later;
+    std::vector<std::future<std::pair<int, std::string>>> calls;
+    std::vector<std::string> called_ids;
+    for (int i = wave * kWave; i < (wave + 1) * kWave; ++i) {
+      char at[32];
+      std::snprintf(at, sizeof at, "2026-11-27T09:%02d:%02dZ", i / 60, i % 60);
+      int kind = i % 6;
+      // Blocks, but none a hung-up client sent: whether its door or the stream applies it first
+      // decides whether it is declined.
+      bool blocks = i % 25 == 0 && kind != 5;
+      auto amount = blocks ? "60000.00" : i % 10 == 0 ? "12500.00" : "42.10";
+      large += blocks || i % 10 == 0;
+      auto event = transaction_event(1000 + i, amount, at, "acc-" + std::to_string(i % 20));
+      auto body = before_recording(event);
+      if (kind == 0 || kind == 3 || kind == 4) {
+        for (int copies = kind == 4 ? 2 : 1; copies > 0; --copies) {
+          calls.push_back(std::async(std::launch::async, post, i, body, false));
+          called_ids.push_back("evt-" + std::to_string(1000 + i));
+        }
+      } else if (kind == 5) {
+        calls.push_back(std::async(std::launch::async, post, i, body, true));
+        called_ids.push_back("");
+      }
+      if (kind == 1) later.push_back(event);
+      if ((kind == 0 || kind == 3 || kind == 4) && blocks) ++blocked;  // declined: never published
+      else published.push_back(event);
+    }
+    for (std::size_t c = 0; c < calls.size(); ++c) {
+      auto [status, answer] = calls[c].get();
+      if (called_ids[c].empty()) continue;  // hung up
+      REQUIRE(status == 200);
+      REQUIRE(json_field(answer, "fallback").empty());
+      auto [it, first] = inline_decisions.emplace(called_ids[c], json_field(answer, "decision"));
+      CHECK(it->second == json_field(answer, "decision"));  // a concurrent retry gets the same answer
+    }
+    produce(services.bootstrap_servers, topic, published);
+    REQUIRE(wait_until(60s, [&] { return offsets_at_end(db, services, topic, kPartitions); }));
+    for (const auto& event : later) {
+      auto [status, answer] = post(0, before_recording(event));
+      REQUIRE(status == 200);
+      CHECK(json_field(answer, "decided") == "before");
+      CHECK(json_field(answer, "first_door") == "stream");
+      answered_after_stream[json_field(event.value, "event_id")] = json_field(answer, "decision");
+    }
+  }
+  // The hung-up requests were applied once too, by their door or by the stream.
+  CHECK(wait_until(30s, [&] { return db.count("SELECT count(*) FROM processed_events") == kEvents; }));
+  for (auto& replica : replicas) CHECK(replica->stop(SIGTERM, 30s) == 0);
+
+  CHECK(db.count("SELECT count(DISTINCT event_id) FROM processed_events") == kEvents);
+  CHECK(db.count("SELECT count(*) FROM transactions") == kEvents);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'count_recorder'") == kEvents);
+  CHECK(miscounted_in_applied_order(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM fraud_alerts WHERE rule_id = 'large_amount'") == large);
+  CHECK(miscased_accounts(db) == 0);
+  CHECK(db.count("SELECT count(*) FROM transactions WHERE declined") == blocked);
+  // The stream's copies kept the inline decisions; the inline calls after the stream got its.
+  for (const auto& [id, decision] : inline_decisions)
+    CHECK_MESSAGE(db.count("SELECT count(*) FROM transactions t JOIN processed_events p USING (event_source, "
+                           "event_id) WHERE p.topic = '(inline)' AND t.event_id = '" +
+                           id + "' AND t.decision = '" + decision + "'") == 1,
+                  id);
+  for (const auto& [id, decision] : answered_after_stream)
+    CHECK(db.count("SELECT count(*) FROM transactions WHERE event_id = '" + id + "' AND decision = '" + decision +
+                   "'") == 1);
+  auto report = backtest_report(db, FRAUD_SOURCE_DIR "/tests/data/inline_rules.yaml");
+  CHECK_MESSAGE(report.find(std::to_string(kEvents) + " compared, " + std::to_string(kEvents) + " reproduced") !=
+                    std::string::npos,
+                report);
 }

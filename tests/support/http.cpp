@@ -25,6 +25,7 @@ std::optional<std::string> http_call(unsigned short port, const HttpCall& call, 
     request.body() = call.body;
     request.prepare_payload();
     http::write(stream, request);
+    if (call.hang_up) return std::nullopt;
     beast::flat_buffer buffer;
     http::response<http::string_body> response;
     http::read(stream, buffer, response);

@@ -9,6 +9,9 @@ namespace fraud::testing {
 /// A request to http://127.0.0.1:`port`: a body is sent as JSON.
 struct HttpCall {
   std::string method, target, authorization = {}, body = {}, idempotency_key = {};
+  /// Send the request and close the connection without reading the answer, as a client whose
+  /// own timeout passed would.
+  bool hang_up = false;
 };
 /// The response body to `call`, or nothing when there was none; `status` receives the HTTP status.
 std::optional<std::string> http_call(unsigned short port, const HttpCall& call, int* status = nullptr);
