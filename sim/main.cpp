@@ -3,6 +3,12 @@
 //
 //   bank-sim [--rate N/s] [--seconds S | --events N] [--customers N] [--fraud-per-1000 F]
 //            [--poison-per-1000 P] [--topic transactions] [--seed N] [--run-id ID]
+//            [--authorise-url http://host:port --authorise-share F]
+//
+// With --authorise-url, a share F (0..1) of the transactions is first sent to the service's
+// inline door (POST /v1/decisions) with the token in FRAUD_DECISIONS_TOKEN (or _FILE), as an
+// authorisation path would: one the service blocks is declined, so neither recorded nor
+// published (its label is kept); any other answer, or none, is recorded as usual.
 //
 // FRAUD_POSTGRES_URL says where the bank's database is (here the same PostgreSQL as the
 // service's, in tables of the bank's own: core_transactions, bank_outbox). Labels go to
@@ -13,6 +19,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <pqxx/pqxx>
 #include <thread>
 
@@ -20,9 +27,11 @@
 #include "events/json_text.h"
 #include "events/time.h"
 #include "ops/cli.h"
+#include "ops/environment.h"
 #include "ops/log.h"
 #include "ops/stop_signal.h"
 #include "postgres/connection.h"
+#include "sim/authoriser.h"
 #include "sim/bank.h"
 
 namespace {
@@ -57,9 +66,9 @@ CREATE INDEX IF NOT EXISTS bank_outbox_unpublished ON bank_outbox (id) WHERE pub
 )sql";
 
 struct Options {
-  double rate = 500, seconds = 60, poison_per_1000 = 0;
+  double rate = 500, seconds = 60, poison_per_1000 = 0, authorise_share = 0;
   long events = 0;
-  std::string topic = "transactions";
+  std::string topic = "transactions", authorise_url;
   sim::Population population;
 };
 
@@ -75,21 +84,38 @@ bool parse(int argc, char** argv, Options& o) {
     else if (flag == "--topic") o.topic = v;
     else if (flag == "--seed") o.population.seed = static_cast<std::uint32_t>(std::stoul(v));
     else if (flag == "--run-id") o.population.run_id = v;
+    else if (flag == "--authorise-url") o.authorise_url = v;
+    else if (flag == "--authorise-share") o.authorise_share = std::stod(v);
     else return false;
   }
-  return argc % 2 == 1 && o.rate > 0 && o.population.customers > 0;
+  return argc % 2 == 1 && o.rate > 0 && o.population.customers > 0 && o.authorise_share >= 0 &&
+         o.authorise_share <= 1 && (o.authorise_share == 0 || !o.authorise_url.empty());
 }
 
 /// One database transaction: the bank's rows, their outbox rows and their labels together.
 struct Batch {
   std::vector<sim::Transaction> transactions;
+  std::vector<bool> declined;  ///< per transaction: the authorisation was blocked, so it is not recorded
   int poison = 0;
+};
+
+/// What the authorisations of a run came to.
+struct AuthorisationCounts {
+  long asked = 0, declined = 0, fallbacks = 0, unanswered = 0;
 };
 
 void record(pqxx::connection& c, const Batch& batch, const std::string& topic) {
   pqxx::work tx(c);
-  for (const auto& t : batch.transactions) {
+  for (std::size_t k = 0; k < batch.transactions.size(); ++k) {
+    const auto& t = batch.transactions[k];
     const auto& e = t.event;
+    if (batch.declined[k]) {  // the money never moved; what it was is still known
+      tx.exec_params0(
+          "INSERT INTO fraud_labels (transaction_id, is_fraud, scenario, source) VALUES ($1, $2, NULLIF($3, ''), "
+          "'simulator') ON CONFLICT (transaction_id, source) DO NOTHING",
+          e.transaction_id, t.fraud, t.scenario);
+      continue;
+    }
     tx.exec_params0(
         "INSERT INTO core_transactions (transaction_id, account_id, occurred_at, kind, amount_minor, currency) "
         "VALUES ($1, $2, $3::timestamptz, $4, $5, $6)",
@@ -126,7 +152,22 @@ int run(const Options& o, const std::atomic<bool>& stop_requested) {
   population.start = (now_s - now_s % 86400 - 30 * std::int64_t{86400}) * events::Timestamp{1'000'000};
   sim::Bank bank(population);
   std::mt19937 random(population.seed);
-  std::uniform_real_distribution<double> poison(0, 1000);
+  std::uniform_real_distribution<double> poison(0, 1000), share(0, 1);
+  std::optional<sim::Authoriser> authoriser;
+  if (o.authorise_share > 0)
+    authoriser.emplace(o.authorise_url, ops::environment_setting("FRAUD_DECISIONS_TOKEN").value_or(""));
+  AuthorisationCounts authorised;
+  // Before recording: the authorisation path asks the inline door, and declines a block.
+  auto authorise = [&](const sim::Transaction& t) {
+    if (!authoriser || share(random) >= o.authorise_share) return false;
+    auto answer = authoriser->authorise(t.event);
+    ++authorised.asked;
+    if (!answer.answered) return ++authorised.unanswered, false;
+    authorised.fallbacks += answer.fallback;
+    bool declined = answer.decision == "block";
+    authorised.declined += declined;
+    return declined;
+  };
   auto start = Clock::now();
   auto deadline = start + std::chrono::duration<double>(o.seconds);
   long written = 0, fraud = 0, poisoned = 0;
@@ -141,6 +182,7 @@ int run(const Options& o, const std::atomic<bool>& stop_requested) {
     Batch batch;
     for (long i = 0; i < std::min(due, 100L); ++i) {
       batch.transactions.push_back(bank.next());
+      batch.declined.push_back(authorise(batch.transactions.back()));
       fraud += batch.transactions.back().fraud ? 1 : 0;
       if (poison(random) < o.poison_per_1000) ++batch.poison;
     }
@@ -154,7 +196,11 @@ int run(const Options& o, const std::atomic<bool>& stop_requested) {
   ops::log::info("bank-sim done", {{"transactions", std::to_string(written)},
                                    {"fraudulent", std::to_string(fraud)},
                                    {"poison_records", std::to_string(poisoned)},
-                                   {"scenarios", scenarios}});
+                                   {"scenarios", scenarios},
+                                   {"authorised_inline", std::to_string(authorised.asked)},
+                                   {"declined", std::to_string(authorised.declined)},
+                                   {"inline_fallbacks", std::to_string(authorised.fallbacks)},
+                                   {"inline_unanswered", std::to_string(authorised.unanswered)}});
   return 0;
 }
 
