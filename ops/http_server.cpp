@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -68,19 +69,23 @@ HttpResponse respond(const HttpRequestHandler& handler, const http::request<http
 /// probes need a handful: the cap keeps a flood from taking the process's file descriptors.
 constexpr std::size_t kMaxConnections = 64;
 
-/// One request on one connection. Scrapes and probes are small: one request per connection
-/// keeps this simple, and a client that stalls is cut off after five seconds.
+/// The requests of one connection. Scrapes and probes are small: one request per connection
+/// keeps this simple, and a client that stalls is cut off after five seconds. A server with
+/// `keep_alive` serves one request after another on a connection whose client asks for it
+/// (the inline decision API's callers, whom a handshake per request would cost a round trip
+/// and a port in TIME_WAIT); such a connection idle for five seconds is closed.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket socket, const HttpRequestHandler& h, asio::thread_pool* pool, std::set<Session*>& all)
-      : stream(std::move(socket)), handler(h), workers(pool), live(all) {
+  Session(tcp::socket socket, const HttpRequestHandler& h, asio::thread_pool* pool, std::set<Session*>& all, bool keep)
+      : stream(std::move(socket)), handler(h), workers(pool), live(all), keep_alive(keep) {
     live.insert(this);
-    parser.body_limit(kMaxRequestBody);
   }
   ~Session() { live.erase(this); }  // on the server's one thread, like the constructor
 
   void start() {
+    parser.emplace();
+    parser->body_limit(kMaxRequestBody);
     stream.expires_after(std::chrono::seconds(5));
-    http::async_read(stream, buffer, parser, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    http::async_read(stream, buffer, *parser, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       if (!ec) self->answer();
       else if (ec == http::error::body_limit) self->reply({413, "request body too large\n"});
     });
@@ -90,11 +95,11 @@ struct Session : std::enable_shared_from_this<Session> {
   // thread to be written. The worker hands its reference on rather than dropping it, so the
   // session always ends on this thread, where `live` is touched.
   void answer() {
-    if (!workers) return reply(respond(handler, parser.get()));
+    if (!workers) return reply(respond(handler, parser->get()));
     stream.expires_never();  // the handler bounds its own time; the reply gets five seconds
     asio::post(*workers, [self = shared_from_this()]() mutable {
       auto executor = self->stream.get_executor();
-      auto answered = respond(self->handler, self->parser.get());
+      auto answered = respond(self->handler, self->parser->get());
       asio::post(executor, [self = std::move(self), answered = std::move(answered)]() mutable {
         self->reply(std::move(answered));
       });
@@ -105,18 +110,19 @@ struct Session : std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
-  http::request_parser<http::string_body> parser;
+  std::optional<http::request_parser<http::string_body>> parser;  ///< a new one per request
   http::response<http::string_body> response;
   const HttpRequestHandler& handler;
   asio::thread_pool* workers;  ///< where the handler runs; none: on the server's thread
   std::set<Session*>& live;    ///< the server's open sessions, to close them when it stops
+  bool keep_alive;
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const std::string& address, HttpRequestHandler h, std::size_t worker_count)
-      : handler(std::move(h)), acceptor(io, parse_endpoint(address)), retry(io) {
+  Impl(const std::string& address, HttpRequestHandler h, std::size_t worker_count, bool keep)
+      : handler(std::move(h)), keep_alive(keep), acceptor(io, parse_endpoint(address)), retry(io) {
     if (worker_count > 0) workers = std::make_unique<asio::thread_pool>(worker_count);
     accept();
     thread = std::thread([this] { io.run(); });
@@ -160,10 +166,11 @@ struct HttpServer::Impl {
 
   void serve(tcp::socket socket) {
     if (sessions.size() >= kMaxConnections) return;  // the socket closes as it goes out of scope
-    std::make_shared<Session>(std::move(socket), handler, workers.get(), sessions)->start();
+    std::make_shared<Session>(std::move(socket), handler, workers.get(), sessions, keep_alive)->start();
   }
 
   HttpRequestHandler handler;
+  bool keep_alive;
   std::unique_ptr<asio::thread_pool> workers;
   asio::io_context io;
   tcp::acceptor acceptor;
@@ -176,24 +183,27 @@ struct HttpServer::Impl {
 void Session::reply(HttpResponse answer) {
   // The handler ran on this thread; the answer gets its own five seconds to be written.
   stream.expires_after(std::chrono::seconds(5));
+  bool again = keep_alive && parser->get().keep_alive() && answer.status != 413;  // a 413's body was not read
+  response = {};
   response.result(static_cast<http::status>(answer.status));
-  response.version(parser.get().version());
+  response.version(parser->get().version());
   response.set(http::field::content_type, answer.content_type);
   for (const auto& [name, value] : answer.headers) response.set(name, value);
-  response.keep_alive(false);
+  response.keep_alive(again);
   response.body() = std::move(answer.body);
   response.prepare_payload();
-  http::async_write(stream, response, [self = shared_from_this()](boost::system::error_code, std::size_t) {
+  http::async_write(stream, response, [self = shared_from_this(), again](boost::system::error_code ec, std::size_t) {
+    if (!ec && again) return self->start();
     boost::system::error_code ignored;
     self->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   });
 }
 
 HttpServer::HttpServer(const std::string& address, std::vector<std::pair<std::string, HttpHandler>> routes)
-    : impl_(std::make_unique<Impl>(address, route(std::move(routes)), 0)) {}
+    : impl_(std::make_unique<Impl>(address, route(std::move(routes)), 0, false)) {}
 
-HttpServer::HttpServer(const std::string& address, HttpRequestHandler handler, std::size_t workers)
-    : impl_(std::make_unique<Impl>(address, std::move(handler), workers)) {}
+HttpServer::HttpServer(const std::string& address, HttpRequestHandler handler, std::size_t workers, bool keep_alive)
+    : impl_(std::make_unique<Impl>(address, std::move(handler), workers, keep_alive)) {}
 
 HttpServer::~HttpServer() = default;
 

@@ -49,8 +49,10 @@ class HttpServer {
   /// Listens the same way and hands every request, whatever its method and path, to `handler`:
   /// on the server's thread, or with `workers` > 0 on that many threads of their own, so that a
   /// slow request (one that waits on a database) holds up no other. `handler` must then be
-  /// safe to call from several threads at once.
-  HttpServer(const std::string& address, HttpRequestHandler handler, std::size_t workers = 0);
+  /// safe to call from several threads at once. With `keep_alive`, a connection whose client
+  /// asks for it serves one request after another (closed after five idle seconds); without,
+  /// every answer closes its connection.
+  HttpServer(const std::string& address, HttpRequestHandler handler, std::size_t workers = 0, bool keep_alive = false);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -2,10 +2,10 @@
 
 #include <utility>  // Boost 1.74's asio uses std::exchange without including it
 
+#include <simdjson.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <simdjson.h>
 
 #include <stdexcept>
 

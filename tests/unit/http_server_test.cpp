@@ -107,3 +107,35 @@ TEST_CASE("connections past the cap are closed on arrival, and the endpoint answ
   CHECK(within(std::chrono::seconds(15), [&] { return status_of(server.port(), "/healthz") == 200; }));
   for (int fd : idle) close(fd);
 }
+
+TEST_CASE("a keep-alive server answers one request after another on a connection, and the others close it") {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  auto answers = [](bool keep_alive) {
+    fraud::ops::HttpServer server(
+        "127.0.0.1:0", [](const fraud::ops::HttpRequest& r) { return fraud::ops::HttpResponse(200, r.body); }, 2,
+        keep_alive);
+    boost::asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(5));
+    stream.connect({boost::asio::ip::make_address("127.0.0.1"), server.port()});
+    std::vector<std::string> bodies;
+    try {
+      for (const char* body : {"first", "second", "third"}) {
+        http::request<http::string_body> request{http::verb::post, "/", 11};
+        request.body() = body;
+        request.prepare_payload();
+        http::write(stream, request);
+        beast::flat_buffer buffer;
+        http::response<http::string_body> response;
+        http::read(stream, buffer, response);
+        bodies.push_back(response.body());
+      }
+    } catch (const std::exception&) {
+      // closed by the server
+    }
+    return bodies;
+  };
+  CHECK(answers(true) == std::vector<std::string>{"first", "second", "third"});
+  CHECK(answers(false) == std::vector<std::string>{"first"});
+}
