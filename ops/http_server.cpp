@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <future>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -75,8 +76,9 @@ constexpr std::size_t kMaxConnections = 64;
 /// (the inline decision API's callers, whom a handshake per request would cost a round trip
 /// and a port in TIME_WAIT); such a connection idle for five seconds is closed.
 struct Session : std::enable_shared_from_this<Session> {
-  Session(tcp::socket socket, const HttpRequestHandler& h, asio::thread_pool* pool, std::set<Session*>& all, bool keep)
-      : stream(std::move(socket)), handler(h), workers(pool), live(all), keep_alive(keep) {
+  Session(tcp::socket socket, const HttpRequestHandler& h, asio::thread_pool* pool, std::set<Session*>& all, bool keep,
+          const bool& server_stopping)
+      : stream(std::move(socket)), handler(h), workers(pool), live(all), keep_alive(keep), stopping(server_stopping) {
     live.insert(this);
   }
   ~Session() { live.erase(this); }  // on the server's one thread, like the constructor
@@ -95,6 +97,7 @@ struct Session : std::enable_shared_from_this<Session> {
   // thread to be written. The worker hands its reference on rather than dropping it, so the
   // session always ends on this thread, where `live` is touched.
   void answer() {
+    if (stopping) return reply({503, "the server is stopping\n"});
     if (!workers) return reply(respond(handler, parser->get()));
     stream.expires_never();  // the handler bounds its own time; the reply gets five seconds
     asio::post(*workers, [self = shared_from_this()]() mutable {
@@ -116,6 +119,7 @@ struct Session : std::enable_shared_from_this<Session> {
   asio::thread_pool* workers;  ///< where the handler runs; none: on the server's thread
   std::set<Session*>& live;    ///< the server's open sessions, to close them when it stops
   bool keep_alive;
+  const bool& stopping;  ///< the server's; read and written on its thread only
 };
 
 }  // namespace
@@ -131,17 +135,28 @@ struct HttpServer::Impl {
   // Ends every operation, so that io.run() returns once their handlers have run while all
   // they refer to still lives. (Stopping the io_context instead left pending sessions to be
   // destroyed inside its destructor, after the members they point at.)
+  // No new work first: the acceptor closes, and a request read from now on is answered 503
+  // on the server's thread, so joining the workers ends however busy the clients are. Then the
+  // handlers in flight finish (each bounds its own time) and their answers are written, while
+  // the guard keeps the server's thread running for them. Then every connection closes.
   ~Impl() {
-    // Handlers in flight finish first (each bounds its own time), and post their answers.
-    if (workers) workers->join();
-    asio::post(io, [this] {
+    auto guard = asio::make_work_guard(io);
+    std::promise<void> closed;
+    asio::post(io, [&] {
+      stopping = true;
       acceptor.close();
       retry.cancel();
+      closed.set_value();
+    });
+    closed.get_future().wait();
+    if (workers) workers->join();
+    asio::post(io, [this] {
       for (auto* session : sessions) {
         boost::system::error_code ignored;
         session->stream.socket().close(ignored);
       }
     });
+    guard.reset();
     if (thread.joinable()) thread.join();
   }
 
@@ -166,11 +181,12 @@ struct HttpServer::Impl {
 
   void serve(tcp::socket socket) {
     if (sessions.size() >= kMaxConnections) return;  // the socket closes as it goes out of scope
-    std::make_shared<Session>(std::move(socket), handler, workers.get(), sessions, keep_alive)->start();
+    std::make_shared<Session>(std::move(socket), handler, workers.get(), sessions, keep_alive, stopping)->start();
   }
 
   HttpRequestHandler handler;
   bool keep_alive;
+  bool stopping = false;  ///< touched on the server's thread only
   std::unique_ptr<asio::thread_pool> workers;
   asio::io_context io;
   tcp::acceptor acceptor;
@@ -183,7 +199,7 @@ struct HttpServer::Impl {
 void Session::reply(HttpResponse answer) {
   // The handler ran on this thread; the answer gets its own five seconds to be written.
   stream.expires_after(std::chrono::seconds(5));
-  bool again = keep_alive && parser->get().keep_alive() && answer.status != 413;  // a 413's body was not read
+  bool again = keep_alive && !stopping && parser->get().keep_alive() && answer.status != 413;  // a 413's body: unread
   response = {};
   response.result(static_cast<http::status>(answer.status));
   response.version(parser->get().version());
