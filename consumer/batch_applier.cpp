@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <stdexcept>
 
@@ -58,7 +59,7 @@ void decide_new_event(store::OpenBatch& open, std::size_t i, rules::FeatureEngin
   const auto& rules = features.rules();
   const auto& event = *open.new_events()[i].event;
   auto started = std::chrono::steady_clock::now();
-  auto values = features.observe(event, &open.first_seen(i));
+  auto values = features.values_of(event, &open.first_seen(i));
   auto verdict = rules.evaluate(event, values, &open.lists(), open.lists_as_of());
   result.rule_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   for (const auto& hit : verdict.hits) {
@@ -71,7 +72,7 @@ void decide_new_event(store::OpenBatch& open, std::size_t i, rules::FeatureEngin
   // An authorisation blocked is one the bank declines: its outbox never publishes it, and it
   // stays in the history as an attempt whose money never moved (docs/DECISIONS.md).
   bool declined = authorisation && verdict.decision == rules::Decision::block;
-  if (declined) features.decline(event);
+  features.add(event, declined);
   open.record(i, std::move(verdict), rules.version(), declined);
 }
 
@@ -103,7 +104,7 @@ BatchResult BatchApplier::apply(const store::PartitionBatch& batch, rules::Featu
 }
 
 std::vector<InlineAnswer> BatchApplier::decide(const store::PartitionBatch& requests, rules::FeatureEngine& features,
-                                               BatchResult& result) {
+                                               BatchResult& result, const std::function<bool()>& may_commit) {
   auto open = store_.begin(std::span<const store::PartitionBatch>(&requests, 1), features);
   // The new identities, by key, and the others: applied before this transaction, or earlier in it.
   std::map<std::string, std::size_t> new_index;
@@ -122,6 +123,7 @@ std::vector<InlineAnswer> BatchApplier::decide(const store::PartitionBatch& requ
   std::vector<rules::Verdict> verdicts(open.new_events().size());
   for (std::size_t i = 0; i < verdicts.size(); ++i) decide_new_event(open, i, features, result, &verdicts[i], true);
   const auto& version = features.rules().version();
+  if (may_commit && !may_commit()) return {};  // rolled back as `open` goes
   static_cast<store::StoredBatch&>(result) = std::move(open.commit().front());
 
   std::vector<InlineAnswer> answers;

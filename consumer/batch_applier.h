@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -89,9 +90,10 @@ class BatchApplier final : public BatchWriter {
   /// event whose offset is its body digest) in one transaction, as a batch of the stream: each new identity decided by
   /// the rules of `features` and recorded; each identity applied before (by the stream, by this door, or earlier in
   /// `requests`) answered with the decision stored then. One answer per record, in order; `result` counts what a
-  /// batch's result counts. Throws as apply() does.
+  /// batch's result counts. Throws as apply() does. `may_commit`, when given, is asked right before the commit:
+  /// false rolls the transaction back and returns no answer (`features` then holds state never committed).
   std::vector<InlineAnswer> decide(const store::PartitionBatch& requests, rules::FeatureEngine& features,
-                                   BatchResult& result);
+                                   BatchResult& result, const std::function<bool()>& may_commit = {});
 
   /// The store, for its callbacks (on_reconnect, on_progress).
   store::BatchStore& store() { return store_; }

@@ -105,6 +105,10 @@ struct DecisionsConfig {
   std::int64_t deadline_ms = 100;   ///< past it a request is answered with `fallback`, marked as such
   std::string fallback = "review";  ///< allow, review or block
   std::int64_t max_group = 256;     ///< the most requests one transaction takes
+  /// The source that scopes the ids of the stream's copies: the CloudEvents `ce_source` when the
+  /// outbox publishes CloudEvents; empty for the plain and Debezium envelopes. A request's
+  /// identity is (this, its event_id); one naming another source is refused.
+  std::string event_source;
 };
 
 struct HealthConfig {

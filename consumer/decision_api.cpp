@@ -33,19 +33,15 @@ bool authorised(const std::string& authorization, const std::string& token) {
   return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
-// The plain envelope has no source: a bank whose outbox publishes CloudEvents names, as
-// "event_source", the ce_source its copy will carry, so that both doors share one identity
-// (source, id). The body was decoded already, so it is a JSON object within the limits.
-std::optional<std::string> event_source_of(const std::string& body, std::size_t max_bytes, std::string& error) {
+// The source a request names as "event_source", if any. The plain envelope has none: the
+// door's identities take decisions.event_source, the one the stream's copies carry, and a
+// request naming another is refused rather than applied under an identity the stream's copy
+// would not share (and so applied twice). The body was decoded already: a JSON object.
+std::optional<std::string> named_source(const std::string& body) {
   thread_local simdjson::dom::parser parser;
-  auto document = parser.parse(body);
   std::string_view source;
-  auto member = document["event_source"];
-  if (member.error() == simdjson::NO_SUCH_FIELD) return std::nullopt;
-  if (member.get(source) != simdjson::SUCCESS) error = "event_source must be a string";
-  else if (source.size() > max_bytes) error = "event_source is longer than " + std::to_string(max_bytes) + " bytes";
-  else return std::string(source);
-  return std::nullopt;
+  if (parser.parse(body)["event_source"].get(source) != simdjson::SUCCESS) return std::nullopt;
+  return std::string(source);
 }
 
 ops::HttpResponse json(int status, std::string body) { return {status, std::move(body), "application/json"}; }
@@ -115,10 +111,11 @@ struct Handler {
     if (!decoder) decoder = std::make_unique<events::Decoder>(settings.limits);
     auto decoded = decoder->decode({std::nullopt, {}, request.body});
     if (!decoded.event) return metrics.requests("invalid").Increment(), error(400, decoded.error);
-    std::string wrong;
-    if (auto source = event_source_of(request.body, settings.limits.max_string_bytes, wrong))
-      decoded.event->source = std::move(*source);
-    if (!wrong.empty()) return metrics.requests("invalid").Increment(), error(400, wrong);
+    if (auto named = named_source(request.body); named && *named != settings.event_source)
+      return metrics.requests("invalid").Increment(),
+             error(400, "event_source '" + *named + "' is not this door's: it applies ids of source '" +
+                            settings.event_source + "' (decisions.event_source), which the stream's copies carry");
+    decoded.event->source = settings.event_source;
     const auto& event = *decoded.event;
     if (settings.retention_days > 0) {
       auto horizon = store::retention_horizon(events::wall_clock_now(), settings.retention_days);
@@ -129,12 +126,14 @@ struct Handler {
                               events::format_rfc3339(horizon));
     }
     auto digest = events::body_digest(events::to_json(event));
-    auto deadline = started + settings.deadline;
-    auto pending = desk.submit(event, digest, deadline);
-    if (pending.wait_until(deadline) != std::future_status::ready) return fall_back(event, "deadline");
+    auto ticket = desk.submit(event, digest);
+    // Past the deadline the request is abandoned, unless its group is committing already: then
+    // the answer is that commit's, a little late, so that the decision stored is the one answered.
+    if (ticket.answer.wait_until(started + settings.deadline) != std::future_status::ready && ticket.abandon())
+      return fall_back(event, "deadline");
     InlineAnswer answer;
     try {
-      answer = pending.get();
+      answer = ticket.answer.get();
     } catch (const DeskUnavailable&) {
       return fall_back(event, "unavailable");
     } catch (const DeskRefused& e) {

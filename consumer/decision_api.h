@@ -26,6 +26,7 @@ struct DecisionApiSettings {
   rules::Decision fallback = rules::Decision::review;  ///< the answer past the deadline, marked as such
   events::DecodeLimits limits;
   std::int64_t retention_days = 0;  ///< events older than the dedup window are refused, as the stream refuses them
+  std::string event_source;         ///< the source of every request's identity (decisions.event_source)
 };
 
 struct DecisionMetrics {

@@ -4,7 +4,14 @@
 // (consumer/batch_applier.h), so the commit's cost is paid once per group, not per request;
 // while a group commits, the next one gathers. The thread has its own connection and its own
 // feature state: to the store it is one more replica, kept exact by the key versions.
+//
+// The decision stored is the decision answered. A caller whose deadline passes abandons its
+// request (and answers with the fallback) unless the request's group is already committing:
+// then it waits for that commit's answer. A group with an abandoned request is rolled back
+// before its commit and applied again without it, so an abandoned request is never applied
+// by the door: the stream applies it when the outbox publishes it.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -34,6 +41,20 @@ struct DeskRefused : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Where a request is: waiting in the queue, taken into a group, committing, or abandoned by
+/// its caller. Only the desk moves a request to committing, and only from taken.
+enum class RequestState { waiting, taken, committing, abandoned };
+
+/// A caller's hold on its request: the answer to come, and the state it may abandon.
+struct DeskTicket {
+  std::future<InlineAnswer> answer;
+  std::shared_ptr<std::atomic<RequestState>> state;
+
+  /// Abandons the request unless its group is committing. True: it will not be applied by the
+  /// door (answer with the fallback). False: its commit is under way; wait for `answer`.
+  bool abandon() const;
+};
+
 class DecisionDesk {
  public:
   /// `max_group`: the most requests one transaction takes.
@@ -43,12 +64,10 @@ class DecisionDesk {
   DecisionDesk(const DecisionDesk&) = delete;
   DecisionDesk& operator=(const DecisionDesk&) = delete;
 
-  /// Queues `event` (its body digest `digest`) to be applied and decided. The future holds the
-  /// answer once its group committed, or DeskUnavailable (the database failed, or `deadline`
-  /// passed before its group began: it is then not applied, and the stream applies it later),
-  /// or DeskRefused.
-  std::future<InlineAnswer> submit(events::Event event, std::int64_t digest,
-                                   std::chrono::steady_clock::time_point deadline);
+  /// Queues `event` (its body digest `digest`) to be applied and decided. The ticket's answer
+  /// holds the decision once its group committed, or DeskUnavailable (the database failed, the
+  /// request was abandoned, or the desk is stopping: it was not applied), or DeskRefused.
+  DeskTicket submit(events::Event event, std::int64_t digest);
 
   /// The rules the next group decides with (a reload); their feature state starts afresh.
   void set_rules(std::shared_ptr<const rules::RuleSet> rules);
@@ -60,12 +79,13 @@ class DecisionDesk {
   struct Request {
     events::Event event;
     std::int64_t digest;
-    std::chrono::steady_clock::time_point deadline;
     std::promise<InlineAnswer> answer;
+    std::shared_ptr<std::atomic<RequestState>> state;
   };
   void run();
   std::vector<Request> take_group();
-  void decide(std::vector<Request>& group);
+  void decide(std::vector<Request> group);
+  bool try_group(std::vector<Request>& group);
   void answer_each_alone(std::vector<Request>& group);
 
   BatchApplier applier_;

@@ -266,7 +266,12 @@ struct InlineDoor {
     auto fallback = d.fallback == "allow"   ? rules::Decision::allow
                     : d.fallback == "block" ? rules::Decision::block
                                             : rules::Decision::review;
-    return {d.token, std::chrono::milliseconds(d.deadline_ms), fallback, config.limits.decode(), config.retention.days};
+    return {d.token,
+            std::chrono::milliseconds(d.deadline_ms),
+            fallback,
+            config.limits.decode(),
+            config.retention.days,
+            d.event_source};
   }
 
   static constexpr std::size_t kWorkers = 64;  // one per connection the server takes at once

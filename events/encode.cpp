@@ -99,13 +99,17 @@ void fnv1a(std::uint64_t& hash, std::string_view text) {
 
 std::int64_t body_digest(std::string_view json) {
   std::uint64_t hash = 14695981039346656037ULL;  // FNV-1a, 64 bits
-  // to_json writes recorded_at once, right after occurred_at; inside a string every quote is
-  // escaped, so this text is found only where it is the member itself.
-  constexpr std::string_view kRecordedAt = ",\"recorded_at\":\"";
-  if (auto at = json.find(kRecordedAt); at != std::string_view::npos) {
-    auto end = json.find('"', at + kRecordedAt.size());
-    fnv1a(hash, json.substr(0, at));
-    json.remove_prefix(end == std::string_view::npos ? json.size() : end + 1);
+  // to_json writes recorded_at, when there is one, right after occurred_at's value. Inside a
+  // string every quote is escaped, so the first `"occurred_at":"` is the member itself; an
+  // attribute that happens to be named recorded_at is digested like any other.
+  constexpr std::string_view kOccurredAt = "\"occurred_at\":\"", kRecordedAt = ",\"recorded_at\":\"";
+  if (auto occurred = json.find(kOccurredAt); occurred != std::string_view::npos) {
+    auto after = json.find('"', occurred + kOccurredAt.size());
+    if (after != std::string_view::npos && json.substr(after + 1).starts_with(kRecordedAt)) {
+      auto end = json.find('"', after + 1 + kRecordedAt.size());
+      fnv1a(hash, json.substr(0, after + 1));
+      json.remove_prefix(end == std::string_view::npos ? json.size() : end + 1);
+    }
   }
   fnv1a(hash, json);
   return static_cast<std::int64_t>(hash);

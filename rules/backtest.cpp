@@ -73,12 +73,12 @@ Decision Backtest::score(FeatureEngine& engine, std::set<PairKey>& seen, const e
                          RuleScore& flagged, std::optional<std::int64_t> applied_seq,
                          const std::optional<ListsAsOf>& as_of) {
   auto flags = new_pairs(engine, seen, event, applied_seq);
-  // A declined attempt was decided before it was declined (FeatureEngine::decline): so is its replay.
+  // A declined attempt was decided before it was declined (FeatureEngine::add): so is its replay.
   const auto* deciding = &event;
   events::Event undeclined;
   if (event.declined) undeclined = event, undeclined.declined = false, deciding = &undeclined;
-  auto verdict = engine.rules().evaluate(*deciding, engine.observe(*deciding, &flags), &lists_, as_of);
-  if (event.declined) engine.decline(*deciding);
+  auto verdict = engine.rules().evaluate(*deciding, engine.values_of(*deciding, &flags), &lists_, as_of);
+  engine.add(*deciding, event.declined);
   if (!counted) return verdict.decision;
   auto amount = engine.rules().amount_base(event);
   auto tally = [&](RuleScore& s) {

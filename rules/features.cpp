@@ -204,7 +204,7 @@ std::vector<std::pair<KeyField, KeyField>> FeatureEngine::first_seen_kinds() con
   return kinds;
 }
 
-std::vector<Value> FeatureEngine::observe(const events::Event& event, const std::vector<bool>* new_pairs) {
+std::vector<Value> FeatureEngine::values_of(const events::Event& event, const std::vector<bool>* new_pairs) {
   const auto& specs = rules_->features();
   auto entry = entry_of(event);
   std::vector<Value> values(specs.size());
@@ -220,23 +220,32 @@ std::vector<Value> FeatureEngine::observe(const events::Event& event, const std:
     auto field = static_cast<std::size_t>(std::find(fields_.begin(), fields_.end(), specs[i].key) - fields_.begin());
     values[i] = compute(specs[i], i, histories_[field][key], *entry);
   }
+  pending_ = Pending{std::move(entry), new_pairs ? decltype(pairs){} : std::move(pairs)};
+  return values;
+}
+
+void FeatureEngine::add(const events::Event& event, bool declined) {
+  if (!pending_) throw std::logic_error("FeatureEngine::add: values_of() first");
+  auto entry = std::move(pending_->entry);
+  if (declined && !entry->declined) {  // an attempt from now on: its `where` filters see it so
+    auto attempt = event;
+    attempt.declined = true;
+    entry = entry_of(attempt);
+  }
+  // Added in its final shape: History::add keeps or drops older entries by what this one covers.
   for (std::size_t i = 0; i < fields_.size(); ++i) {
     auto key = key_of(event, fields_[i]);
     if (!key.empty()) histories_[i][key].add(entry, longest_window_[i] + kLateness, latest_[i]);
   }
-  if (!new_pairs)  // a replay keeps its own record of pairs; the service asks the database
-    for (auto& pair : pairs) seen_pairs_.insert(std::move(pair));
-  last_observed_ = std::move(entry);
-  return values;
+  // A replay keeps its own record of pairs; the service asks the database.
+  for (auto& pair : pending_->pairs) seen_pairs_.insert(std::move(pair));
+  pending_.reset();
 }
 
-void FeatureEngine::decline(const events::Event& event) {
-  if (!last_observed_) throw std::logic_error("FeatureEngine::decline: no event observed");
-  auto declined = event;
-  declined.declined = true;
-  // In place: every key's history holds this one entry. Its `where` filters see it declined now.
-  last_observed_->declined = true;
-  last_observed_->where_mask = where_mask_of(declined, rules_->amount_base(declined));
+std::vector<Value> FeatureEngine::observe(const events::Event& event, const std::vector<bool>* new_pairs) {
+  auto values = values_of(event, new_pairs);
+  add(event, event.declined);
+  return values;
 }
 
 Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const History& history,
@@ -304,7 +313,7 @@ Value FeatureEngine::compute(const FeatureSpec& spec, std::size_t index, const H
 }
 
 void FeatureEngine::forget() {
-  last_observed_.reset();
+  pending_.reset();
   for (auto& h : histories_) h.clear();
   seen_pairs_.clear();
 }

@@ -105,17 +105,21 @@ class FeatureEngine {
   /// The (key, paired_with) fields of the first_seen features, each kind once.
   std::vector<std::pair<KeyField, KeyField>> first_seen_kinds() const;
 
-  /// The values of every declared feature for `event`, then adds it to the history.
-  /// `new_pairs` tells, per entry of pairs_of(event), whether that pair is new; without it
-  /// the engine decides from the pairs it has seen itself (a replay from the beginning).
-  std::vector<Value> observe(const events::Event& event, const std::vector<bool>* new_pairs = nullptr);
+  /// The values of every declared feature for `event`, as its decision sees them (the event
+  /// itself included), without adding it to the history: add() does, once it is known whether
+  /// the bank declined it. `new_pairs` tells, per entry of pairs_of(event), whether that pair
+  /// is new; without it the engine decides from the pairs it has seen itself (a replay from the
+  /// beginning).
+  std::vector<Value> values_of(const events::Event& event, const std::vector<bool>* new_pairs = nullptr);
 
-  /// The event observed last was an authorisation the inline door blocked, which the bank
-  /// declines (`event` is that event): from now on it is an attempt, in every key's history.
-  /// Counts, distinct counts, time_since_last and speed_kmh go on seeing it; sum, min, max
-  /// and average leave its amount out; a `where` reads `declined` as true. Its own values,
-  /// computed when it was observed, saw it as not declined, as its decision did.
-  void decline(const events::Event& event);
+  /// Adds the event values_of() was given last to the history. `declined`: an authorisation
+  /// the inline door blocked, which the bank declines; from now on it is an attempt. Counts,
+  /// distinct counts, time_since_last and speed_kmh go on seeing it; sum, min, max and average
+  /// leave its amount out; a `where` reads `declined` as true.
+  void add(const events::Event& event, bool declined = false);
+
+  /// values_of(), then add(event, event.declined).
+  std::vector<Value> observe(const events::Event& event, const std::vector<bool>* new_pairs = nullptr);
 
   /// Forgets all history (after a rolled-back batch, a revoked partition or a reload).
   void forget();
@@ -142,8 +146,7 @@ class FeatureEngine {
     std::int64_t amount_base_micros = kNoAmount;            ///< kNoAmount: missing
     double lat = std::numeric_limits<double>::quiet_NaN();  ///< NaN: no location
     double lon = std::numeric_limits<double>::quiet_NaN();
-    /// bit i: feature i's `where` holds. Mutable with `declined`: decline() changes both in place.
-    mutable std::uint64_t where_mask = 0;
+    std::uint64_t where_mask = 0;  ///< bit i: feature i's `where` holds
     /// Hashes of the string values features compare, one per HashSlot (0 when missing). The
     /// first is inline: most rule files have at most one.
     std::uint64_t hash_first = 0;
@@ -151,7 +154,7 @@ class FeatureEngine {
     /// The histories holding it. Not atomic: an engine, and so its entries, belongs to one
     /// thread at a time.
     mutable std::uint32_t holders = 0;
-    mutable bool declined = false;  ///< an attempt the bank declined (FeatureEngine::decline)
+    bool declined = false;  ///< an attempt the bank declined (FeatureEngine::add)
 
     bool wide() const { return spill && spill->wide; }
     Decimal amount() const { return wide() ? spill->amount : Decimal::from_micros(amount_micros); }
@@ -230,7 +233,12 @@ class FeatureEngine {
   std::vector<std::size_t> distinct_slot_;  ///< per feature: the slot of its distinct_count field, or kNoSlot
   std::vector<std::size_t> pair_slot_;      ///< per feature: the slot of its key's second field, or kNoSlot
   std::set<std::tuple<std::size_t, std::string, std::string>> seen_pairs_;
-  EntryRef last_observed_;  ///< for decline()
+  /// What values_of() made of an event, for add(): its entry, and the pairs a replay records.
+  struct Pending {
+    EntryRef entry;
+    std::vector<std::tuple<std::size_t, std::string, std::string>> pairs;
+  };
+  std::optional<Pending> pending_;
 };
 
 }  // namespace fraud::rules

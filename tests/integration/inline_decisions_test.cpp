@@ -1,6 +1,7 @@
 // The inline door, POST /v1/decisions, beside the stream on a running replica: one identity
 // across both doors, the same rules and features, an idempotent API.
 #include <doctest/doctest.h>
+#include <pqxx/pqxx>
 
 #include <signal.h>
 
@@ -20,7 +21,8 @@ const std::string kToken = "inline-test-token-0123456789";
 
 /// A replica with the inline door open, on a one-partition topic of its own.
 struct InlineReplica {
-  InlineReplica()
+  /// `deadline_ms`: CI's machine is shared, so by default the deadline is not what a test is about.
+  explicit InlineReplica(const std::string& deadline_ms = "5000", const std::string& event_source = "")
       : services(Services::from_environment()), db(services), topic(unique_name("transactions")),
         log("/tmp/" + unique_name("inline") + ".log"), port(free_port()) {
     create_topic(services.bootstrap_servers, topic, 1);
@@ -30,8 +32,8 @@ struct InlineReplica {
                             {{"FRAUD_RULES_FILE", FRAUD_SOURCE_DIR "/tests/data/inline_rules.yaml"},
                              {"FRAUD_DECISIONS_LISTEN", "127.0.0.1:" + std::to_string(port)},
                              {"FRAUD_DECISIONS_TOKEN", kToken},
-                             // CI's machine is shared: the deadline is not what these tests are about.
-                             {"FRAUD_DECISIONS_DEADLINE_MS", "5000"}}),
+                             {"FRAUD_DECISIONS_DEADLINE_MS", deadline_ms},
+                             {"FRAUD_DECISIONS_EVENT_SOURCE", event_source}}),
         log);
     REQUIRE(wait_until(30s, [&] { return post_status("{}") == 400; }));
   }
@@ -169,12 +171,10 @@ TEST_CASE("an account's counts are exact across the two doors, each event counti
   CHECK(replica.db.count("SELECT count(*) FROM processed_events WHERE topic = '(inline)'") == 5);
 }
 
-TEST_CASE("a request that names its CloudEvents source is one identity with the copy the outbox publishes") {
-  InlineReplica replica;
+TEST_CASE("a door whose stream carries CloudEvents shares its source with the copies, and refuses another") {
+  InlineReplica replica("5000", "/core-banking/outbox");
   auto event = transaction_event(5, "12500.00");
-  auto body = before_recording(event);
-  body.insert(1, R"("event_source":"/core-banking/outbox",)");
-  REQUIRE(replica.post(body) == 200);
+  REQUIRE(replica.post(before_recording(event)) == 200);
   // The outbox's copy in CloudEvents binary mode: the id and the source in headers.
   auto copy = event;
   copy.value = std::regex_replace(copy.value, std::regex(R"("event_id":"evt-5",)"), "");
@@ -187,7 +187,40 @@ TEST_CASE("a request that names its CloudEvents source is one identity with the 
                          "event_id = 'evt-5' AND topic = '(inline)'") == 1);
   CHECK(replica.db.count("SELECT count(*) FROM processed_events") == 1);
   CHECK(replica.db.count("SELECT count(*) FROM duplicate_conflicts") == 0);
-  CHECK(replica.post(R"({"event_source":7,)" + before_recording(event).substr(1)) == 400);
+  // A request naming the same source is the same identity; another source, or not a string, is refused.
+  std::string answer;
+  CHECK(replica.post(R"({"event_source":"/core-banking/outbox",)" + before_recording(event).substr(1), &answer) == 200);
+  CHECK(json_field(answer, "decided") == "before");
+  CHECK(replica.post(R"({"event_source":"/elsewhere",)" + before_recording(transaction_event(6, "1.00")).substr(1)) ==
+        400);
+  CHECK(replica.count("processed_events", "evt-6") == 0);
+}
+
+TEST_CASE("a request whose deadline passes is answered with the fallback and never applied by the door") {
+  InlineReplica replica("300");
+  REQUIRE(replica.post(before_recording(transaction_event(300, "10.00", "2026-11-27T09:00:00Z", "acc-slow"))) == 200);
+  // A batch elsewhere holds the account's key version: the door's next group waits for it.
+  pqxx::connection other(replica.db.url());
+  auto holding = std::make_unique<pqxx::work>(other);
+  REQUIRE(holding
+              ->exec("SELECT FROM feature_key_versions WHERE key_field = 'account_id' AND key = 'acc-slow' "
+                     "FOR UPDATE")
+              .size() == 1);
+  auto slow = transaction_event(301, "60000.00", "2026-11-27T09:01:00Z", "acc-slow");
+  std::string answer;
+  REQUIRE(replica.post(before_recording(slow), &answer) == 200);
+  CHECK(json_field(answer, "fallback_reason") == "deadline");
+  CHECK(json_field(answer, "decision") == "review");  // the fallback, not the block the rules would say
+  holding.reset();  // the batch commits; the door's group goes on, and must not apply the abandoned request
+  // The desk is one thread: once a later request is answered, the group before it is done.
+  REQUIRE(replica.post(before_recording(transaction_event(302, "10.00", "2026-11-27T09:02:00Z", "acc-other"))) == 200);
+  CHECK(replica.count("processed_events", "evt-301") == 0);
+  // The bank recorded it on the fallback; the stream applies it once, with the rules' decision.
+  replica.stream({slow});
+  CHECK(replica.db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-301' AND decision = 'block' AND "
+                         "NOT declined") == 1);
+  CHECK(replica.db.count("SELECT count(*) FROM processed_events WHERE event_id = 'evt-301' AND topic = '(inline)'") ==
+        0);
 }
 
 TEST_CASE("a blocked authorisation is a declined attempt that later events count but whose money they do not") {

@@ -307,4 +307,9 @@ TEST_CASE("the body digest leaves out recorded_at, which a copy decided before r
   spelled.event_id = R"(x","recorded_at":"y)";
   spelled_otherwise.event_id = R"(x","recorded_at":"z)";
   CHECK(body_digest(to_json(spelled)) != body_digest(to_json(spelled_otherwise)));
+  // An attribute named recorded_at is content like any other.
+  auto tagged = decided_first, tagged_otherwise = decided_first;
+  tagged.attributes = {{"x", true}, {"recorded_at", std::string("a")}};
+  tagged_otherwise.attributes = {{"x", true}, {"recorded_at", std::string("b")}};
+  CHECK(body_digest(to_json(tagged)) != body_digest(to_json(tagged_otherwise)));
 }

@@ -121,10 +121,10 @@ decision: {review_at: 50, block_at: 80}
   auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(yaml, "attempts.yaml"));
   rules::FeatureEngine live(rules), loaded(rules);
   auto attempt = testing::EventBuilder().card("card-1").amount("900.00").at("2026-11-27T09:00:00Z").build();
-  auto own = live.observe(attempt);
+  auto own = live.values_of(attempt);
   CHECK(str(own[2]) == "900");  // its own decision saw it as a payment
   CHECK(str(own[1]) == "0");
-  live.decline(attempt);
+  live.add(attempt, /*declined=*/true);
   auto next = testing::EventBuilder().card("card-1").amount("10.00").at("2026-11-27T09:01:00Z").build();
   auto after = live.observe(next);
   CHECK(str(after[0]) == "2");   // the attempt is an attempt: counted
@@ -137,4 +137,32 @@ decision: {review_at: 50, block_at: 80}
   loaded.remember(stored);
   auto read = loaded.observe(next);
   for (std::size_t i = 0; i < read.size(); ++i) CHECK(str(read[i]) == str(after[i]));
+}
+
+TEST_CASE("an attempt declined after its decision does not make the history forget the payment before it") {
+  const char* yaml = R"yaml(
+version: "last-payment"
+base_currency: EUR
+features:
+  since_last_payment: {aggregate: time_since_last, key: account_id, where: "not declined"}
+rules:
+  - {id: r, when: "since_last_payment > 1000000", score: 1}
+decision: {review_at: 50, block_at: 80}
+)yaml";
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(yaml, "last-payment.yaml"));
+  rules::FeatureEngine live(rules), loaded(rules);
+  auto paid = testing::EventBuilder().at("2026-11-27T09:00:00Z").build();
+  auto tried = testing::EventBuilder().at("2026-11-27T11:00:00Z").build();
+  auto next = testing::EventBuilder().at("2026-11-27T11:05:00Z").build();
+  live.observe(paid);
+  live.values_of(tried);
+  live.add(tried, /*declined=*/true);
+  auto seen = live.observe(next);
+  CHECK(str(seen[0]) == "7500");  // since the payment at 09:00, not the attempt at 11:00
+  // What a replica that loads the account from the history computes.
+  auto stored = tried;
+  stored.declined = true;
+  loaded.remember(paid);
+  loaded.remember(stored);
+  CHECK(str(loaded.observe(next)[0]) == "7500");
 }
