@@ -177,13 +177,19 @@ DecisionMetrics::DecisionMetrics(prometheus::Registry& r)
                            .Help("Inline answers with the configured fallback decision, by reason")
                            .Register(r)),
       // Buckets that resolve a millisecond where the targets are (p99 10 ms, p99.9 25 ms).
-      latency(BuildHistogram()
-                  .Name("fraud_decision_latency_seconds")
-                  .Help("From a POST /v1/decisions request read to its answer, fallbacks included")
-                  .Register(r)
-                  .Add({}, prometheus::Histogram::BucketBoundaries{
-                               0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01, 0.011,
-                               0.012,  0.015, 0.02,  0.025, 0.03,  0.05,  0.1,   0.15,  0.25,  0.5,   1})) {
+      latency(
+          BuildHistogram()
+              .Name("fraud_decision_latency_seconds")
+              .Help("From a POST /v1/decisions request read to its answer, fallbacks included")
+              .Register(r)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007,
+                                                               0.008,  0.009, 0.01,  0.011, 0.012, 0.015, 0.02,  0.025,
+                                                               0.03,   0.05,  0.1,   0.15,  0.25,  0.5,   1})),
+      group_requests(BuildHistogram()
+                         .Name("fraud_decision_group_requests")
+                         .Help("Requests per committed transaction of the inline door (group commit)")
+                         .Register(r)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})) {
   for (const char* outcome :
        {"decided", "already_decided", "fallback", "conflict", "invalid", "refused", "unauthorised", "not_found"})
     requests(outcome);

@@ -43,7 +43,8 @@ struct DecisionMetrics {
   prometheus::Family<prometheus::Counter>& requests_family;
   prometheus::Family<prometheus::Counter>& decisions_family;
   prometheus::Family<prometheus::Counter>& fallbacks_family;
-  prometheus::Histogram& latency;  ///< from the request read to the answer, fallbacks included
+  prometheus::Histogram& latency;         ///< from the request read to the answer, fallbacks included
+  prometheus::Histogram& group_requests;  ///< requests per committed group (the desk observes it)
 };
 
 /// The handler of the API's listener: POST /v1/decisions. It runs on the server's workers, one request each, waiting

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include <prometheus/histogram.h>
+
 #include "consumer/batch_applier.h"
 #include "consumer/metrics.h"
 #include "events/event.h"
@@ -57,9 +59,11 @@ struct DeskTicket {
 
 class DecisionDesk {
  public:
-  /// `max_group`: the most requests one transaction takes.
+  /// `max_group`: the most requests one transaction takes; `group_sizes`, when given, observes
+  /// each committed group's size.
   DecisionDesk(std::string postgres_url, std::string group_id, std::string owner, store::OutboxTopics topics,
-               std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, std::size_t max_group);
+               std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, std::size_t max_group,
+               prometheus::Histogram* group_sizes = nullptr);
   ~DecisionDesk();  ///< answers what waits with DeskUnavailable, then stops the thread
   DecisionDesk(const DecisionDesk&) = delete;
   DecisionDesk& operator=(const DecisionDesk&) = delete;
@@ -91,6 +95,7 @@ class DecisionDesk {
   BatchApplier applier_;
   ServiceMetrics& metrics_;
   std::size_t max_group_;
+  prometheus::Histogram* group_sizes_;
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the thread's own
 
   mutable std::mutex mutex_;
