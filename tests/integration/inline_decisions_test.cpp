@@ -229,27 +229,28 @@ TEST_CASE("a blocked authorisation is a declined attempt that later events count
   REQUIRE(replica.post(before_recording(transaction_event(200, "60000.00", "2026-11-27T09:00:00Z", "acc-tried")),
                        &answer) == 200);
   REQUIRE(json_field(answer, "decision") == "block");  // the bank declines it: its outbox never publishes it
-  replica.stream({transaction_event(201, "10.00", "2026-11-27T09:01:00Z", "acc-tried")});
+  // The door's next event of the account, from the door's own feature state.
+  REQUIRE(replica.post(before_recording(transaction_event(201, "5.00", "2026-11-27T09:01:00Z", "acc-tried")),
+                       &answer) == 200);
+  CHECK(answer.find("tx_count_1h (2) >= 1") != std::string::npos);  // the attempt counts
+  CHECK(answer.find("spend_1h (5) >= 0") != std::string::npos);     // its money does not
+  // The stream's replica, which reads the account from the history, says the same.
+  replica.stream({transaction_event(202, "10.00", "2026-11-27T09:02:00Z", "acc-tried")});
   CHECK(replica.db.count("SELECT count(*) FROM transactions WHERE declined") == 1);
   CHECK(replica.db.count("SELECT count(*) FROM transactions WHERE event_id = 'evt-200' AND declined") == 1);
   auto reasons = replica.db.query(
-      "SELECT rule_id, reason FROM fraud_alerts WHERE event_id = 'evt-201' AND rule_id LIKE '%recorder' ORDER BY 1");
+      "SELECT rule_id, reason FROM fraud_alerts WHERE event_id = 'evt-202' AND rule_id LIKE '%recorder' ORDER BY 1");
   REQUIRE(reasons.size() == 2);
-  CHECK(std::string(reasons[0][1].c_str()) == "tx_count_1h (2) >= 1");  // the attempt counts
-  CHECK(std::string(reasons[1][1].c_str()) == "spend_1h (10) >= 0");    // its money does not
+  CHECK(std::string(reasons[0][1].c_str()) == "tx_count_1h (3) >= 1");
+  CHECK(std::string(reasons[1][1].c_str()) == "spend_1h (15) >= 0");
   auto report = backtest_report(replica.db, FRAUD_SOURCE_DIR "/tests/data/inline_rules.yaml");
-  CHECK_MESSAGE(report.find("2 compared, 2 reproduced") != std::string::npos, report);
+  CHECK_MESSAGE(report.find("3 compared, 3 reproduced") != std::string::npos, report);
 }
 
 namespace {
 
 /// The port a replica's log says its inline door listens on, or 0.
-unsigned short door_of(const std::string& log_path) {
-  std::smatch m;
-  std::string log = read_file(log_path);
-  static const std::regex pattern("\"decisions_port\":\"([0-9]+)\"");
-  return std::regex_search(log, m, pattern) ? static_cast<unsigned short>(std::stoi(m[1])) : 0;
-}
+unsigned short door_of(const std::string& log_path) { return logged_port(log_path, "decisions_port"); }
 
 /// Events whose count_recorder alert does not record what one process computes applying the
 /// events in the order the service applied them: the account's events applied so far (this one
