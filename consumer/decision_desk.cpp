@@ -55,11 +55,6 @@ void DecisionDesk::set_rules(std::shared_ptr<const rules::RuleSet> rules) {
   new_rules_ = std::move(rules);
 }
 
-std::size_t DecisionDesk::waiting() const {
-  std::lock_guard lock(mutex_);
-  return queue_.size();
-}
-
 namespace {
 
 void refuse(std::promise<InlineAnswer>& answer, const std::string& why) {

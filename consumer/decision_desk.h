@@ -76,9 +76,6 @@ class DecisionDesk {
   /// The rules the next group decides with (a reload); their feature state starts afresh.
   void set_rules(std::shared_ptr<const rules::RuleSet> rules);
 
-  /// Requests queued and not yet taken by a group.
-  std::size_t waiting() const;
-
  private:
   struct Request {
     events::Event event;

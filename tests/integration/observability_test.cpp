@@ -21,12 +21,7 @@ namespace {
 constexpr int kPartitions = 4;
 
 /// The port a replica logged as "metrics_port", once it has.
-unsigned short metrics_port(const std::string& log_path) {
-  std::smatch m;
-  std::string log = read_file(log_path);
-  static const std::regex pattern("\"metrics_port\":\"([0-9]+)\"");
-  return std::regex_search(log, m, pattern) ? static_cast<unsigned short>(std::stoi(m[1])) : 0;
-}
+unsigned short metrics_port(const std::string& log_path) { return logged_port(log_path, "metrics_port"); }
 
 /// Sums the samples of `metric` whose labels contain `label_filter` in a /metrics page.
 double sum_samples(const std::string& page, const std::string& metric, const std::string& label_filter = "") {

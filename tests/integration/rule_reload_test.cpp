@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <regex>
 
 #include "tests/support/integration.h"
 
@@ -23,11 +22,8 @@ void write_rules(const std::string& path, const std::string& version, const std:
 }
 
 std::string metrics_of(const std::string& log_path) {
-  std::smatch m;
-  std::string log = read_file(log_path);
-  static const std::regex pattern("\"metrics_port\":\"([0-9]+)\"");
-  if (!std::regex_search(log, m, pattern)) return "";
-  return http_get(static_cast<unsigned short>(std::stoi(m[1])), "/metrics").value_or("");
+  auto port = logged_port(log_path, "metrics_port");
+  return port ? http_get(port, "/metrics").value_or("") : "";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 
 #include "console/tokens.h"
 #include "tests/support/http.h"
@@ -87,6 +88,13 @@ std::optional<int> ChildProcess::stop(int signal, std::chrono::seconds timeout) 
   pid_ = -1;
   if (!exited) return std::nullopt;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+unsigned short logged_port(const std::string& log_path, const std::string& name) {
+  std::smatch m;
+  std::string log = read_file(log_path);
+  std::regex pattern("\"" + name + "\":\"([0-9]+)\"");
+  return std::regex_search(log, m, pattern) ? static_cast<unsigned short>(std::stoi(m[1])) : 0;
 }
 
 std::string output_of(const std::string& command) {

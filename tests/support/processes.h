@@ -47,6 +47,10 @@ class ChildProcess {
   std::optional<int> exit_status_;
 };
 
+/// The port a process of ours logged under `name` ("metrics_port", "decisions_port") in the
+/// log at `log_path`, or 0 while it has not.
+unsigned short logged_port(const std::string& log_path, const std::string& name);
+
 /// Runs a shell command and returns what it printed on stdout.
 std::string output_of(const std::string& command);
 

@@ -33,6 +33,14 @@ events::Event purchase(const std::string& account, const std::string& merchant, 
 
 std::string str(const rules::Value& v) { return v.str(); }
 
+/// A rule set declaring `features` (the YAML lines under `features:`) and one rule that reads none.
+std::shared_ptr<const rules::RuleSet> with_features(const std::string& features) {
+  return std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(
+      "version: features\nbase_currency: EUR\nfeatures:\n" + features +
+          "rules:\n  - {id: r, when: \"amount > 1000000000\", score: 1}\ndecision: {review_at: 50, block_at: 80}\n",
+      "features.yaml"));
+}
+
 }  // namespace
 
 TEST_CASE("a windowed feature keyed by account and merchant counts the account's events at the event's merchant") {
@@ -106,19 +114,12 @@ TEST_CASE("amounts beyond 64-bit micros and amounts without a base amount keep t
 }
 
 TEST_CASE("a declined attempt counts toward counts and a where on declined, and its money toward no sum") {
-  const char* yaml = R"yaml(
-version: "attempts"
-base_currency: EUR
-features:
+  auto rules = with_features(R"yaml(
   card_tries_1h:    {aggregate: count, key: card.fingerprint, window: 1h}
   card_declines_1h: {aggregate: count, key: card.fingerprint, window: 1h, where: "declined"}
   card_spend_1h:    {aggregate: sum, field: amount, key: card.fingerprint, window: 1h}
   card_largest_1h:  {aggregate: max, field: amount, key: card.fingerprint, window: 1h}
-rules:
-  - {id: r, when: "card_tries_1h > 100", score: 1}
-decision: {review_at: 50, block_at: 80}
-)yaml";
-  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(yaml, "attempts.yaml"));
+)yaml");
   rules::FeatureEngine live(rules), loaded(rules);
   auto attempt = testing::EventBuilder().card("card-1").amount("900.00").at("2026-11-27T09:00:00Z").build();
   auto own = live.values_of(attempt);
@@ -140,16 +141,9 @@ decision: {review_at: 50, block_at: 80}
 }
 
 TEST_CASE("an attempt declined after its decision does not make the history forget the payment before it") {
-  const char* yaml = R"yaml(
-version: "last-payment"
-base_currency: EUR
-features:
+  auto rules = with_features(R"yaml(
   since_last_payment: {aggregate: time_since_last, key: account_id, where: "not declined"}
-rules:
-  - {id: r, when: "since_last_payment > 1000000", score: 1}
-decision: {review_at: 50, block_at: 80}
-)yaml";
-  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(yaml, "last-payment.yaml"));
+)yaml");
   rules::FeatureEngine live(rules), loaded(rules);
   auto paid = testing::EventBuilder().at("2026-11-27T09:00:00Z").build();
   auto tried = testing::EventBuilder().at("2026-11-27T11:00:00Z").build();
