@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <stdexcept>
@@ -128,9 +129,10 @@ void require_key_indexes(pqxx::connection& connection, const rules::FeatureEngin
   }
 }
 
-// Fences and advances every batch's partition in one statement (and takes the dedup gate
-// shared); returns the indices of the batches whose partitions this replica still owns, and
-// of the inline door's, and marks the others fenced.
+// Fences and advances every batch's partition in one statement, which takes the dedup gate
+// shared (the inline door's requests alone advance nothing: their dedup takes it); returns
+// the indices of the batches whose partitions this replica still owns, and of the inline
+// door's, and marks the others fenced.
 std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, std::span<const PartitionBatch> batches,
                                  std::vector<StoredBatch>& results) {
   postgres::ArrayLiteral topics, partitions, epochs, next_offsets;
@@ -144,9 +146,6 @@ std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, st
     for (const auto& row :
          tx.exec_prepared("advance", group_id, topics.str(), partitions.str(), epochs.str(), next_offsets.str()))
       advanced.emplace(row[0].c_str(), row[1].as<std::int32_t>());
-  else if (std::any_of(batches.begin(), batches.end(),
-                       [](const auto& b) { return b.is_inline() && !b.records.empty(); }))
-    tx.exec(kDedupGateShared);  // the inline door's requests alone: the gate, and no fence
   std::vector<std::size_t> owned;
   for (std::size_t b = 0; b < batches.size(); ++b) {
     if (batches[b].records.empty()) continue;
@@ -185,7 +184,11 @@ NewEvents separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> ba
         digests[b][k] = events::body_digest(bodies[b][k]);
       }
   }
-  auto fresh = insert_new(tx, batches, owned, digests);
+  // No partition's records: only the inline door's requests, which advanced no offset, so no
+  // statement took the gate yet.
+  bool take_gate =
+      std::none_of(batches.begin(), batches.end(), [](const auto& b) { return !b.is_inline() && !b.records.empty(); });
+  auto fresh = insert_new(tx, batches, owned, digests, take_gate);
   NewEvents applied;
   DuplicateColumns duplicates;
   for (auto b : owned) {
@@ -213,6 +216,33 @@ NewEvents separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> ba
           ++results[b].duplicate_conflicts;
   }
   return applied;
+}
+
+/// What every batch reads once its keys are locked, whatever it holds.
+struct BatchHeader {
+  pqxx::result applied_batch;  ///< nextval('applied_batches'), when the batch has new events
+  pqxx::result pair_kinds;     ///< FirstSeenPairs::kMaintainedKinds
+  pqxx::result list_version;   ///< ListSnapshot::kVersionQuery
+};
+
+// The three reads, sent together: one round trip rather than three. The inline door's latency
+// is mostly its round trips, and each costs both processes a wake-up.
+BatchHeader read_batch_header(pqxx::work& tx, bool draws_applied_seq) {
+  pqxx::pipeline reads(tx);
+  reads.retain(3);
+  std::optional<pqxx::pipeline::query_id> seq, kinds;
+  if (draws_applied_seq) {
+    seq = reads.insert("SELECT nextval('applied_batches')");
+    kinds = reads.insert(FirstSeenPairs::kMaintainedKinds);
+  }
+  auto version = reads.insert(ListSnapshot::kVersionQuery);
+  reads.resume();
+  BatchHeader header;
+  if (seq) header.applied_batch = reads.retrieve(*seq);
+  if (kinds) header.pair_kinds = reads.retrieve(*kinds);
+  header.list_version = reads.retrieve(version);
+  reads.complete();
+  return header;
 }
 
 }  // namespace
@@ -340,13 +370,13 @@ void OpenBatch::load(rules::FeatureEngine& features) {
     auto& state = w.state;
     if (!mechanism_disabled("key_versions")) synchronise_keys(*w.tx, features, w.events, state.versions_complete);
     load_history(*w.tx, features, w.events, state.history_decoder);
+    auto reads = read_batch_header(*w.tx, !w.events.empty());
     // Drawn after the key locks: per key, batches draw in commit order (migrations/0011). The
     // transaction's first applied_seq; its events follow in order.
-    if (!w.events.empty())
-      w.applied_batch = w.tx->exec1("SELECT nextval('applied_batches')")[0].as<std::int64_t>() * kAppliedSeqPerBatch;
-    first_seen_ = state.pairs.claim(*w.tx, features, w.events, w.applied_batch);
-    // One statement per batch (the version), and the rows that changed when lists or suppressions did.
-    lists_ = &state.lists.refresh(*w.tx);
+    if (!w.events.empty()) w.applied_batch = reads.applied_batch[0][0].as<std::int64_t>() * kAppliedSeqPerBatch;
+    first_seen_ = state.pairs.claim(*w.tx, features, w.events, w.applied_batch, reads.pair_kinds);
+    // The rows that changed, when lists or suppressions did.
+    lists_ = &state.lists.refresh(*w.tx, reads.list_version[0]);
     w.verdicts.resize(w.events.size());
     w.recorded.assign(w.events.size(), false);
     w.declined.assign(w.events.size(), false);

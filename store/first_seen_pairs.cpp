@@ -120,13 +120,11 @@ void FirstSeenPairs::register_kinds(pqxx::connection& connection, const rules::F
 
 std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules::FeatureEngine& engine,
                                                      const std::vector<const events::Event*>& applied,
-                                                     std::int64_t applied_batch) {
+                                                     std::int64_t applied_batch, const pqxx::result& maintained) {
   sent_.clear();
   if (applied.empty()) return {};
-  // The kinds every batch records, whichever replica registered them: read after this
-  // transaction took the dedup gate, so a registration that marked one before is seen.
   std::vector<Kind> kinds;
-  for (const auto& row : tx.exec("SELECT pair_kind FROM first_seen_pair_kinds WHERE maintained")) {
+  for (const auto& row : maintained) {
     auto kind = kind_named(row[0].c_str());
     if (!kind)
       throw postgres::DatabaseError("first_seen_pair_kinds maintains \"" + std::string(row[0].c_str()) +

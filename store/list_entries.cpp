@@ -57,9 +57,7 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx) {
   return lists;
 }
 
-const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx) {
-  // now(): the transaction's start, by the database's clock; natural expiries count against it.
-  auto row = tx.exec1("SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version");
+const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx, const pqxx::row& row) {
   auto version = row[0].as<std::int64_t>();
   // Every change bumps the version under the version row's lock, so changes commit in
   // version order: everything up to the version read last was read then, and only rows

@@ -28,8 +28,16 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
 /// feature state.
 class ListSnapshot {
  public:
-  /// Reads the version and the transaction's time in `tx`, and the entries when the version moved.
-  const rules::RuntimeLists& refresh(pqxx::work& tx);
+  /// The version and the transaction's time (now(): by the database's clock, natural expiries
+  /// count against it), to be read in the batch's transaction; its row goes to refresh().
+  static constexpr const char* kVersionQuery =
+      "SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version";
+
+  /// Takes `version` (the row of kVersionQuery, read in `tx`), and reads the entries in `tx`
+  /// when the version moved.
+  const rules::RuntimeLists& refresh(pqxx::work& tx, const pqxx::row& version);
+  /// The same, reading the version in `tx` first.
+  const rules::RuntimeLists& refresh(pqxx::work& tx) { return refresh(tx, tx.exec1(kVersionQuery)); }
   /// What the last refresh read: what this batch decides under and records.
   const rules::ListsAsOf& as_of() const { return as_of_; }
   /// The entries and suppressions the last refresh read.
