@@ -173,8 +173,8 @@ bool DecisionDesk::try_group(std::vector<Request>& group) {
   };
   BatchResult result;
   auto answers = applier_.decide(requests, *features_, result, commit_all);
-  if (answers.empty()) {
-    features_->forget();
+  if (answers.empty()) {  // rolled back: the group's events were added to their keys' histories only
+    for (const auto& r : group) features_->forget(r.event);
     return false;
   }
   if (features_->keys_held() > kMaxKeysHeld) features_->forget();

@@ -318,6 +318,12 @@ void FeatureEngine::forget() {
   seen_pairs_.clear();
 }
 
+void FeatureEngine::forget(const events::Event& event) {
+  pending_.reset();
+  for (std::size_t i = 0; i < fields_.size(); ++i)
+    if (auto key = key_of(event, fields_[i]); !key.empty()) histories_[i].erase(key);
+}
+
 std::size_t FeatureEngine::keys_held() const {
   std::size_t n = 0;
   for (const auto& h : histories_) n += h.size();

@@ -124,6 +124,13 @@ class FeatureEngine {
   /// Forgets all history (after a rolled-back batch, a revoked partition or a reload).
   void forget();
 
+  /// Forgets the histories of `event`'s keys only: after a rolled-back transaction that added
+  /// it, when every event the transaction added is forgotten so, the histories left hold only
+  /// what committed. The inline door rolls a group back whenever a caller gives up on a request
+  /// in it; forgetting everything then made each later group load its keys again, and a door
+  /// that fell behind once stayed behind (bench/decisions).
+  void forget(const events::Event& event);
+
   /// Keys currently held, for bounding memory.
   std::size_t keys_held() const;
 

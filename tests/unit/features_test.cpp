@@ -160,3 +160,17 @@ TEST_CASE("an attempt declined after its decision does not make the history forg
   loaded.remember(stored);
   CHECK(str(loaded.observe(next)[0]) == "7500");
 }
+
+TEST_CASE("forgetting an event forgets the histories of its keys and leaves every other key as it was") {
+  auto rules = std::make_shared<const rules::RuleSet>(rules::RuleSet::parse(kPairKeyed, "pairs.yaml"));
+  rules::FeatureEngine engine(rules);
+  engine.observe(purchase("acc-1", "m-1", 0));
+  engine.observe(purchase("acc-2", "m-1", 1));
+  auto rolled_back = purchase("acc-2", "m-2", 2);  // a transaction that added it rolled back
+  engine.observe(rolled_back);
+  auto held = engine.keys_held();
+  engine.forget(rolled_back);
+  CHECK(engine.keys_held() == held - 1);  // acc-2's history: the key fields are the account alone
+  CHECK(str(engine.observe(purchase("acc-1", "m-1", 3))[3]) == "2");  // acc-1's history is whole
+  CHECK(str(engine.observe(purchase("acc-2", "m-1", 4))[3]) == "1");  // acc-2's holds nothing now: load it again
+}
