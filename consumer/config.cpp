@@ -135,6 +135,7 @@ const std::vector<Setting>& settings() {
       text("decisions", "fallback", &C::decisions, &DecisionsConfig::fallback, decision,
            "must be allow, review or block"),
       integer("decisions", "max_group", &C::decisions, &DecisionsConfig::max_group, 1, 10000),
+      integer("decisions", "group_interval_us", &C::decisions, &DecisionsConfig::group_interval_us, 0, 100000),
       text("decisions", "event_source", &C::decisions, &DecisionsConfig::event_source),
       integer("health", "max_rebalance_seconds", &C::health, &HealthConfig::max_rebalance_seconds, 1, kUnbounded,
               "must be at least 1"),

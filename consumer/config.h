@@ -105,6 +105,10 @@ struct DecisionsConfig {
   std::int64_t deadline_ms = 100;   ///< past it a request is answered with `fallback`, marked as such
   std::string fallback = "review";  ///< allow, review or block
   std::int64_t max_group = 256;     ///< the most requests one transaction takes
+  /// The least time between the starts of two groups, in µs: the requests that arrive meanwhile
+  /// share the next one. Less CPU per request at a steady load; a request waits at most this
+  /// long for its group to start. 0: a group starts as soon as the last one committed.
+  std::int64_t group_interval_us = 3000;
   /// The source that scopes the ids of the stream's copies: the CloudEvents `ce_source` when the
   /// outbox publishes CloudEvents; empty for the plain and Debezium envelopes. A request's
   /// identity is (this, its event_id); one naming another source is refused.

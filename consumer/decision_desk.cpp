@@ -21,9 +21,10 @@ bool DeskTicket::abandon() const {
 
 DecisionDesk::DecisionDesk(std::string postgres_url, std::string group_id, std::string owner,
                            store::OutboxTopics topics, std::shared_ptr<const rules::RuleSet> rules,
-                           ServiceMetrics& metrics, std::size_t max_group, prometheus::Histogram* group_sizes)
+                           ServiceMetrics& metrics, std::size_t max_group, std::chrono::microseconds group_interval,
+                           prometheus::Histogram* group_sizes)
     : applier_(std::move(postgres_url), std::move(group_id), std::move(owner), std::move(topics)), metrics_(metrics),
-      max_group_(max_group), group_sizes_(group_sizes),
+      max_group_(max_group), group_interval_(group_interval), group_sizes_(group_sizes),
       features_(std::make_unique<rules::FeatureEngine>(std::move(rules))) {
   applier_.store().on_reconnect([this] { metrics_.reconnects.Increment(); });
   thread_ = std::thread([this] { run(); });
@@ -42,11 +43,14 @@ DeskTicket DecisionDesk::submit(events::Event event, std::int64_t digest) {
   auto state = std::make_shared<std::atomic<RequestState>>(RequestState::waiting);
   Request request{std::move(event), digest, {}, state};
   DeskTicket ticket{request.answer.get_future(), std::move(state)};
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(request));
+    // The desk waits for a first request, then for a full group: other requests change nothing it waits on.
+    wake = queue_.size() == 1 || queue_.size() >= max_group_;
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
   return ticket;
 }
 
@@ -63,7 +67,8 @@ void refuse(std::promise<InlineAnswer>& answer, const std::string& why) {
 
 }  // namespace
 
-// The requests waiting now, up to max_group_, once there are any; none when stopping. One its
+// The requests waiting now, up to max_group_, once there are any and a group interval passed
+// since the last group was taken (or max_group_ wait); none when stopping. One its
 // caller abandoned is not applied: the caller has answered with the fallback already, and the
 // stream applies it when the outbox publishes it.
 std::vector<DecisionDesk::Request> DecisionDesk::take_group() {
@@ -72,6 +77,8 @@ std::vector<DecisionDesk::Request> DecisionDesk::take_group() {
   {
     std::unique_lock lock(mutex_);
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    wake_.wait_until(lock, last_group_ + group_interval_, [&] { return stopping_ || queue_.size() >= max_group_; });
+    last_group_ = Clock::now();
     if (stopping_) {
       for (auto& r : queue_) refuse(r.answer, "the service is stopping");
       queue_.clear();

@@ -2,8 +2,10 @@
 // The inline door's group commit: requests of POST /v1/decisions wait in one queue, and one
 // thread applies all those waiting in one PostgreSQL transaction, as a batch of the stream
 // (consumer/batch_applier.h), so the commit's cost is paid once per group, not per request;
-// while a group commits, the next one gathers. The thread has its own connection and its own
-// feature state: to the store it is one more replica, kept exact by the key versions.
+// while a group commits, the next one gathers, for at least a group interval (so that at a
+// steady load more requests share a transaction: docs/DECISIONS.md). The thread has its own
+// connection and its own feature state: to the store it is one more replica, kept exact by
+// the key versions.
 //
 // The decision stored is the decision answered. A caller whose deadline passes abandons its
 // request (and answers with the fallback) unless the request's group is already committing:
@@ -59,11 +61,12 @@ struct DeskTicket {
 
 class DecisionDesk {
  public:
-  /// `max_group`: the most requests one transaction takes; `group_sizes`, when given, observes
-  /// each committed group's size.
+  /// `max_group`: the most requests one transaction takes; `group_interval`: the least time
+  /// between the starts of two groups, unless `max_group` requests wait; `group_sizes`, when
+  /// given, observes each committed group's size.
   DecisionDesk(std::string postgres_url, std::string group_id, std::string owner, store::OutboxTopics topics,
                std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, std::size_t max_group,
-               prometheus::Histogram* group_sizes = nullptr);
+               std::chrono::microseconds group_interval, prometheus::Histogram* group_sizes = nullptr);
   ~DecisionDesk();  ///< answers what waits with DeskUnavailable, then stops the thread
   DecisionDesk(const DecisionDesk&) = delete;
   DecisionDesk& operator=(const DecisionDesk&) = delete;
@@ -92,6 +95,8 @@ class DecisionDesk {
   BatchApplier applier_;
   ServiceMetrics& metrics_;
   std::size_t max_group_;
+  std::chrono::microseconds group_interval_;
+  std::chrono::steady_clock::time_point last_group_{};  ///< when the last group was taken
   prometheus::Histogram* group_sizes_;
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the thread's own
 

@@ -255,10 +255,10 @@ int migrate(const consumer::Config& config) {
 struct InlineDoor {
   InlineDoor(const consumer::Config& config, const std::string& name, std::shared_ptr<const rules::RuleSet> rules,
              prometheus::Registry& registry, consumer::ServiceMetrics& service_metrics)
-      : metrics(registry),
-        desk(config.postgres.url, config.kafka.group_id, name + "-inline",
-             {config.outbox.alerts_topic, config.outbox.dead_letter_topic}, std::move(rules), service_metrics,
-             static_cast<std::size_t>(config.decisions.max_group), &metrics.group_requests),
+      : metrics(registry), desk(config.postgres.url, config.kafka.group_id, name + "-inline",
+                                {config.outbox.alerts_topic, config.outbox.dead_letter_topic}, std::move(rules),
+                                service_metrics, static_cast<std::size_t>(config.decisions.max_group),
+                                std::chrono::microseconds(config.decisions.group_interval_us), &metrics.group_requests),
         server(config.decisions.listen, consumer::decision_api(desk, settings(config), metrics), kWorkers,
                /*keep_alive=*/true) {}
 

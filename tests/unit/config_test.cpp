@@ -82,6 +82,14 @@ TEST_CASE("a wrong value says what is wrong") {
         std::string::npos);
 }
 
+TEST_CASE("the inline door's group interval is a bounded setting, and 0 starts each group at once") {
+  CHECK(load_config("", kRequired).decisions.group_interval_us == 3000);
+  CHECK(load_config("", with(kRequired, "FRAUD_DECISIONS_GROUP_INTERVAL_US", "0")).decisions.group_interval_us == 0);
+  CHECK(error_of("", with(kRequired, "FRAUD_DECISIONS_GROUP_INTERVAL_US", "200000"))
+            .find("decisions.group_interval_us (FRAUD_DECISIONS_GROUP_INTERVAL_US): must be 0..100000") !=
+        std::string::npos);
+}
+
 TEST_CASE("an unknown key in the file is an error with its line and column") {
   TempFile file("kafka:\n  grup_id: oops\n");
   auto error = error_of(file.path, kRequired);
