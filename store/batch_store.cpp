@@ -129,10 +129,9 @@ void require_key_indexes(pqxx::connection& connection, const rules::FeatureEngin
   }
 }
 
-// Fences and advances every batch's partition in one statement, which takes the dedup gate
-// shared (the inline door's requests alone advance nothing: their dedup takes it); returns
-// the indices of the batches whose partitions this replica still owns, and of the inline
-// door's, and marks the others fenced.
+// Fences and advances every batch's partition in one statement (and takes the dedup gate
+// shared); returns the indices of the batches whose partitions this replica still owns, and
+// of the inline door's, and marks the others fenced.
 std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, std::span<const PartitionBatch> batches,
                                  std::vector<StoredBatch>& results) {
   postgres::ArrayLiteral topics, partitions, epochs, next_offsets;
@@ -146,6 +145,9 @@ std::vector<std::size_t> advance(pqxx::work& tx, const std::string& group_id, st
     for (const auto& row :
          tx.exec_prepared("advance", group_id, topics.str(), partitions.str(), epochs.str(), next_offsets.str()))
       advanced.emplace(row[0].c_str(), row[1].as<std::int32_t>());
+  else if (std::any_of(batches.begin(), batches.end(),
+                       [](const auto& b) { return b.is_inline() && !b.records.empty(); }))
+    tx.exec(kDedupGateShared);  // the inline door's requests alone: the gate, and no fence
   std::vector<std::size_t> owned;
   for (std::size_t b = 0; b < batches.size(); ++b) {
     if (batches[b].records.empty()) continue;
@@ -184,11 +186,7 @@ NewEvents separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> ba
         digests[b][k] = events::body_digest(bodies[b][k]);
       }
   }
-  // No partition's records: only the inline door's requests, which advanced no offset, so no
-  // statement took the gate yet.
-  bool take_gate =
-      std::none_of(batches.begin(), batches.end(), [](const auto& b) { return !b.is_inline() && !b.records.empty(); });
-  auto fresh = insert_new(tx, batches, owned, digests, take_gate);
+  auto fresh = insert_new(tx, batches, owned, digests);
   NewEvents applied;
   DuplicateColumns duplicates;
   for (auto b : owned) {
@@ -220,28 +218,27 @@ NewEvents separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> ba
 
 /// What every batch reads once its keys are locked, whatever it holds.
 struct BatchHeader {
-  pqxx::result applied_batch;  ///< nextval('applied_batches'), when the batch has new events
-  pqxx::result pair_kinds;     ///< FirstSeenPairs::kMaintainedKinds
-  pqxx::result list_version;   ///< ListSnapshot::kVersionQuery
+  std::optional<std::int64_t> applied_batch;  ///< nextval('applied_batches'), when the batch has new events
+  std::vector<std::string> pair_kinds;        ///< FirstSeenPairs::kMaintainedKinds
+  std::int64_t list_version = 0;              ///< ListSnapshot::kVersionQuery
+  events::Timestamp list_time = 0;
 };
 
-// The three reads, sent together: one round trip rather than three. The inline door's latency
-// is mostly its round trips, and each costs both processes a wake-up.
+// The three reads in one statement: one round trip rather than three. The inline door's
+// latency is mostly its round trips, and each costs both processes a wake-up. Each module
+// keeps its query; nextval is drawn only when asked (a CASE evaluates one branch).
 BatchHeader read_batch_header(pqxx::work& tx, bool draws_applied_seq) {
-  pqxx::pipeline reads(tx);
-  reads.retain(3);
-  std::optional<pqxx::pipeline::query_id> seq, kinds;
-  if (draws_applied_seq) {
-    seq = reads.insert("SELECT nextval('applied_batches')");
-    kinds = reads.insert(FirstSeenPairs::kMaintainedKinds);
-  }
-  auto version = reads.insert(ListSnapshot::kVersionQuery);
-  reads.resume();
+  static const std::string sql = std::string("SELECT CASE WHEN $1 THEN nextval('applied_batches') END, ARRAY(") +
+                                 FirstSeenPairs::kMaintainedKinds + "), l.version, l.at FROM (" +
+                                 ListSnapshot::kVersionQuery + ") AS l(version, at)";
+  auto row = tx.exec_params1(sql, draws_applied_seq);
   BatchHeader header;
-  if (seq) header.applied_batch = reads.retrieve(*seq);
-  if (kinds) header.pair_kinds = reads.retrieve(*kinds);
-  header.list_version = reads.retrieve(version);
-  reads.complete();
+  if (!row[0].is_null()) header.applied_batch = row[0].as<std::int64_t>();
+  auto kinds = row[1].as_array();
+  for (auto next = kinds.get_next(); next.first != pqxx::array_parser::done; next = kinds.get_next())
+    if (next.first == pqxx::array_parser::string_value) header.pair_kinds.push_back(std::move(next.second));
+  header.list_version = row[2].as<std::int64_t>();
+  header.list_time = row[3].as<events::Timestamp>();
   return header;
 }
 
@@ -373,10 +370,10 @@ void OpenBatch::load(rules::FeatureEngine& features) {
     auto reads = read_batch_header(*w.tx, !w.events.empty());
     // Drawn after the key locks: per key, batches draw in commit order (migrations/0011). The
     // transaction's first applied_seq; its events follow in order.
-    if (!w.events.empty()) w.applied_batch = reads.applied_batch[0][0].as<std::int64_t>() * kAppliedSeqPerBatch;
+    if (reads.applied_batch) w.applied_batch = *reads.applied_batch * kAppliedSeqPerBatch;
     first_seen_ = state.pairs.claim(*w.tx, features, w.events, w.applied_batch, reads.pair_kinds);
     // The rows that changed, when lists or suppressions did.
-    lists_ = &state.lists.refresh(*w.tx, reads.list_version[0]);
+    lists_ = &state.lists.refresh(*w.tx, reads.list_version, reads.list_time);
     w.verdicts.resize(w.events.size());
     w.recorded.assign(w.events.size(), false);
     w.declined.assign(w.events.size(), false);

@@ -120,14 +120,15 @@ void FirstSeenPairs::register_kinds(pqxx::connection& connection, const rules::F
 
 std::vector<std::vector<bool>> FirstSeenPairs::claim(pqxx::work& tx, const rules::FeatureEngine& engine,
                                                      const std::vector<const events::Event*>& applied,
-                                                     std::int64_t applied_batch, const pqxx::result& maintained) {
+                                                     std::int64_t applied_batch,
+                                                     const std::vector<std::string>& maintained) {
   sent_.clear();
   if (applied.empty()) return {};
   std::vector<Kind> kinds;
-  for (const auto& row : maintained) {
-    auto kind = kind_named(row[0].c_str());
+  for (const auto& name : maintained) {
+    auto kind = kind_named(name);
     if (!kind)
-      throw postgres::DatabaseError("first_seen_pair_kinds maintains \"" + std::string(row[0].c_str()) +
+      throw postgres::DatabaseError("first_seen_pair_kinds maintains \"" + name +
                                         "\", which this replica cannot record: run one version of fraud-consumer",
                                     false, "other");
     kinds.push_back(*kind);

@@ -31,11 +31,11 @@ class FirstSeenPairs {
 
   /// The kinds every batch records, whichever replica registered them: read in the batch's
   /// transaction after it took the dedup gate, so a registration that marked one before is
-  /// seen. Its result goes to claim().
+  /// seen. Its pair_kind column goes to claim().
   static constexpr const char* kMaintainedKinds = "SELECT pair_kind FROM first_seen_pair_kinds WHERE maintained";
 
-  /// Records the pairs of the batch's new events, of every registered kind (`maintained`: the
-  /// rows of kMaintainedKinds, read in `tx`); returns, per
+  /// Records the pairs of the batch's new events, of every registered kind (`maintained`: what
+  /// kMaintainedKinds read in `tx`); returns, per
   /// event, which of its first_seen features' pairs are new (the first claim in the batch
   /// wins). Pairs known to exist are not sent. A hash collision would make one new pair look
   /// known: with 64 bits and at most a million known pairs, about one chance in 10^13 per pair.
@@ -43,7 +43,7 @@ class FirstSeenPairs {
   /// restored from before its registration): the next batch registers it again.
   std::vector<std::vector<bool>> claim(pqxx::work& tx, const rules::FeatureEngine& engine,
                                        const std::vector<const events::Event*>& applied, std::int64_t applied_batch,
-                                       const pqxx::result& maintained);
+                                       const std::vector<std::string>& maintained);
 
   /// The transaction of the last claim committed: its pairs are known from now on.
   void committed();

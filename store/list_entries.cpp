@@ -57,8 +57,7 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx) {
   return lists;
 }
 
-const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx, const pqxx::row& row) {
-  auto version = row[0].as<std::int64_t>();
+const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx, std::int64_t version, events::Timestamp at) {
   // Every change bumps the version under the version row's lock, so changes commit in
   // version order: everything up to the version read last was read then, and only rows
   // added or ended after it are read now. Rows read may hold a change committed after this
@@ -81,7 +80,7 @@ const rules::RuntimeLists& ListSnapshot::refresh(pqxx::work& tx, const pqxx::row
     lists_ = std::move(all);
   }
   version_ = version;
-  as_of_ = {version, row[1].as<events::Timestamp>()};
+  as_of_ = {version, at};
   return lists_;
 }
 

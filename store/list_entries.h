@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "events/event.h"
 #include "rules/rule_set.h"
 #include "rules/runtime_lists.h"
 
@@ -29,15 +30,18 @@ rules::RuntimeLists read_list_entries(pqxx::transaction_base& tx);
 class ListSnapshot {
  public:
   /// The version and the transaction's time (now(): by the database's clock, natural expiries
-  /// count against it), to be read in the batch's transaction; its row goes to refresh().
+  /// count against it), to be read in the batch's transaction and given to refresh().
   static constexpr const char* kVersionQuery =
       "SELECT version, (extract(epoch FROM now()) * 1000000)::bigint FROM fraud_list_version";
 
-  /// Takes `version` (the row of kVersionQuery, read in `tx`), and reads the entries in `tx`
+  /// Takes `version` and `at` (what kVersionQuery read in `tx`), and reads the entries in `tx`
   /// when the version moved.
-  const rules::RuntimeLists& refresh(pqxx::work& tx, const pqxx::row& version);
+  const rules::RuntimeLists& refresh(pqxx::work& tx, std::int64_t version, events::Timestamp at);
   /// The same, reading the version in `tx` first.
-  const rules::RuntimeLists& refresh(pqxx::work& tx) { return refresh(tx, tx.exec1(kVersionQuery)); }
+  const rules::RuntimeLists& refresh(pqxx::work& tx) {
+    auto row = tx.exec1(kVersionQuery);
+    return refresh(tx, row[0].as<std::int64_t>(), row[1].as<events::Timestamp>());
+  }
   /// What the last refresh read: what this batch decides under and records.
   const rules::ListsAsOf& as_of() const { return as_of_; }
   /// The entries and suppressions the last refresh read.

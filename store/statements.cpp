@@ -194,7 +194,7 @@ std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url) 
 /// were new. `digests[b][k]`: the body digest of record k of batch b.
 std::unordered_set<std::string> insert_new(pqxx::work& tx, std::span<const PartitionBatch> batches,
                                            const std::vector<std::size_t>& owned,
-                                           const std::vector<std::vector<std::int64_t>>& digests, bool take_gate) {
+                                           const std::vector<std::vector<std::int64_t>>& digests) {
   postgres::ArrayLiteral sources, ids, topics, partitions, offsets, times, digest_column;
   for (auto b : owned)
     for (std::size_t k = 0; k < batches[b].records.size(); ++k) {
@@ -204,24 +204,9 @@ std::unordered_set<std::string> insert_new(pqxx::work& tx, std::span<const Parti
       topics.add(batches[b].topic), partitions.add(std::int64_t{batches[b].partition});
       offsets.add(r.record.offset), times.add(r.event->occurred_at), digest_column.add(digests[b][k]);
     }
-  if (sources.empty()) {
-    if (take_gate) tx.exec(kDedupGateShared);
-    return {};
-  }
-  pqxx::result rows;
-  if (take_gate) {
-    // Two statements in one message: the gate's, then the dedup's with a snapshot of its own,
-    // taken after the gate (a statement's snapshot is taken as it starts: the gate in a CTE of
-    // the dedup would not keep its slot current). Each value goes in quoted by libpq.
-    tx.conn().prepare_now("dedup");
-    std::string execute = std::string(kDedupGateShared) + "; EXECUTE dedup(";
-    const postgres::ArrayLiteral* columns[] = {&sources, &ids, &topics, &partitions, &offsets, &times, &digest_column};
-    for (const auto* column : columns) execute += (column == columns[0] ? "" : ", ") + tx.quote(column->str());
-    rows = tx.exec(execute + ")");
-  } else {
-    rows = tx.exec_prepared("dedup", sources.str(), ids.str(), topics.str(), partitions.str(), offsets.str(),
-                            times.str(), digest_column.str());
-  }
+  if (sources.empty()) return {};
+  auto rows = tx.exec_prepared("dedup", sources.str(), ids.str(), topics.str(), partitions.str(), offsets.str(),
+                               times.str(), digest_column.str());
   std::unordered_set<std::string> fresh;
   fresh.reserve(rows.size());
   for (const auto& row : rows) fresh.insert(dedup_key(row[0].c_str(), row[1].c_str()));

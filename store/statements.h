@@ -65,12 +65,10 @@ struct DuplicateColumns {
 };
 
 /// Inserts the events of the `owned` batches into processed_events; returns the keys (dedup_key)
-/// that were new. `digests[b][k]`: the body digest of record k of batch b. `take_gate`: the
-/// transaction has not taken the dedup gate yet (the inline door's, which advances no offset);
-/// it is taken first, in the same round trip.
+/// that were new. `digests[b][k]`: the body digest of record k of batch b.
 std::unordered_set<std::string> insert_new(pqxx::work& tx, std::span<const PartitionBatch> batches,
                                            const std::vector<std::size_t>& owned,
-                                           const std::vector<std::vector<std::int64_t>>& digests, bool take_gate);
+                                           const std::vector<std::vector<std::int64_t>>& digests);
 
 /// A record decoding rejected, into the dead letters and the outbox's DLQ topic.
 void insert_rejected(pqxx::work& tx, const PartitionBatch& batch, const DecodedRecord& r, const OutboxTopics& topics);
