@@ -74,6 +74,15 @@ Setting integer(const char* section, const char* key, Section Config::*part, std
           }};
 }
 
+/// `setting` with one more check, made after its own: one that reads other settings too.
+Setting also(Setting setting, std::function<std::string(const Config&)> check) {
+  setting.check = [own = setting.check, check](const Config& c) {
+    auto wrong = own(c);
+    return wrong.empty() ? check(c) : wrong;
+  };
+  return setting;
+}
+
 /// A text setting; `ok` says whether a value is acceptable, `rule` what is.
 template <class Section>
 Setting text(const char* section, const char* key, Section Config::*part, std::string Section::*member,
@@ -135,7 +144,14 @@ const std::vector<Setting>& settings() {
       text("decisions", "fallback", &C::decisions, &DecisionsConfig::fallback, decision,
            "must be allow, review or block"),
       integer("decisions", "max_group", &C::decisions, &DecisionsConfig::max_group, 1, 10000),
-      integer("decisions", "group_interval_us", &C::decisions, &DecisionsConfig::group_interval_us, 0, 100000),
+      // A request may wait an interval for its group to start: past a quarter of the deadline,
+      // too many would be answered with the fallback.
+      also(integer("decisions", "group_interval_us", &C::decisions, &DecisionsConfig::group_interval_us, 0, 100000),
+           [](const Config& c) {
+             return c.decisions.group_interval_us * 4 <= c.decisions.deadline_ms * 1000
+                        ? std::string()
+                        : std::string("must be at most a quarter of decisions.deadline_ms");
+           }),
       text("decisions", "event_source", &C::decisions, &DecisionsConfig::event_source),
       integer("health", "max_rebalance_seconds", &C::health, &HealthConfig::max_rebalance_seconds, 1, kUnbounded,
               "must be at least 1"),

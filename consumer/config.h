@@ -106,8 +106,9 @@ struct DecisionsConfig {
   std::string fallback = "review";  ///< allow, review or block
   std::int64_t max_group = 256;     ///< the most requests one transaction takes
   /// The least time between the starts of two groups, in µs: the requests that arrive meanwhile
-  /// share the next one. Less CPU per request at a steady load; a request waits at most this
-  /// long for its group to start. 0: a group starts as soon as the last one committed.
+  /// share the next one. Less CPU per request at a steady load; it adds at most this to a
+  /// request's wait. 0: a group starts as soon as the last one committed. At most a quarter
+  /// of deadline_ms.
   std::int64_t group_interval_us = 3000;
   /// The source that scopes the ids of the stream's copies: the CloudEvents `ce_source` when the
   /// outbox publishes CloudEvents; empty for the plain and Debezium envelopes. A request's

@@ -2,10 +2,10 @@
 // The inline door's group commit: requests of POST /v1/decisions wait in one queue, and one
 // thread applies all those waiting in one PostgreSQL transaction, as a batch of the stream
 // (consumer/batch_applier.h), so the commit's cost is paid once per group, not per request;
-// while a group commits, the next one gathers, for at least a group interval (so that at a
-// steady load more requests share a transaction: docs/DECISIONS.md). The thread has its own
-// connection and its own feature state: to the store it is one more replica, kept exact by
-// the key versions.
+// while a group commits, the next one gathers, and it starts at least a group interval after
+// the last one started (so that at a steady load more requests share a transaction:
+// docs/DECISIONS.md). The thread has its own connection and its own feature state: to the
+// store it is one more replica, kept exact by the key versions.
 //
 // The decision stored is the decision answered. A caller whose deadline passes abandons its
 // request (and answers with the fallback) unless the request's group is already committing:

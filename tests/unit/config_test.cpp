@@ -82,12 +82,19 @@ TEST_CASE("a wrong value says what is wrong") {
         std::string::npos);
 }
 
-TEST_CASE("the inline door's group interval is a bounded setting, and 0 starts each group at once") {
+TEST_CASE("the inline door's group interval is bounded, by a quarter of the deadline too, and 0 is allowed") {
   CHECK(load_config("", kRequired).decisions.group_interval_us == 3000);
   CHECK(load_config("", with(kRequired, "FRAUD_DECISIONS_GROUP_INTERVAL_US", "0")).decisions.group_interval_us == 0);
   CHECK(error_of("", with(kRequired, "FRAUD_DECISIONS_GROUP_INTERVAL_US", "200000"))
             .find("decisions.group_interval_us (FRAUD_DECISIONS_GROUP_INTERVAL_US): must be 0..100000") !=
         std::string::npos);
+  auto short_deadline = with(kRequired, "FRAUD_DECISIONS_DEADLINE_MS", "10");
+  CHECK(
+      load_config("", with(short_deadline, "FRAUD_DECISIONS_GROUP_INTERVAL_US", "2500")).decisions.group_interval_us ==
+      2500);
+  CHECK(error_of("", short_deadline)
+            .find("decisions.group_interval_us (FRAUD_DECISIONS_GROUP_INTERVAL_US): must be at "
+                  "most a quarter of decisions.deadline_ms") != std::string::npos);
 }
 
 TEST_CASE("an unknown key in the file is an error with its line and column") {
