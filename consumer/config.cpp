@@ -7,6 +7,7 @@
 #include <charconv>
 #include <functional>
 #include <limits>
+#include <utility>
 
 #include <unistd.h>
 
@@ -76,7 +77,7 @@ Setting integer(const char* section, const char* key, Section Config::*part, std
 
 /// `setting` with one more check, made after its own: one that reads other settings too.
 Setting also(Setting setting, std::function<std::string(const Config&)> check) {
-  setting.check = [own = setting.check, check](const Config& c) {
+  setting.check = [own = std::move(setting.check), check = std::move(check)](const Config& c) {
     auto wrong = own(c);
     return wrong.empty() ? check(c) : wrong;
   };
