@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <optional>
 #include <set>
 #include <span>
 #include <stdexcept>
@@ -214,32 +213,6 @@ NewEvents separate_new_events(pqxx::work& tx, std::span<const PartitionBatch> ba
           ++results[b].duplicate_conflicts;
   }
   return applied;
-}
-
-/// What every batch reads once its keys are locked, whatever it holds.
-struct BatchHeader {
-  std::optional<std::int64_t> applied_batch;  ///< nextval('applied_batches'), when the batch has new events
-  std::vector<std::string> pair_kinds;        ///< FirstSeenPairs::kMaintainedKinds
-  std::int64_t list_version = 0;              ///< ListSnapshot::kVersionQuery
-  events::Timestamp list_time = 0;
-};
-
-// The three reads in one statement: one round trip rather than three. The inline door's
-// latency is mostly its round trips, and each costs both processes a wake-up. Each module
-// keeps its query; nextval is drawn only when asked (a CASE evaluates one branch).
-BatchHeader read_batch_header(pqxx::work& tx, bool draws_applied_seq) {
-  static const std::string sql = std::string("SELECT CASE WHEN $1 THEN nextval('applied_batches') END, ARRAY(") +
-                                 FirstSeenPairs::kMaintainedKinds + "), l.version, l.at FROM (" +
-                                 ListSnapshot::kVersionQuery + ") AS l(version, at)";
-  auto row = tx.exec_params1(sql, draws_applied_seq);
-  BatchHeader header;
-  if (!row[0].is_null()) header.applied_batch = row[0].as<std::int64_t>();
-  auto kinds = row[1].as_array();
-  for (auto next = kinds.get_next(); next.first != pqxx::array_parser::done; next = kinds.get_next())
-    if (next.first == pqxx::array_parser::string_value) header.pair_kinds.push_back(std::move(next.second));
-  header.list_version = row[2].as<std::int64_t>();
-  header.list_time = row[3].as<events::Timestamp>();
-  return header;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,6 +22,17 @@ namespace fraud::store {
 /// A connection set up for batches: its session settings, and every statement of a batch
 /// prepared (with the fence switched off in the mechanisms stage's build only).
 std::unique_ptr<pqxx::connection> open_batch_connection(const std::string& url);
+
+/// What every batch reads once its keys are locked, whatever it holds.
+struct BatchHeader {
+  std::optional<std::int64_t> applied_batch;  ///< nextval('applied_batches'), when the batch has new events
+  std::vector<std::string> pair_kinds;        ///< FirstSeenPairs::kMaintainedKinds
+  std::int64_t list_version = 0;              ///< ListSnapshot::kVersionQuery
+  events::Timestamp list_time = 0;
+};
+
+/// Reads the header in one round trip; draws an applied_seq only when `draws_applied_seq`.
+BatchHeader read_batch_header(pqxx::work& tx, bool draws_applied_seq);
 
 /// The alerts of one batch, one array per column.
 struct AlertColumns {
