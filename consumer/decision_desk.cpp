@@ -22,7 +22,7 @@ bool DeskTicket::abandon() const {
 DecisionDesk::DecisionDesk(std::string postgres_url, std::string group_id, std::string owner,
                            store::OutboxTopics topics, std::shared_ptr<const rules::RuleSet> rules,
                            ServiceMetrics& metrics, std::size_t max_group, std::chrono::microseconds group_interval,
-                           prometheus::Histogram* group_sizes)
+                           prometheus::Histogram& group_sizes)
     : applier_(std::move(postgres_url), std::move(group_id), std::move(owner), std::move(topics)), metrics_(metrics),
       max_group_(max_group), group_interval_(group_interval), group_sizes_(group_sizes),
       features_(std::make_unique<rules::FeatureEngine>(std::move(rules))) {
@@ -187,7 +187,7 @@ bool DecisionDesk::try_group(std::vector<Request>& group) {
   if (features_->keys_held() > kMaxKeysHeld) features_->forget();
   result.applied_origins.clear();  // decided before the bank recorded them: no end-to-end latency to tell
   count_in(metrics_, store::kInlineTopic, result);
-  if (group_sizes_) group_sizes_->Observe(static_cast<double>(group.size()));
+  group_sizes_.Observe(static_cast<double>(group.size()));
   for (std::size_t i = 0; i < group.size(); ++i) group[i].answer.set_value(std::move(answers[i]));
   return true;
 }

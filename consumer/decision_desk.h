@@ -62,11 +62,11 @@ struct DeskTicket {
 class DecisionDesk {
  public:
   /// `max_group`: the most requests one transaction takes; `group_interval`: the least time
-  /// between the starts of two groups, unless `max_group` requests wait; `group_sizes`, when
-  /// given, observes each committed group's size.
+  /// between the starts of two groups, unless `max_group` requests wait; `group_sizes`
+  /// observes each committed group's size.
   DecisionDesk(std::string postgres_url, std::string group_id, std::string owner, store::OutboxTopics topics,
                std::shared_ptr<const rules::RuleSet> rules, ServiceMetrics& metrics, std::size_t max_group,
-               std::chrono::microseconds group_interval, prometheus::Histogram* group_sizes = nullptr);
+               std::chrono::microseconds group_interval, prometheus::Histogram& group_sizes);
   ~DecisionDesk();  ///< answers what waits with DeskUnavailable, then stops the thread
   DecisionDesk(const DecisionDesk&) = delete;
   DecisionDesk& operator=(const DecisionDesk&) = delete;
@@ -97,7 +97,7 @@ class DecisionDesk {
   std::size_t max_group_;
   std::chrono::microseconds group_interval_;
   std::chrono::steady_clock::time_point last_group_{};  ///< when the last group was taken
-  prometheus::Histogram* group_sizes_;
+  prometheus::Histogram& group_sizes_;
   std::unique_ptr<rules::FeatureEngine> features_;  ///< the thread's own
 
   mutable std::mutex mutex_;

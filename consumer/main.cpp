@@ -258,7 +258,7 @@ struct InlineDoor {
       : metrics(registry), desk(config.postgres.url, config.kafka.group_id, name + "-inline",
                                 {config.outbox.alerts_topic, config.outbox.dead_letter_topic}, std::move(rules),
                                 service_metrics, static_cast<std::size_t>(config.decisions.max_group),
-                                std::chrono::microseconds(config.decisions.group_interval_us), &metrics.group_requests),
+                                std::chrono::microseconds(config.decisions.group_interval_us), metrics.group_requests),
         server(config.decisions.listen, consumer::decision_api(desk, settings(config), metrics), kWorkers,
                /*keep_alive=*/true) {}
 
