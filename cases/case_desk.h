@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "cases/account_links.h"
 #include "cases/analyst.h"
 
 namespace fraud::cases {
@@ -100,6 +101,10 @@ class Cases {
   /// Per live rule over the last `days` days: its hits, how many of those the labels call
   /// fraud or legitimate, its precision against them, and its hits per day.
   virtual std::string rule_performance(int days) = 0;
+  /// The other accounts that shared the case's account's cards, devices, IP addresses and
+  /// payees in the query's period (cases/account_links.h); CaseNotFound when there is no such
+  /// case, DeskBusy past the query's time budget.
+  virtual std::string links(std::int64_t case_id, const LinkQuery& query) = 0;
 };
 
 class CaseDesk : public Cases {
@@ -115,6 +120,7 @@ class CaseDesk : public Cases {
   ClosedCase close(std::int64_t case_id, int version, Disposition disposition, const Change& change) override;
   std::int64_t comment(std::int64_t case_id, const std::string& body, const Change& change) override;
   std::string rule_performance(int days) override;
+  std::string links(std::int64_t case_id, const LinkQuery& query) override;  // cases/account_links.cpp
 
  private:
   DeskLogins logins_;

@@ -61,6 +61,17 @@ std::optional<std::int64_t> positive(std::string_view text) {
   return value;
 }
 
+/// Reads the query's optional parameter `name` into `into` when it is 1 to `most`; the refusal
+/// when it is something else.
+std::optional<std::string> read_bounded(std::string_view query, const char* name, std::int64_t most, int& into) {
+  auto text = query_value(query, name);
+  if (text.empty()) return std::nullopt;
+  auto n = positive(text);
+  if (!n || *n > most) return std::string(name) + " must be 1 to " + std::to_string(most);
+  into = static_cast<int>(*n);
+  return std::nullopt;
+}
+
 /// A request's body as a JSON object, parsed once.
 class JsonBody {
  public:
@@ -240,26 +251,18 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
   if (request.path == "/api/proposals" || request.path.rfind("/api/proposals/", 0) == 0)
     return proposal_action(request, change);
   if (request.path == "/api/rules") {
-    auto days = positive(query_value(request.query, "days"));
-    if (!query_value(request.query, "days").empty() && (!days || *days > 400))
-      return error(400, "days must be 1 to 400");
-    return json(200, cases_.rule_performance(static_cast<int>(days.value_or(30))));
+    int days = 30;
+    if (auto refused = read_bounded(request.query, "days", 400, days)) return error(400, *refused);
+    return json(200, cases_.rule_performance(days));
   }
   if (request.path == "/api/lists" || request.path.rfind("/api/lists/", 0) == 0) return list_action(request, change);
   if (request.path == "/api/cases") {
     if (request.method != "GET") return error(405, "GET only");
     cases::QueueFilter filter{query_value(request.query, "state"), query_value(request.query, "decision"),
                               query_value(request.query, "rule"), 0, 100};
-    if (auto limit = query_value(request.query, "limit"); !limit.empty()) {
-      auto n = positive(limit);
-      if (!n || *n > 1000) return error(400, "limit must be 1 to 1000");
-      filter.limit = static_cast<int>(*n);
-    }
-    if (auto age = query_value(request.query, "min_age_hours"); !age.empty()) {
-      auto n = positive(age);
-      if (!n || *n > 8760) return error(400, "min_age_hours must be 1 to 8760");
-      filter.min_age_hours = static_cast<int>(*n);
-    }
+    if (auto refused = read_bounded(request.query, "limit", 1000, filter.limit)) return error(400, *refused);
+    if (auto refused = read_bounded(request.query, "min_age_hours", 8760, filter.min_age_hours))
+      return error(400, *refused);
     return json(200, cases_.queue(filter));
   }
   constexpr std::string_view kCase = "/api/cases/";
@@ -273,10 +276,19 @@ ops::HttpResponse ConsoleApi::api(const ops::HttpRequest& request, const Analyst
       auto found = cases_.find(*id);
       return found ? json(200, *found) : error(404, "no such case");
     }
+    if (rest.substr(slash + 1) == "links") return case_links(request, *id);
     if (request.method != "POST") return error(405, "POST only");
     return case_action(request, change, *id, std::string(rest.substr(slash + 1)));
   }
   return error(404, "no such endpoint");
+}
+
+ops::HttpResponse ConsoleApi::case_links(const ops::HttpRequest& request, std::int64_t case_id) {
+  if (request.method != "GET") return error(405, "GET only");
+  cases::LinkQuery query;
+  if (auto refused = read_bounded(request.query, "days", 90, query.days)) return error(400, *refused);
+  if (auto refused = read_bounded(request.query, "accounts", 200, query.accounts)) return error(400, *refused);
+  return json(200, cases_.links(case_id, query));
 }
 
 ops::HttpResponse ConsoleApi::case_action(const ops::HttpRequest& request, const cases::Change& change,

@@ -51,6 +51,8 @@ class ConsoleApi {
 
  private:
   ops::HttpResponse api(const ops::HttpRequest& request, const Analyst& analyst);
+  /// GET /api/cases/{id}/links: who else used what the case's account used.
+  ops::HttpResponse case_links(const ops::HttpRequest& request, std::int64_t case_id);
   ops::HttpResponse case_action(const ops::HttpRequest& request, const cases::Change& change, std::int64_t case_id,
                                 const std::string& action);
   ops::HttpResponse list_action(const ops::HttpRequest& request, const cases::Change& change);

@@ -14,13 +14,18 @@ OutgoingRecord paid_now(int i, const std::string& account, const std::string& ca
   return record;
 }
 
+OutgoingRecord paid_from(int i, const std::string& account, const std::string& at, const std::string& device,
+                         const std::string& card, const std::string& amount) {
+  auto record = transaction_event(i, amount, at, account);
+  record.value.insert(record.value.rfind('}'),
+                      R"(,"device":{"id":")" + device + R"("},"card":{"fingerprint":")" + card + "\"}");
+  return record;
+}
+
 OutgoingRecord card_on_shared_device(int i) {
   char when[32];
   std::snprintf(when, sizeof when, "2026-11-27T09:%02d:00Z", i);
-  auto record = transaction_event(i, "10.00", when, "acc-" + std::to_string(i));
-  record.value.insert(record.value.rfind('}'),
-                      ",\"device\":{\"id\":\"dev-1\"},\"card\":{\"fingerprint\":\"card-" + std::to_string(i) + "\"}");
-  return record;
+  return paid_from(i, "acc-" + std::to_string(i), when, "dev-1", "card-" + std::to_string(i));
 }
 
 OutgoingRecord transaction_event(int i, const std::string& amount, const std::string& occurred_at,

@@ -24,6 +24,10 @@ OutgoingRecord transaction_event(int i, const std::string& amount,
 /// force for the events that occur after it was added).
 OutgoingRecord paid_now(int i, const std::string& account, const std::string& card, const std::string& amount);
 
+/// Event `i` of `account` at `at` (RFC 3339) for `amount` EUR, from `device`, with `card`.
+OutgoingRecord paid_from(int i, const std::string& account, const std::string& at, const std::string& device,
+                         const std::string& card, const std::string& amount = "10.00");
+
 /// The device tests' event `i`: card-i on acc-i, paying at 09:0i on 2026-11-27 from dev-1.
 OutgoingRecord card_on_shared_device(int i);
 

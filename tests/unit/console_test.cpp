@@ -52,7 +52,14 @@ struct FakeCases : cases::Cases {
     commented = body + " by " + change.by.name + " under " + change.idempotency_key;
     return 21;
   }
+  std::string links(std::int64_t case_id, const cases::LinkQuery& query) override {
+    if (case_id != 7) throw cases::CaseNotFound("case does not exist");
+    if (query.days == 90) throw cases::DeskBusy("the links took longer than their budget of 2 s");
+    last_links = query;
+    return R"({"links":[]})";
+  }
   cases::QueueFilter last_filter;
+  cases::LinkQuery last_links;
   std::string assigned, commented;
   bool closed = false;
 };
@@ -111,6 +118,15 @@ ops::HttpRequest request(std::string method, std::string target, std::string tok
   return r;
 }
 
+/// The API over the fakes, with kTokens' analysts.
+struct ConsoleWithFakes {
+  console::TokenBook book = console::TokenBook::parse(kTokens, "tokens");
+  FakeCases cases;
+  FakeLists lists;
+  FakeProposals proposals;
+  console::ConsoleApi api{book, cases, lists, proposals, catalog};
+};
+
 }  // namespace
 
 TEST_CASE("the tokens file names each analyst's role and keeps only digests") {
@@ -161,12 +177,7 @@ TEST_CASE("a bad tokens file is refused with its file and line") {
         "tokens.txt:2: 'alice' appears twice");
 }
 
-TEST_CASE("the console's API answers by token and role") {
-  auto book = console::TokenBook::parse(kTokens, "tokens");
-  FakeCases cases;
-  FakeLists lists;
-  FakeProposals proposals;
-  console::ConsoleApi api(book, cases, lists, proposals, catalog);
+TEST_CASE_FIXTURE(ConsoleWithFakes, "the console's API answers by token and role") {
 
   auto refused = api.handle(request("GET", "/api/cases", ""));
   CHECK(refused.status == 401);
@@ -244,12 +255,7 @@ TEST_CASE("the console's API answers by token and role") {
   CHECK(framing_refused);
 }
 
-TEST_CASE("the console's lists API adds and ends entries and proposes what lowers decisions for a second lead") {
-  auto book = console::TokenBook::parse(kTokens, "tokens");
-  FakeCases cases;
-  FakeLists lists;
-  FakeProposals proposals;
-  console::ConsoleApi api(book, cases, lists, proposals, catalog);
+TEST_CASE_FIXTURE(ConsoleWithFakes, "the console's lists API adds and ends entries and proposes what lowers decisions for a second lead") {
   CHECK(api.handle(request("GET", "/api/lists", "")).status == 401);
   CHECK(api.handle(request("GET", "/api/lists", "a-secret")).body == R"({"entries":[]})");
   auto added = api.handle(
@@ -310,12 +316,7 @@ TEST_CASE("the console's lists API adds and ends entries and proposes what lower
   CHECK(api.handle(request("GET", "/api/proposals/41/approve", "l-secret")).status == 405);
 }
 
-TEST_CASE("a suppression is proposed for a second lead and only of a rule the rules file declares") {
-  auto book = console::TokenBook::parse(kTokens, "tokens");
-  FakeCases cases;
-  FakeLists lists;
-  FakeProposals proposals;
-  console::ConsoleApi api(book, cases, lists, proposals, catalog);
+TEST_CASE_FIXTURE(ConsoleWithFakes, "a suppression is proposed for a second lead and only of a rule the rules file declares") {
   const std::string payroll = R"({"rule":"large_amount","account_id":"acc-1","reason":"monthly payroll")";
   CHECK(api.handle(request("POST", "/api/suppressions", "", payroll + "}")).status == 401);
   auto proposed = api.handle(request("POST", "/api/suppressions", "l-secret", payroll + "}"));
@@ -369,4 +370,24 @@ TEST_CASE("each analyst's requests are limited to a burst and then a rate, apart
   CHECK(limits.allow("alice", start + std::chrono::seconds(60)));
   CHECK(limits.allow("alice", start + std::chrono::seconds(60)));
   CHECK_FALSE(limits.allow("alice", start + std::chrono::seconds(60)));
+}
+
+TEST_CASE_FIXTURE(ConsoleWithFakes, "the links of a case are read by any analyst, within bounds the API checks") {
+
+  CHECK(api.handle(request("GET", "/api/cases/7/links", "")).status == 401);
+  CHECK(api.handle(request("GET", "/api/cases/7/links", "a-secret")).status == 200);
+  CHECK(cases.last_links.days == 30);
+  CHECK(cases.last_links.accounts == 50);
+  CHECK(api.handle(request("GET", "/api/cases/7/links?days=7&accounts=10", "a-secret")).status == 200);
+  CHECK(cases.last_links.days == 7);
+  CHECK(cases.last_links.accounts == 10);
+  CHECK(api.handle(request("GET", "/api/cases/7/links?days=91", "a-secret")).status == 400);
+  CHECK(api.handle(request("GET", "/api/cases/7/links?days=0", "a-secret")).status == 400);
+  CHECK(api.handle(request("GET", "/api/cases/7/links?accounts=201", "a-secret")).status == 400);
+  CHECK(api.handle(request("GET", "/api/cases/8/links", "a-secret")).status == 404);
+  CHECK(api.handle(request("POST", "/api/cases/7/links", "a-secret", "{}")).status == 405);
+  // Past its time budget the answer is a 503 the page can say, with when to try again.
+  auto busy = api.handle(request("GET", "/api/cases/7/links?days=90", "a-secret"));
+  CHECK(busy.status == 503);
+  CHECK(busy.body.find("budget") != std::string::npos);
 }
