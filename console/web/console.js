@@ -53,9 +53,73 @@ function cell(row, text, className) {
   return td;
 }
 
+// An amount in the currency's minor units, with its code and the analyst's digit grouping:
+// "EUR 12,500.00". Put in a cell whose class right-aligns it.
 function money(minor, currency) {
   const digits = exponents[currency] ?? 2;
-  return (Number(minor) / 10 ** digits).toFixed(digits) + " " + currency;
+  const value = Number(minor) / 10 ** digits;
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency, currencyDisplay: "code",
+      minimumFractionDigits: digits, maximumFractionDigits: digits }).format(value);
+  } catch {  // a code the browser does not know
+    return value.toFixed(digits) + " " + currency;
+  }
+}
+
+function amountCell(row, minor, currency) {
+  return cell(row, minor === null || minor === undefined ? "" : money(minor, currency), "amount");
+}
+
+// A decision, disposition or state as a badge: block, review, allow, fraud, legitimate, ….
+function badge(text) {
+  const span = document.createElement("span");
+  span.className = "badge badge-" + text;
+  span.textContent = text;
+  return span;
+}
+
+function badgeCell(row, text) {
+  const td = row.insertCell();
+  if (text) td.appendChild(badge(text));
+  return td;
+}
+
+const thisYear = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+const anyYear = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const absolute = { format: (at) => (at.getFullYear() === new Date().getFullYear() ? thisYear : anyYear).format(at) };
+const exact = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+// A time as the analyst reads it, in their own time zone: "3 h ago" within a week, else the
+// date and time; the exact time (with the zone) on hover, the stored value in datetime.
+function when(iso) {
+  const element = document.createElement("time");
+  if (!iso) return element;
+  const at = new Date(iso);
+  element.dateTime = iso;
+  element.title = exact.format(at);
+  const seconds = (at.getTime() - Date.now()) / 1000;
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+  if (Math.abs(seconds) < 60) element.textContent = "just now";
+  else if (Math.abs(seconds) >= 7 * 86400) element.textContent = absolute.format(at);
+  else {
+    const [unit, size] = units.find(([, size]) => Math.abs(seconds) >= size);
+    element.textContent = relative.format(Math.round(seconds / size), unit);
+  }
+  return element;
+}
+
+function timeCell(row, iso) {
+  const td = row.insertCell();
+  td.appendChild(when(iso));
+  return td;
+}
+
+// What a panel says while it loads, when it has nothing, or when it failed.
+function showState(id, text, failed = false) {
+  $(id).textContent = text;
+  $(id).classList.toggle("error", failed);
+  $(id).hidden = !text;
 }
 
 function fillOptions(datalist, values) {
@@ -111,8 +175,8 @@ async function loadProposals() {
       what.appendChild(subject);
     }
     cell(row, p.proposed_by);
-    cell(row, p.proposed_at);
-    cell(row, p.expires_at);
+    timeCell(row, p.proposed_at);
+    timeCell(row, p.expires_at);
     const decide = row.insertCell();
     if (me.role !== "lead") continue;
     const reload = async () => {
@@ -148,6 +212,7 @@ async function signIn(event) {
   $("console").hidden = false;
   $("who").textContent = me.name + " (" + me.role + ")";
   $("sign-out").hidden = false;
+  $("sections").hidden = false;
   exponents = await call("GET", "/api/currencies");
   const catalog = await call("GET", "/api/catalog");
   fillOptions($("known-lists"), catalog.lists);
@@ -169,10 +234,10 @@ async function loadRules() {
   for (const r of data.rules) {
     const row = body.insertRow();
     cell(row, r.rule_id);
-    cell(row, r.hits);
-    cell(row, r.labelled_fraud);
-    cell(row, r.labelled_legitimate);
-    cell(row, r.precision === null ? "no labels" : Number(r.precision).toFixed(3));
+    cell(row, r.hits, "num");
+    cell(row, r.labelled_fraud, "num");
+    cell(row, r.labelled_legitimate, "num");
+    cell(row, r.precision === null ? "no labels" : Number(r.precision).toFixed(3), "num");
     const most = Math.max(...r.trend.map((d) => d.hits));
     cell(row, r.trend.map((d) => bars[Math.round((d.hits / most) * (bars.length - 1))]).join(""), "reason")
       .title = r.trend.map((d) => d.day + ": " + d.hits).join("\n");
@@ -185,7 +250,11 @@ function inForceRows(table, items, fields, end) {
   body.replaceChildren();
   for (const item of items) {
     const row = body.insertRow();
-    for (const field of fields) cell(row, item[field]);
+    // Times (fields named *_at) as the analyst reads them; "until ended" as it is.
+    for (const field of fields) {
+      if (field.endsWith("_at") && item[field] !== "until ended") timeCell(row, item[field]);
+      else cell(row, item[field]);
+    }
     const [path, what] = end(item);
     row.insertCell().appendChild(endButton(path, what));
   }
@@ -231,36 +300,80 @@ async function addListEntry(event) {
   await loadProposals();
 }
 
+// The queue, most recent activity first. The open case stays selected when it is still listed.
+let queue = [];  // the case ids listed, in order
+
 async function loadQueue(event) {
   if (event) event.preventDefault();
   const query = new URLSearchParams({
     state: $("filter-state").value, decision: $("filter-decision").value, rule: $("filter-rule").value.trim(),
   });
   if ($("filter-age").value) query.set("min_age_hours", $("filter-age").value);
-  const data = await call("GET", "/api/cases?" + query);
+  if (!queue.length) showState("queue-state", "Loading cases…");
+  let data;
+  try {
+    data = await call("GET", "/api/cases?" + query);
+  } catch (error) {
+    showState("queue-state", "Could not load the queue: " + error.message, true);
+    return;
+  }
   const body = $("cases").tBodies[0];
   body.replaceChildren();
+  queue = data.cases.map((c) => c.case_id);
+  $("queue-count").textContent = "(" + data.cases.length + ")";
+  showState("queue-state", data.cases.length ? "" : "No cases match these filters.");
   for (const c of data.cases) {
     const row = body.insertRow();
     row.className = "case-row";
+    row.tabIndex = 0;
     row.dataset.caseId = c.case_id;
+    if (current && current.case_id === c.case_id) row.setAttribute("aria-current", "true");
     cell(row, "#" + c.case_id);
     cell(row, c.account_id);
-    cell(row, c.decision, "decision-" + c.decision);
-    cell(row, c.event_count);
+    badgeCell(row, c.decision);
+    cell(row, c.event_count, "num");
     cell(row, c.rules.join(", "));
-    cell(row, c.last_event_at);
-    cell(row, c.state + (c.disposition ? " (" + c.disposition + ")" : ""));
+    timeCell(row, c.last_event_at);
+    const state = badgeCell(row, c.state);
+    if (c.disposition) state.append(" ", badge(c.disposition));
     cell(row, c.assignee);
     row.addEventListener("click", () => openCase(c.case_id));
+    row.addEventListener("keydown", (e) => e.key === "Enter" && openCase(c.case_id));
   }
 }
 
+// Opens the case `step` places from the open one in the queue (the first, when none is open).
+function move(step) {
+  if (!queue.length) return;
+  const at = current ? queue.indexOf(current.case_id) : -1;
+  const next = at < 0 ? 0 : Math.min(Math.max(at + step, 0), queue.length - 1);
+  openCase(queue[next]);
+}
+
 async function openCase(id) {
-  const data = await call("GET", "/api/cases/" + id);
+  let data;
+  try {
+    data = await call("GET", "/api/cases/" + id);
+  } catch (error) {
+    showState("case-placeholder", "Could not open case #" + id + ": " + error.message, true);
+    return;
+  }
   current = data.case;
-  $("case").hidden = false;
+  current.events = data.events;
+  $("case-placeholder").hidden = true;
+  $("case-detail").hidden = false;
+  for (const row of $("cases").tBodies[0].rows) {
+    const selected = Number(row.dataset.caseId) === current.case_id;
+    row.removeAttribute("aria-current");
+    if (selected) {
+      row.setAttribute("aria-current", "true");
+      row.focus({ preventScroll: true });
+      row.scrollIntoView({ block: "nearest" });
+    }
+  }
   $("case-title").textContent = "Case #" + current.case_id + " — account " + current.account_id;
+  $("case-badges").replaceChildren(badge(current.decision), badge(current.state),
+    ...(current.disposition ? [badge(current.disposition)] : []));
   const state = current.state === "closed" ? "closed as " + current.disposition + " by " + current.closed_by
     : current.assignee ? "assigned to " + current.assignee : "open, unassigned";
   $("case-summary").textContent = current.event_count + " flagged event(s), strongest decision " + current.decision +
@@ -271,10 +384,11 @@ async function openCase(id) {
   events.replaceChildren();
   for (const e of data.events) {
     const row = events.insertRow();
-    cell(row, e.occurred_at);
+    timeCell(row, e.occurred_at);
     cell(row, e.transaction_id);
-    cell(row, e.decision, "decision-" + e.decision);
-    cell(row, e.score);
+    amountCell(row, e.alerts[0]?.amount_minor, e.alerts[0]?.currency);
+    badgeCell(row, e.decision);
+    cell(row, e.score, "num");
     const reasons = cell(row, "");
     for (const a of e.alerts) {
       const line = document.createElement("div");
@@ -292,14 +406,58 @@ async function openCase(id) {
   recent.replaceChildren();
   for (const t of data.recent_transactions) {
     const row = recent.insertRow();
-    cell(row, t.occurred_at);
+    timeCell(row, t.occurred_at);
     cell(row, t.transaction_id);
-    cell(row, money(t.amount_minor, t.currency));
+    amountCell(row, t.amount_minor, t.currency);
     cell(row, t.merchant_id);
     cell(row, t.device_id);
-    cell(row, t.decision, "decision-" + t.decision);
+    badgeCell(row, t.decision);
     // Rules (live or shadow) that matched but a suppression silenced: what a decision hides.
     cell(row, (t.suppressed_rules || []).join(", "));
+  }
+  loadLinks();
+}
+
+// Who else used the case's account's cards, devices, addresses and payees in the period: each
+// other account once per shared value, with its decisions, labels and open case a click away.
+async function loadLinks() {
+  const shown = current.case_id;
+  const body = $("links").tBodies[0];
+  body.replaceChildren();
+  showState("links-state", "Looking for accounts that shared them…");
+  let data;
+  try {
+    data = await call("GET", "/api/cases/" + shown + "/links?days=" + $("links-days").value);
+  } catch (error) {
+    if (current?.case_id === shown) showState("links-state", "Could not load the links: " + error.message, true);
+    return;
+  }
+  if (current?.case_id !== shown) return;  // another case was opened meanwhile
+  const unsearched = data.not_indexed.length ? " Not searched (the history has no index for them): " +
+    data.not_indexed.join(", ") + "." : "";
+  showState("links-state", (data.links.length ? "" : "No other account shared them in " + data.days + " days.") +
+    unsearched);
+  for (const link of data.links) {
+    const row = body.insertRow();
+    cell(row, link.field);
+    cell(row, link.value, "reason");
+    cell(row, link.account_id);
+    cell(row, link.events, "num");
+    const decisions = row.insertCell();
+    if (link.blocks) decisions.append(badge("block"), " " + link.blocks + " ");
+    if (link.reviews) decisions.append(badge("review"), " " + link.reviews);
+    const labels = row.insertCell();
+    if (link.labelled_fraud) labels.append(badge("fraud"), " " + link.labelled_fraud + " ");
+    if (link.labelled_legitimate) labels.append(badge("legitimate"), " " + link.labelled_legitimate);
+    timeCell(row, link.last_seen);
+    const open = row.insertCell();
+    if (link.open_case) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Open #" + link.open_case.case_id;
+      button.addEventListener("click", () => openCase(link.open_case.case_id));
+      open.append(button, " ", badge(link.open_case.decision));
+    }
   }
 }
 
@@ -311,7 +469,7 @@ function showTimeline(data) {
   items.sort((a, b) => Date.parse(a[0]) - Date.parse(b[0]));
   $("timeline").replaceChildren(...items.map(([at, text]) => {
     const item = document.createElement("li");
-    item.textContent = at + " — " + text;
+    item.append(when(at), " — " + text);
     return item;
   }));
 }
@@ -339,6 +497,77 @@ async function act(path, body, done) {
   return true;
 }
 
+// The close dialog: no disposition is chosen for the analyst, and before confirming it names
+// what the close will write: the transactions it labels, or that it waits for a second lead.
+function chosenDisposition() {
+  return document.querySelector("#close-form input[name=disposition]:checked")?.value || "";
+}
+
+function describeClose() {
+  const disposition = chosenDisposition();
+  $("confirm-close").disabled = !disposition;
+  const labels = $("close-labels");
+  labels.replaceChildren();
+  if (!disposition) {
+    $("close-effect").textContent = "Choose a disposition: nothing is chosen for you.";
+    return;
+  }
+  if (disposition === "unsure") {
+    $("close-effect").textContent = "Closing as unsure labels no transaction.";
+    return;
+  }
+  const ids = [...new Set(current.events.map((e) => e.transaction_id))];
+  const more = current.event_count > current.events.length ? " (and those of its " +
+    (current.event_count - current.events.length) + " older events)" : "";
+  const second = disposition === "legitimate" && current.decision === "block"
+    ? " Closing a block case as legitimate lowers the bank's decisions: it is proposed, and takes effect " +
+      "when a second lead approves it." : "";
+  $("close-effect").textContent = "Closing case #" + current.case_id + " as " + disposition + " labels " +
+    (ids.length === 1 ? "its transaction" : "these " + ids.length + " transactions") + " " + disposition + more +
+    " (a transaction another case already labelled keeps its label)." + second;
+  for (const e of current.events) {
+    const item = document.createElement("li");
+    const amount = e.alerts[0] ? " — " + money(e.alerts[0].amount_minor, e.alerts[0].currency) : "";
+    item.textContent = e.transaction_id + amount + " — ";
+    item.append(when(e.occurred_at));
+    labels.appendChild(item);
+  }
+}
+
+function startClose() {
+  if (!current || current.state === "closed") return;
+  $("close-form").reset();
+  $("close-title").textContent = "Close case #" + current.case_id + " — account " + current.account_id;
+  describeClose();
+  $("close-dialog").showModal();
+  document.querySelector("#close-form input[name=disposition]").focus();
+}
+
+function confirmClose() {
+  const disposition = chosenDisposition();
+  if (!disposition) return;
+  // A close names the version of the case on screen: the database refuses it if an event
+  // joined since, so no event is labelled unseen.
+  act("close", { disposition, version: current.version }, "Closed as " + disposition + ".");
+}
+
+// The queue's shortcuts, listed on the page; never while the analyst types or a dialog is open.
+function shortcut(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey || $("console").hidden || $("close-dialog").open) return;
+  if (event.target.closest("input, textarea, select")) return;
+  const actions = {
+    j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
+    a: () => current && current.state !== "closed" && $("assign-me").click(),
+    c: startClose,
+    l: () => $("links").querySelector("button")?.focus(),
+    "/": () => $("filter-rule").focus(),
+  };
+  const action = actions[event.key];
+  if (!action) return;
+  event.preventDefault();
+  action();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("login").addEventListener("submit", signIn);
   $("filters").addEventListener("submit", loadQueue);
@@ -350,11 +579,12 @@ document.addEventListener("DOMContentLoaded", () => {
       .then((accepted) => accepted && $("comment-form").reset());
   });
   $("assign-me").addEventListener("click", () => act("assign", { assignee: me.name }, "Assigned to you."));
-  // A close names the version of the case on screen: the database refuses it if an event
-  // joined since, so no event is labelled unseen.
-  $("close-case").addEventListener("click", () =>
-    act("close", { disposition: $("disposition").value, version: current.version },
-      "Closed as " + $("disposition").value + "."));
+  $("close-case").addEventListener("click", startClose);
+  $("close-form").addEventListener("change", describeClose);
+  $("close-form").addEventListener("submit", confirmClose);  // its one submit button, or Enter on a choice
+  $("cancel-close").addEventListener("click", () => $("close-dialog").close());
+  $("links-days").addEventListener("change", loadLinks);
   $("sign-out").addEventListener("click", signOut);
+  document.addEventListener("keydown", shortcut);
   if (token) signIn();
 });

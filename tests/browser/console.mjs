@@ -1,6 +1,9 @@
 // An analyst's walk through fraud-console in a real Chromium (Debian's package), driven by
-// Playwright: sign in, find the account's case in the queue, read why each rule fired,
-// comment, close it as fraud, deny-list the card. tests/browser/browser_test.cpp sets up the database, a
+// Playwright. First a new analyst triages with the keyboard only: five cases in the queue's
+// order, one assigned, the account that shared a case's device found and opened, a close
+// that names the transaction it labels before it is confirmed; axe-core checks the queue and
+// a case. Then another analyst signs in, finds the account's case in the queue, reads why
+// each rule fired, comments, closes it as fraud, deny-lists the card. tests/browser/browser_test.cpp sets up the database, a
 // replica and the console, runs this, and checks what it left in the database and that the
 // replica blocks the card's next payment.
 //
@@ -10,10 +13,14 @@
 //
 //   FRAUD_CONSOLE_URL=http://127.0.0.1:8090 FRAUD_CONSOLE_TOKEN=... FRAUD_CASE_ACCOUNT=acc-7 \
 //   FRAUD_DENY_CARD=card-77 FRAUD_LEAD_TOKEN=... FRAUD_SECOND_LEAD_TOKEN=... \
-//   FRAUD_OTHER_ACCOUNT=acc-8 [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
+//   FRAUD_OTHER_ACCOUNT=acc-8 FRAUD_KEYBOARD_TOKEN=... [FRAUD_SCREENSHOTS_DIR=dir] node tests/browser/console.mjs
+//
+// The keyboard walk expects browser_test.cpp's cases: acc-13, acc-12, acc-11, acc-10, acc-8
+// and acc-7 in the queue's order, acc-11's payment from the device of acc-7's first.
 //
 // Every wait is bounded (Playwright's timeouts, set below); exit status 0 when every step held.
 import assert from "node:assert/strict";
+import AxeBuilder from "@axe-core/playwright";
 import { chromium } from "playwright-core";
 
 const url = process.env.FRAUD_CONSOLE_URL;
@@ -23,10 +30,18 @@ const card = process.env.FRAUD_DENY_CARD;
 const leadToken = process.env.FRAUD_LEAD_TOKEN;
 const secondLeadToken = process.env.FRAUD_SECOND_LEAD_TOKEN;
 const other = process.env.FRAUD_OTHER_ACCOUNT;
+const keyboardToken = process.env.FRAUD_KEYBOARD_TOKEN;
 const shots = process.env.FRAUD_SCREENSHOTS_DIR;
-assert.ok(url && token && account && card && leadToken && secondLeadToken && other,
+assert.ok(url && token && account && card && leadToken && secondLeadToken && other && keyboardToken,
   "FRAUD_CONSOLE_URL, FRAUD_CONSOLE_TOKEN, FRAUD_CASE_ACCOUNT, FRAUD_DENY_CARD, FRAUD_LEAD_TOKEN, " +
-  "FRAUD_SECOND_LEAD_TOKEN and FRAUD_OTHER_ACCOUNT are required");
+  "FRAUD_SECOND_LEAD_TOKEN, FRAUD_OTHER_ACCOUNT and FRAUD_KEYBOARD_TOKEN are required");
+
+// axe-core's serious and critical findings on the page as it is now, one line each.
+async function accessibilityFindings(page) {
+  const { violations } = await new AxeBuilder({ page }).analyze();
+  return violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
 
 const browser = await chromium.launch({
   executablePath: process.env.FRAUD_CHROMIUM || "/usr/bin/chromium",
@@ -34,9 +49,70 @@ const browser = await chromium.launch({
   timeout: 60_000,
 });
 try {
+  const failures = [];
+  {
+    // A new analyst, with the keyboard only: no click from here to the end of the block.
+    const desk = await (await browser.newContext({ viewport: { width: 1440, height: 900 } })).newPage();
+    desk.setDefaultTimeout(15_000);
+    desk.on("pageerror", (error) => failures.push(error.message));
+    await desk.goto(url);
+    await desk.locator("#token").focus();
+    await desk.keyboard.type(keyboardToken);
+    await desk.keyboard.press("Enter");
+    await desk.locator("#who").filter({ hasText: "bob (analyst)" }).waitFor();
+    await desk.locator("#cases tbody tr").nth(5).waitFor();
+    assert.deepEqual(await accessibilityFindings(desk), [], "the queue has no serious accessibility violation");
+    const title = desk.locator("#case-title");
+    const opened = async (key, who) => {
+      await desk.keyboard.press(key);
+      await title.filter({ hasText: new RegExp(`account ${who}$`) }).waitFor();
+      await desk.locator("#cases tbody tr[aria-current=true]", { hasText: who }).waitFor();
+    };
+    await opened("j", "acc-13");
+    await opened("j", "acc-12");
+    await desk.keyboard.press("a");
+    await desk.locator("#case-message").filter({ hasText: "Assigned to you." }).waitFor();
+    await desk.locator("#cases tbody tr", { hasText: "acc-12" }).filter({ hasText: "bob" }).waitFor();
+    await opened("j", "acc-11");
+    // Who else used its device: acc-7, whose first payment came from it, with its open case.
+    const link = desk.locator("#links tbody tr", { hasText: "acc-7" });
+    await link.filter({ hasText: "dev-7" }).filter({ hasText: "device.id" }).waitFor();
+    assert.match(await link.innerText(), /Open #\d+/);
+    assert.doesNotMatch(await desk.locator("#links-state").innerText(), /Could not/);
+    assert.deepEqual(await accessibilityFindings(desk), [], "a case has no serious accessibility violation");
+    if (shots) await desk.screenshot({ path: `${shots}/console-desk.png` });
+    // A close chooses nothing for the analyst, and names what it will label before it is made.
+    await desk.keyboard.press("c");
+    await desk.locator("#close-dialog[open]").waitFor();
+    assert.equal(await desk.locator("#confirm-close").isDisabled(), true);
+    await desk.locator("#close-effect").filter({ hasText: "nothing is chosen for you" }).waitFor();
+    await desk.keyboard.press("Escape");
+    await desk.locator("#close-dialog[open]").waitFor({ state: "detached" });
+    await desk.keyboard.press("c");
+    await desk.locator("#close-dialog[open]").waitFor();
+    await desk.keyboard.press("Space");  // the first choice, focused as the dialog opens: fraud
+    await desk.locator("#close-effect").filter({ hasText: "labels its transaction fraud" }).waitFor();
+    assert.match(await desk.locator("#close-labels").innerText(), /^txn-11 — EUR\s?11,100\.00 — /);
+    if (shots) await desk.screenshot({ path: `${shots}/console-close.png` });
+    await desk.keyboard.press("Enter");
+    await desk.locator("#case-message").filter({ hasText: "Closed as fraud." }).waitFor();
+    await desk.locator("#case-badges").filter({ hasText: "fraud" }).waitFor();
+    // Closed, it left the queue of open and assigned cases. Its link to acc-7 is still shown:
+    // l goes to the first linked account's case, Enter opens it.
+    await desk.locator("#cases tbody tr", { hasText: "acc-11" }).waitFor({ state: "detached" });
+    await link.locator("button").waitFor();
+    await desk.keyboard.press("l");
+    await desk.keyboard.press("Enter");
+    await title.filter({ hasText: /account acc-7$/ }).waitFor();
+    // From acc-7, the last in the queue, back up through acc-8 and acc-10.
+    await opened("k", "acc-8");
+    await opened("k", "acc-10");
+    console.log("browser: the keyboard walk passed");
+    await desk.close();
+  }
+
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.setDefaultTimeout(15_000);
-  const failures = [];
   page.on("pageerror", (error) => failures.push(error.message));
 
   // A wrong token is refused, and says so.
@@ -70,9 +146,13 @@ try {
   await page.click("#comment-form button");
   await page.locator("#timeline li", { hasText: "alice commented: customer denies both large payments" }).waitFor();
   await page.locator("#timeline li", { hasText: "alice: case.assign" }).waitFor();
-  await page.selectOption("#disposition", "fraud");
   if (shots) await page.screenshot({ path: `${shots}/console-case.png`, fullPage: true });
   await page.click("#close-case");
+  await page.check("#close-form input[value=fraud]");
+  // The two flagged transactions the close labels, named before it is confirmed.
+  await page.locator("#close-effect").filter({ hasText: "labels these 2 transactions fraud" }).waitFor();
+  assert.match(await page.locator("#close-labels").innerText(), /txn-3 — .*\ntxn-1 — /);
+  await page.click("#confirm-close");
   await page.locator("#case-message").filter({ hasText: "Closed as fraud." }).waitFor();
   await page.locator("#case-summary").filter({ hasText: "closed as fraud by" }).waitFor();
   assert.equal(await page.locator("#case-actions").isVisible(), false);
