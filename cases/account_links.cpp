@@ -17,8 +17,8 @@ constexpr rules::KeyField kLinkFields[] = {rules::KeyField::card_fingerprint, ru
                                            rules::KeyField::device_ip, rules::KeyField::counterparty_account};
 
 // The bounds a links query keeps whatever the period (measured in docs/BENCHMARKS.md).
-constexpr int kOwnEvents = 2000;  // the account's latest events in the period whose values are searched
-constexpr int kValuesPerField = 20;  // of those, the most recently used values of each field
+constexpr int kOwnEvents = 2000;      // the account's latest events in the period whose values are searched
+constexpr int kValuesPerField = 20;   // of those, the most recently used values of each field
 constexpr int kEventsPerValue = 200;  // the others' latest events per shared value
 constexpr const char* kBudget = "SET LOCAL statement_timeout = '2s'";
 
@@ -101,13 +101,14 @@ std::string CaseDesk::links(std::int64_t case_id, const LinkQuery& query) {
     }
     // No field to search: an empty branch keeps the statement's shape.
     if (searched.empty())
-      sql += "\n  SELECT ''::text AS field, ''::text AS value, ''::text AS account_id, ''::text AS transaction_id, "
-             "now() AS occurred_at, ''::text AS decision WHERE false";
+      sql +=
+          "\n  SELECT ''::text AS field, ''::text AS value, ''::text AS account_id, ''::text AS transaction_id, "
+          "now() AS occurred_at, ''::text AS decision WHERE false";
     sql += kLinked;
     tx.exec0(kBudget);
     try {
-      auto rows = tx.exec_params(sql, case_id, query.days, query.accounts, searched.str(), kOwnEvents,
-                                 kValuesPerField, kEventsPerValue, not_indexed.str());
+      auto rows = tx.exec_params(sql, case_id, query.days, query.accounts, searched.str(), kOwnEvents, kValuesPerField,
+                                 kEventsPerValue, not_indexed.str());
       if (rows.empty()) throw CaseNotFound("case " + std::to_string(case_id) + " does not exist");
       return std::string(rows[0][0].c_str());
     } catch (const pqxx::sql_error& e) {

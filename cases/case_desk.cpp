@@ -29,7 +29,9 @@ FROM (
 // A case, its 200 latest events with every rule that fired on them (the explanation is what
 // each rule saw), its comments and what analysts did to it (the audit), and the account's 20
 // latest transactions with the decisions the service made (and the rules a suppression
-// silenced, which a decision alone does not show).
+// silenced, which a decision alone does not show). For the page's chart, the account's
+// activity from 30 days before the case's last event (its 500 latest transactions), each
+// marked when it is one of the case's.
 constexpr const char* kCase = R"sql(
 SELECT json_build_object(
   'case', to_jsonb(c),
@@ -48,6 +50,12 @@ SELECT json_build_object(
         FROM fraud_alerts a WHERE a.event_source = e.event_source AND a.event_id = e.event_id))
       ORDER BY e.occurred_at DESC), '[]')
     FROM (SELECT * FROM fraud_case_events WHERE case_id = c.case_id ORDER BY occurred_at DESC LIMIT 200) e),
+  'activity', (SELECT coalesce(json_agg(a ORDER BY a.occurred_at), '[]') FROM (
+      SELECT t.transaction_id, t.occurred_at, t.amount_minor, t.currency, t.decision,
+             EXISTS (SELECT FROM fraud_case_events e WHERE e.case_id = c.case_id AND e.event_source = t.event_source
+                     AND e.event_id = t.event_id) AS in_case
+      FROM transactions t WHERE t.account_id = c.account_id AND t.occurred_at >= c.last_event_at - interval '30 days'
+      ORDER BY t.occurred_at DESC LIMIT 500) a),
   'recent_transactions', (SELECT coalesce(json_agg(r ORDER BY r.occurred_at DESC), '[]') FROM (
       SELECT t.transaction_id, t.occurred_at, t.amount_minor, t.currency, t.merchant_id, t.device_id,
              t.decision, t.score, t.suppressed_rules

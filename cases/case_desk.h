@@ -89,8 +89,8 @@ class Cases {
   virtual ~Cases() = default;
   /// {"cases": [...]}, most recent activity first.
   virtual std::string queue(const QueueFilter& filter) = 0;
-  /// The case with its events, their alerts and the account's recent transactions; nothing
-  /// when there is no such case.
+  /// The case with its events, their alerts, the account's recent transactions and its
+  /// activity over the 30 days before the case's last event; nothing when there is no such case.
   virtual std::optional<std::string> find(std::int64_t case_id) = 0;
   /// Assigns an open or assigned case to `assignee`: an analyst only to themself.
   virtual void assign(std::int64_t case_id, const std::string& assignee, const Change& change) = 0;

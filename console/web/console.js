@@ -328,14 +328,14 @@ async function loadQueue(event) {
     row.tabIndex = 0;
     row.dataset.caseId = c.case_id;
     if (current && current.case_id === c.case_id) row.setAttribute("aria-current", "true");
-    cell(row, "#" + c.case_id);
-    cell(row, c.account_id);
-    badgeCell(row, c.decision);
+    const name = cell(row, "#" + c.case_id + " ");
+    name.append(Object.assign(document.createElement("span"), { className: "account", textContent: c.account_id }));
+    const decision = badgeCell(row, c.decision);
+    decision.append(" ", badge(c.state));
+    if (c.disposition) decision.append(" ", badge(c.disposition));
     cell(row, c.event_count, "num");
-    cell(row, c.rules.join(", "));
+    cell(row, c.rules.join(", "), "rules");
     timeCell(row, c.last_event_at);
-    const state = badgeCell(row, c.state);
-    if (c.disposition) state.append(" ", badge(c.disposition));
     cell(row, c.assignee);
     row.addEventListener("click", () => openCase(c.case_id));
     row.addEventListener("keydown", (e) => e.key === "Enter" && openCase(c.case_id));
@@ -385,7 +385,7 @@ async function openCase(id) {
   for (const e of data.events) {
     const row = events.insertRow();
     timeCell(row, e.occurred_at);
-    cell(row, e.transaction_id);
+    cell(row, e.transaction_id, "id");
     amountCell(row, e.alerts[0]?.amount_minor, e.alerts[0]?.currency);
     badgeCell(row, e.decision);
     cell(row, e.score, "num");
@@ -397,6 +397,7 @@ async function openCase(id) {
       reasons.appendChild(line);
     }
   }
+  showActivity(data.activity);
   showTimeline(data);
   // A lead suppressing from a case suppresses for its account, unless they typed another:
   // what the page filled in for the case before follows the case shown.
@@ -407,7 +408,7 @@ async function openCase(id) {
   for (const t of data.recent_transactions) {
     const row = recent.insertRow();
     timeCell(row, t.occurred_at);
-    cell(row, t.transaction_id);
+    cell(row, t.transaction_id, "id");
     amountCell(row, t.amount_minor, t.currency);
     cell(row, t.merchant_id);
     cell(row, t.device_id);
@@ -416,6 +417,60 @@ async function openCase(id) {
     cell(row, (t.suppressed_rules || []).join(", "));
   }
   loadLinks();
+}
+
+const svgNamespace = "http://www.w3.org/2000/svg";
+
+function svgElement(name, attributes, text) {
+  const element = document.createElementNS(svgNamespace, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+// The account's activity as a picture: each transaction a dot at its time and amount, in its
+// decision's colour, the case's own ringed and larger. Amounts in the account's most used
+// currency (the others are counted below it: amounts in two currencies share no axis).
+function showActivity(activity) {
+  const figure = $("activity");
+  figure.replaceChildren();
+  if (!activity.length) {
+    showState("activity-state", "No transactions in the 30 days before the case's last event.");
+    return;
+  }
+  const uses = new Map();
+  for (const t of activity) uses.set(t.currency, (uses.get(t.currency) || 0) + 1);
+  const currency = [...uses].sort((a, b) => b[1] - a[1])[0][0];
+  const drawn = activity.filter((t) => t.currency === currency);
+  const [width, height, left, right, top, bottom] = [640, 170, 110, 12, 12, 26];
+  // From the first transaction drawn (at most 30 days before the case's last event) to the
+  // latest; an hour at least, so that a single transaction has a place.
+  const times = drawn.map((t) => Date.parse(t.occurred_at));
+  const end = Math.max(...times, Date.parse(current.last_event_at)), start = Math.min(...times, end - 3600_000);
+  const most = Math.max(...drawn.map((t) => Number(t.amount_minor)), 1);
+  const x = (ms) => left + ((ms - start) / (end - start)) * (width - left - right);
+  const y = (minor) => top + (1 - minor / most) * (height - top - bottom);
+  const flagged = drawn.filter((t) => t.decision === "review" || t.decision === "block").length;
+  const chart = svgElement("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart",
+    "aria-label": `${drawn.length} transactions in ${currency} from ${absolute.format(new Date(start))} to ` +
+      `${absolute.format(new Date(end))}, ${flagged} flagged, the largest ${money(most, currency)}` });
+  chart.append(svgElement("line", { x1: left, x2: width - right, y1: y(0), y2: y(0), class: "axis" }),
+    svgElement("line", { x1: left, x2: left, y1: y(most), y2: y(0), class: "axis" }),
+    svgElement("text", { x: left - 6, y: y(most) + 4, "text-anchor": "end" }, money(most, currency)),
+    svgElement("text", { x: left - 6, y: y(0) + 4, "text-anchor": "end" }, money(0, currency)),
+    svgElement("text", { x: left, y: height - 6, "text-anchor": "start" }, absolute.format(new Date(start))),
+    svgElement("text", { x: width - right, y: height - 6, "text-anchor": "end" }, absolute.format(new Date(end))));
+  for (const t of drawn) {
+    const dot = svgElement("circle", { cx: x(Date.parse(t.occurred_at)), cy: y(Number(t.amount_minor)),
+      r: t.in_case ? 5.5 : 3.5, class: "dot dot-" + (t.decision || "unknown") + (t.in_case ? " in-case" : "") });
+    dot.append(svgElement("title", {}, t.transaction_id + ": " + money(t.amount_minor, t.currency) + ", " +
+      (t.decision || "no decision") + ", " + exact.format(new Date(t.occurred_at)) + (t.in_case ? " (this case)" : "")));
+    chart.append(dot);
+  }
+  figure.append(chart);
+  const others = activity.length - drawn.length;
+  showState("activity-state", (activity.length === 500 ? "The 500 latest transactions. " : "") +
+    (others ? others + " in other currencies are not drawn." : ""));
 }
 
 // Who else used the case's account's cards, devices, addresses and payees in the period: each

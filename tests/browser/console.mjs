@@ -137,6 +137,10 @@ try {
   await reasons.first().waitFor();
   assert.match(await reasons.first().innerText(), /^large_amount \+60: amount_base \(/);
   assert.ok((await page.locator("#recent tbody tr").count()) >= 2, "the account's recent transactions are listed");
+  // Its activity as a chart: the account's three payments, the case's two flagged ones ringed.
+  assert.equal(await page.locator("#activity circle").count(), 3);
+  assert.equal(await page.locator("#activity circle.in-case").count(), 2);
+  assert.match(await page.locator("#activity svg").getAttribute("aria-label"), /^3 transactions in EUR .*, 2 flagged, /);
 
   // Assigned to herself, then closed as fraud: the actions disappear with the open case.
   await page.click("#assign-me");

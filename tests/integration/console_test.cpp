@@ -46,6 +46,13 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(console.status("GET", "/api/cases/" + id, "alice", "", &answer) == 200);
   CHECK(answer.find("amount_base") != std::string::npos);                   // each rule's explanation: what it saw
   CHECK(answer.find("\"transaction_id\":\"txn-2\"") != std::string::npos);  // the account's recent ones
+  // Its activity for the chart, oldest first: the two flagged ones marked as the case's.
+  auto activity = answer.substr(answer.find("\"activity\""));
+  CHECK(activity.find(R"("transaction_id":"txn-0",)") < activity.find(R"("transaction_id":"txn-2",)"));
+  CHECK(activity.find(R"("amount_minor":1250000,"currency":"EUR","decision":"review","in_case":true})") !=
+        std::string::npos);
+  CHECK(activity.find(R"("amount_minor":5000,"currency":"EUR","decision":"allow","in_case":false})") !=
+        std::string::npos);
   CHECK(console.status("GET", "/api/cases/999999", "alice") == 404);
 
   // An analyst assigns only to themself; a lead to anyone.

@@ -178,7 +178,6 @@ TEST_CASE("a bad tokens file is refused with its file and line") {
 }
 
 TEST_CASE_FIXTURE(ConsoleWithFakes, "the console's API answers by token and role") {
-
   auto refused = api.handle(request("GET", "/api/cases", ""));
   CHECK(refused.status == 401);
   CHECK(api.handle(request("GET", "/api/cases/7", "guess")).status == 401);
@@ -255,7 +254,9 @@ TEST_CASE_FIXTURE(ConsoleWithFakes, "the console's API answers by token and role
   CHECK(framing_refused);
 }
 
-TEST_CASE_FIXTURE(ConsoleWithFakes, "the console's lists API adds and ends entries and proposes what lowers decisions for a second lead") {
+TEST_CASE_FIXTURE(
+    ConsoleWithFakes,
+    "the console's lists API adds and ends entries and proposes what lowers decisions for a second lead") {
   CHECK(api.handle(request("GET", "/api/lists", "")).status == 401);
   CHECK(api.handle(request("GET", "/api/lists", "a-secret")).body == R"({"entries":[]})");
   auto added = api.handle(
@@ -316,7 +317,8 @@ TEST_CASE_FIXTURE(ConsoleWithFakes, "the console's lists API adds and ends entri
   CHECK(api.handle(request("GET", "/api/proposals/41/approve", "l-secret")).status == 405);
 }
 
-TEST_CASE_FIXTURE(ConsoleWithFakes, "a suppression is proposed for a second lead and only of a rule the rules file declares") {
+TEST_CASE_FIXTURE(ConsoleWithFakes,
+                  "a suppression is proposed for a second lead and only of a rule the rules file declares") {
   const std::string payroll = R"({"rule":"large_amount","account_id":"acc-1","reason":"monthly payroll")";
   CHECK(api.handle(request("POST", "/api/suppressions", "", payroll + "}")).status == 401);
   auto proposed = api.handle(request("POST", "/api/suppressions", "l-secret", payroll + "}"));
@@ -373,7 +375,6 @@ TEST_CASE("each analyst's requests are limited to a burst and then a rate, apart
 }
 
 TEST_CASE_FIXTURE(ConsoleWithFakes, "the links of a case are read by any analyst, within bounds the API checks") {
-
   CHECK(api.handle(request("GET", "/api/cases/7/links", "")).status == 401);
   CHECK(api.handle(request("GET", "/api/cases/7/links", "a-secret")).status == 200);
   CHECK(cases.last_links.days == 30);
