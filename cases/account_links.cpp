@@ -16,24 +16,28 @@ namespace {
 constexpr rules::KeyField kLinkFields[] = {rules::KeyField::card_fingerprint, rules::KeyField::device_id,
                                            rules::KeyField::device_ip, rules::KeyField::counterparty_account};
 
-// The bounds a links query keeps whatever the period (measured in docs/BENCHMARKS.md).
+// The bounds a links query keeps whatever the history holds (bench/links; docs/BENCHMARKS.md).
 constexpr int kOwnEvents = 2000;      // the account's latest events in the period whose values are searched
 constexpr int kValuesPerField = 20;   // of those, the most recently used values of each field
-constexpr int kEventsPerValue = 200;  // the others' latest events per shared value
+constexpr int kEventsPerValue = 500;  // each value's latest events in the period (any account's) read
 constexpr const char* kBudget = "SET LOCAL statement_timeout = '2s'";
 
-// What the case's account used (`used`): its latest events in the period and, per searched
-// field, the values most recently used. Then one branch per searched field (the history's
-// column, from rules/key_field.h, never from a request) reads the others' latest events with
-// each value through that field's index.
+// The period: `days` days up to the case's last event, that included. What the case's
+// account used (`used`): its latest events in the period and, per searched field, the values
+// most recently used. Then one branch per searched field (the history's column and the
+// field's name from rules/key_field.h, never from a request) reads each value's latest events
+// in the period through that field's index, and keeps the other accounts' among them: the
+// rows read stay bounded even for a value only the case's account used.
 constexpr const char* kUsed = R"sql(
 WITH c AS (
   -- ($7, the branches' limit, typed here: with no field indexed no branch names it.)
-  SELECT account_id, last_event_at - make_interval(days => $2) AS since, $7::bigint AS per_value
+  SELECT account_id, last_event_at - make_interval(days => $2) AS since, last_event_at AS until,
+         $7::bigint AS per_value
   FROM fraud_cases WHERE case_id = $1
 ), own AS (
   SELECT t.* FROM c, LATERAL (SELECT card_fingerprint, device_id, device_ip, counterparty_account, occurred_at
-                              FROM transactions WHERE account_id = c.account_id AND occurred_at >= c.since
+                              FROM transactions
+                              WHERE account_id = c.account_id AND occurred_at BETWEEN c.since AND c.until
                               ORDER BY occurred_at DESC LIMIT $5) t
 ), used AS (
   SELECT field, value FROM (
@@ -50,9 +54,9 @@ WITH c AS (
 constexpr const char* kBranch = R"sql(
   SELECT u.field, u.value, s.* FROM used u, c, LATERAL (
     SELECT t.account_id, t.transaction_id, t.occurred_at, t.decision FROM transactions t
-    WHERE t.{column} = u.value AND t.occurred_at >= c.since AND t.account_id <> c.account_id
+    WHERE t.{column} = u.value AND t.occurred_at BETWEEN c.since AND c.until
     ORDER BY t.occurred_at DESC LIMIT $7) s
-  WHERE u.field = '{field}')sql";
+  WHERE u.field = '{field}' AND s.account_id <> c.account_id)sql";
 
 // Per linked account and shared value: its events, decisions and labels (a case's label
 // first: transaction_labels) and its open case, if any.
@@ -67,7 +71,8 @@ constexpr const char* kLinked = R"sql(
   ORDER BY max(s.occurred_at) DESC, s.account_id LIMIT $3
 )
 SELECT json_build_object(
-  'account_id', c.account_id, 'days', $2::int, 'since', c.since, 'searched', $4::text[], 'not_indexed', $8::text[],
+  'account_id', c.account_id, 'days', $2::int, 'since', c.since, 'until', c.until, 'searched', $4::text[],
+  'not_indexed', $8::text[],
   'links', coalesce((SELECT json_agg(json_build_object(
       'field', k.field, 'value', k.value, 'account_id', k.account_id, 'events', k.events, 'last_seen', k.last_seen,
       'blocks', k.blocks, 'reviews', k.reviews, 'labelled_fraud', k.fraud, 'labelled_legitimate', k.legitimate,

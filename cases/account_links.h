@@ -4,16 +4,15 @@
 // open case. The analysts' first question about mule rings and account takeovers.
 //
 // Bounded, since the history holds months: only the values of the account's latest events in
-// the period, a number of the others' events per shared value, a number of linked accounts,
-// and a time budget. Only fields the history has an index for (migrations/0024) are searched;
-// the answer names the others.
+// the period, each value's latest events, a number of links, and a time budget. Only fields
+// the history has an index for (migrations/0024) are searched; the answer names the others.
 
 namespace fraud::cases {
 
 /// What a links query reads.
 struct LinkQuery {
-  int days = 30;      ///< the period: the case's last event and this many days before it (1 to 90)
-  int accounts = 50;  ///< at most this many linked accounts, the most recently seen first (1 to 200)
+  int days = 30;      ///< the period: this many days up to the case's last event (1 to 90)
+  int accounts = 50;  ///< at most this many links (an account, a value), the most recently seen first (1 to 200)
 };
 
 }  // namespace fraud::cases

@@ -30,7 +30,7 @@ FROM (
 // each rule saw), its comments and what analysts did to it (the audit), and the account's 20
 // latest transactions with the decisions the service made (and the rules a suppression
 // silenced, which a decision alone does not show). For the page's chart, the account's
-// activity from 30 days before the case's last event (its 500 latest transactions), each
+// activity in the 30 days up to the case's last event (its 500 latest transactions), each
 // marked when it is one of the case's.
 constexpr const char* kCase = R"sql(
 SELECT json_build_object(
@@ -54,7 +54,8 @@ SELECT json_build_object(
       SELECT t.transaction_id, t.occurred_at, t.amount_minor, t.currency, t.decision,
              EXISTS (SELECT FROM fraud_case_events e WHERE e.case_id = c.case_id AND e.event_source = t.event_source
                      AND e.event_id = t.event_id) AS in_case
-      FROM transactions t WHERE t.account_id = c.account_id AND t.occurred_at >= c.last_event_at - interval '30 days'
+      FROM transactions t WHERE t.account_id = c.account_id
+       AND t.occurred_at BETWEEN c.last_event_at - interval '30 days' AND c.last_event_at
       ORDER BY t.occurred_at DESC LIMIT 500) a),
   'recent_transactions', (SELECT coalesce(json_agg(r ORDER BY r.occurred_at DESC), '[]') FROM (
       SELECT t.transaction_id, t.occurred_at, t.amount_minor, t.currency, t.merchant_id, t.device_id,

@@ -20,7 +20,7 @@ function idempotencyKey() {
 // loop below or by the analyst clicking again, it carries the same key and is made once.
 const unanswered = new Map();
 
-async function call(method, path, body) {
+async function call(method, path, body, { retries = 2 } = {}) {
   const headers = { Authorization: "Bearer " + token };
   if (body) headers["Content-Type"] = "application/json";
   const change = method + " " + path + " " + JSON.stringify(body ?? null);
@@ -34,9 +34,9 @@ async function call(method, path, body) {
   for (let attempt = 0; ; attempt++) {
     try {
       response = await fetch(path, request);
-      if (response.status !== 503 || attempt === 2) break;
+      if (response.status !== 503 || attempt === retries) break;
     } catch (error) {
-      if (attempt === 2) throw error;
+      if (attempt === retries) throw error;
     }
     await new Promise((resume) => setTimeout(resume, 500 * (attempt + 1)));
   }
@@ -342,22 +342,27 @@ async function loadQueue(event) {
   }
 }
 
-// Opens the case `step` places from the open one in the queue (the first, when none is open).
+// Opens the case `step` places from the one last asked for in the queue (the first, when
+// none was or it is not listed): a second j pressed before the first case arrived counts.
+let wanted = null;
 function move(step) {
   if (!queue.length) return;
-  const at = current ? queue.indexOf(current.case_id) : -1;
+  const at = queue.indexOf(wanted);
   const next = at < 0 ? 0 : Math.min(Math.max(at + step, 0), queue.length - 1);
   openCase(queue[next]);
 }
 
+// Shows case `id`. Answers can arrive out of order: only the one last asked for is shown.
 async function openCase(id) {
+  wanted = id;
   let data;
   try {
     data = await call("GET", "/api/cases/" + id);
   } catch (error) {
-    showState("case-placeholder", "Could not open case #" + id + ": " + error.message, true);
+    if (wanted === id) showState("case-placeholder", "Could not open case #" + id + ": " + error.message, true);
     return;
   }
+  if (wanted !== id) return;
   current = data.case;
   current.events = data.events;
   $("case-placeholder").hidden = true;
@@ -475,19 +480,24 @@ function showActivity(activity) {
 
 // Who else used the case's account's cards, devices, addresses and payees in the period: each
 // other account once per shared value, with its decisions, labels and open case a click away.
+// A links answer is shown only if it is the last one asked for (another case or period may
+// have been chosen meanwhile); one past its time budget is not asked again.
+let linksAsked = 0;
 async function loadLinks() {
-  const shown = current.case_id;
+  const asked = ++linksAsked;
   const body = $("links").tBodies[0];
   body.replaceChildren();
   showState("links-state", "Looking for accounts that shared them…");
   let data;
   try {
-    data = await call("GET", "/api/cases/" + shown + "/links?days=" + $("links-days").value);
+    data = await call("GET", "/api/cases/" + current.case_id + "/links?days=" + $("links-days").value, undefined,
+      { retries: 0 });
   } catch (error) {
-    if (current?.case_id === shown) showState("links-state", "Could not load the links: " + error.message, true);
+    if (asked === linksAsked) showState("links-state", "Could not load the links: " + error.message, true);
     return;
   }
-  if (current?.case_id !== shown) return;  // another case was opened meanwhile
+  if (asked !== linksAsked) return;
+  body.replaceChildren();
   const unsearched = data.not_indexed.length ? " Not searched (the history has no index for them): " +
     data.not_indexed.join(", ") + "." : "";
   showState("links-state", (data.links.length ? "" : "No other account shared them in " + data.days + " days.") +
@@ -529,22 +539,23 @@ function showTimeline(data) {
   }));
 }
 
-// Acts on the open case; true when the API accepted it (what the analyst typed is kept otherwise).
-async function act(path, body, done) {
+// Acts on case `id` (the open one unless said); true when the API accepted it (what the
+// analyst typed is kept otherwise).
+async function act(path, body, done, id = current.case_id) {
   let data;
   try {
-    data = await call("POST", "/api/cases/" + current.case_id + "/" + path, body);
+    data = await call("POST", "/api/cases/" + id + "/" + path, body);
   } catch (e) {
-    if (e.status === 409 && current.state !== "closed") {
+    if (e.status === 409) {
       // The case moved (an event joined it) while it was on screen: show what it is now.
-      await openCase(current.case_id);
+      await openCase(id);
       $("case-message").textContent = "Not closed: " + e.message;
       return false;
     }
     $("case-message").textContent = "Refused: " + e.message;
     return false;
   }
-  await openCase(current.case_id);
+  await openCase(id);
   $("case-message").textContent = outcome(data, done);
   await loadQueue();
   await loadRules();
@@ -557,6 +568,10 @@ async function act(path, body, done) {
 function chosenDisposition() {
   return document.querySelector("#close-form input[name=disposition]:checked")?.value || "";
 }
+
+// The case the dialog closes, as it was when the dialog opened: what the page shows may
+// change meanwhile (a case opened by an earlier key), the close does not.
+let closing = null;
 
 function describeClose() {
   const disposition = chosenDisposition();
@@ -571,16 +586,16 @@ function describeClose() {
     $("close-effect").textContent = "Closing as unsure labels no transaction.";
     return;
   }
-  const ids = [...new Set(current.events.map((e) => e.transaction_id))];
-  const more = current.event_count > current.events.length ? " (and those of its " +
-    (current.event_count - current.events.length) + " older events)" : "";
-  const second = disposition === "legitimate" && current.decision === "block"
+  const ids = [...new Set(closing.events.map((e) => e.transaction_id))];
+  const more = closing.event_count > closing.events.length ? " (and those of its " +
+    (closing.event_count - closing.events.length) + " older events)" : "";
+  const second = disposition === "legitimate" && closing.decision === "block"
     ? " Closing a block case as legitimate lowers the bank's decisions: it is proposed, and takes effect " +
       "when a second lead approves it." : "";
-  $("close-effect").textContent = "Closing case #" + current.case_id + " as " + disposition + " labels " +
+  $("close-effect").textContent = "Closing case #" + closing.case_id + " as " + disposition + " labels " +
     (ids.length === 1 ? "its transaction" : "these " + ids.length + " transactions") + " " + disposition + more +
     " (a transaction another case already labelled keeps its label)." + second;
-  for (const e of current.events) {
+  for (const e of closing.events) {
     const item = document.createElement("li");
     const amount = e.alerts[0] ? " — " + money(e.alerts[0].amount_minor, e.alerts[0].currency) : "";
     item.textContent = e.transaction_id + amount + " — ";
@@ -591,8 +606,9 @@ function describeClose() {
 
 function startClose() {
   if (!current || current.state === "closed") return;
+  closing = current;
   $("close-form").reset();
-  $("close-title").textContent = "Close case #" + current.case_id + " — account " + current.account_id;
+  $("close-title").textContent = "Close case #" + closing.case_id + " — account " + closing.account_id;
   describeClose();
   $("close-dialog").showModal();
   document.querySelector("#close-form input[name=disposition]").focus();
@@ -603,13 +619,17 @@ function confirmClose() {
   if (!disposition) return;
   // A close names the version of the case on screen: the database refuses it if an event
   // joined since, so no event is labelled unseen.
-  act("close", { disposition, version: current.version }, "Closed as " + disposition + ".");
+  act("close", { disposition, version: closing.version }, "Closed as " + disposition + ".", closing.case_id);
 }
 
 // The queue's shortcuts, listed on the page; never while the analyst types or a dialog is open.
 function shortcut(event) {
-  if (event.ctrlKey || event.metaKey || event.altKey || $("console").hidden || $("close-dialog").open) return;
+  if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing || $("console").hidden ||
+      $("close-dialog").open) return;
   if (event.target.closest("input, textarea, select")) return;
+  // The arrows scroll the page, except in the queue; a held key repeats only moves.
+  if (event.key.startsWith("Arrow") && !event.target.closest("#queue")) return;
+  if (event.repeat && !["j", "k", "ArrowDown", "ArrowUp"].includes(event.key)) return;
   const actions = {
     j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
     a: () => current && current.state !== "closed" && $("assign-me").click(),

@@ -12,6 +12,7 @@
 #include <simdjson.h>
 
 #include "console/tokens.h"
+#include "store/key_indexes.h"
 #include "store/list_entries.h"
 #include "tests/support/integration.h"
 
@@ -46,13 +47,14 @@ TEST_CASE("the console's API refuses the unauthenticated and the unauthorised, a
   CHECK(console.status("GET", "/api/cases/" + id, "alice", "", &answer) == 200);
   CHECK(answer.find("amount_base") != std::string::npos);                   // each rule's explanation: what it saw
   CHECK(answer.find("\"transaction_id\":\"txn-2\"") != std::string::npos);  // the account's recent ones
-  // Its activity for the chart, oldest first: the two flagged ones marked as the case's.
-  auto activity = answer.substr(answer.find("\"activity\""));
-  CHECK(activity.find(R"("transaction_id":"txn-0",)") < activity.find(R"("transaction_id":"txn-2",)"));
+  // Its activity for the chart, oldest first, up to the case's last event (txn-2 came after):
+  // the two flagged ones, marked as the case's.
+  auto from = answer.find("\"activity\"");
+  auto activity = answer.substr(from, answer.find("\"recent_transactions\"") - from);
+  CHECK(activity.find(R"("transaction_id":"txn-0",)") < activity.find(R"("transaction_id":"txn-1",)"));
   CHECK(activity.find(R"("amount_minor":1250000,"currency":"EUR","decision":"review","in_case":true})") !=
         std::string::npos);
-  CHECK(activity.find(R"("amount_minor":5000,"currency":"EUR","decision":"allow","in_case":false})") !=
-        std::string::npos);
+  CHECK(activity.find(R"("transaction_id":"txn-2")") == std::string::npos);
   CHECK(console.status("GET", "/api/cases/999999", "alice") == 404);
 
   // An analyst assigns only to themself; a lead to anyone.
@@ -304,13 +306,15 @@ std::vector<std::string> links_of(const std::string& answer) {
 TEST_CASE("a case's links are the other accounts that shared its devices and cards in the period, through indexes") {
   AppliedHistory history;
   auto& db = history.db;
+  // acc-a's case has one event, at 09:00: the period is the 30 days up to it.
   history.apply({{0, paid_from(1, "acc-a", "2026-11-27T09:00:00Z", "dev-1", "card-a", "12500.00")},
-                 {1, paid_from(2, "acc-a", "2026-11-27T09:05:00Z", "dev-2", "card-a")},
-                 {2, paid_from(3, "acc-b", "2026-11-27T09:10:00Z", "dev-1", "card-b", "15000.00")},
-                 {3, paid_from(4, "acc-b", "2026-11-27T09:11:00Z", "dev-1", "card-b")},
-                 {4, paid_from(5, "acc-c", "2026-11-27T09:12:00Z", "dev-9", "card-a")},
+                 {1, paid_from(2, "acc-a", "2026-11-27T08:55:00Z", "dev-2", "card-a")},
+                 {2, paid_from(3, "acc-b", "2026-11-27T08:10:00Z", "dev-1", "card-b", "15000.00")},
+                 {3, paid_from(4, "acc-b", "2026-11-27T08:11:00Z", "dev-1", "card-b")},
+                 {4, paid_from(5, "acc-c", "2026-11-27T08:12:00Z", "dev-9", "card-a")},
                  {5, paid_from(6, "acc-d", "2026-10-01T09:00:00Z", "dev-1", "card-d")},  // 57 days before
-                 {6, paid_from(7, "acc-e", "2026-11-27T09:13:00Z", "dev-3", "card-e")}});
+                 {6, paid_from(7, "acc-e", "2026-11-27T08:13:00Z", "dev-3", "card-e")},
+                 {7, paid_from(8, "acc-f", "2026-11-27T09:30:00Z", "dev-1", "card-f")}});  // after it
   db.query(
       "INSERT INTO fraud_labels (transaction_id, is_fraud, source, labelled_by) VALUES ('txn-3', true, 'manual', "
       "'test')");
@@ -328,13 +332,15 @@ TEST_CASE("a case's links are the other accounts that shared its devices and car
   CHECK(answer.find(R"("not_indexed" : ["card.fingerprint","device.id","device.ip","counterparty.account"])") !=
         std::string::npos);
 
-  db.query("CREATE INDEX transactions_by_device_id ON transactions (device_id, occurred_at)");
-  db.query("CREATE INDEX transactions_by_card_fingerprint ON transactions (card_fingerprint, occurred_at)");
+  // The indexes as `migrate` builds them (store/key_indexes.cpp).
+  REQUIRE(store::build_key_indexes(db.url(), {rules::KeyField::device_id, rules::KeyField::card_fingerprint}).size() ==
+          2);
   REQUIRE(console.status("GET", "/api/cases/" + id + "/links", "alice", "", &answer) == 200);
   CAPTURE(answer);
   // acc-c paid with acc-a's card; acc-b used its first device, one of its two events a
-  // review with an open case and labelled fraud. acc-d used the device 57 days before, outside
-  // the period; acc-e shared nothing; acc-a itself is not its own link.
+  // review with an open case and labelled fraud. acc-d used the device 57 days before and
+  // acc-f after the case's last event, both outside the period; acc-e shared nothing; acc-a
+  // itself is not its own link.
   CHECK(links_of(answer) == std::vector<std::string>{"card.fingerprint card-a acc-c 1 0 0 0 no-case",
                                                      "device.id dev-1 acc-b 2 0 1 1 case"});
   CHECK(answer.find(R"("not_indexed" : ["device.ip","counterparty.account"])") != std::string::npos);

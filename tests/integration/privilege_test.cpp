@@ -250,9 +250,10 @@ std::map<std::string, std::set<std::string>> declared_privileges() {
                                    "EXECUTE fraud_propose",
                                    "EXECUTE fraud_suppression_add",
                                    "EXECUTE fraud_suppression_end"};
-  // The history's columns a case shows, not the event bodies.
+  // The history's columns a case shows and those that link accounts (0030), not the event bodies.
   for (const char* column : {"event_source", "event_id", "occurred_at", "account_id", "device_id", "merchant_id",
-                             "amount_minor", "currency", "transaction_id", "decision", "score", "suppressed_rules"})
+                             "amount_minor", "currency", "transaction_id", "decision", "score", "suppressed_rules",
+                             "card_fingerprint", "device_ip", "counterparty_account"})
     console.insert(std::string("SELECT transactions.") + column);
   std::set<std::string> desk_owner = {"SELECT audit_chain",
                                       "UPDATE audit_chain",
