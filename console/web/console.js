@@ -623,7 +623,10 @@ function confirmClose() {
 }
 
 // The queue's shortcuts, listed on the page; never while the analyst types or a dialog is open.
+// They can be turned off (a speech-input user's words would otherwise trigger them), and the
+// choice is remembered in this browser.
 function shortcut(event) {
+  if (!$("shortcuts-on").checked) return;
   if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing || $("console").hidden ||
       $("close-dialog").open) return;
   if (event.target.closest("input, textarea, select")) return;
@@ -660,6 +663,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("cancel-close").addEventListener("click", () => $("close-dialog").close());
   $("links-days").addEventListener("change", loadLinks);
   $("sign-out").addEventListener("click", signOut);
+  $("shortcuts-on").checked = localStorage.getItem("fraud-console-shortcuts") !== "off";
+  $("shortcuts-on").addEventListener("change", () =>
+    localStorage.setItem("fraud-console-shortcuts", $("shortcuts-on").checked ? "on" : "off"));
   document.addEventListener("keydown", shortcut);
   if (token) signIn();
 });
