@@ -440,7 +440,7 @@ function showActivity(activity) {
   const figure = $("activity");
   figure.replaceChildren();
   if (!activity.length) {
-    showState("activity-state", "No transactions in the 30 days before the case's last event.");
+    showState("activity-state", "No transactions in the 30 days up to the case's last event.");
     return;
   }
   const uses = new Map();
@@ -542,21 +542,26 @@ function showTimeline(data) {
 // Acts on case `id` (the open one unless said); true when the API accepted it (what the
 // analyst typed is kept otherwise).
 async function act(path, body, done, id = current.case_id) {
+  // Said on the case if it is still the one on screen (another may have been opened meanwhile).
+  const say = (text) => {
+    if (wanted === id) $("case-message").textContent = text;
+    else showState("queue-state", "Case #" + id + ": " + text);
+  };
   let data;
   try {
     data = await call("POST", "/api/cases/" + id + "/" + path, body);
   } catch (e) {
-    if (e.status === 409) {
+    if (e.status === 409 && path === "close") {
       // The case moved (an event joined it) while it was on screen: show what it is now.
-      await openCase(id);
-      $("case-message").textContent = "Not closed: " + e.message;
+      if (wanted === id) await openCase(id);
+      say("Not closed: " + e.message);
       return false;
     }
-    $("case-message").textContent = "Refused: " + e.message;
+    say("Refused: " + e.message);
     return false;
   }
-  await openCase(id);
-  $("case-message").textContent = outcome(data, done);
+  if (wanted === id) await openCase(id);
+  say(outcome(data, done));
   await loadQueue();
   await loadRules();
   await loadProposals();

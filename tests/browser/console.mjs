@@ -107,6 +107,26 @@ try {
     // From acc-7, the last in the queue, back up through acc-8 and acc-10.
     await opened("k", "acc-8");
     await opened("k", "acc-10");
+    // The arrows act in the queue only: with the focus on the page, ↓ opens nothing. (A key's
+    // handler runs as it is pressed: a case it opened would have been fetched by then.)
+    const fetches = () => desk.evaluate(() => window.fetches);
+    await desk.evaluate(() => {
+      window.fetches = 0;
+      const fetch = window.fetch;
+      window.fetch = (...request) => (window.fetches++, fetch(...request));
+      document.activeElement.blur();
+    });
+    await desk.keyboard.press("ArrowDown");
+    assert.equal(await fetches(), 0);
+    // The single-key shortcuts turned off: j opens nothing, and the page remembers it.
+    await desk.locator("#shortcuts-on").focus();
+    await desk.keyboard.press("Space");
+    await desk.evaluate(() => document.activeElement.blur());
+    await desk.keyboard.press("j");
+    assert.equal(await fetches(), 0);
+    await desk.reload();
+    await desk.locator("#who").filter({ hasText: "bob (analyst)" }).waitFor();
+    assert.equal(await desk.locator("#shortcuts-on").isChecked(), false);
     console.log("browser: the keyboard walk passed");
     await desk.close();
   }

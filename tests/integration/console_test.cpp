@@ -314,7 +314,11 @@ TEST_CASE("a case's links are the other accounts that shared its devices and car
                  {4, paid_from(5, "acc-c", "2026-11-27T08:12:00Z", "dev-9", "card-a")},
                  {5, paid_from(6, "acc-d", "2026-10-01T09:00:00Z", "dev-1", "card-d")},  // 57 days before
                  {6, paid_from(7, "acc-e", "2026-11-27T08:13:00Z", "dev-3", "card-e")},
-                 {7, paid_from(8, "acc-f", "2026-11-27T09:30:00Z", "dev-1", "card-f")}});  // after it
+                 {7, paid_from(8, "acc-f", "2026-11-27T09:30:00Z", "dev-1", "card-f")},  // after it
+                 // acc-a used dev-7 only after its case's last event: not a value of the period,
+                 // so acc-g, which used it within the period, is no link.
+                 {8, paid_from(9, "acc-a", "2026-11-27T09:10:00Z", "dev-7", "card-a")},
+                 {9, paid_from(10, "acc-g", "2026-11-27T08:30:00Z", "dev-7", "card-g")}});
   db.query(
       "INSERT INTO fraud_labels (transaction_id, is_fraud, source, labelled_by) VALUES ('txn-3', true, 'manual', "
       "'test')");
@@ -353,6 +357,15 @@ TEST_CASE("a case's links are the other accounts that shared its devices and car
   CHECK(links_of(answer) == std::vector<std::string>{"card.fingerprint card-a acc-c 1 0 0 0 no-case"});
   CHECK(console.status("GET", "/api/cases/999999/links", "alice") == 404);
   CHECK(console.status("GET", "/api/cases/" + id + "/links", "") == 401);
+
+  // Each value reads its 500 latest events in the period, whoever's: after 500 more of acc-a's
+  // own on dev-1, acc-b's earlier use of it is beyond the bound (the card's link remains).
+  db.query(
+      "INSERT INTO transactions (event_id, occurred_at, account_id, device_id, amount_minor, currency, "
+      "transaction_id, body) SELECT 'own-' || g, timestamptz '2026-11-27 08:15Z' + g * interval '5 seconds', "
+      "'acc-a', 'dev-1', 100, 'EUR', 'own-' || g, '{}' FROM generate_series(1, 500) g");
+  REQUIRE(console.status("GET", "/api/cases/" + id + "/links", "alice", "", &answer) == 200);
+  CHECK(links_of(answer) == std::vector<std::string>{"card.fingerprint card-a acc-c 1 0 0 0 no-case"});
 
   // A read of who else used what: logged with who asked, as every case read is.
   CHECK(console.process->stop(SIGTERM, 30s) == 0);
