@@ -3,4 +3,9 @@
 -- that link accounts, beside those a case already showed. Still not the event bodies (the
 -- customer's details, the device's location). Each such read is logged with who asked, as
 -- every case read is (console/api.cpp), and bounded by a row limit and a time budget.
+--
+-- Locks: none on transactions or its partitions. GRANT changes only the parent's catalog row
+-- (checked in pg_locks: the granting transaction holds no lock on the table or a partition),
+-- so batches, backtests and the console go on, and it commits in milliseconds whatever the
+-- history's size. No table changes shape: no row, feature value or decision is touched.
 GRANT SELECT (card_fingerprint, device_ip, counterparty_account) ON transactions TO fraud_console;
